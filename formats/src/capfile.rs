@@ -1,0 +1,715 @@
+//! Classic pcap and pcapng, read from borrowed bytes.
+//!
+//! One record walker serves two passes. [`index`] walks the whole file once,
+//! hopping from header to header, to learn the sections and interfaces, to
+//! find where the readable data ends (and why), and to cut the file into
+//! [`Chunk`]s at record boundaries. [`Frames`] then walks any one chunk on
+//! its own, so chunks can be decoded in parallel and each knows the frame
+//! number of its first packet (frame numbers match Wireshark's).
+//!
+//! Formats: pcap with micro- or nanosecond timestamps in either byte order,
+//! the Kuznetzov "modified" pcap (24-byte records), and pcapng with any number
+//! of sections of either byte order, interfaces of different link types and
+//! snap lengths, EPB/SPB/OPB packets, `if_tsresol`/`if_tsoffset`, interface
+//! names and descriptions, packet comments and direction flags
+//! (draft-ietf-opsawg-pcapng, sections 4.1-4.3 and appendix A).
+
+use crate::error::{Error, Hex};
+
+/// Classic pcap magic numbers as read little-endian from the first 4 bytes.
+const PCAP_US: u32 = 0xa1b2_c3d4;
+const PCAP_NS: u32 = 0xa1b2_3c4d;
+const PCAP_MODIFIED: u32 = 0xa1b2_cd34;
+const PCAPNG_SHB: u32 = 0x0a0d_0d0a;
+const PCAPNG_BOM: u32 = 0x1a2b_3c4d;
+
+/// libpcap refuses records larger than this (pcap-int.h MAXIMUM_SNAPLEN);
+/// anything bigger in a classic pcap is a damaged header, not a packet.
+const MAX_PCAP_RECORD: u32 = 262_144;
+/// Largest pcapng block accepted; Wireshark uses the same bound (16 MiB).
+const MAX_BLOCK: u32 = 16 * 1024 * 1024;
+
+/// A chunk is closed after this many bytes, so that even a small capture is
+/// split into enough pieces to keep every core busy.
+const CHUNK_BYTES: usize = 2 * 1024 * 1024;
+
+/// Which kind of capture file this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Classic libpcap format.
+    Pcap { big_endian: bool, nanos: bool, modified: bool },
+    /// pcapng (byte order is per section).
+    PcapNg,
+}
+
+/// How an interface counts time: units of 10^-n or 2^-n seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TsResolution {
+    Pow10(u8),
+    Pow2(u8),
+}
+
+/// One capture interface (pcapng IDB, or the single implicit one of a pcap).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// LINKTYPE_* value (tcpdump.org/linktypes.html).
+    pub link_type: u16,
+    pub snaplen: u32,
+    /// `if_name` option.
+    pub name: Option<String>,
+    /// `if_description` option.
+    pub description: Option<String>,
+    resolution: TsResolution,
+    offset_secs: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Section {
+    big_endian: bool,
+    /// Index into [`Index::interfaces`] of this section's interface 0.
+    first_interface: u32,
+    interfaces: u32,
+}
+
+/// A run of whole records that can be decoded on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub offset: usize,
+    pub end: usize,
+    /// 1-based number of the chunk's first packet.
+    pub first_frame: u64,
+    pub frames: u64,
+    section: u32,
+}
+
+/// Something wrong in the file that did not stop it from being read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub offset: u64,
+    pub message: String,
+}
+
+/// The result of the indexing pass over a capture file.
+#[derive(Debug, Clone)]
+pub struct Index {
+    pub layout: Layout,
+    pub interfaces: Vec<Interface>,
+    sections: Vec<Section>,
+    pub chunks: Vec<Chunk>,
+    /// Packets in the file.
+    pub frames: u64,
+    /// Byte offset where readable data ends (the file length when intact).
+    pub end: usize,
+    /// Records that were skipped, and (last) why reading stopped early.
+    pub damage: Vec<Damage>,
+}
+
+/// Packet direction where the capture records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    In,
+    Out,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+}
+
+/// One captured packet, borrowing its bytes from the file.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// 1-based, as Wireshark numbers frames.
+    pub number: u64,
+    /// Nanoseconds since the Unix epoch, UTC.
+    pub ts_ns: i64,
+    /// Index into [`Index::interfaces`].
+    pub interface: u32,
+    pub data: &'a [u8],
+    pub wire_len: u32,
+    pub direction: Option<Direction>,
+    pub comment: Option<&'a str>,
+}
+
+/// What one record at a position turned out to be.
+enum Record<'a> {
+    Packet { local_interface: u32, ts_units: u64, data: &'a [u8], wire_len: u32, direction: Option<Direction>, comment: Option<&'a str> },
+    Section { big_endian: bool },
+    Interface(Interface),
+    Other,
+    /// The record is bad but its length is known: skip it.
+    Skip(String),
+}
+
+/// Reads the record at `pos`. `Ok((record, len))`, or `Err(message)` when
+/// the walk cannot go on (cut short, or a length that cannot be trusted).
+type Step<'a> = Result<(Record<'a>, usize), String>;
+
+fn u16_at(d: &[u8], at: usize, be: bool) -> u16 {
+    let b = [d[at], d[at + 1]];
+    if be { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) }
+}
+
+fn u32_at(d: &[u8], at: usize, be: bool) -> u32 {
+    let b = [d[at], d[at + 1], d[at + 2], d[at + 3]];
+    if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+}
+
+fn pcap_record(d: &[u8], pos: usize, p: PcapParams) -> Step<'_> {
+    let PcapParams { big_endian, nanos, modified, snaplen } = p;
+    let header = if modified { 24 } else { 16 };
+    let left = d.len() - pos;
+    if left < header {
+        return Err(format!("file ends in the middle of a record header ({left} of {header} bytes)"));
+    }
+    let sec = u32_at(d, pos, big_endian);
+    let frac = u32_at(d, pos + 4, big_endian);
+    let caplen = u32_at(d, pos + 8, big_endian);
+    let wire_len = u32_at(d, pos + 12, big_endian);
+    if caplen > MAX_PCAP_RECORD.max(snaplen) {
+        return Err(format!("record claims {caplen} captured bytes, more than any capture writes; the record header is damaged"));
+    }
+    let len = header + caplen as usize;
+    if left < len {
+        return Err(format!("file ends in the middle of a record ({left} of {len} bytes)"));
+    }
+    // The modified format adds ifindex(4), protocol(2), pkt_type(1), pad(1);
+    // pkt_type 4 is PACKET_OUTGOING (linux/if_packet.h).
+    let direction = modified.then(|| if d[pos + 22] == 4 { Direction::Out } else { Direction::In });
+    // Units are counted in the pseudo-interface's resolution (10^-6 or
+    // 10^-9); a fraction of 10^6 or more is kept as written, as tshark does.
+    let scale = if nanos { 1_000_000_000 } else { 1_000_000 };
+    let ts_units = u64::from(sec) * scale + u64::from(frac);
+    Ok((Record::Packet { local_interface: 0, ts_units, data: &d[pos + header..pos + len], wire_len, direction, comment: None }, len))
+}
+
+/// What a classic pcap record walk needs from the file header.
+#[derive(Debug, Clone, Copy)]
+struct PcapParams {
+    big_endian: bool,
+    nanos: bool,
+    modified: bool,
+    snaplen: u32,
+}
+
+/// Options of a pcapng block, as (code, value) pairs.
+fn options(d: &[u8], mut at: usize, end: usize, be: bool) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        if at + 4 > end {
+            return None;
+        }
+        let code = u16_at(d, at, be);
+        let len = usize::from(u16_at(d, at + 2, be));
+        if code == 0 || at + 4 + len > end {
+            return None;
+        }
+        let value = &d[at + 4..at + 4 + len];
+        at += 4 + len.div_ceil(4) * 4;
+        Some((code, value))
+    })
+}
+
+fn utf8(v: &[u8]) -> Option<&str> {
+    // Some writers include the C string terminator in the option length.
+    let v = v.strip_suffix(&[0]).unwrap_or(v);
+    std::str::from_utf8(v).ok()
+}
+
+fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
+    let left = d.len() - pos;
+    if left < 12 {
+        return Err(format!("file ends in the middle of a block header ({left} of 12 bytes)"));
+    }
+    let raw_type = u32::from_le_bytes([d[pos], d[pos + 1], d[pos + 2], d[pos + 3]]);
+    // A section header sets the byte order for itself and what follows.
+    let be = if raw_type == PCAPNG_SHB {
+        match u32::from_le_bytes([d[pos + 8], d[pos + 9], d[pos + 10], d[pos + 11]]) {
+            PCAPNG_BOM => false,
+            m if m.swap_bytes() == PCAPNG_BOM => true,
+            m => return Err(format!("section header has byte-order magic {m:08x}, expected 1a2b3c4d")),
+        }
+    } else {
+        be
+    };
+    let block_type = u32_at(d, pos, be);
+    let total = u32_at(d, pos + 4, be);
+    if total < 12 || total % 4 != 0 || total > MAX_BLOCK {
+        return Err(format!("block of type {block_type:#x} has impossible length {total}"));
+    }
+    let total = total as usize;
+    if left < total {
+        return Err(format!("file ends in the middle of a block of type {block_type:#x} ({left} of {total} bytes)"));
+    }
+    if u32_at(d, pos + total - 4, be) as usize != total {
+        return Err(format!("block of type {block_type:#x} has different leading and trailing lengths"));
+    }
+    let body = pos + 8;
+    let end = pos + total - 4;
+    let body_len = end - body;
+    let record = match block_type {
+        PCAPNG_SHB => {
+            if body_len < 16 {
+                return Err("section header block too short".into());
+            }
+            Record::Section { big_endian: be }
+        }
+        1 => {
+            if body_len < 8 {
+                return Ok((Record::Skip("interface description block too short".into()), total));
+            }
+            let mut iface = Interface {
+                link_type: u16_at(d, body, be),
+                snaplen: u32_at(d, body + 4, be),
+                name: None,
+                description: None,
+                resolution: TsResolution::Pow10(6),
+                offset_secs: 0,
+            };
+            for (code, v) in options(d, body + 8, end, be) {
+                match (code, v.len()) {
+                    (2, _) => iface.name = utf8(v).map(str::to_owned),
+                    (3, _) => iface.description = utf8(v).map(str::to_owned),
+                    (9, 1) => {
+                        let n = v[0] & 0x7f;
+                        iface.resolution = if v[0] & 0x80 != 0 { TsResolution::Pow2(n) } else { TsResolution::Pow10(n) };
+                    }
+                    (14, 8) => {
+                        let b: [u8; 8] = v.try_into().unwrap_or_default();
+                        iface.offset_secs = if be { i64::from_be_bytes(b) } else { i64::from_le_bytes(b) };
+                    }
+                    _ => {}
+                }
+            }
+            Record::Interface(iface)
+        }
+        // Enhanced (6) and obsolete (2) packet blocks share the layout
+        // after their first word.
+        6 | 2 => {
+            if body_len < 20 {
+                return Ok((Record::Skip(format!("packet block too short ({body_len} bytes of body)")), total));
+            }
+            let local_interface = if block_type == 6 { u32_at(d, body, be) } else { u32::from(u16_at(d, body, be)) };
+            let ts_units = (u64::from(u32_at(d, body + 4, be)) << 32) | u64::from(u32_at(d, body + 8, be));
+            let caplen = u32_at(d, body + 12, be) as usize;
+            let wire_len = u32_at(d, body + 16, be);
+            let data_at = body + 20;
+            if caplen > end - data_at {
+                return Ok((Record::Skip(format!("packet block says {caplen} captured bytes but holds {}", end - data_at)), total));
+            }
+            let mut direction = None;
+            let mut comment = None;
+            for (code, v) in options(d, data_at + caplen.div_ceil(4) * 4, end, be) {
+                match code {
+                    1 if comment.is_none() => comment = utf8(v),
+                    // epb_flags and the OPB's pack_flags are both option 2.
+                    2 if v.len() == 4 => {
+                        direction = match u32_at(v, 0, be) & 3 {
+                            1 => Some(Direction::In),
+                            2 => Some(Direction::Out),
+                            _ => None,
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Record::Packet { local_interface, ts_units, data: &d[data_at..data_at + caplen], wire_len, direction, comment }
+        }
+        // Simple packet block: no interface id (always 0), no timestamp.
+        3 => {
+            if body_len < 4 {
+                return Ok((Record::Skip("simple packet block too short".into()), total));
+            }
+            let wire_len = u32_at(d, body, be);
+            // The captured length is the smaller of the original length and
+            // the block's room; the interface snaplen is applied by the caller.
+            let caplen = (wire_len as usize).min(body_len - 4);
+            Record::Packet { local_interface: u32::MAX, ts_units: 0, data: &d[body + 4..body + 4 + caplen], wire_len, direction: None, comment: None }
+        }
+        _ => Record::Other,
+    };
+    Ok((record, total))
+}
+
+/// Reads the file header and walks every record once. Fails only when the
+/// file is not a capture at all; damage further in is reported in
+/// [`Index::damage`] and everything before it stays readable.
+pub fn index(d: &[u8]) -> Result<Index, Error> {
+    if d.len() < 4 {
+        return Err(Error::UnknownFormat { magic: Hex(d.to_vec()) });
+    }
+    let magic_le = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
+    let magic_be = magic_le.swap_bytes();
+    let pcap = |m: u32| matches!(m, PCAP_US | PCAP_NS | PCAP_MODIFIED);
+    if magic_le == PCAPNG_SHB {
+        return Ok(index_pcapng(d));
+    }
+    if !pcap(magic_le) && !pcap(magic_be) {
+        return Err(Error::UnknownFormat { magic: Hex(d[..4].to_vec()) });
+    }
+    if d.len() < 24 {
+        return Err(Error::TooShort { what: "pcap file", len: d.len(), need: 24 });
+    }
+    let big_endian = !pcap(magic_le);
+    let magic = if big_endian { magic_be } else { magic_le };
+    let major = u16_at(d, 4, big_endian);
+    if major != 2 {
+        return Err(Error::Damaged { what: "pcap file header", offset: 4, detail: format!("version {major}, only version 2 exists") });
+    }
+    let snaplen = u32_at(d, 16, big_endian);
+    let nanos = magic == PCAP_NS;
+    let modified = magic == PCAP_MODIFIED;
+    // The upper bits of the link-type word carry FCS information.
+    let link_type = (u32_at(d, 20, big_endian) & 0xffff) as u16;
+    let mut ix = Index {
+        layout: Layout::Pcap { big_endian, nanos, modified },
+        interfaces: vec![Interface {
+            link_type,
+            snaplen,
+            name: None,
+            description: None,
+            resolution: TsResolution::Pow10(if nanos { 9 } else { 6 }),
+            offset_secs: 0,
+        }],
+        sections: vec![Section { big_endian, first_interface: 0, interfaces: 1 }],
+        chunks: Vec::new(),
+        frames: 0,
+        end: 24,
+        damage: Vec::new(),
+    };
+    let params = PcapParams { big_endian, nanos, modified, snaplen };
+    let mut chunker = Chunker::new(24);
+    let mut pos = 24;
+    while pos < d.len() {
+        match pcap_record(d, pos, params) {
+            Ok((_, len)) => {
+                chunker.packet(&mut ix, pos);
+                pos += len;
+            }
+            Err(message) => {
+                ix.damage.push(stopped(pos, d.len(), &message, ix.frames));
+                break;
+            }
+        }
+    }
+    ix.end = pos;
+    chunker.finish(&mut ix, pos);
+    Ok(ix)
+}
+
+fn stopped(pos: usize, len: usize, why: &str, frames: u64) -> Damage {
+    Damage {
+        offset: pos as u64,
+        message: format!("{why}; stopped reading there, {} bytes after it are not read; the {frames} packets before it are kept", len - pos),
+    }
+}
+
+fn index_pcapng(d: &[u8]) -> Index {
+    let mut ix = Index {
+        layout: Layout::PcapNg,
+        interfaces: Vec::new(),
+        sections: Vec::new(),
+        chunks: Vec::new(),
+        frames: 0,
+        end: 0,
+        damage: Vec::new(),
+    };
+    let mut chunker = Chunker::new(0);
+    let mut pos = 0;
+    let mut be = false;
+    while pos < d.len() {
+        let (record, len) = match pcapng_block(d, pos, be) {
+            Ok(step) => step,
+            Err(message) => {
+                ix.damage.push(stopped(pos, d.len(), &message, ix.frames));
+                break;
+            }
+        };
+        match record {
+            Record::Section { big_endian } => {
+                be = big_endian;
+                ix.sections.push(Section { big_endian, first_interface: ix.interfaces.len() as u32, interfaces: 0 });
+            }
+            Record::Interface(iface) => {
+                if let Some(s) = ix.sections.last_mut() {
+                    s.interfaces += 1;
+                    ix.interfaces.push(iface);
+                }
+            }
+            Record::Packet { local_interface, .. } => match ix.sections.last() {
+                Some(s) if local_interface < s.interfaces || (local_interface == u32::MAX && s.interfaces > 0) => chunker.packet(&mut ix, pos),
+                _ => ix.damage.push(Damage {
+                    offset: pos as u64,
+                    message: format!("packet block refers to interface {local_interface}, which its section never described; packet skipped"),
+                }),
+            },
+            Record::Skip(message) => ix.damage.push(Damage { offset: pos as u64, message: format!("{message}; block skipped") }),
+            Record::Other => {}
+        }
+        pos += len;
+    }
+    ix.end = pos;
+    chunker.finish(&mut ix, pos);
+    ix
+}
+
+/// Cuts the record stream into chunks during the index pass. A chunk
+/// starts at a packet (or at the file start) and remembers the section in
+/// effect there; section headers inside it are followed by [`Frames`].
+struct Chunker {
+    start: usize,
+    first_frame: u64,
+    section: u32,
+}
+
+impl Chunker {
+    fn new(start: usize) -> Self {
+        Chunker { start, first_frame: 1, section: 0 }
+    }
+
+    fn close(&mut self, ix: &mut Index, at: usize) {
+        let frames = ix.frames + 1 - self.first_frame;
+        if frames > 0 {
+            ix.chunks.push(Chunk { offset: self.start, end: at, first_frame: self.first_frame, frames, section: self.section });
+        }
+        self.start = at;
+        self.first_frame = ix.frames + 1;
+        self.section = ix.sections.len().saturating_sub(1) as u32;
+    }
+
+    fn packet(&mut self, ix: &mut Index, at: usize) {
+        if at - self.start >= CHUNK_BYTES {
+            self.close(ix, at);
+        }
+        ix.frames += 1;
+    }
+
+    fn finish(&mut self, ix: &mut Index, at: usize) {
+        self.close(ix, at);
+    }
+}
+
+impl Index {
+    /// The interfaces' timestamps as nanoseconds since the epoch.
+    fn ts_ns(&self, interface: u32, units: u64) -> i64 {
+        let iface = &self.interfaces[interface as usize];
+        let ns: i128 = match iface.resolution {
+            TsResolution::Pow10(n) if n <= 9 => i128::from(units) * 10i128.pow(u32::from(9 - n)),
+            TsResolution::Pow10(n) => i128::from(units) / 10i128.checked_pow(u32::from(n - 9)).unwrap_or(i128::MAX),
+            TsResolution::Pow2(n) if n < 64 => (i128::from(units) * 1_000_000_000) >> n,
+            TsResolution::Pow2(_) => 0,
+        };
+        let ns = ns + i128::from(iface.offset_secs) * 1_000_000_000;
+        ns.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+    }
+
+    /// Walks the packets of one chunk.
+    pub fn frames<'a>(&'a self, data: &'a [u8], chunk: &Chunk) -> Frames<'a> {
+        let be = self.sections.get(chunk.section as usize).is_some_and(|s| s.big_endian);
+        Frames { index: self, data: &data[..chunk.end], pos: chunk.offset, next_frame: chunk.first_frame, section: chunk.section, big_endian: be, started: false }
+    }
+}
+
+/// Iterator over the packets of one [`Chunk`].
+pub struct Frames<'a> {
+    index: &'a Index,
+    data: &'a [u8],
+    pos: usize,
+    next_frame: u64,
+    section: u32,
+    big_endian: bool,
+    started: bool,
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = Frame<'a>;
+
+    fn next(&mut self) -> Option<Frame<'a>> {
+        while self.pos < self.data.len() {
+            let step = match self.index.layout {
+                Layout::Pcap { big_endian, nanos, modified } => {
+                    pcap_record(self.data, self.pos, PcapParams { big_endian, nanos, modified, snaplen: self.index.interfaces[0].snaplen })
+                }
+                Layout::PcapNg => pcapng_block(self.data, self.pos, self.big_endian),
+            };
+            // The index pass validated every record up to chunk end.
+            let Ok((record, len)) = step else { return None };
+            self.pos += len;
+            match record {
+                Record::Section { big_endian } => {
+                    if self.started {
+                        self.section += 1;
+                    }
+                    self.big_endian = big_endian;
+                }
+                Record::Packet { local_interface, ts_units, data, wire_len, direction, comment } => {
+                    self.started = true;
+                    let Some(section) = self.index.sections.get(self.section as usize) else { return None };
+                    let local = if local_interface == u32::MAX { 0 } else { local_interface };
+                    if local >= section.interfaces {
+                        continue; // reported as damage by the index pass
+                    }
+                    let interface = section.first_interface + local;
+                    let iface = &self.index.interfaces[interface as usize];
+                    let mut data = data;
+                    if local_interface == u32::MAX && iface.snaplen != 0 {
+                        data = &data[..data.len().min(iface.snaplen as usize)];
+                    }
+                    let ts_ns = if local_interface == u32::MAX { 0 } else { self.index.ts_ns(interface, ts_units) };
+                    let number = self.next_frame;
+                    self.next_frame += 1;
+                    return Some(Frame { number, ts_ns, interface, data, wire_len, direction, comment });
+                }
+                Record::Interface(_) | Record::Other | Record::Skip(_) => self.started = true,
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pcap(magic: u32, link: u32, records: &[(u32, u32, &[u8])]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend(magic.to_le_bytes());
+        v.extend(2u16.to_le_bytes());
+        v.extend(4u16.to_le_bytes());
+        v.extend([0; 8]);
+        v.extend(65535u32.to_le_bytes());
+        v.extend(link.to_le_bytes());
+        for (sec, frac, data) in records {
+            v.extend(sec.to_le_bytes());
+            v.extend(frac.to_le_bytes());
+            v.extend((data.len() as u32).to_le_bytes());
+            v.extend((data.len() as u32).to_le_bytes());
+            v.extend(*data);
+        }
+        v
+    }
+
+    fn all(d: &[u8]) -> (Index, Vec<(u64, i64, Vec<u8>)>) {
+        let ix = index(d).unwrap();
+        let frames = ix.chunks.iter().flat_map(|c| ix.frames(d, c).map(|f| (f.number, f.ts_ns, f.data.to_vec())).collect::<Vec<_>>()).collect();
+        (ix, frames)
+    }
+
+    #[test]
+    fn pcap_micro_and_nano_timestamps() {
+        for (magic, frac, want) in [(PCAP_US, 250_000, 1_700_000_000_250_000_000i64), (PCAP_NS, 250, 1_700_000_000_000_000_250)] {
+            let d = pcap(magic, 1, &[(1_700_000_000, frac, b"abc")]);
+            let (ix, frames) = all(&d);
+            assert_eq!(ix.frames, 1);
+            assert_eq!(frames, vec![(1, want, b"abc".to_vec())]);
+        }
+    }
+
+    #[test]
+    fn pcap_cut_in_a_record_keeps_complete_packets_and_names_offset() {
+        let mut d = pcap(PCAP_US, 1, &[(1, 0, b"first"), (2, 0, b"second")]);
+        d.truncate(d.len() - 3);
+        let (ix, frames) = all(&d);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(ix.damage.len(), 1);
+        assert_eq!(ix.damage[0].offset, 24 + 16 + 5);
+        assert!(ix.damage[0].message.contains("middle of a record"), "{}", ix.damage[0].message);
+    }
+
+    #[test]
+    fn not_a_capture_names_the_magic() {
+        let err = index(b"GET / HTTP/1.1\r\n").unwrap_err().to_string();
+        assert!(err.contains("47455420"), "{err}");
+        assert!(index(&[]).unwrap_err().to_string().contains("empty"));
+    }
+
+    fn block(t: u32, body: &[u8]) -> Vec<u8> {
+        let total = 12 + body.len().div_ceil(4) * 4;
+        let mut v = Vec::new();
+        v.extend(t.to_le_bytes());
+        v.extend((total as u32).to_le_bytes());
+        v.extend(body);
+        v.resize(total - 4, 0);
+        v.extend((total as u32).to_le_bytes());
+        v
+    }
+
+    fn shb() -> Vec<u8> {
+        let mut b = PCAPNG_BOM.to_le_bytes().to_vec();
+        b.extend([1, 0, 0, 0]);
+        b.extend((-1i64).to_le_bytes());
+        block(PCAPNG_SHB, &b)
+    }
+
+    fn idb(link: u16, tsresol: Option<u8>) -> Vec<u8> {
+        let mut b = link.to_le_bytes().to_vec();
+        b.extend([0, 0]);
+        b.extend(0u32.to_le_bytes());
+        b.extend([2, 0, 4, 0]);
+        b.extend(b"eth0");
+        if let Some(r) = tsresol {
+            b.extend([9, 0, 1, 0, r, 0, 0, 0]);
+        }
+        block(1, &b)
+    }
+
+    fn epb(iface: u32, ts: u64, data: &[u8], flags: Option<u32>) -> Vec<u8> {
+        let mut b = iface.to_le_bytes().to_vec();
+        b.extend(((ts >> 32) as u32).to_le_bytes());
+        b.extend((ts as u32).to_le_bytes());
+        b.extend((data.len() as u32).to_le_bytes());
+        b.extend((data.len() as u32).to_le_bytes());
+        b.extend(data);
+        b.resize(b.len().div_ceil(4) * 4, 0);
+        if let Some(f) = flags {
+            b.extend([2, 0, 4, 0]);
+            b.extend(f.to_le_bytes());
+        }
+        block(6, &b)
+    }
+
+    #[test]
+    fn pcapng_sections_interfaces_resolutions_and_flags() {
+        let mut d = shb();
+        d.extend(idb(1, None));
+        d.extend(idb(101, Some(9)));
+        d.extend(epb(1, 5_000_000_123, b"xy", Some(2)));
+        d.extend(shb());
+        d.extend(idb(113, Some(0x80 | 10)));
+        d.extend(epb(0, 3 * 1024, b"z", None));
+        let ix = index(&d).unwrap();
+        assert_eq!(ix.interfaces.iter().map(|i| i.link_type).collect::<Vec<_>>(), vec![1, 101, 113]);
+        assert_eq!(ix.interfaces[0].name.as_deref(), Some("eth0"));
+        let frames: Vec<_> = ix.chunks.iter().flat_map(|c| ix.frames(&d, c).collect::<Vec<_>>()).collect();
+        assert_eq!(frames.len(), 2);
+        assert_eq!((frames[0].interface, frames[0].ts_ns, frames[0].direction), (1, 5_000_000_123, Some(Direction::Out)));
+        assert_eq!((frames[1].interface, frames[1].ts_ns, frames[1].number), (2, 3_000_000_000, 2));
+    }
+
+    #[test]
+    fn pcapng_packet_for_unknown_interface_is_skipped_and_reported() {
+        let mut d = shb();
+        d.extend(idb(1, None));
+        d.extend(epb(7, 0, b"bad", None));
+        d.extend(epb(0, 0, b"good", None));
+        let (ix, frames) = all(&d);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].0, 1);
+        assert_eq!(ix.damage.len(), 1);
+        assert!(ix.damage[0].message.contains("interface 7"));
+    }
+
+    #[test]
+    fn chunks_cover_every_frame_once_with_right_numbers() {
+        let payload = vec![0u8; 100_000];
+        let records: Vec<(u32, u32, &[u8])> = (0..100).map(|i| (i, 0, &payload[..])).collect();
+        let d = pcap(PCAP_US, 1, &records);
+        let (ix, frames) = all(&d);
+        assert!(ix.chunks.len() >= 4, "{} chunks", ix.chunks.len());
+        assert_eq!(frames.iter().map(|f| f.0).collect::<Vec<_>>(), (1..=100).collect::<Vec<_>>());
+        assert_eq!(frames[99].1, 99_000_000_000);
+    }
+}
