@@ -1,1 +1,120 @@
+//! Inputs in, SQL answers out.
+//!
+//! [`Workspace::open`] maps and indexes every input (capture files, each
+//! with a capture-point label) and registers the tables of
+//! [`formats::TABLES`] in a DataFusion `SessionContext`: the capture tables
+//! stream from the files ([`scan`]), decoded in parallel, projected columns
+//! only. [`Workspace::run`] plans SQL there and [`output::write_stream`]
+//! writes the answer in the format asked for. [`repl`] is the interactive
+//! prompt.
 
+mod error;
+mod output;
+mod repl;
+mod scan;
+mod source;
+
+pub use error::Error;
+pub use output::{Format, write_stream};
+pub use repl::interactive;
+pub use source::{CaptureSource, InputSpec};
+
+use datafusion::prelude::{SessionConfig, SessionContext};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use scan::{CaptureProvider, CaptureTable};
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+/// Opened inputs and the SQL context their tables live in.
+pub struct Workspace {
+    pub ctx: SessionContext,
+    pub sources: Arc<Vec<Arc<CaptureSource>>>,
+    progress: ProgressBar,
+    warnings: Vec<String>,
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal.
+fn progress_bar(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar
+}
+
+impl Workspace {
+    /// Opens every input and registers its tables. A file that cannot be
+    /// read fails the whole call with an error naming it.
+    pub fn open(inputs: &[InputSpec]) -> Result<Workspace, Error> {
+        if inputs.is_empty() {
+            return Err(Error::NoInput);
+        }
+        let total: u64 = inputs.iter().filter_map(|i| std::fs::metadata(&i.path).ok()).map(|m| m.len()).sum();
+        let progress = progress_bar(total);
+        progress.set_message("indexing");
+        let sources = inputs
+            .iter()
+            .map(|spec| CaptureSource::open(spec, &|n| progress.inc(n)).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let warnings = sources.iter().flat_map(|s| s.warnings()).collect();
+        progress.finish_and_clear();
+        let sources = Arc::new(sources);
+        let config = SessionConfig::new().with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        let progress = progress_bar(0);
+        for (name, table) in [(formats::PACKETS.name, CaptureTable::Packets), (formats::FLOWS.name, CaptureTable::Flows)] {
+            ctx.register_table(name, Arc::new(CaptureProvider::new(table, sources.clone(), progress.clone())))?;
+        }
+        Ok(Workspace { ctx, sources, progress, warnings })
+    }
+
+    /// Problems found in the inputs that did not stop them from loading.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Runs every statement in `sql`, writing each result to `out`.
+    pub async fn run(&self, sql: &str, format: Format, out: &mut (dyn Write + Send)) -> Result<usize, Error> {
+        let mut rows = 0;
+        let statements = datafusion::sql::parser::DFParser::parse_sql(sql)?;
+        for statement in statements {
+            let plan = self.ctx.state().statement_to_plan(statement).await?;
+            let df = self.ctx.execute_logical_plan(plan).await?;
+            let total: u64 = self.sources.iter().map(|s| s.index.end as u64).sum();
+            self.progress.reset();
+            self.progress.set_length(total);
+            self.progress.set_message("reading");
+            let stream = df.execute_stream().await?;
+            let written = write_stream(format, stream, out).await;
+            self.progress.finish_and_clear();
+            rows += written?;
+        }
+        Ok(rows)
+    }
+
+    /// Writes the tables, their columns, types and meaning.
+    pub fn describe(&self, out: &mut dyn Write) -> Result<(), Error> {
+        describe_tables(out)?;
+        for s in self.sources.iter() {
+            writeln!(out, "input {} (capture {}): {} packets, {} interfaces", s.path.display(), s.meta.capture, s.index.frames, s.index.interfaces.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes every table capsnap knows, with column types and docs.
+pub fn describe_tables(out: &mut dyn Write) -> Result<(), Error> {
+    for table in formats::TABLES {
+        writeln!(out, "{} — {}", table.name, table.doc)?;
+        for c in table.columns {
+            let ty = match c.kind {
+                formats::Kind::Dict => "string".to_string(),
+                k => k.data_type().to_string(),
+            };
+            writeln!(out, "  {:<20} {:<28} {}", c.name, ty, c.doc)?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}

@@ -338,6 +338,12 @@ fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
 /// file is not a capture at all; damage further in is reported in
 /// [`Index::damage`] and everything before it stays readable.
 pub fn index(d: &[u8]) -> Result<Index, Error> {
+    index_with_progress(d, &mut |_| {})
+}
+
+/// [`index`], telling `progress` the byte offset reached every few
+/// megabytes (callers use it to show progress and to release pages).
+pub fn index_with_progress(d: &[u8], progress: &mut dyn FnMut(usize)) -> Result<Index, Error> {
     if d.len() < 4 {
         return Err(Error::UnknownFormat { magic: Hex(d.to_vec()) });
     }
@@ -345,7 +351,7 @@ pub fn index(d: &[u8]) -> Result<Index, Error> {
     let magic_be = magic_le.swap_bytes();
     let pcap = |m: u32| matches!(m, PCAP_US | PCAP_NS | PCAP_MODIFIED);
     if magic_le == PCAPNG_SHB {
-        return Ok(index_pcapng(d));
+        return Ok(index_pcapng(d, progress));
     }
     if !pcap(magic_le) && !pcap(magic_be) {
         return Err(Error::UnknownFormat { magic: Hex(d[..4].to_vec()) });
@@ -381,7 +387,7 @@ pub fn index(d: &[u8]) -> Result<Index, Error> {
         damage: Vec::new(),
     };
     let params = PcapParams { big_endian, nanos, modified, snaplen };
-    let mut chunker = Chunker::new(24);
+    let mut chunker = Chunker::new(24, progress);
     let mut pos = 24;
     while pos < d.len() {
         match pcap_record(d, pos, params) {
@@ -407,7 +413,7 @@ fn stopped(pos: usize, len: usize, why: &str, frames: u64) -> Damage {
     }
 }
 
-fn index_pcapng(d: &[u8]) -> Index {
+fn index_pcapng(d: &[u8], progress: &mut dyn FnMut(usize)) -> Index {
     let mut ix = Index {
         layout: Layout::PcapNg,
         interfaces: Vec::new(),
@@ -417,7 +423,7 @@ fn index_pcapng(d: &[u8]) -> Index {
         end: 0,
         damage: Vec::new(),
     };
-    let mut chunker = Chunker::new(0);
+    let mut chunker = Chunker::new(0, progress);
     let mut pos = 0;
     let mut be = false;
     while pos < d.len() {
@@ -459,15 +465,17 @@ fn index_pcapng(d: &[u8]) -> Index {
 /// Cuts the record stream into chunks during the index pass. A chunk
 /// starts at a packet (or at the file start) and remembers the section in
 /// effect there; section headers inside it are followed by [`Frames`].
-struct Chunker {
+struct Chunker<'p> {
+    /// Told the offset reached each time a chunk closes.
+    progress: &'p mut dyn FnMut(usize),
     start: usize,
     first_frame: u64,
     section: u32,
 }
 
-impl Chunker {
-    fn new(start: usize) -> Self {
-        Chunker { start, first_frame: 1, section: 0 }
+impl<'p> Chunker<'p> {
+    fn new(start: usize, progress: &'p mut dyn FnMut(usize)) -> Self {
+        Chunker { progress, start, first_frame: 1, section: 0 }
     }
 
     fn close(&mut self, ix: &mut Index, at: usize) {
@@ -475,6 +483,7 @@ impl Chunker {
         if frames > 0 {
             ix.chunks.push(Chunk { offset: self.start, end: at, first_frame: self.first_frame, frames, section: self.section });
         }
+        (self.progress)(at);
         self.start = at;
         self.first_frame = ix.frames + 1;
         self.section = ix.sections.len().saturating_sub(1) as u32;

@@ -1,0 +1,141 @@
+//! Query results written as table, CSV, TSV, JSON, NDJSON or Parquet.
+
+use crate::error::Error;
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::util::pretty::pretty_format_batches_with_schema;
+use datafusion::arrow::{csv, json};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::parquet::arrow::ArrowWriter;
+use futures::StreamExt;
+use std::io::Write;
+use std::sync::Arc;
+
+/// Output formats of `capsnap query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Table,
+    Csv,
+    Tsv,
+    Json,
+    Ndjson,
+    Parquet,
+}
+
+impl Format {
+    pub const NAMES: &[&str] = &["table", "csv", "tsv", "json", "ndjson", "parquet"];
+
+    pub fn parse(name: &str) -> Option<Format> {
+        Some(match name {
+            "table" => Format::Table,
+            "csv" => Format::Csv,
+            "tsv" => Format::Tsv,
+            "json" => Format::Json,
+            "ndjson" => Format::Ndjson,
+            "parquet" => Format::Parquet,
+            _ => return None,
+        })
+    }
+
+    pub fn is_binary(self) -> bool {
+        self == Format::Parquet
+    }
+}
+
+/// Text formats cannot show dictionary-encoded columns everywhere: unpack
+/// them to plain strings first (Parquet keeps them as they are).
+fn plain_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Dictionary(_, v) => Field::new(f.name(), v.as_ref().clone(), f.is_nullable()),
+                _ => f.as_ref().clone(),
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn plain(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Error> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) })
+        .collect::<Result<Vec<ArrayRef>, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// Writes every batch of `stream` to `out` in `format`, one writer for all
+/// formats. Returns the number of rows. An empty result still prints its
+/// header in table, CSV and TSV form.
+pub async fn write_stream(format: Format, mut stream: SendableRecordBatchStream, out: &mut (dyn Write + Send)) -> Result<usize, Error> {
+    let schema = stream.schema();
+    let text_schema = plain_schema(&schema);
+    let mut rows = 0;
+    match format {
+        Format::Table => {
+            // Column widths need every row; the table form is for reading.
+            let mut batches = Vec::new();
+            while let Some(b) = stream.next().await {
+                let b = b?;
+                rows += b.num_rows();
+                batches.push(plain(&b, &text_schema)?);
+            }
+            writeln!(out, "{}", pretty_format_batches_with_schema(text_schema, &batches)?)?;
+        }
+        Format::Csv | Format::Tsv => {
+            let delimiter = if format == Format::Csv { b',' } else { b'\t' };
+            let mut w = csv::WriterBuilder::new().with_header(true).with_delimiter(delimiter).build(&mut *out);
+            let mut wrote = false;
+            while let Some(b) = stream.next().await {
+                let b = b?;
+                rows += b.num_rows();
+                w.write(&plain(&b, &text_schema)?)?;
+                wrote = true;
+            }
+            drop(w);
+            if !wrote {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                writeln!(out, "{}", names.join(if format == Format::Csv { "," } else { "\t" }))?;
+            }
+        }
+        Format::Json => {
+            let mut w = json::ArrayWriter::new(&mut *out);
+            while let Some(b) = stream.next().await {
+                let b = b?;
+                rows += b.num_rows();
+                w.write(&plain(&b, &text_schema)?)?;
+            }
+            w.finish()?;
+            drop(w);
+            if rows == 0 {
+                write!(out, "[]")?;
+            }
+            writeln!(out)?;
+        }
+        Format::Ndjson => {
+            let mut w = json::LineDelimitedWriter::new(&mut *out);
+            while let Some(b) = stream.next().await {
+                let b = b?;
+                rows += b.num_rows();
+                w.write(&plain(&b, &text_schema)?)?;
+            }
+            w.finish()?;
+        }
+        Format::Parquet => {
+            let mut w = ArrowWriter::try_new(&mut *out, schema, None)?;
+            while let Some(b) = stream.next().await {
+                let b = b?;
+                rows += b.num_rows();
+                w.write(&b)?;
+            }
+            w.close()?;
+        }
+    }
+    out.flush()?;
+    Ok(rows)
+}
