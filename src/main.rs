@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "capsnap", version, about = "Offline capture and post-mortem analyzer for Linux and Kubernetes nodes")]
+#[command(
+    name = "capsnap",
+    version,
+    about = "Offline capture and post-mortem analyzer for Linux and Kubernetes nodes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,8 +28,10 @@ enum Command {
         Without SQL (and without -f), an interactive prompt opens; SQL piped on stdin is run as is.")]
     Query(QueryArgs),
     /// List the tables with their columns, types and meaning.
-    #[command(long_about = "List the tables with their columns, types and meaning.\n\n\
-        With inputs, also tells what each input holds:\n  capsnap tables node.pcap")]
+    #[command(
+        long_about = "List the tables with their columns, types and meaning.\n\n\
+        With inputs, also tells what each input holds:\n  capsnap tables node.pcap"
+    )]
     Tables {
         /// Inputs to describe ([LABEL=]FILE).
         inputs: Vec<String>,
@@ -61,25 +67,46 @@ impl QueryConfig {
         let format = Format::parse(&a.format).context("unknown format")?;
         let mut args = a.args;
         let sql = match a.sql_file {
-            Some(f) => Some(std::fs::read_to_string(&f).with_context(|| format!("reading SQL file {}", f.display()))?),
-            None if args.last().is_some_and(|l| !InputSpec::looks_like_input(l)) && args.len() > 1 => args.pop(),
+            Some(f) => Some(
+                std::fs::read_to_string(&f)
+                    .with_context(|| format!("reading SQL file {}", f.display()))?,
+            ),
+            None if args.last().is_some_and(|l| !InputSpec::looks_like_input(l))
+                && args.len() > 1 =>
+            {
+                args.pop()
+            }
             None => None,
         };
         let inputs: Vec<InputSpec> = args.iter().map(|a| InputSpec::parse(a)).collect();
         for (arg, input) in args.iter().zip(&inputs) {
             if !input.path.exists() {
-                bail!("input {arg}: {} does not exist (inputs come first, then the SQL in quotes)", input.path.display());
+                bail!(
+                    "input {arg}: {} does not exist (inputs come first, then the SQL in quotes)",
+                    input.path.display()
+                );
             }
         }
-        if sql.is_none() && format.is_binary() && a.output.is_none() && std::io::stdout().is_terminal() {
+        if sql.is_none()
+            && format.is_binary()
+            && a.output.is_none()
+            && std::io::stdout().is_terminal()
+        {
             bail!(analyze::Error::BinaryToTerminal);
         }
-        Ok(QueryConfig { inputs, sql, format, output: a.output })
+        Ok(QueryConfig {
+            inputs,
+            sql,
+            format,
+            output: a.output,
+        })
     }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn open(inputs: &[InputSpec]) -> Result<Workspace> {
@@ -92,12 +119,17 @@ fn open(inputs: &[InputSpec]) -> Result<Workspace> {
 
 fn query(config: QueryConfig) -> Result<()> {
     let mut out: Box<dyn Write + Send> = match &config.output {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
         None => {
             if config.format.is_binary() && std::io::stdout().is_terminal() {
                 bail!(analyze::Error::BinaryToTerminal);
             }
-            Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()))
+            Box::new(std::io::BufWriter::with_capacity(
+                1 << 16,
+                std::io::stdout(),
+            ))
         }
     };
     let rt = runtime()?;
@@ -131,7 +163,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.chain().any(|c| c.downcast_ref::<analyze::Error>().is_some_and(analyze::Error::is_broken_pipe) || c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) => ExitCode::SUCCESS,
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<analyze::Error>()
+                    .is_some_and(analyze::Error::is_broken_pipe)
+                    || c.downcast_ref::<std::io::Error>()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("capsnap: {e:#}");
             ExitCode::from(2)

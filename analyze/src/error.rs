@@ -4,10 +4,18 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot open {path}: {source}")]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Capture { path: PathBuf, source: formats::Error },
-    #[error("no input given: name one or more capture files, e.g. `capsnap query node.pcap \"select count(*) from packets\"`")]
+    Capture {
+        path: PathBuf,
+        source: formats::Error,
+    },
+    #[error(
+        "no input given: name one or more capture files, e.g. `capsnap query node.pcap \"select count(*) from packets\"`"
+    )]
     NoInput,
     #[error("{0}")]
     Query(#[from] datafusion::error::DataFusionError),

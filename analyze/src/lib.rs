@@ -39,7 +39,12 @@ fn progress_bar(total: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    bar.set_style(ProgressStyle::with_template("{spinner} {msg} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     bar
 }
 
@@ -50,7 +55,11 @@ impl Workspace {
         if inputs.is_empty() {
             return Err(Error::NoInput);
         }
-        let total: u64 = inputs.iter().filter_map(|i| std::fs::metadata(&i.path).ok()).map(|m| m.len()).sum();
+        let total: u64 = inputs
+            .iter()
+            .filter_map(|i| std::fs::metadata(&i.path).ok())
+            .map(|m| m.len())
+            .sum();
         let progress = progress_bar(total);
         progress.set_message("indexing");
         let sources = inputs
@@ -63,10 +72,25 @@ impl Workspace {
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         let progress = progress_bar(0);
-        for (name, table) in [(formats::PACKETS.name, CaptureTable::Packets), (formats::FLOWS.name, CaptureTable::Flows)] {
-            ctx.register_table(name, Arc::new(CaptureProvider::new(table, sources.clone(), progress.clone())))?;
+        for (name, table) in [
+            (formats::PACKETS.name, CaptureTable::Packets),
+            (formats::FLOWS.name, CaptureTable::Flows),
+        ] {
+            ctx.register_table(
+                name,
+                Arc::new(CaptureProvider::new(
+                    table,
+                    sources.clone(),
+                    progress.clone(),
+                )),
+            )?;
         }
-        Ok(Workspace { ctx, sources, progress, warnings })
+        Ok(Workspace {
+            ctx,
+            sources,
+            progress,
+            warnings,
+        })
     }
 
     /// Problems found in the inputs that did not stop them from loading.
@@ -75,7 +99,12 @@ impl Workspace {
     }
 
     /// Runs every statement in `sql`, writing each result to `out`.
-    pub async fn run(&self, sql: &str, format: Format, out: &mut (dyn Write + Send)) -> Result<usize, Error> {
+    pub async fn run(
+        &self,
+        sql: &str,
+        format: Format,
+        out: &mut (dyn Write + Send),
+    ) -> Result<usize, Error> {
         let mut rows = 0;
         let statements = datafusion::sql::parser::DFParser::parse_sql(sql)?;
         for statement in statements {
@@ -97,7 +126,14 @@ impl Workspace {
     pub fn describe(&self, out: &mut dyn Write) -> Result<(), Error> {
         describe_tables(out)?;
         for s in self.sources.iter() {
-            writeln!(out, "input {} (capture {}): {} packets, {} interfaces", s.path.display(), s.meta.capture, s.index.frames, s.index.interfaces.len())?;
+            writeln!(
+                out,
+                "input {} (capture {}): {} packets, {} interfaces",
+                s.path.display(),
+                s.meta.capture,
+                s.index.frames,
+                s.index.interfaces.len()
+            )?;
         }
         Ok(())
     }

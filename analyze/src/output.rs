@@ -52,7 +52,9 @@ fn plain_schema(schema: &Schema) -> SchemaRef {
             .fields()
             .iter()
             .map(|f| match f.data_type() {
-                DataType::Dictionary(_, v) => Field::new(f.name(), v.as_ref().clone(), f.is_nullable()),
+                DataType::Dictionary(_, v) => {
+                    Field::new(f.name(), v.as_ref().clone(), f.is_nullable())
+                }
                 _ => f.as_ref().clone(),
             })
             .collect::<Vec<_>>(),
@@ -64,7 +66,13 @@ fn plain(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Error> 
         .columns()
         .iter()
         .zip(schema.fields())
-        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) })
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                cast(c, f.data_type())
+            }
+        })
         .collect::<Result<Vec<ArrayRef>, _>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
@@ -72,7 +80,11 @@ fn plain(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Error> 
 /// Writes every batch of `stream` to `out` in `format`, one writer for all
 /// formats. Returns the number of rows. An empty result still prints its
 /// header in table, CSV and TSV form.
-pub async fn write_stream(format: Format, mut stream: SendableRecordBatchStream, out: &mut (dyn Write + Send)) -> Result<usize, Error> {
+pub async fn write_stream(
+    format: Format,
+    mut stream: SendableRecordBatchStream,
+    out: &mut (dyn Write + Send),
+) -> Result<usize, Error> {
     let schema = stream.schema();
     let text_schema = plain_schema(&schema);
     let mut rows = 0;
@@ -85,11 +97,18 @@ pub async fn write_stream(format: Format, mut stream: SendableRecordBatchStream,
                 rows += b.num_rows();
                 batches.push(plain(&b, &text_schema)?);
             }
-            writeln!(out, "{}", pretty_format_batches_with_schema(text_schema, &batches)?)?;
+            writeln!(
+                out,
+                "{}",
+                pretty_format_batches_with_schema(text_schema, &batches)?
+            )?;
         }
         Format::Csv | Format::Tsv => {
             let delimiter = if format == Format::Csv { b',' } else { b'\t' };
-            let mut w = csv::WriterBuilder::new().with_header(true).with_delimiter(delimiter).build(&mut *out);
+            let mut w = csv::WriterBuilder::new()
+                .with_header(true)
+                .with_delimiter(delimiter)
+                .build(&mut *out);
             let mut wrote = false;
             while let Some(b) = stream.next().await {
                 let b = b?;
@@ -100,7 +119,11 @@ pub async fn write_stream(format: Format, mut stream: SendableRecordBatchStream,
             drop(w);
             if !wrote {
                 let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                writeln!(out, "{}", names.join(if format == Format::Csv { "," } else { "\t" }))?;
+                writeln!(
+                    out,
+                    "{}",
+                    names.join(if format == Format::Csv { "," } else { "\t" })
+                )?;
             }
         }
         Format::Json => {

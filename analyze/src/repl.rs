@@ -15,7 +15,11 @@ fn history_path() -> Option<PathBuf> {
 }
 
 /// Reads SQL from the terminal (or stdin) until end of input.
-pub async fn interactive(ws: &Workspace, format: Format, out: &mut (dyn Write + Send)) -> Result<(), crate::Error> {
+pub async fn interactive(
+    ws: &Workspace,
+    format: Format,
+    out: &mut (dyn Write + Send),
+) -> Result<(), crate::Error> {
     if !std::io::stdin().is_terminal() {
         let mut sql = String::new();
         std::io::stdin().read_to_string(&mut sql)?;
@@ -30,11 +34,16 @@ pub async fn interactive(ws: &Workspace, format: Format, out: &mut (dyn Write + 
     eprintln!("capsnap SQL prompt: end statements with ';', \\d lists tables, \\q quits");
     let mut buffer = String::new();
     loop {
-        let prompt = if buffer.is_empty() { "capsnap> " } else { "     ... " };
+        let prompt = if buffer.is_empty() {
+            "capsnap> "
+        } else {
+            "     ... "
+        };
         match editor.readline(prompt) {
             Ok(line) => {
                 let trimmed = line.trim();
-                if buffer.is_empty() && (trimmed == "\\q" || trimmed == "quit" || trimmed == "exit") {
+                if buffer.is_empty() && (trimmed == "\\q" || trimmed == "quit" || trimmed == "exit")
+                {
                     break;
                 }
                 if buffer.is_empty() && trimmed == "\\d" {
@@ -47,7 +56,9 @@ pub async fn interactive(ws: &Workspace, format: Format, out: &mut (dyn Write + 
                     let _ = editor.add_history_entry(buffer.trim());
                     let started = std::time::Instant::now();
                     match ws.run(&buffer, format, out).await {
-                        Ok(rows) => eprintln!("{rows} rows in {:.3}s", started.elapsed().as_secs_f64()),
+                        Ok(rows) => {
+                            eprintln!("{rows} rows in {:.3}s", started.elapsed().as_secs_f64())
+                        }
                         Err(e) => eprintln!("capsnap: {e}"),
                     }
                     buffer.clear();

@@ -18,7 +18,9 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
 use formats::{FlowTable, PacketBuilder};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
@@ -46,8 +48,16 @@ pub struct CaptureProvider {
 }
 
 impl CaptureProvider {
-    pub fn new(table: CaptureTable, sources: Arc<Vec<Arc<CaptureSource>>>, progress: ProgressBar) -> Self {
-        CaptureProvider { table, sources, progress }
+    pub fn new(
+        table: CaptureTable,
+        sources: Arc<Vec<Arc<CaptureSource>>>,
+        progress: ProgressBar,
+    ) -> Self {
+        CaptureProvider {
+            table,
+            sources,
+            progress,
+        }
     }
 }
 
@@ -64,7 +74,13 @@ impl TableProvider for CaptureProvider {
         TableType::Base
     }
 
-    async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, _filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         let config = state.config();
         let batch_size = config.batch_size();
         let full = self.schema();
@@ -76,10 +92,21 @@ impl TableProvider for CaptureProvider {
             CaptureTable::Packets => {
                 // With a LIMIT and no filter, read from the start in one
                 // partition: the first frames, and no more than needed.
-                let want = if limit.is_some() { 1 } else { config.target_partitions() };
+                let want = if limit.is_some() {
+                    1
+                } else {
+                    config.target_partitions()
+                };
                 partition_chunks(&self.sources, want)
             }
-            CaptureTable::Flows => (0..self.sources.len()).map(|s| vec![Work { source: s, chunks: 0..self.sources[s].index.chunks.len() }]).collect(),
+            CaptureTable::Flows => (0..self.sources.len())
+                .map(|s| {
+                    vec![Work {
+                        source: s,
+                        chunks: 0..self.sources[s].index.chunks.len(),
+                    }]
+                })
+                .collect(),
         };
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
@@ -111,7 +138,11 @@ struct Work {
 /// Splits all chunks of all sources into about `want` partitions of
 /// similar byte size, each a list of consecutive chunk runs.
 fn partition_chunks(sources: &[Arc<CaptureSource>], want: usize) -> Vec<Vec<Work>> {
-    let total: usize = sources.iter().flat_map(|s| &s.index.chunks).map(|c| c.end - c.offset).sum();
+    let total: usize = sources
+        .iter()
+        .flat_map(|s| &s.index.chunks)
+        .map(|c| c.end - c.offset)
+        .sum();
     let want = if total < SMALL_INPUT { 1 } else { want.max(1) };
     let per_part = total.div_ceil(want).max(1);
     let mut parts: Vec<Vec<Work>> = vec![Vec::new()];
@@ -125,7 +156,10 @@ fn partition_chunks(sources: &[Arc<CaptureSource>], want: usize) -> Vec<Vec<Work
             let part = parts.last_mut().expect("starts with one partition");
             match part.last_mut() {
                 Some(w) if w.source == s && w.chunks.end == c => w.chunks.end = c + 1,
-                _ => part.push(Work { source: s, chunks: c..c + 1 }),
+                _ => part.push(Work {
+                    source: s,
+                    chunks: c..c + 1,
+                }),
             }
             filled += chunk.end - chunk.offset;
         }
@@ -148,7 +182,14 @@ struct CaptureExec {
 
 impl DisplayAs for CaptureExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "CaptureExec: table={:?}, files={}, partitions={}, limit={:?}", self.table, self.sources.len(), self.parts.len(), self.limit)
+        write!(
+            f,
+            "CaptureExec: table={:?}, files={}, partitions={}, limit={:?}",
+            self.table,
+            self.sources.len(),
+            self.parts.len(),
+            self.limit
+        )
     }
 }
 
@@ -165,15 +206,25 @@ impl ExecutionPlan for CaptureExec {
         vec![]
     }
 
-    fn apply_expressions(&self, _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>) -> Result<TreeNodeRecursion> {
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(self)
     }
 
-    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
         let work = self.parts.get(partition).cloned().unwrap_or_default();
         match self.table {
             CaptureTable::Packets => {
@@ -187,7 +238,10 @@ impl ExecutionPlan for CaptureExec {
                     builder: None,
                     progress: self.progress.clone(),
                 };
-                Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), futures::stream::iter(scan))))
+                Ok(Box::pin(RecordBatchStreamAdapter::new(
+                    self.schema.clone(),
+                    futures::stream::iter(scan),
+                )))
             }
             CaptureTable::Flows => {
                 let sources = self.sources.clone();
@@ -207,11 +261,16 @@ impl ExecutionPlan for CaptureExec {
                     })
                     .await
                     .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))??;
-                    Ok::<_, datafusion::error::DataFusionError>(futures::stream::iter(batches.into_iter().map(Ok)))
+                    Ok::<_, datafusion::error::DataFusionError>(futures::stream::iter(
+                        batches.into_iter().map(Ok),
+                    ))
                 };
                 use futures::TryStreamExt;
                 let stream = futures::stream::once(fut).try_flatten();
-                Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream)))
+                Ok(Box::pin(RecordBatchStreamAdapter::new(
+                    self.schema.clone(),
+                    stream,
+                )))
             }
         }
     }
@@ -288,7 +347,10 @@ impl Iterator for PacketScan {
                 {
                     self.pending.push_back(old.finish());
                 }
-                self.builder = Some((s, PacketBuilder::new(Arc::new(src.meta.clone()), self.projection.as_deref())));
+                self.builder = Some((
+                    s,
+                    PacketBuilder::new(Arc::new(src.meta.clone()), self.projection.as_deref()),
+                ));
             }
             let (_, builder) = self.builder.as_mut().expect("set above");
             let chunk = &src.index.chunks[c];

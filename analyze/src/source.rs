@@ -23,10 +23,16 @@ impl InputSpec {
             && !label.is_empty()
             && !Path::new(arg).exists()
         {
-            return InputSpec { label: label.to_owned(), path: PathBuf::from(path) };
+            return InputSpec {
+                label: label.to_owned(),
+                path: PathBuf::from(path),
+            };
         }
         let path = PathBuf::from(arg);
-        InputSpec { label: default_label(&path), path }
+        InputSpec {
+            label: default_label(&path),
+            path,
+        }
     }
 
     /// True when the argument names an input (an existing path, or a label
@@ -38,7 +44,10 @@ impl InputSpec {
 }
 
 fn default_label(path: &Path) -> String {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
     for ext in [".pcapng.gz", ".pcap.gz", ".pcapng", ".pcap", ".cap"] {
         if let Some(stem) = name.strip_suffix(ext)
             && !stem.is_empty()
@@ -59,7 +68,10 @@ pub struct CaptureSource {
 
 impl std::fmt::Debug for CaptureSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CaptureSource").field("path", &self.path).field("frames", &self.index.frames).finish()
+        f.debug_struct("CaptureSource")
+            .field("path", &self.path)
+            .field("frames", &self.index.frames)
+            .finish()
     }
 }
 
@@ -72,26 +84,56 @@ impl CaptureSource {
     /// Maps and indexes `spec.path`. `progress` is told the bytes indexed.
     pub fn open(spec: &InputSpec, progress: &dyn Fn(u64)) -> Result<CaptureSource, Error> {
         let path = spec.path.clone();
-        let file = File::open(&path).map_err(|source| Error::Open { path: path.clone(), source })?;
-        let len = file.metadata().map_err(|source| Error::Open { path: path.clone(), source })?.len();
+        let file = File::open(&path).map_err(|source| Error::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let len = file
+            .metadata()
+            .map_err(|source| Error::Open {
+                path: path.clone(),
+                source,
+            })?
+            .len();
         if len == 0 {
-            return Err(Error::Capture { path, source: formats::Error::UnknownFormat { magic: formats::Hex(Vec::new()) } });
+            return Err(Error::Capture {
+                path,
+                source: formats::Error::UnknownFormat {
+                    magic: formats::Hex(Vec::new()),
+                },
+            });
         }
         // SAFETY: the map is read-only; a capture file being appended to while
         // we read is fine (we only read up to the length seen here), and one
         // truncated under us is a risk every mmap-based reader (tshark too) takes.
-        let map = unsafe { Mmap::map(&file) }.map_err(|source| Error::Open { path: path.clone(), source })?;
+        let map = unsafe { Mmap::map(&file) }.map_err(|source| Error::Open {
+            path: path.clone(),
+            source,
+        })?;
         let mut released = 0;
         let index = formats::index_with_progress(&map, &mut |at| {
             progress((at - released) as u64);
             release(&map, released, at);
             released = at;
         })
-        .map_err(|source| Error::Capture { path: path.clone(), source })?;
+        .map_err(|source| Error::Capture {
+            path: path.clone(),
+            source,
+        })?;
         release(&map, released, index.end);
         let interfaces = index.interfaces.iter().map(InterfaceMeta::of).collect();
-        let meta = CaptureMeta { bundle: path.display().to_string(), host: None, capture: spec.label.clone(), interfaces };
-        Ok(CaptureSource { path, meta, index, map })
+        let meta = CaptureMeta {
+            bundle: path.display().to_string(),
+            host: None,
+            capture: spec.label.clone(),
+            interfaces,
+        };
+        Ok(CaptureSource {
+            path,
+            meta,
+            index,
+            map,
+        })
     }
 
     /// The bytes of the capture file.
@@ -106,7 +148,14 @@ impl CaptureSource {
 
     /// Damage found while indexing, as warnings naming the file.
     pub fn warnings(&self) -> impl Iterator<Item = String> + '_ {
-        self.index.damage.iter().map(|d| format!("{}: at byte offset {}: {}", self.path.display(), d.offset, d.message))
+        self.index.damage.iter().map(|d| {
+            format!(
+                "{}: at byte offset {}: {}",
+                self.path.display(),
+                d.offset,
+                d.message
+            )
+        })
     }
 }
 
@@ -134,7 +183,14 @@ mod tests {
             ("trace", "trace", "trace"),
         ];
         for (arg, label, path) in cases {
-            assert_eq!(InputSpec::parse(arg), InputSpec { label: label.into(), path: path.into() }, "{arg}");
+            assert_eq!(
+                InputSpec::parse(arg),
+                InputSpec {
+                    label: label.into(),
+                    path: path.into()
+                },
+                "{arg}"
+            );
         }
     }
 }

@@ -37,7 +37,11 @@ const CHUNK_BYTES: usize = 2 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
     /// Classic libpcap format.
-    Pcap { big_endian: bool, nanos: bool, modified: bool },
+    Pcap {
+        big_endian: bool,
+        nanos: bool,
+        modified: bool,
+    },
     /// pcapng (byte order is per section).
     PcapNg,
 }
@@ -76,8 +80,9 @@ struct Section {
 pub struct Chunk {
     pub offset: usize,
     pub end: usize,
-    /// 1-based number of the chunk's first packet.
+    /// Frame number (1-based, as Wireshark counts) of the chunk's first record.
     pub first_frame: u64,
+    /// Packets in the chunk.
     pub frames: u64,
     section: u32,
 }
@@ -125,8 +130,9 @@ impl Direction {
 pub struct Frame<'a> {
     /// 1-based, as Wireshark numbers frames.
     pub number: u64,
-    /// Nanoseconds since the Unix epoch, UTC.
-    pub ts_ns: i64,
+    /// Nanoseconds since the Unix epoch, UTC; `None` for simple packet
+    /// blocks, which carry no timestamp.
+    pub ts_ns: Option<i64>,
     /// Index into [`Index::interfaces`].
     pub interface: u32,
     pub data: &'a [u8],
@@ -137,9 +143,21 @@ pub struct Frame<'a> {
 
 /// What one record at a position turned out to be.
 enum Record<'a> {
-    Packet { local_interface: u32, ts_units: u64, data: &'a [u8], wire_len: u32, direction: Option<Direction>, comment: Option<&'a str> },
-    Section { big_endian: bool },
+    Packet {
+        local_interface: u32,
+        ts_units: u64,
+        data: &'a [u8],
+        wire_len: u32,
+        direction: Option<Direction>,
+        comment: Option<&'a str>,
+    },
+    Section {
+        big_endian: bool,
+    },
     Interface(Interface),
+    /// Not a packet, but Wireshark gives it a frame number (custom blocks,
+    /// systemd journal entries), so frame numbers must count it too.
+    Numbered,
     Other,
     /// The record is bad but its length is known: skip it.
     Skip(String),
@@ -151,40 +169,75 @@ type Step<'a> = Result<(Record<'a>, usize), String>;
 
 fn u16_at(d: &[u8], at: usize, be: bool) -> u16 {
     let b = [d[at], d[at + 1]];
-    if be { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) }
+    if be {
+        u16::from_be_bytes(b)
+    } else {
+        u16::from_le_bytes(b)
+    }
 }
 
 fn u32_at(d: &[u8], at: usize, be: bool) -> u32 {
     let b = [d[at], d[at + 1], d[at + 2], d[at + 3]];
-    if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+    if be {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    }
 }
 
 fn pcap_record(d: &[u8], pos: usize, p: PcapParams) -> Step<'_> {
-    let PcapParams { big_endian, nanos, modified, snaplen } = p;
+    let PcapParams {
+        big_endian,
+        nanos,
+        modified,
+        snaplen,
+    } = p;
     let header = if modified { 24 } else { 16 };
     let left = d.len() - pos;
     if left < header {
-        return Err(format!("file ends in the middle of a record header ({left} of {header} bytes)"));
+        return Err(format!(
+            "file ends in the middle of a record header ({left} of {header} bytes)"
+        ));
     }
     let sec = u32_at(d, pos, big_endian);
     let frac = u32_at(d, pos + 4, big_endian);
     let caplen = u32_at(d, pos + 8, big_endian);
     let wire_len = u32_at(d, pos + 12, big_endian);
     if caplen > MAX_PCAP_RECORD.max(snaplen) {
-        return Err(format!("record claims {caplen} captured bytes, more than any capture writes; the record header is damaged"));
+        return Err(format!(
+            "record claims {caplen} captured bytes, more than any capture writes; the record header is damaged"
+        ));
     }
     let len = header + caplen as usize;
     if left < len {
-        return Err(format!("file ends in the middle of a record ({left} of {len} bytes)"));
+        return Err(format!(
+            "file ends in the middle of a record ({left} of {len} bytes)"
+        ));
     }
     // The modified format adds ifindex(4), protocol(2), pkt_type(1), pad(1);
     // pkt_type 4 is PACKET_OUTGOING (linux/if_packet.h).
-    let direction = modified.then(|| if d[pos + 22] == 4 { Direction::Out } else { Direction::In });
+    let direction = modified.then(|| {
+        if d[pos + 22] == 4 {
+            Direction::Out
+        } else {
+            Direction::In
+        }
+    });
     // Units are counted in the pseudo-interface's resolution (10^-6 or
     // 10^-9); a fraction of 10^6 or more is kept as written, as tshark does.
     let scale = if nanos { 1_000_000_000 } else { 1_000_000 };
     let ts_units = u64::from(sec) * scale + u64::from(frac);
-    Ok((Record::Packet { local_interface: 0, ts_units, data: &d[pos + header..pos + len], wire_len, direction, comment: None }, len))
+    Ok((
+        Record::Packet {
+            local_interface: 0,
+            ts_units,
+            data: &d[pos + header..pos + len],
+            wire_len,
+            direction,
+            comment: None,
+        },
+        len,
+    ))
 }
 
 /// What a classic pcap record walk needs from the file header.
@@ -222,7 +275,9 @@ fn utf8(v: &[u8]) -> Option<&str> {
 fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
     let left = d.len() - pos;
     if left < 12 {
-        return Err(format!("file ends in the middle of a block header ({left} of 12 bytes)"));
+        return Err(format!(
+            "file ends in the middle of a block header ({left} of 12 bytes)"
+        ));
     }
     let raw_type = u32::from_le_bytes([d[pos], d[pos + 1], d[pos + 2], d[pos + 3]]);
     // A section header sets the byte order for itself and what follows.
@@ -230,7 +285,11 @@ fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
         match u32::from_le_bytes([d[pos + 8], d[pos + 9], d[pos + 10], d[pos + 11]]) {
             PCAPNG_BOM => false,
             m if m.swap_bytes() == PCAPNG_BOM => true,
-            m => return Err(format!("section header has byte-order magic {m:08x}, expected 1a2b3c4d")),
+            m => {
+                return Err(format!(
+                    "section header has byte-order magic {m:08x}, expected 1a2b3c4d"
+                ));
+            }
         }
     } else {
         be
@@ -238,14 +297,20 @@ fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
     let block_type = u32_at(d, pos, be);
     let total = u32_at(d, pos + 4, be);
     if total < 12 || total % 4 != 0 || total > MAX_BLOCK {
-        return Err(format!("block of type {block_type:#x} has impossible length {total}"));
+        return Err(format!(
+            "block of type {block_type:#x} has impossible length {total}"
+        ));
     }
     let total = total as usize;
     if left < total {
-        return Err(format!("file ends in the middle of a block of type {block_type:#x} ({left} of {total} bytes)"));
+        return Err(format!(
+            "file ends in the middle of a block of type {block_type:#x} ({left} of {total} bytes)"
+        ));
     }
     if u32_at(d, pos + total - 4, be) as usize != total {
-        return Err(format!("block of type {block_type:#x} has different leading and trailing lengths"));
+        return Err(format!(
+            "block of type {block_type:#x} has different leading and trailing lengths"
+        ));
     }
     let body = pos + 8;
     let end = pos + total - 4;
@@ -259,7 +324,10 @@ fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
         }
         1 => {
             if body_len < 8 {
-                return Ok((Record::Skip("interface description block too short".into()), total));
+                return Ok((
+                    Record::Skip("interface description block too short".into()),
+                    total,
+                ));
             }
             let mut iface = Interface {
                 link_type: u16_at(d, body, be),
@@ -275,11 +343,19 @@ fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
                     (3, _) => iface.description = utf8(v).map(str::to_owned),
                     (9, 1) => {
                         let n = v[0] & 0x7f;
-                        iface.resolution = if v[0] & 0x80 != 0 { TsResolution::Pow2(n) } else { TsResolution::Pow10(n) };
+                        iface.resolution = if v[0] & 0x80 != 0 {
+                            TsResolution::Pow2(n)
+                        } else {
+                            TsResolution::Pow10(n)
+                        };
                     }
                     (14, 8) => {
                         let b: [u8; 8] = v.try_into().unwrap_or_default();
-                        iface.offset_secs = if be { i64::from_be_bytes(b) } else { i64::from_le_bytes(b) };
+                        iface.offset_secs = if be {
+                            i64::from_be_bytes(b)
+                        } else {
+                            i64::from_le_bytes(b)
+                        };
                     }
                     _ => {}
                 }
@@ -290,15 +366,29 @@ fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
         // after their first word.
         6 | 2 => {
             if body_len < 20 {
-                return Ok((Record::Skip(format!("packet block too short ({body_len} bytes of body)")), total));
+                return Ok((
+                    Record::Skip(format!("packet block too short ({body_len} bytes of body)")),
+                    total,
+                ));
             }
-            let local_interface = if block_type == 6 { u32_at(d, body, be) } else { u32::from(u16_at(d, body, be)) };
-            let ts_units = (u64::from(u32_at(d, body + 4, be)) << 32) | u64::from(u32_at(d, body + 8, be));
+            let local_interface = if block_type == 6 {
+                u32_at(d, body, be)
+            } else {
+                u32::from(u16_at(d, body, be))
+            };
+            let ts_units =
+                (u64::from(u32_at(d, body + 4, be)) << 32) | u64::from(u32_at(d, body + 8, be));
             let caplen = u32_at(d, body + 12, be) as usize;
             let wire_len = u32_at(d, body + 16, be);
             let data_at = body + 20;
             if caplen > end - data_at {
-                return Ok((Record::Skip(format!("packet block says {caplen} captured bytes but holds {}", end - data_at)), total));
+                return Ok((
+                    Record::Skip(format!(
+                        "packet block says {caplen} captured bytes but holds {}",
+                        end - data_at
+                    )),
+                    total,
+                ));
             }
             let mut direction = None;
             let mut comment = None;
@@ -316,7 +406,14 @@ fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
                     _ => {}
                 }
             }
-            Record::Packet { local_interface, ts_units, data: &d[data_at..data_at + caplen], wire_len, direction, comment }
+            Record::Packet {
+                local_interface,
+                ts_units,
+                data: &d[data_at..data_at + caplen],
+                wire_len,
+                direction,
+                comment,
+            }
         }
         // Simple packet block: no interface id (always 0), no timestamp.
         3 => {
@@ -327,8 +424,17 @@ fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
             // The captured length is the smaller of the original length and
             // the block's room; the interface snaplen is applied by the caller.
             let caplen = (wire_len as usize).min(body_len - 4);
-            Record::Packet { local_interface: u32::MAX, ts_units: 0, data: &d[body + 4..body + 4 + caplen], wire_len, direction: None, comment: None }
+            Record::Packet {
+                local_interface: u32::MAX,
+                ts_units: 0,
+                data: &d[body + 4..body + 4 + caplen],
+                wire_len,
+                direction: None,
+                comment: None,
+            }
         }
+        // Custom blocks (copyable or not) and systemd journal export blocks.
+        0x0000_0bad | 0x4000_0bad | 9 => Record::Numbered,
         _ => Record::Other,
     };
     Ok((record, total))
@@ -345,7 +451,9 @@ pub fn index(d: &[u8]) -> Result<Index, Error> {
 /// megabytes (callers use it to show progress and to release pages).
 pub fn index_with_progress(d: &[u8], progress: &mut dyn FnMut(usize)) -> Result<Index, Error> {
     if d.len() < 4 {
-        return Err(Error::UnknownFormat { magic: Hex(d.to_vec()) });
+        return Err(Error::UnknownFormat {
+            magic: Hex(d.to_vec()),
+        });
     }
     let magic_le = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
     let magic_be = magic_le.swap_bytes();
@@ -354,16 +462,26 @@ pub fn index_with_progress(d: &[u8], progress: &mut dyn FnMut(usize)) -> Result<
         return Ok(index_pcapng(d, progress));
     }
     if !pcap(magic_le) && !pcap(magic_be) {
-        return Err(Error::UnknownFormat { magic: Hex(d[..4].to_vec()) });
+        return Err(Error::UnknownFormat {
+            magic: Hex(d[..4].to_vec()),
+        });
     }
     if d.len() < 24 {
-        return Err(Error::TooShort { what: "pcap file", len: d.len(), need: 24 });
+        return Err(Error::TooShort {
+            what: "pcap file",
+            len: d.len(),
+            need: 24,
+        });
     }
     let big_endian = !pcap(magic_le);
     let magic = if big_endian { magic_be } else { magic_le };
     let major = u16_at(d, 4, big_endian);
     if major != 2 {
-        return Err(Error::Damaged { what: "pcap file header", offset: 4, detail: format!("version {major}, only version 2 exists") });
+        return Err(Error::Damaged {
+            what: "pcap file header",
+            offset: 4,
+            detail: format!("version {major}, only version 2 exists"),
+        });
     }
     let snaplen = u32_at(d, 16, big_endian);
     let nanos = magic == PCAP_NS;
@@ -371,7 +489,11 @@ pub fn index_with_progress(d: &[u8], progress: &mut dyn FnMut(usize)) -> Result<
     // The upper bits of the link-type word carry FCS information.
     let link_type = (u32_at(d, 20, big_endian) & 0xffff) as u16;
     let mut ix = Index {
-        layout: Layout::Pcap { big_endian, nanos, modified },
+        layout: Layout::Pcap {
+            big_endian,
+            nanos,
+            modified,
+        },
         interfaces: vec![Interface {
             link_type,
             snaplen,
@@ -380,13 +502,22 @@ pub fn index_with_progress(d: &[u8], progress: &mut dyn FnMut(usize)) -> Result<
             resolution: TsResolution::Pow10(if nanos { 9 } else { 6 }),
             offset_secs: 0,
         }],
-        sections: vec![Section { big_endian, first_interface: 0, interfaces: 1 }],
+        sections: vec![Section {
+            big_endian,
+            first_interface: 0,
+            interfaces: 1,
+        }],
         chunks: Vec::new(),
         frames: 0,
         end: 24,
         damage: Vec::new(),
     };
-    let params = PcapParams { big_endian, nanos, modified, snaplen };
+    let params = PcapParams {
+        big_endian,
+        nanos,
+        modified,
+        snaplen,
+    };
     let mut chunker = Chunker::new(24, progress);
     let mut pos = 24;
     while pos < d.len() {
@@ -409,7 +540,10 @@ pub fn index_with_progress(d: &[u8], progress: &mut dyn FnMut(usize)) -> Result<
 fn stopped(pos: usize, len: usize, why: &str, frames: u64) -> Damage {
     Damage {
         offset: pos as u64,
-        message: format!("{why}; stopped reading there, {} bytes after it are not read; the {frames} packets before it are kept", len - pos),
+        message: format!(
+            "{why}; stopped reading there, {} bytes after it are not read; the {frames} packets before it are kept",
+            len - pos
+        ),
     }
 }
 
@@ -453,6 +587,7 @@ fn index_pcapng(d: &[u8], progress: &mut dyn FnMut(usize)) -> Index {
                 }),
             },
             Record::Skip(message) => ix.damage.push(Damage { offset: pos as u64, message: format!("{message}; block skipped") }),
+            Record::Numbered => chunker.numbered(),
             Record::Other => {}
         }
         pos += len;
@@ -469,23 +604,39 @@ struct Chunker<'p> {
     /// Told the offset reached each time a chunk closes.
     progress: &'p mut dyn FnMut(usize),
     start: usize,
-    first_frame: u64,
+    /// Frame numbers used so far (packets and numbered non-packets).
+    numbers: u64,
+    first_number: u64,
+    packets: u64,
     section: u32,
 }
 
 impl<'p> Chunker<'p> {
     fn new(start: usize, progress: &'p mut dyn FnMut(usize)) -> Self {
-        Chunker { progress, start, first_frame: 1, section: 0 }
+        Chunker {
+            progress,
+            start,
+            numbers: 0,
+            first_number: 1,
+            packets: 0,
+            section: 0,
+        }
     }
 
     fn close(&mut self, ix: &mut Index, at: usize) {
-        let frames = ix.frames + 1 - self.first_frame;
-        if frames > 0 {
-            ix.chunks.push(Chunk { offset: self.start, end: at, first_frame: self.first_frame, frames, section: self.section });
+        if self.packets > 0 {
+            ix.chunks.push(Chunk {
+                offset: self.start,
+                end: at,
+                first_frame: self.first_number,
+                frames: self.packets,
+                section: self.section,
+            });
         }
         (self.progress)(at);
         self.start = at;
-        self.first_frame = ix.frames + 1;
+        self.first_number = self.numbers + 1;
+        self.packets = 0;
         self.section = ix.sections.len().saturating_sub(1) as u32;
     }
 
@@ -494,6 +645,12 @@ impl<'p> Chunker<'p> {
             self.close(ix, at);
         }
         ix.frames += 1;
+        self.packets += 1;
+        self.numbers += 1;
+    }
+
+    fn numbered(&mut self) {
+        self.numbers += 1;
     }
 
     fn finish(&mut self, ix: &mut Index, at: usize) {
@@ -507,7 +664,9 @@ impl Index {
         let iface = &self.interfaces[interface as usize];
         let ns: i128 = match iface.resolution {
             TsResolution::Pow10(n) if n <= 9 => i128::from(units) * 10i128.pow(u32::from(9 - n)),
-            TsResolution::Pow10(n) => i128::from(units) / 10i128.checked_pow(u32::from(n - 9)).unwrap_or(i128::MAX),
+            TsResolution::Pow10(n) => {
+                i128::from(units) / 10i128.checked_pow(u32::from(n - 9)).unwrap_or(i128::MAX)
+            }
             TsResolution::Pow2(n) if n < 64 => (i128::from(units) * 1_000_000_000) >> n,
             TsResolution::Pow2(_) => 0,
         };
@@ -517,8 +676,19 @@ impl Index {
 
     /// Walks the packets of one chunk.
     pub fn frames<'a>(&'a self, data: &'a [u8], chunk: &Chunk) -> Frames<'a> {
-        let be = self.sections.get(chunk.section as usize).is_some_and(|s| s.big_endian);
-        Frames { index: self, data: &data[..chunk.end], pos: chunk.offset, next_frame: chunk.first_frame, section: chunk.section, big_endian: be, started: false }
+        let be = self
+            .sections
+            .get(chunk.section as usize)
+            .is_some_and(|s| s.big_endian);
+        Frames {
+            index: self,
+            data: &data[..chunk.end],
+            pos: chunk.offset,
+            next_frame: chunk.first_frame,
+            section: chunk.section,
+            big_endian: be,
+            started: false,
+        }
     }
 }
 
@@ -539,9 +709,20 @@ impl<'a> Iterator for Frames<'a> {
     fn next(&mut self) -> Option<Frame<'a>> {
         while self.pos < self.data.len() {
             let step = match self.index.layout {
-                Layout::Pcap { big_endian, nanos, modified } => {
-                    pcap_record(self.data, self.pos, PcapParams { big_endian, nanos, modified, snaplen: self.index.interfaces[0].snaplen })
-                }
+                Layout::Pcap {
+                    big_endian,
+                    nanos,
+                    modified,
+                } => pcap_record(
+                    self.data,
+                    self.pos,
+                    PcapParams {
+                        big_endian,
+                        nanos,
+                        modified,
+                        snaplen: self.index.interfaces[0].snaplen,
+                    },
+                ),
                 Layout::PcapNg => pcapng_block(self.data, self.pos, self.big_endian),
             };
             // The index pass validated every record up to chunk end.
@@ -554,10 +735,23 @@ impl<'a> Iterator for Frames<'a> {
                     }
                     self.big_endian = big_endian;
                 }
-                Record::Packet { local_interface, ts_units, data, wire_len, direction, comment } => {
+                Record::Packet {
+                    local_interface,
+                    ts_units,
+                    data,
+                    wire_len,
+                    direction,
+                    comment,
+                } => {
                     self.started = true;
-                    let Some(section) = self.index.sections.get(self.section as usize) else { return None };
-                    let local = if local_interface == u32::MAX { 0 } else { local_interface };
+                    let Some(section) = self.index.sections.get(self.section as usize) else {
+                        return None;
+                    };
+                    let local = if local_interface == u32::MAX {
+                        0
+                    } else {
+                        local_interface
+                    };
                     if local >= section.interfaces {
                         continue; // reported as damage by the index pass
                     }
@@ -567,10 +761,23 @@ impl<'a> Iterator for Frames<'a> {
                     if local_interface == u32::MAX && iface.snaplen != 0 {
                         data = &data[..data.len().min(iface.snaplen as usize)];
                     }
-                    let ts_ns = if local_interface == u32::MAX { 0 } else { self.index.ts_ns(interface, ts_units) };
+                    let ts_ns = (local_interface != u32::MAX)
+                        .then(|| self.index.ts_ns(interface, ts_units));
                     let number = self.next_frame;
                     self.next_frame += 1;
-                    return Some(Frame { number, ts_ns, interface, data, wire_len, direction, comment });
+                    return Some(Frame {
+                        number,
+                        ts_ns,
+                        interface,
+                        data,
+                        wire_len,
+                        direction,
+                        comment,
+                    });
+                }
+                Record::Numbered => {
+                    self.started = true;
+                    self.next_frame += 1;
                 }
                 Record::Interface(_) | Record::Other | Record::Skip(_) => self.started = true,
             }
@@ -603,13 +810,24 @@ mod tests {
 
     fn all(d: &[u8]) -> (Index, Vec<(u64, i64, Vec<u8>)>) {
         let ix = index(d).unwrap();
-        let frames = ix.chunks.iter().flat_map(|c| ix.frames(d, c).map(|f| (f.number, f.ts_ns, f.data.to_vec())).collect::<Vec<_>>()).collect();
+        let frames = ix
+            .chunks
+            .iter()
+            .flat_map(|c| {
+                ix.frames(d, c)
+                    .map(|f| (f.number, f.ts_ns.unwrap_or(-1), f.data.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         (ix, frames)
     }
 
     #[test]
     fn pcap_micro_and_nano_timestamps() {
-        for (magic, frac, want) in [(PCAP_US, 250_000, 1_700_000_000_250_000_000i64), (PCAP_NS, 250, 1_700_000_000_000_000_250)] {
+        for (magic, frac, want) in [
+            (PCAP_US, 250_000, 1_700_000_000_250_000_000i64),
+            (PCAP_NS, 250, 1_700_000_000_000_000_250),
+        ] {
             let d = pcap(magic, 1, &[(1_700_000_000, frac, b"abc")]);
             let (ix, frames) = all(&d);
             assert_eq!(ix.frames, 1);
@@ -625,7 +843,11 @@ mod tests {
         assert_eq!(frames.len(), 1);
         assert_eq!(ix.damage.len(), 1);
         assert_eq!(ix.damage[0].offset, 24 + 16 + 5);
-        assert!(ix.damage[0].message.contains("middle of a record"), "{}", ix.damage[0].message);
+        assert!(
+            ix.damage[0].message.contains("middle of a record"),
+            "{}",
+            ix.damage[0].message
+        );
     }
 
     #[test]
@@ -690,12 +912,28 @@ mod tests {
         d.extend(idb(113, Some(0x80 | 10)));
         d.extend(epb(0, 3 * 1024, b"z", None));
         let ix = index(&d).unwrap();
-        assert_eq!(ix.interfaces.iter().map(|i| i.link_type).collect::<Vec<_>>(), vec![1, 101, 113]);
+        assert_eq!(
+            ix.interfaces
+                .iter()
+                .map(|i| i.link_type)
+                .collect::<Vec<_>>(),
+            vec![1, 101, 113]
+        );
         assert_eq!(ix.interfaces[0].name.as_deref(), Some("eth0"));
-        let frames: Vec<_> = ix.chunks.iter().flat_map(|c| ix.frames(&d, c).collect::<Vec<_>>()).collect();
+        let frames: Vec<_> = ix
+            .chunks
+            .iter()
+            .flat_map(|c| ix.frames(&d, c).collect::<Vec<_>>())
+            .collect();
         assert_eq!(frames.len(), 2);
-        assert_eq!((frames[0].interface, frames[0].ts_ns, frames[0].direction), (1, 5_000_000_123, Some(Direction::Out)));
-        assert_eq!((frames[1].interface, frames[1].ts_ns, frames[1].number), (2, 3_000_000_000, 2));
+        assert_eq!(
+            (frames[0].interface, frames[0].ts_ns, frames[0].direction),
+            (1, Some(5_000_000_123), Some(Direction::Out))
+        );
+        assert_eq!(
+            (frames[1].interface, frames[1].ts_ns, frames[1].number),
+            (2, Some(3_000_000_000), 2)
+        );
     }
 
     #[test]
@@ -712,13 +950,29 @@ mod tests {
     }
 
     #[test]
+    fn custom_blocks_take_a_frame_number_like_in_wireshark() {
+        let mut d = shb();
+        d.extend(idb(1, None));
+        d.extend(block(0x0bad, &[0; 8]));
+        d.extend(epb(0, 0, b"a", None));
+        d.extend(block(0x4000_0bad, &[0; 8]));
+        d.extend(epb(0, 0, b"b", None));
+        let (ix, frames) = all(&d);
+        assert_eq!(ix.frames, 2);
+        assert_eq!(frames.iter().map(|f| f.0).collect::<Vec<_>>(), vec![2, 4]);
+    }
+
+    #[test]
     fn chunks_cover_every_frame_once_with_right_numbers() {
         let payload = vec![0u8; 100_000];
         let records: Vec<(u32, u32, &[u8])> = (0..100).map(|i| (i, 0, &payload[..])).collect();
         let d = pcap(PCAP_US, 1, &records);
         let (ix, frames) = all(&d);
         assert!(ix.chunks.len() >= 4, "{} chunks", ix.chunks.len());
-        assert_eq!(frames.iter().map(|f| f.0).collect::<Vec<_>>(), (1..=100).collect::<Vec<_>>());
+        assert_eq!(
+            frames.iter().map(|f| f.0).collect::<Vec<_>>(),
+            (1..=100).collect::<Vec<_>>()
+        );
         assert_eq!(frames[99].1, 99_000_000_000);
     }
 }

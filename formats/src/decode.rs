@@ -23,12 +23,15 @@ pub mod link {
     pub const IPV4: u16 = 228;
     pub const IPV6: u16 = 229;
     pub const NFLOG: u16 = 239;
+    pub const PKTAP: u16 = 258;
     pub const LINUX_SLL2: u16 = 276;
 }
 
 const ETH_IPV4: u16 = 0x0800;
 const ETH_IPV6: u16 = 0x86dd;
 const ETH_ARP: u16 = 0x0806;
+const ETH_MPLS: u16 = 0x8847;
+const ETH_MPLS_MULTICAST: u16 = 0x8848;
 const ETH_VLAN: [u16; 3] = [0x8100, 0x88a8, 0x9100];
 
 pub const PROTO_ICMP: u8 = 1;
@@ -37,8 +40,9 @@ pub const PROTO_UDP: u8 = 17;
 pub const PROTO_ICMPV6: u8 = 58;
 pub const PROTO_SCTP: u8 = 132;
 
-/// TCP flag bits as in the header's flags byte (RFC 9293 section 3.1), plus
-/// NS (RFC 3540) as bit 8.
+/// TCP flag bits as in the header's flags byte (RFC 9293 section 3.1); the
+/// four bits above them (AE/NS, RFC 3540, and three reserved) are kept as
+/// bits 8-11, as Wireshark shows `tcp.flags`.
 pub mod tcp_flag {
     pub const FIN: u16 = 0x01;
     pub const SYN: u16 = 0x02;
@@ -89,7 +93,11 @@ impl Addr {
         let _ = if self.v6 {
             write!(out, "{}", Ipv6Addr::from(self.bytes))
         } else {
-            write!(out, "{}", Ipv4Addr::new(self.bytes[0], self.bytes[1], self.bytes[2], self.bytes[3]))
+            write!(
+                out,
+                "{}",
+                Ipv4Addr::new(self.bytes[0], self.bytes[1], self.bytes[2], self.bytes[3])
+            )
         };
     }
 }
@@ -152,13 +160,21 @@ pub fn decode(link_type: u16, d: &[u8], h: &mut Headers) {
         link::ETHERNET => ethernet(d, h),
         link::LINUX_SLL => {
             if let Some(proto) = be16(d, 14) {
-                h.direction = Some(if be16(d, 0) == Some(4) { Direction::Out } else { Direction::In });
+                h.direction = Some(if be16(d, 0) == Some(4) {
+                    Direction::Out
+                } else {
+                    Direction::In
+                });
                 ethertype(proto, &d[16..], h);
             }
         }
         link::LINUX_SLL2 => {
             if d.len() >= 20 {
-                h.direction = Some(if d[10] == 4 { Direction::Out } else { Direction::In });
+                h.direction = Some(if d[10] == 4 {
+                    Direction::Out
+                } else {
+                    Direction::In
+                });
                 ethertype(u16::from_be_bytes([d[0], d[1]]), &d[20..], h);
             }
         }
@@ -166,7 +182,11 @@ pub fn decode(link_type: u16, d: &[u8], h: &mut Headers) {
             if d.len() >= 4 {
                 let raw = [d[0], d[1], d[2], d[3]];
                 // DLT_NULL is in the writer's byte order; small values tell it.
-                let family = if link_type == link::LOOP || u32::from_le_bytes(raw) > 0xffff { u32::from_be_bytes(raw) } else { u32::from_le_bytes(raw) };
+                let family = if link_type == link::LOOP || u32::from_le_bytes(raw) > 0xffff {
+                    u32::from_be_bytes(raw)
+                } else {
+                    u32::from_le_bytes(raw)
+                };
                 match family {
                     2 => ethertype(ETH_IPV4, &d[4..], h),
                     // AF_INET6 differs between BSDs (24, 28, 30) and Linux (10).
@@ -180,6 +200,18 @@ pub fn decode(link_type: u16, d: &[u8], h: &mut Headers) {
         link::IPV6 => ethertype(ETH_IPV6, d, h),
         link::PPP | link::PPP_HDLC => ppp(d, h),
         link::NFLOG => nflog(d, h),
+        link::PKTAP => {
+            // Apple's pktap header: its own length, then the inner DLT
+            // (both little-endian), then the packet (libpcap pcap/pktap.h).
+            if d.len() >= 8 {
+                let len = u32::from_le_bytes([d[0], d[1], d[2], d[3]]) as usize;
+                let inner = u32::from_le_bytes([d[4], d[5], d[6], d[7]]);
+                if len >= 8 && len <= d.len() && inner != u32::from(link::PKTAP) {
+                    // DLT_NULL and DLT_EN10MB have the same number as their LINKTYPE.
+                    decode(inner as u16, &d[len..], h);
+                }
+            }
+        }
         _ => {}
     }
 }
@@ -196,20 +228,43 @@ fn ethernet(d: &[u8], h: &mut Headers) {
     let Some(mut proto) = be16(d, 12) else { return };
     let mut at = 14;
     while ETH_VLAN.contains(&proto) {
-        let (Some(tci), Some(next)) = (be16(d, at), be16(d, at + 2)) else { return };
+        let (Some(tci), Some(next)) = (be16(d, at), be16(d, at + 2)) else {
+            return;
+        };
         h.vlan.get_or_insert(tci & 0x0fff);
         proto = next;
         at += 4;
     }
-    // Values up to 1500 are an 802.3 length (LLC follows), not a type.
+    // Values up to 1500 are an 802.3 length: LLC follows, and with
+    // SNAP (AA AA 03, OUI, type) the EtherType comes after it.
     if proto > 1500 {
         ethertype(proto, &d[at..], h);
+    } else if d.get(at..at + 3) == Some(&[0xaa, 0xaa, 0x03])
+        && let Some(t) = be16(d, at + 6)
+    {
+        ethertype(t, &d[at + 8..], h);
+    }
+}
+
+/// MPLS label stack entries (RFC 3032) until the bottom-of-stack bit; the
+/// payload's IP version nibble tells v4 from v6.
+fn mpls(d: &[u8], h: &mut Headers) {
+    let mut at = 0;
+    while let Some(entry) = be32(d, at) {
+        at += 4;
+        if entry & 0x100 != 0 {
+            return raw_ip(&d[at..], h);
+        }
     }
 }
 
 fn ppp(d: &[u8], h: &mut Headers) {
     // Optional HDLC address/control bytes 0xff 0x03 (RFC 1662 section 3.1).
-    let d = if d.starts_with(&[0xff, 0x03]) { &d[2..] } else { d };
+    let d = if d.starts_with(&[0xff, 0x03]) {
+        &d[2..]
+    } else {
+        d
+    };
     match be16(d, 0) {
         Some(0x0021) => ethertype(ETH_IPV4, &d[2..], h),
         Some(0x0057) => ethertype(ETH_IPV6, &d[2..], h),
@@ -247,6 +302,7 @@ fn ethertype(proto: u16, d: &[u8], h: &mut Headers) {
         ETH_IPV4 => ipv4(d, h),
         ETH_IPV6 => ipv6(d, h),
         ETH_ARP => h.l3 = L3::Arp,
+        ETH_MPLS | ETH_MPLS_MULTICAST => mpls(d, h),
         other => h.l3 = L3::Other(other),
     }
 }
@@ -270,7 +326,11 @@ fn ipv4(d: &[u8], h: &mut Headers) {
     }
     let total = usize::from(u16::from_be_bytes([d[2], d[3]]));
     // A zero total length is what TSO hands to the capture: use what we have.
-    let ip_payload = if total >= ihl { total - ihl } else { d.len().saturating_sub(ihl) };
+    let ip_payload = if total >= ihl {
+        total - ihl
+    } else {
+        d.len().saturating_sub(ihl)
+    };
     if d.len() > ihl {
         transport(d[9], &d[ihl..], ip_payload, h);
     }
@@ -293,7 +353,9 @@ fn ipv6(d: &[u8], h: &mut Headers) {
             0 | 43 | 60 | 135 | 139 | 140 => d.get(at + 1).map(|l| (usize::from(*l) + 1) * 8),
             51 => d.get(at + 1).map(|l| (usize::from(*l) + 2) * 4),
             44 => {
-                let (Some(off), Some(id)) = (be16(d, at + 2), be32(d, at + 4)) else { break };
+                let (Some(off), Some(id)) = (be16(d, at + 2), be32(d, at + 4)) else {
+                    break;
+                };
                 h.fragment = true;
                 h.ip_id = Some(id);
                 if off & 0xfff8 != 0 {
@@ -336,7 +398,7 @@ fn transport(proto: u8, d: &[u8], ip_payload: usize, h: &mut Headers) {
                 h.tcp = Some(Tcp {
                     seq: u32::from_be_bytes([d[4], d[5], d[6], d[7]]),
                     ack: u32::from_be_bytes([d[8], d[9], d[10], d[11]]),
-                    flags: (u16::from(d[12] & 1) << 8) | u16::from(d[13]),
+                    flags: (u16::from(d[12] & 0x0f) << 8) | u16::from(d[13]),
                     window: be16(d, 14).unwrap_or(0),
                 });
                 if off >= 20 {
@@ -364,9 +426,11 @@ mod tests {
 
     /// Ethernet + 802.1Q + IPv4 + TCP RST|ACK from 10.0.0.1:443 to 10.0.0.2:51000.
     const VLAN_TCP_RST: &[u8] = &[
-        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x81, 0x00, 0x00, 0x64, 0x08, 0x00, // eth + vlan 100
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x81, 0x00, 0x00, 0x64, 0x08,
+        0x00, // eth + vlan 100
         0x45, 0, 0, 40, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, // ipv4
-        0x01, 0xbb, 0xc7, 0x38, 0, 0, 0, 1, 0, 0, 0, 2, 0x50, 0x14, 0x01, 0x00, 0, 0, 0, 0, // tcp
+        0x01, 0xbb, 0xc7, 0x38, 0, 0, 0, 1, 0, 0, 0, 2, 0x50, 0x14, 0x01, 0x00, 0, 0, 0,
+        0, // tcp
     ];
 
     #[test]
@@ -378,8 +442,19 @@ mod tests {
         assert_eq!(h.src.unwrap().to_string(), "10.0.0.1");
         assert_eq!(h.dst.unwrap().to_string(), "10.0.0.2");
         assert_eq!((h.src_port, h.dst_port), (Some(443), Some(51000)));
-        assert_eq!(h.tcp, Some(Tcp { flags: tcp_flag::RST | tcp_flag::ACK, seq: 1, ack: 2, window: 256 }));
-        assert_eq!((h.ttl, h.ip_id, h.payload_len, h.fragment), (Some(64), Some(0x1234), Some(0), false));
+        assert_eq!(
+            h.tcp,
+            Some(Tcp {
+                flags: tcp_flag::RST | tcp_flag::ACK,
+                seq: 1,
+                ack: 2,
+                window: 256
+            })
+        );
+        assert_eq!(
+            (h.ttl, h.ip_id, h.payload_len, h.fragment),
+            (Some(64), Some(0x1234), Some(0), false)
+        );
     }
 
     #[test]
@@ -403,7 +478,10 @@ mod tests {
         let mut h = Headers::default();
         decode(link::RAW, &d, &mut h);
         assert_eq!(h.src.unwrap().to_string(), "2001:db8::1");
-        assert_eq!((h.ip_proto, h.fragment, h.ip_id), (Some(17), true, Some(0xdeadbeef)));
+        assert_eq!(
+            (h.ip_proto, h.fragment, h.ip_id),
+            (Some(17), true, Some(0xdeadbeef))
+        );
         assert_eq!((h.src_port, h.dst_port), (Some(53), Some(12345)));
     }
 
@@ -425,10 +503,15 @@ mod tests {
         let mut h = Headers::default();
         decode(link::LINUX_SLL, &sll, &mut h);
         assert_eq!((h.direction, h.src_port), (Some(Direction::Out), Some(443)));
-        let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0];
+        let mut sll2 = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0,
+        ];
         sll2.extend(&VLAN_TCP_RST[18..]);
         decode(link::LINUX_SLL2, &sll2, &mut h);
-        assert_eq!((h.direction, h.dst_port), (Some(Direction::In), Some(51000)));
+        assert_eq!(
+            (h.direction, h.dst_port),
+            (Some(Direction::In), Some(51000))
+        );
     }
 
     #[test]

@@ -10,25 +10,53 @@ use crate::capfile::Frame;
 use crate::decode::{Addr, Headers, PROTO_TCP, tcp_flag};
 use crate::packets::{CaptureMeta, proto_name};
 use crate::table::{Column, Kind, Table};
-use arrow_array::builder::{StringBuilder, StringDictionaryBuilder, TimestampNanosecondBuilder, UInt8Builder, UInt16Builder, UInt64Builder};
+use arrow_array::builder::{
+    StringBuilder, StringDictionaryBuilder, TimestampNanosecondBuilder, UInt8Builder,
+    UInt16Builder, UInt64Builder,
+};
 use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, RecordBatch};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 const fn col(name: &'static str, kind: Kind, nullable: bool, doc: &'static str) -> Column {
-    Column { name, kind, nullable, doc }
+    Column {
+        name,
+        kind,
+        nullable,
+        doc,
+    }
 }
 
 /// The columns of `flows`, in table order.
 pub const COLUMNS: &[Column] = &[
-    col("bundle", Kind::Dict, false, "bundle (or capture file) the row comes from"),
+    col(
+        "bundle",
+        Kind::Dict,
+        false,
+        "bundle (or capture file) the row comes from",
+    ),
     col("host", Kind::Dict, true, "node the bundle was collected on"),
     col("capture", Kind::Dict, false, "capture point label"),
-    col("netns", Kind::Dict, true, "network namespace of the interface the flow was first seen on"),
-    col("proto", Kind::Dict, false, "tcp, udp, icmp, ... or the protocol number"),
+    col(
+        "netns",
+        Kind::Dict,
+        true,
+        "network namespace of the interface the flow was first seen on",
+    ),
+    col(
+        "proto",
+        Kind::Dict,
+        false,
+        "tcp, udp, icmp, ... or the protocol number",
+    ),
     col("ip_proto", Kind::U8, false, "IP protocol number"),
-    col("src_ip", Kind::Str, false, "originator address (sender of the first SYN, else of the first packet)"),
+    col(
+        "src_ip",
+        Kind::Str,
+        false,
+        "originator address (sender of the first SYN, else of the first packet)",
+    ),
     col("src_port", Kind::U16, true, "originator port"),
     col("dst_ip", Kind::Str, false, "responder address"),
     col("dst_port", Kind::U16, true, "responder port"),
@@ -36,22 +64,76 @@ pub const COLUMNS: &[Column] = &[
     col("last_ts", Kind::Ts, false, "last packet"),
     col("packets", Kind::U64, false, "packets both ways"),
     col("bytes", Kind::U64, false, "wire bytes both ways"),
-    col("orig_packets", Kind::U64, false, "packets from the originator"),
-    col("resp_packets", Kind::U64, false, "packets from the responder"),
-    col("orig_bytes", Kind::U64, false, "wire bytes from the originator"),
-    col("resp_bytes", Kind::U64, false, "wire bytes from the responder"),
-    col("orig_payload_bytes", Kind::U64, false, "transport payload bytes from the originator"),
-    col("resp_payload_bytes", Kind::U64, false, "transport payload bytes from the responder"),
-    col("tcp_flags", Kind::U16, true, "every TCP flag seen, OR-ed (see packets.tcp_flags)"),
-    col("history", Kind::Str, true, "Zeek-like history: S syn, H syn-ack, A pure ack, D data, F fin, R rst; upper case from the originator, lower from the responder, in order of first appearance"),
-    col("conn_state", Kind::Dict, false, "Zeek conn_state: S0 S1 SF REJ S2 S3 RSTO RSTR RSTOS0 RSTRH SH SHR OTH"),
-    col("syn_retries", Kind::U64, true, "SYNs from the originator beyond the first"),
+    col(
+        "orig_packets",
+        Kind::U64,
+        false,
+        "packets from the originator",
+    ),
+    col(
+        "resp_packets",
+        Kind::U64,
+        false,
+        "packets from the responder",
+    ),
+    col(
+        "orig_bytes",
+        Kind::U64,
+        false,
+        "wire bytes from the originator",
+    ),
+    col(
+        "resp_bytes",
+        Kind::U64,
+        false,
+        "wire bytes from the responder",
+    ),
+    col(
+        "orig_payload_bytes",
+        Kind::U64,
+        false,
+        "transport payload bytes from the originator",
+    ),
+    col(
+        "resp_payload_bytes",
+        Kind::U64,
+        false,
+        "transport payload bytes from the responder",
+    ),
+    col(
+        "tcp_flags",
+        Kind::U16,
+        true,
+        "every TCP flag seen, OR-ed (see packets.tcp_flags)",
+    ),
+    col(
+        "history",
+        Kind::Str,
+        true,
+        "Zeek-like history: S syn, H syn-ack, A pure ack, D data, F fin, R rst; upper case from the originator, lower from the responder, in order of first appearance",
+    ),
+    col(
+        "conn_state",
+        Kind::Dict,
+        false,
+        "Zeek conn_state: S0 S1 SF REJ S2 S3 RSTO RSTR RSTOS0 RSTRH SH SHR OTH",
+    ),
+    col(
+        "syn_retries",
+        Kind::U64,
+        true,
+        "SYNs from the originator beyond the first",
+    ),
     col("orig_rsts", Kind::U64, true, "RSTs sent by the originator"),
     col("resp_rsts", Kind::U64, true, "RSTs sent by the responder"),
 ];
 
 /// The table as listed by `capsnap tables`.
-pub const TABLE: Table = Table { name: "flows", doc: "one row per 5-tuple and capture point, with Zeek-like conn_state", columns: COLUMNS };
+pub const TABLE: Table = Table {
+    name: "flows",
+    doc: "one row per 5-tuple and capture point, with Zeek-like conn_state",
+    columns: COLUMNS,
+};
 
 /// The two endpoints of a flow in canonical order (`a` <= `b`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -152,13 +234,25 @@ impl FlowTable {
     /// Counts one frame whose headers are `h`. Frames without IP addresses
     /// belong to no flow.
     pub fn add(&mut self, frame: &Frame, h: &Headers) {
-        let (Some(src), Some(dst), Some(proto)) = (h.src, h.dst, h.ip_proto) else { return };
+        let (Some(src), Some(dst), Some(proto)) = (h.src, h.dst, h.ip_proto) else {
+            return;
+        };
         let s = (src, h.src_port.unwrap_or(0));
         let d = (dst, h.dst_port.unwrap_or(0));
         let forward = s <= d;
-        let key = if forward { Key { proto, a: s, b: d } } else { Key { proto, a: d, b: s } };
-        let ts = frame.ts_ns;
-        let flow = self.flows.entry(key).or_insert(Flow { interface: frame.interface, last: ts, a: Side::default(), b: Side::default() });
+        let key = if forward {
+            Key { proto, a: s, b: d }
+        } else {
+            Key { proto, a: d, b: s }
+        };
+        // Simple packet blocks have no time; they count at the epoch.
+        let ts = frame.ts_ns.unwrap_or(0);
+        let flow = self.flows.entry(key).or_insert(Flow {
+            interface: frame.interface,
+            last: ts,
+            a: Side::default(),
+            b: Side::default(),
+        });
         flow.last = flow.last.max(ts);
         let side = if forward { &mut flow.a } else { &mut flow.b };
         side.packets += 1;
@@ -181,7 +275,10 @@ impl FlowTable {
                 side.first_synack = side.first_synack.min(ts);
             }
             // A pure ACK: no other control flag and no payload.
-            if ack && f & (tcp_flag::SYN | tcp_flag::FIN | tcp_flag::RST) == 0 && h.payload_len.unwrap_or(0) == 0 {
+            if ack
+                && f & (tcp_flag::SYN | tcp_flag::FIN | tcp_flag::RST) == 0
+                && h.payload_len.unwrap_or(0) == 0
+            {
                 side.first_ack = side.first_ack.min(ts);
             }
             if f & tcp_flag::FIN != 0 {
@@ -243,11 +340,19 @@ impl FlowTable {
         let mut tcp_counts: [UInt64Builder; 3] = Default::default();
         let mut text = String::new();
         for (k, f, a_orig) in &rows {
-            let (o, r, oe, re) = if *a_orig { (&f.a, &f.b, k.a, k.b) } else { (&f.b, &f.a, k.b, k.a) };
+            let (o, r, oe, re) = if *a_orig {
+                (&f.a, &f.b, k.a, k.b)
+            } else {
+                (&f.b, &f.a, k.b, k.a)
+            };
             bundle.append_value(&meta.bundle);
             host.append_option(meta.host.as_deref());
             capture.append_value(&meta.capture);
-            netns.append_option(meta.interfaces.get(f.interface as usize).and_then(|i| i.netns.as_deref()));
+            netns.append_option(
+                meta.interfaces
+                    .get(f.interface as usize)
+                    .and_then(|i| i.netns.as_deref()),
+            );
             match proto_name(k.proto) {
                 Some(p) => proto.append_value(p),
                 None => proto.append_value(k.proto.to_string()),
@@ -262,13 +367,28 @@ impl FlowTable {
             dst_port.append_option(has_ports.then_some(re.1));
             first_ts.append_value(o.first.min(r.first));
             last_ts.append_value(f.last);
-            for (b, v) in counts.iter_mut().zip([o.packets + r.packets, o.bytes + r.bytes, o.packets, r.packets, o.bytes, r.bytes, o.payload, r.payload]) {
+            for (b, v) in counts.iter_mut().zip([
+                o.packets + r.packets,
+                o.bytes + r.bytes,
+                o.packets,
+                r.packets,
+                o.bytes,
+                r.bytes,
+                o.payload,
+                r.payload,
+            ]) {
                 b.append_value(v);
             }
             let tcp = k.proto == PROTO_TCP;
             tcp_flags.append_option(tcp.then_some(o.flags | r.flags));
             history.append_option(tcp.then(|| history_of(o, r)));
-            conn_state.append_value(if tcp { tcp_state(o, r) } else if r.packets > 0 { "SF" } else { "S0" });
+            conn_state.append_value(if tcp {
+                tcp_state(o, r)
+            } else if r.packets > 0 {
+                "SF"
+            } else {
+                "S0"
+            });
             let retries = o.syns.saturating_sub(1);
             for (b, v) in tcp_counts.iter_mut().zip([retries, o.rsts, r.rsts]) {
                 b.append_option(tcp.then_some(v));
@@ -292,7 +412,11 @@ impl FlowTable {
         arrays.push(Arc::new(tcp_flags.finish()));
         arrays.push(Arc::new(history.finish()));
         arrays.push(Arc::new(conn_state.finish()));
-        arrays.extend(tcp_counts.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        arrays.extend(
+            tcp_counts
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
         RecordBatch::try_new(TABLE.schema(), arrays).expect("flows arrays follow COLUMNS")
     }
 }
@@ -387,31 +511,70 @@ mod tests {
             ip_proto: Some(PROTO_TCP),
             src_port: Some(from.1),
             dst_port: Some(to.1),
-            tcp: Some(Tcp { flags, ..Tcp::default() }),
+            tcp: Some(Tcp {
+                flags,
+                ..Tcp::default()
+            }),
             payload_len: Some(payload),
             ..Headers::default()
         };
-        let frame = Frame { number: 0, ts_ns: ts, interface: 0, data: &[], wire_len: 60 + payload, direction: None, comment: None };
+        let frame = Frame {
+            number: 0,
+            ts_ns: Some(ts),
+            interface: 0,
+            data: &[],
+            wire_len: 60 + payload,
+            direction: None,
+            comment: None,
+        };
         t.add(&frame, &h);
     }
 
     fn meta() -> CaptureMeta {
-        CaptureMeta { bundle: "b".into(), host: None, capture: "host".into(), interfaces: vec![InterfaceMeta { link_type: 1, name: None, netns: None }] }
+        CaptureMeta {
+            bundle: "b".into(),
+            host: None,
+            capture: "host".into(),
+            interfaces: vec![InterfaceMeta {
+                link_type: 1,
+                name: None,
+                netns: None,
+            }],
+        }
     }
 
     fn states(t: FlowTable) -> Vec<(String, String, u64)> {
         let batch = t.finish(&meta());
         let state = batch.column_by_name("conn_state").unwrap();
         let state = datafusion_free_dict(state);
-        let hist = batch.column_by_name("history").unwrap().as_string::<i32>().clone();
-        let retries = batch.column_by_name("syn_retries").unwrap().as_primitive::<UInt64Type>().clone();
-        (0..batch.num_rows()).map(|i| (state[i].clone(), hist.value(i).to_string(), retries.value(i))).collect()
+        let hist = batch
+            .column_by_name("history")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        let retries = batch
+            .column_by_name("syn_retries")
+            .unwrap()
+            .as_primitive::<UInt64Type>()
+            .clone();
+        (0..batch.num_rows())
+            .map(|i| {
+                (
+                    state[i].clone(),
+                    hist.value(i).to_string(),
+                    retries.value(i),
+                )
+            })
+            .collect()
     }
 
     fn datafusion_free_dict(a: &ArrayRef) -> Vec<String> {
         let d = a.as_dictionary::<Int32Type>();
         let values = d.values().as_string::<i32>();
-        d.keys().iter().map(|k| values.value(k.unwrap() as usize).to_string()).collect()
+        d.keys()
+            .iter()
+            .map(|k| values.value(k.unwrap() as usize).to_string())
+            .collect()
     }
 
     use tcp_flag::{ACK, FIN, RST, SYN};
@@ -422,14 +585,74 @@ mod tests {
     fn conn_states_like_zeek() {
         let cases: &[(&str, &[(i64, bool, u16, u32)], &str, &str)] = &[
             // (name, [(ts, from client?, flags, payload)], state, history)
-            ("normal", &[(1, true, SYN, 0), (2, false, SYN | ACK, 0), (3, true, ACK, 0), (4, true, ACK, 10), (5, true, FIN | ACK, 0), (6, false, FIN | ACK, 0)], "SF", "ShADFf"),
-            ("no answer, two retries", &[(1, true, SYN, 0), (2, true, SYN, 0), (3, true, SYN, 0)], "S0", "S"),
-            ("rejected", &[(1, true, SYN, 0), (2, false, RST | ACK, 0)], "REJ", "Sr"),
-            ("reset by responder", &[(1, true, SYN, 0), (2, false, SYN | ACK, 0), (3, true, ACK, 5), (4, false, RST, 0)], "RSTR", "ShDr"),
-            ("reset by originator", &[(1, true, SYN, 0), (2, false, SYN | ACK, 0), (3, true, RST, 0)], "RSTO", "ShR"),
-            ("midstream", &[(1, false, ACK, 5), (2, true, ACK, 0)], "OTH", "Da"),
-            ("established", &[(1, true, SYN, 0), (2, false, SYN | ACK, 0), (3, true, ACK, 0)], "S1", "ShA"),
-            ("half-open then fin", &[(1, true, SYN, 0), (2, true, FIN, 0)], "SH", "SF"),
+            (
+                "normal",
+                &[
+                    (1, true, SYN, 0),
+                    (2, false, SYN | ACK, 0),
+                    (3, true, ACK, 0),
+                    (4, true, ACK, 10),
+                    (5, true, FIN | ACK, 0),
+                    (6, false, FIN | ACK, 0),
+                ],
+                "SF",
+                "ShADFf",
+            ),
+            (
+                "no answer, two retries",
+                &[(1, true, SYN, 0), (2, true, SYN, 0), (3, true, SYN, 0)],
+                "S0",
+                "S",
+            ),
+            (
+                "rejected",
+                &[(1, true, SYN, 0), (2, false, RST | ACK, 0)],
+                "REJ",
+                "Sr",
+            ),
+            (
+                "reset by responder",
+                &[
+                    (1, true, SYN, 0),
+                    (2, false, SYN | ACK, 0),
+                    (3, true, ACK, 5),
+                    (4, false, RST, 0),
+                ],
+                "RSTR",
+                "ShDr",
+            ),
+            (
+                "reset by originator",
+                &[
+                    (1, true, SYN, 0),
+                    (2, false, SYN | ACK, 0),
+                    (3, true, RST, 0),
+                ],
+                "RSTO",
+                "ShR",
+            ),
+            (
+                "midstream",
+                &[(1, false, ACK, 5), (2, true, ACK, 0)],
+                "OTH",
+                "Da",
+            ),
+            (
+                "established",
+                &[
+                    (1, true, SYN, 0),
+                    (2, false, SYN | ACK, 0),
+                    (3, true, ACK, 0),
+                ],
+                "S1",
+                "ShA",
+            ),
+            (
+                "half-open then fin",
+                &[(1, true, SYN, 0), (2, true, FIN, 0)],
+                "SH",
+                "SF",
+            ),
         ];
         for (name, packets, state, history) in cases {
             let mut t = FlowTable::default();
@@ -439,13 +662,23 @@ mod tests {
             }
             let got = states(t);
             assert_eq!(got.len(), 1, "{name}");
-            assert_eq!((got[0].0.as_str(), got[0].1.as_str()), (*state, *history), "{name}");
+            assert_eq!(
+                (got[0].0.as_str(), got[0].1.as_str()),
+                (*state, *history),
+                "{name}"
+            );
         }
     }
 
     #[test]
     fn merge_in_any_order_gives_same_flow() {
-        let packets = [(1, C, S, SYN), (2, C, S, SYN), (3, S, C, SYN | ACK), (4, C, S, ACK), (5, S, C, RST)];
+        let packets = [
+            (1, C, S, SYN),
+            (2, C, S, SYN),
+            (3, S, C, SYN | ACK),
+            (4, C, S, ACK),
+            (5, S, C, RST),
+        ];
         let mut whole = FlowTable::default();
         for &(ts, f, to, fl) in &packets {
             tcp(&mut whole, ts, f, to, fl, 0);
@@ -469,6 +702,13 @@ mod tests {
         tcp(&mut t, 1, S, C, SYN | ACK, 0);
         tcp(&mut t, 2, C, S, SYN, 0);
         let batch = t.finish(&meta());
-        assert_eq!(batch.column_by_name("src_ip").unwrap().as_string::<i32>().value(0), "10.0.0.9");
+        assert_eq!(
+            batch
+                .column_by_name("src_ip")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0),
+            "10.0.0.9"
+        );
     }
 }

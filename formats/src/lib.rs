@@ -18,7 +18,9 @@ mod flows;
 mod packets;
 mod table;
 
-pub use capfile::{Chunk, Damage, Direction, Frame, Frames, Index, Interface, Layout, index, index_with_progress};
+pub use capfile::{
+    Chunk, Damage, Direction, Frame, Frames, Index, Interface, Layout, index, index_with_progress,
+};
 pub use decode::{Addr, Headers, L3, Tcp, decode, link, tcp_flag};
 pub use error::{Error, Hex};
 pub use flows::FlowTable;

@@ -6,15 +6,22 @@
 
 use crate::capfile::{Frame, Interface};
 use crate::decode::{self, Headers, L3, tcp_flag};
-use arrow_array::builder::{BooleanBuilder, Int32Builder, StringBuilder, StringDictionaryBuilder, TimestampNanosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder};
+use crate::table::{Column, Kind, Table, schema_of};
+use arrow_array::builder::{
+    BooleanBuilder, Int32Builder, StringBuilder, StringDictionaryBuilder,
+    TimestampNanosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder,
+};
 use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, DictionaryArray, RecordBatch, RecordBatchOptions, StringArray};
-use crate::table::{Column, Kind, Table, schema_of};
 use arrow_schema::SchemaRef;
 use std::sync::{Arc, LazyLock};
 
 /// The table as listed by `capsnap tables`.
-pub const TABLE: Table = Table { name: "packets", doc: "one row per captured frame", columns: COLUMNS };
+pub const TABLE: Table = Table {
+    name: "packets",
+    doc: "one row per captured frame",
+    columns: COLUMNS,
+};
 
 macro_rules! columns {
     ($( $id:ident $name:literal $kind:ident $nullable:literal $doc:literal ),* $(,)?) => {
@@ -35,7 +42,7 @@ columns! {
     Ifname "ifname" Dict true "interface name (pcapng if_name)",
     LinkType "link_type" U16 false "LINKTYPE_* of the interface",
     Frame "frame" U64 false "frame number, 1-based as in Wireshark",
-    Ts "ts" Ts false "capture time, UTC",
+    Ts "ts" Ts true "capture time, UTC (null for pcapng simple packet blocks, which have none)",
     CapturedBytes "captured_bytes" U32 false "bytes captured (cut by snap length)",
     WireBytes "wire_bytes" U32 false "bytes on the wire",
     Direction "direction" Dict true "in or out, where the capture records it",
@@ -50,7 +57,7 @@ columns! {
     Fragment "fragment" Bool true "the IP packet is a fragment",
     SrcPort "src_port" U16 true "TCP/UDP/SCTP source port",
     DstPort "dst_port" U16 true "TCP/UDP/SCTP destination port",
-    TcpFlags "tcp_flags" U16 true "TCP flags as a number (FIN=1 SYN=2 RST=4 PSH=8 ACK=16 URG=32 ECE=64 CWR=128 NS=256)",
+    TcpFlags "tcp_flags" U16 true "TCP flags as a number (FIN=1 SYN=2 RST=4 PSH=8 ACK=16 URG=32 ECE=64 CWR=128 AE/NS=256, reserved bits above)",
     Syn "syn" Bool true "TCP SYN",
     Ack "ack" Bool true "TCP ACK flag",
     Fin "fin" Bool true "TCP FIN",
@@ -97,8 +104,16 @@ impl InterfaceMeta {
     /// Labels of a pcapng interface. capsnap writes `netns=NAME` into
     /// `if_description` of the interfaces it captures on.
     pub fn of(iface: &Interface) -> Self {
-        let netns = iface.description.as_deref().and_then(|d| d.split_whitespace().find_map(|w| w.strip_prefix("netns="))).map(str::to_owned);
-        InterfaceMeta { link_type: iface.link_type, name: iface.name.clone(), netns }
+        let netns = iface
+            .description
+            .as_deref()
+            .and_then(|d| d.split_whitespace().find_map(|w| w.strip_prefix("netns=")))
+            .map(str::to_owned);
+        InterfaceMeta {
+            link_type: iface.link_type,
+            name: iface.name.clone(),
+            netns,
+        }
     }
 }
 
@@ -129,12 +144,18 @@ struct FixedDict {
 
 impl FixedDict {
     fn new(values: Vec<Option<String>>) -> Self {
-        FixedDict { keys: Int32Builder::new(), values: Arc::new(StringArray::from(values)) }
+        FixedDict {
+            keys: Int32Builder::new(),
+            values: Arc::new(StringArray::from(values)),
+        }
     }
 
     fn finish(&mut self) -> ArrayRef {
         let keys = self.keys.finish();
-        Arc::new(DictionaryArray::<Int32Type>::try_new(keys, self.values.clone()).expect("keys index the values they were built for"))
+        Arc::new(
+            DictionaryArray::<Int32Type>::try_new(keys, self.values.clone())
+                .expect("keys index the values they were built for"),
+        )
     }
 }
 
@@ -165,8 +186,14 @@ impl PacketBuilder {
     pub fn new(meta: Arc<CaptureMeta>, projection: Option<&[usize]>) -> Self {
         let all: Vec<usize> = (0..ORDER.len()).collect();
         let projection = projection.unwrap_or(&all);
-        let schema = Arc::new(schema().project(projection).expect("projection indices come from this schema"));
-        let per_iface = |f: fn(&InterfaceMeta) -> Option<String>| meta.interfaces.iter().map(f).collect::<Vec<_>>();
+        let schema = Arc::new(
+            schema()
+                .project(projection)
+                .expect("projection indices come from this schema"),
+        );
+        let per_iface = |f: fn(&InterfaceMeta) -> Option<String>| {
+            meta.interfaces.iter().map(f).collect::<Vec<_>>()
+        };
         let columns = projection
             .iter()
             .map(|&i| {
@@ -174,7 +201,9 @@ impl PacketBuilder {
                 let builder = match col {
                     Col::Bundle => Builder::Fixed(FixedDict::new(vec![Some(meta.bundle.clone())])),
                     Col::Host => Builder::Fixed(FixedDict::new(vec![meta.host.clone()])),
-                    Col::Capture => Builder::Fixed(FixedDict::new(vec![Some(meta.capture.clone())])),
+                    Col::Capture => {
+                        Builder::Fixed(FixedDict::new(vec![Some(meta.capture.clone())]))
+                    }
                     Col::Netns => Builder::Fixed(FixedDict::new(per_iface(|i| i.netns.clone()))),
                     Col::Ifname => Builder::Fixed(FixedDict::new(per_iface(|i| i.name.clone()))),
                     _ => match COLUMNS[i].kind {
@@ -185,14 +214,23 @@ impl PacketBuilder {
                         Kind::U16 => Builder::U16(UInt16Builder::new()),
                         Kind::U32 => Builder::U32(UInt32Builder::new()),
                         Kind::U64 => Builder::U64(UInt64Builder::new()),
-                        Kind::Ts => Builder::Ts(TimestampNanosecondBuilder::new().with_timezone("UTC")),
+                        Kind::Ts => {
+                            Builder::Ts(TimestampNanosecondBuilder::new().with_timezone("UTC"))
+                        }
                         Kind::I64 => unreachable!("packets has no Int64 column"),
                     },
                 };
                 (col, builder)
             })
             .collect();
-        PacketBuilder { meta, columns, schema, rows: 0, text: String::new(), headers: Headers::default() }
+        PacketBuilder {
+            meta,
+            columns,
+            schema,
+            rows: 0,
+            text: String::new(),
+            headers: Headers::default(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -205,7 +243,11 @@ impl PacketBuilder {
 
     /// Decodes `frame` and appends it as a row.
     pub fn append(&mut self, frame: &Frame) {
-        let link_type = self.meta.interfaces.get(frame.interface as usize).map_or(u16::MAX, |i| i.link_type);
+        let link_type = self
+            .meta
+            .interfaces
+            .get(frame.interface as usize)
+            .map_or(u16::MAX, |i| i.link_type);
         decode::decode(link_type, frame.data, &mut self.headers);
         let h = &self.headers;
         let tcp = h.tcp;
@@ -215,14 +257,20 @@ impl PacketBuilder {
             let col = *col;
             match (col, b) {
                 (Col::Bundle | Col::Capture, Builder::Fixed(d)) => d.keys.append_value(0),
-                (Col::Host, Builder::Fixed(d)) => d.keys.append_option(self.meta.host.as_ref().map(|_| 0)),
-                (Col::Netns | Col::Ifname, Builder::Fixed(d)) => d.keys.append_option(iface_key.filter(|&k| !d.values.is_null(k as usize))),
+                (Col::Host, Builder::Fixed(d)) => {
+                    d.keys.append_option(self.meta.host.as_ref().map(|_| 0))
+                }
+                (Col::Netns | Col::Ifname, Builder::Fixed(d)) => d
+                    .keys
+                    .append_option(iface_key.filter(|&k| !d.values.is_null(k as usize))),
                 (Col::LinkType, Builder::U16(b)) => b.append_value(link_type),
                 (Col::Frame, Builder::U64(b)) => b.append_value(frame.number),
-                (Col::Ts, Builder::Ts(b)) => b.append_value(frame.ts_ns),
+                (Col::Ts, Builder::Ts(b)) => b.append_option(frame.ts_ns),
                 (Col::CapturedBytes, Builder::U32(b)) => b.append_value(frame.data.len() as u32),
                 (Col::WireBytes, Builder::U32(b)) => b.append_value(frame.wire_len),
-                (Col::Direction, Builder::Dict(b)) => b.append_option(frame.direction.or(h.direction).map(|d| d.as_str())),
+                (Col::Direction, Builder::Dict(b)) => {
+                    b.append_option(frame.direction.or(h.direction).map(|d| d.as_str()))
+                }
                 (Col::Vlan, Builder::U16(b)) => b.append_option(h.vlan),
                 (Col::L3, Builder::Dict(b)) => match h.l3 {
                     L3::None => b.append_null(),
@@ -236,13 +284,15 @@ impl PacketBuilder {
                         b.append_value(&self.text);
                     }
                 },
-                (Col::SrcIp | Col::DstIp, Builder::Str(b)) => match if col == Col::SrcIp { h.src } else { h.dst } {
-                    Some(a) => {
-                        a.write_to(&mut self.text);
-                        b.append_value(&self.text);
+                (Col::SrcIp | Col::DstIp, Builder::Str(b)) => {
+                    match if col == Col::SrcIp { h.src } else { h.dst } {
+                        Some(a) => {
+                            a.write_to(&mut self.text);
+                            b.append_value(&self.text);
+                        }
+                        None => b.append_null(),
                     }
-                    None => b.append_null(),
-                },
+                }
                 (Col::IpProto, Builder::U8(b)) => b.append_option(h.ip_proto),
                 (Col::Proto, Builder::Dict(b)) => match h.ip_proto {
                     Some(p) => match proto_name(p) {
@@ -302,7 +352,8 @@ impl PacketBuilder {
             .collect();
         let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
-        RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options).expect("builders match the projected schema")
+        RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)
+            .expect("builders match the projected schema")
     }
 }
 
@@ -318,7 +369,11 @@ mod tests {
             bundle: "b".into(),
             host: None,
             capture: "host".into(),
-            interfaces: vec![InterfaceMeta { link_type: decode::link::RAW, name: Some("eth0".into()), netns: None }],
+            interfaces: vec![InterfaceMeta {
+                link_type: decode::link::RAW,
+                name: Some("eth0".into()),
+                netns: None,
+            }],
         })
     }
 
@@ -328,7 +383,15 @@ mod tests {
     ];
 
     fn frame(data: &[u8]) -> Frame<'_> {
-        Frame { number: 3, ts_ns: 5, interface: 0, data, wire_len: data.len() as u32, direction: None, comment: None }
+        Frame {
+            number: 3,
+            ts_ns: Some(5),
+            interface: 0,
+            data,
+            wire_len: data.len() as u32,
+            direction: None,
+            comment: None,
+        }
     }
 
     #[test]
@@ -361,6 +424,9 @@ mod tests {
         let get = |n: &str| batch.column_by_name(n).unwrap().clone();
         assert_eq!(get("src_ip").as_string::<i32>().value(0), "10.0.0.1");
         assert!(get("syn").as_boolean().value(0));
-        assert_eq!(get("ifname").as_dictionary::<Int32Type>().keys().value(0), 0);
+        assert_eq!(
+            get("ifname").as_dictionary::<Int32Type>().keys().value(0),
+            0
+        );
     }
 }

@@ -62,6 +62,10 @@ pub struct Column {
 
 /// Builds an Arrow schema from a column list.
 pub fn schema_of(columns: &[Column]) -> SchemaRef {
-    Arc::new(Schema::new(columns.iter().map(|c| Field::new(c.name, c.kind.data_type(), c.nullable)).collect::<Vec<_>>()))
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(c.name, c.kind.data_type(), c.nullable))
+            .collect::<Vec<_>>(),
+    ))
 }
-
