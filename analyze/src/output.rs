@@ -133,11 +133,9 @@ pub async fn write_stream(
                 rows += b.num_rows();
                 w.write(&plain(&b, &text_schema)?)?;
             }
+            // The writer prints `[]` for no rows too.
             w.finish()?;
             drop(w);
-            if rows == 0 {
-                write!(out, "[]")?;
-            }
             writeln!(out)?;
         }
         Format::Ndjson => {

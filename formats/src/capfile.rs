@@ -975,4 +975,93 @@ mod tests {
         );
         assert_eq!(frames[99].1, 99_000_000_000);
     }
+
+    /// Indexes `d` and decodes every frame of every chunk; must not panic.
+    fn read_everything(d: &[u8]) -> u64 {
+        let Ok(ix) = index(d) else { return 0 };
+        let mut h = crate::Headers::default();
+        let mut n = 0;
+        for c in &ix.chunks {
+            for f in ix.frames(d, c) {
+                crate::decode(ix.interfaces[f.interface as usize].link_type, f.data, &mut h);
+                n += 1;
+            }
+        }
+        assert_eq!(n, ix.frames, "chunks hold exactly the indexed packets");
+        n
+    }
+
+    fn sample_pcapng() -> Vec<u8> {
+        let mut d = shb();
+        d.extend(idb(1, Some(9)));
+        d.extend(idb(101, None));
+        d.extend(epb(0, 77, &[0xff; 60], Some(1)));
+        d.extend(block(0x0bad, &[1, 2, 3, 4]));
+        d.extend(epb(1, 78, &[0x45; 40], None));
+        d
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2000)))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(d in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            read_everything(&d);
+        }
+
+        #[test]
+        fn arbitrary_bytes_after_a_valid_header_never_panic(
+            ng in proptest::prelude::any::<bool>(),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+        ) {
+            let mut d = if ng { sample_pcapng()[..28 + 32].to_vec() } else { pcap(PCAP_NS, 1, &[]) };
+            d.extend(tail);
+            read_everything(&d);
+        }
+
+        #[test]
+        fn a_byte_flipped_anywhere_never_panics(at in 0usize..1000, value in proptest::prelude::any::<u8>()) {
+            let mut d = sample_pcapng();
+            let at = at % d.len();
+            d[at] = value;
+            read_everything(&d);
+        }
+    }
+
+    #[test]
+    fn every_prefix_reads_the_complete_packets_before_the_cut() {
+        for full in [sample_pcapng(), pcap(PCAP_US, 113, &[(1, 0, &[0; 30]), (2, 0, &[1; 50]), (3, 0, &[2; 10])])] {
+            let all = read_everything(&full);
+            let mut last = 0;
+            for cut in 0..=full.len() {
+                let n = read_everything(&full[..cut]);
+                assert!(n >= last && n <= all, "cut {cut}: {n} packets");
+                last = n;
+            }
+            assert_eq!(last, all);
+        }
+    }
+
+    /// Real files from ../shared/corpus/pcap, and a stride of their prefixes.
+    #[test]
+    fn corpus_files_and_their_prefixes_never_panic() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pcap");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            assert!(std::env::var("CI").is_err(), "corpus missing at {}", dir.display());
+            eprintln!("SKIPPED: no corpus at {}", dir.display());
+            return;
+        };
+        let mut files = 0;
+        for e in entries {
+            let d = std::fs::read(e.unwrap().path()).unwrap();
+            files += 1;
+            read_everything(&d);
+            let step = (d.len() / 64).max(1);
+            for cut in (0..d.len()).step_by(step) {
+                read_everything(&d[..cut]);
+            }
+        }
+        assert!(files > 200, "{files} corpus files");
+    }
 }

@@ -524,4 +524,12 @@ mod tests {
             assert_eq!(h.dst.unwrap().to_string(), "10.0.0.2");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_on_any_link_never_panic(link in 0u16..300, d in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let mut h = Headers::default();
+            decode(link, &d, &mut h);
+        }
+    }
 }
