@@ -10,17 +10,31 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 fn sample() -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/basic.pcapng").display().to_string()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("samples/basic.pcapng")
+        .display()
+        .to_string()
 }
 
 fn stdout(out: &std::process::Output) -> String {
-    assert!(out.status.success(), "exit {:?}, stderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
 #[test]
 fn counts_rsts_in_the_sample() {
-    let out = capsnap(&["query", "--format", "csv", &sample(), "select count(*) as n from packets where rst"]);
+    let out = capsnap(&[
+        "query",
+        "--format",
+        "csv",
+        &sample(),
+        "select count(*) as n from packets where rst",
+    ]);
     assert_eq!(stdout(&out), "n\n1\n");
 }
 
@@ -41,40 +55,87 @@ fn flows_name_each_connection_outcome() {
 fn labelled_inputs_become_capture_points() {
     let s = sample();
     let sql = "select capture, count(*) as n from packets where src_ip = '10.77.0.1' and syn group by capture order by capture";
-    let out = capsnap(&["query", "--format", "csv", &format!("host={s}"), &format!("pod/web={s}"), sql]);
+    let out = capsnap(&[
+        "query",
+        "--format",
+        "csv",
+        &format!("host={s}"),
+        &format!("pod/web={s}"),
+        sql,
+    ]);
     assert_eq!(stdout(&out), "capture,n\nhost,6\npod/web,6\n");
 }
 
 #[test]
 fn default_label_is_the_file_stem() {
-    let out = capsnap(&["query", "--format", "csv", &sample(), "select distinct capture, ifname from packets"]);
+    let out = capsnap(&[
+        "query",
+        "--format",
+        "csv",
+        &sample(),
+        "select distinct capture, ifname from packets",
+    ]);
     assert_eq!(stdout(&out), "capture,ifname\nbasic,veth-c\n");
 }
 
 #[test]
 fn empty_result_still_prints_the_header() {
     let sql = "select frame, src_ip from packets where dst_port = 9";
-    assert_eq!(stdout(&capsnap(&["query", "--format", "csv", &sample(), sql])), "frame,src_ip\n");
+    assert_eq!(
+        stdout(&capsnap(&["query", "--format", "csv", &sample(), sql])),
+        "frame,src_ip\n"
+    );
     let table = stdout(&capsnap(&["query", &sample(), sql]));
     assert!(table.contains("| frame | src_ip |"), "{table}");
-    assert_eq!(stdout(&capsnap(&["query", "--format", "json", &sample(), sql])).trim(), "[]");
+    assert_eq!(
+        stdout(&capsnap(&["query", "--format", "json", &sample(), sql])).trim(),
+        "[]"
+    );
 }
 
 #[test]
 fn json_ndjson_and_parquet_outputs() {
     let sql = "select frame, ts, rst, capture from packets where rst";
-    let json: serde_json::Value = serde_json::from_str(&stdout(&capsnap(&["query", "--format", "json", &sample(), sql]))).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&stdout(&capsnap(&[
+        "query",
+        "--format",
+        "json",
+        &sample(),
+        sql,
+    ])))
+    .unwrap();
     assert_eq!(json[0]["rst"], true);
     assert_eq!(json[0]["capture"], "basic");
     assert!(json[0]["ts"].as_str().unwrap().starts_with("20"), "{json}");
-    let nd = stdout(&capsnap(&["query", "--format", "ndjson", &sample(), "select frame from packets where syn limit 3"]));
+    let nd = stdout(&capsnap(&[
+        "query",
+        "--format",
+        "ndjson",
+        &sample(),
+        "select frame from packets where syn limit 3",
+    ]));
     assert_eq!(nd.lines().count(), 3);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("out.parquet");
-    let out = capsnap(&["query", "--format", "parquet", "-o", &file.display().to_string(), &sample(), sql]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = capsnap(&[
+        "query",
+        "--format",
+        "parquet",
+        "-o",
+        &file.display().to_string(),
+        &sample(),
+        sql,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bytes = std::fs::read(&file).unwrap();
-    assert!(bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"), "not a parquet file");
+    assert!(
+        bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"),
+        "not a parquet file"
+    );
 }
 
 #[test]
@@ -82,7 +143,14 @@ fn sql_from_a_file_and_from_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("q.sql");
     std::fs::write(&f, "select count(*) as n from packets where fin;").unwrap();
-    let out = capsnap(&["query", "--format", "csv", "-f", &f.display().to_string(), &sample()]);
+    let out = capsnap(&[
+        "query",
+        "--format",
+        "csv",
+        "-f",
+        &f.display().to_string(),
+        &sample(),
+    ]);
     assert_eq!(stdout(&out), "n\n2\n");
     let mut child = Command::new(env!("CARGO_BIN_EXE_capsnap"))
         .args(["query", "--format", "csv", &sample()])
@@ -92,7 +160,12 @@ fn sql_from_a_file_and_from_stdin() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"select count(*) as n from packets where rst;").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"select count(*) as n from packets where rst;")
+        .unwrap();
     assert_eq!(stdout(&child.wait_with_output().unwrap()), "n\n1\n");
 }
 
@@ -114,12 +187,30 @@ fn file_cut_in_a_record_keeps_complete_packets_and_warns_with_offset() {
     }
     let (at, len) = last_epb.expect("sample has packets");
     std::fs::write(&cut, &full[..at + len / 2]).unwrap();
-    let all = stdout(&capsnap(&["query", "--format", "csv", &sample(), "select count(*) as n from packets"]));
-    let out = capsnap(&["query", "--format", "csv", &cut.display().to_string(), "select count(*) as n from packets"]);
+    let all = stdout(&capsnap(&[
+        "query",
+        "--format",
+        "csv",
+        &sample(),
+        "select count(*) as n from packets",
+    ]));
+    let out = capsnap(&[
+        "query",
+        "--format",
+        "csv",
+        &cut.display().to_string(),
+        "select count(*) as n from packets",
+    ]);
     let n_all: u64 = all.lines().nth(1).unwrap().parse().unwrap();
     assert_eq!(stdout(&out), format!("n\n{}\n", n_all - 1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("warning") && err.contains("cut.pcapng") && err.contains("byte offset") && err.contains("middle of a block"), "{err}");
+    assert!(
+        err.contains("warning")
+            && err.contains("cut.pcapng")
+            && err.contains("byte offset")
+            && err.contains("middle of a block"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -130,7 +221,12 @@ fn corrupt_file_fails_with_its_name_and_exit_2() {
     let out = capsnap(&["query", &bad.display().to_string(), "select 1"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("capsnap: ") && err.contains("notes.pcap") && err.contains("not a pcap or pcapng file"), "{err}");
+    assert!(
+        err.starts_with("capsnap: ")
+            && err.contains("notes.pcap")
+            && err.contains("not a pcap or pcapng file"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty());
 }
 
@@ -149,17 +245,39 @@ fn closed_pipe_exits_quietly() {
     // Enough rows that capsnap is still writing when `head` goes away.
     let sql = "select a.frame, b.frame, c.frame from packets a, packets b, packets c";
     let out = Command::new("bash")
-        .args(["-c", "set -o pipefail; \"$0\" query --format csv \"$1\" \"$2\" | head -c 100 >/dev/null", env!("CARGO_BIN_EXE_capsnap"), &sample(), sql])
+        .args([
+            "-c",
+            "set -o pipefail; \"$0\" query --format csv \"$1\" \"$2\" | head -c 100 >/dev/null",
+            env!("CARGO_BIN_EXE_capsnap"),
+            &sample(),
+            sql,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn tables_lists_columns_and_types() {
     let out = stdout(&capsnap(&["tables"]));
-    for want in ["packets — one row per captured frame", "flows — ", "rst", "Boolean", "conn_state", "Timestamp"] {
+    for want in [
+        "packets — one row per captured frame",
+        "flows — ",
+        "rst",
+        "Boolean",
+        "conn_state",
+        "Timestamp",
+    ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
     let out = stdout(&capsnap(&["tables", &sample()]));

@@ -115,7 +115,11 @@ impl Workspace {
             self.progress.set_length(total);
             self.progress.set_message("reading");
             let stream = df.execute_stream().await?;
-            let written = write_stream(format, stream, out).await;
+            let progress = self.progress.clone();
+            let written = write_stream(format, stream, out, &mut move || {
+                progress.finish_and_clear()
+            })
+            .await;
             self.progress.finish_and_clear();
             rows += written?;
         }

@@ -79,11 +79,13 @@ fn plain(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Error> 
 
 /// Writes every batch of `stream` to `out` in `format`, one writer for all
 /// formats. Returns the number of rows. An empty result still prints its
-/// header in table, CSV and TSV form.
+/// header in table, CSV and TSV form. `before_output` runs once, just
+/// before the first byte is written (callers clear progress displays).
 pub async fn write_stream(
     format: Format,
     mut stream: SendableRecordBatchStream,
     out: &mut (dyn Write + Send),
+    before_output: &mut (dyn FnMut() + Send),
 ) -> Result<usize, Error> {
     let schema = stream.schema();
     let text_schema = plain_schema(&schema);
@@ -97,6 +99,7 @@ pub async fn write_stream(
                 rows += b.num_rows();
                 batches.push(plain(&b, &text_schema)?);
             }
+            before_output();
             writeln!(
                 out,
                 "{}",
@@ -104,6 +107,7 @@ pub async fn write_stream(
             )?;
         }
         Format::Csv | Format::Tsv => {
+            before_output();
             let delimiter = if format == Format::Csv { b',' } else { b'\t' };
             let mut w = csv::WriterBuilder::new()
                 .with_header(true)
@@ -127,27 +131,22 @@ pub async fn write_stream(
             }
         }
         Format::Json => {
-            let mut w = json::ArrayWriter::new(&mut *out);
-            while let Some(b) = stream.next().await {
-                let b = b?;
-                rows += b.num_rows();
-                w.write(&plain(&b, &text_schema)?)?;
-            }
-            // The writer prints `[]` for no rows too.
-            w.finish()?;
-            drop(w);
+            before_output();
+            // The array writer prints `[]` for no rows too.
+            rows = write_json(json::ArrayWriter::new(&mut *out), &mut stream, &text_schema).await?;
             writeln!(out)?;
         }
         Format::Ndjson => {
-            let mut w = json::LineDelimitedWriter::new(&mut *out);
-            while let Some(b) = stream.next().await {
-                let b = b?;
-                rows += b.num_rows();
-                w.write(&plain(&b, &text_schema)?)?;
-            }
-            w.finish()?;
+            before_output();
+            rows = write_json(
+                json::LineDelimitedWriter::new(&mut *out),
+                &mut stream,
+                &text_schema,
+            )
+            .await?;
         }
         Format::Parquet => {
+            before_output();
             let mut w = ArrowWriter::try_new(&mut *out, schema, None)?;
             while let Some(b) = stream.next().await {
                 let b = b?;
@@ -158,5 +157,20 @@ pub async fn write_stream(
         }
     }
     out.flush()?;
+    Ok(rows)
+}
+
+async fn write_json<W: Write, F: json::writer::JsonFormat>(
+    mut w: json::Writer<W, F>,
+    stream: &mut SendableRecordBatchStream,
+    text_schema: &SchemaRef,
+) -> Result<usize, Error> {
+    let mut rows = 0;
+    while let Some(b) = stream.next().await {
+        let b = b?;
+        rows += b.num_rows();
+        w.write(&plain(&b, text_schema)?)?;
+    }
+    w.finish()?;
     Ok(rows)
 }

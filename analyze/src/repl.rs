@@ -48,6 +48,7 @@ pub async fn interactive(
                 }
                 if buffer.is_empty() && trimmed == "\\d" {
                     describe_tables(out)?;
+                    out.flush()?;
                     continue;
                 }
                 buffer.push_str(&line);

@@ -983,7 +983,11 @@ mod tests {
         let mut n = 0;
         for c in &ix.chunks {
             for f in ix.frames(d, c) {
-                crate::decode(ix.interfaces[f.interface as usize].link_type, f.data, &mut h);
+                crate::decode(
+                    ix.interfaces[f.interface as usize].link_type,
+                    f.data,
+                    &mut h,
+                );
                 n += 1;
             }
         }
@@ -1031,7 +1035,14 @@ mod tests {
 
     #[test]
     fn every_prefix_reads_the_complete_packets_before_the_cut() {
-        for full in [sample_pcapng(), pcap(PCAP_US, 113, &[(1, 0, &[0; 30]), (2, 0, &[1; 50]), (3, 0, &[2; 10])])] {
+        for full in [
+            sample_pcapng(),
+            pcap(
+                PCAP_US,
+                113,
+                &[(1, 0, &[0; 30]), (2, 0, &[1; 50]), (3, 0, &[2; 10])],
+            ),
+        ] {
             let all = read_everything(&full);
             let mut last = 0;
             for cut in 0..=full.len() {
@@ -1048,7 +1059,11 @@ mod tests {
     fn corpus_files_and_their_prefixes_never_panic() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pcap");
         let Ok(entries) = std::fs::read_dir(&dir) else {
-            assert!(std::env::var("CI").is_err(), "corpus missing at {}", dir.display());
+            assert!(
+                std::env::var("CI").is_err(),
+                "corpus missing at {}",
+                dir.display()
+            );
             eprintln!("SKIPPED: no corpus at {}", dir.display());
             return;
         };
