@@ -1,1 +1,20 @@
+//! The Linux collector behind `capsnap collect`: the only crate that
+//! touches the live system.
+//!
+//! Data flow: find the network namespaces in use (through /proc/*/ns/net)
+//! and the processes, containers and pods in each; in every selected
+//! namespace at once, capture packets (AF_PACKET, written as pcapng) and
+//! snapshot /proc/net, sysctls, netfilter rules and conntrack; beside them
+//! run the bpftrace probes; then write every raw artifact and a manifest
+//! (each source with its status and reason) into one tar+zstd bundle.
+//! Every source is bounded in time and reports instead of failing the run.
 
+mod ebpf;
+mod packets;
+mod report;
+mod unix_diag;
+
+pub use ebpf::{EbpfOptions, EbpfSession, start_bpftrace};
+pub use packets::{CaptureOptions, CaptureTarget, capture_packets};
+pub use report::{SourceReport, Status};
+pub use unix_diag::{UnixSocket, unix_sockets};
