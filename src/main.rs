@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +22,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Snapshot this node into one bundle (packets, sockets, conntrack, eBPF events...).
+    #[command(
+        long_about = "Snapshot this node into one bundle file for a network or socket post-mortem.\n\n\
+        Run as root on the sick node; everything is bounded in time and size, and a source that\n\
+        fails is recorded in the bundle's manifest instead of stopping the run:\n  \
+        sudo capsnap collect --duration 60s\n  \
+        sudo capsnap collect --netns /var/run/netns/web --no-ebpf -o /tmp/web.capsnap\n\n\
+        Ctrl-C ends the capture window early and still writes a valid bundle."
+    )]
+    Collect(CollectArgs),
     /// Run SQL over capture files (tables: packets, flows).
     #[command(long_about = "Run SQL over capture files.\n\n\
         Inputs are pcap or pcapng files, each optionally labelled with its capture point:\n  \
@@ -52,6 +63,138 @@ struct QueryArgs {
     /// Write the result to this file instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CollectArgs {
+    /// Length of the packet capture and eBPF window (e.g. 5s, 2m, 500ms).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Bundle path (default: capsnap-<host>-<UTC>.capsnap in the current directory).
+    #[arg(short, long, value_name = "PATH")]
+    output: Option<PathBuf>,
+    /// Namespaces to cover besides the host: all (default), a pid, a container id,
+    /// a pod UID, an `ip netns` name, or a namespace file such as /var/run/netns/NAME.
+    #[arg(long, value_name = "SELECTOR")]
+    netns: Vec<String>,
+    /// Interfaces to capture on (default: all, in every selected namespace).
+    #[arg(short, long, value_name = "IF")]
+    interface: Vec<String>,
+    /// Bytes kept of each packet (headers by default).
+    #[arg(long, default_value_t = 128)]
+    snaplen: u32,
+    /// Stop capturing at a capture point after this many packets.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_packets: u64,
+    /// Cap on captured bytes across all capture points (e.g. 256M, 1G).
+    #[arg(long, default_value = "256M", value_parser = parse_bytes)]
+    max_bytes: u64,
+    /// Time limit of each tool run (iptables-save, conntrack, ...).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    source_timeout: Duration,
+    /// Do not capture packets.
+    #[arg(long)]
+    no_packets: bool,
+    /// Do not run the eBPF probes.
+    #[arg(long)]
+    no_ebpf: bool,
+    /// Keep command lines as they are (secrets are masked by default).
+    #[arg(long)]
+    no_redact: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 5s, 2m or 500ms"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unit must be ms, s, m or h")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 256M or 1G"))?;
+    let mult = match unit
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return Err(format!("{s:?}: unit must be K, M or G")),
+    };
+    Ok(n * mult)
+}
+
+fn collect(a: CollectArgs) -> Result<()> {
+    let opts = capture::Options {
+        duration: a.duration,
+        output: a.output,
+        selectors: a
+            .netns
+            .iter()
+            .map(|s| capture::Selector::parse(s))
+            .collect(),
+        selector_args: a.netns,
+        packets: !a.no_packets,
+        ebpf: !a.no_ebpf,
+        interfaces: a.interface,
+        snaplen: a.snaplen,
+        max_packets: a.max_packets,
+        max_bytes: a.max_bytes,
+        source_timeout: a.source_timeout,
+        redact: !a.no_redact,
+        ..capture::Options::default()
+    };
+    let stop = capture::install_signal_handlers();
+    let verbose = std::io::stderr().is_terminal() || std::env::var_os("CAPSNAP_PROGRESS").is_some();
+    let outcome = capture::collect(&opts, stop, &|step| {
+        if verbose {
+            eprintln!("capsnap: {step}");
+        }
+    })?;
+    let not_ok: Vec<_> = outcome
+        .sources
+        .iter()
+        .filter(|s| s.status != capture::Status::Ok && s.status != capture::Status::Skipped)
+        .collect();
+    for s in &not_ok {
+        let ns = s
+            .netns
+            .as_deref()
+            .map(|n| format!(" [{n}]"))
+            .unwrap_or_default();
+        eprintln!(
+            "capsnap: {:?}: {}{ns}: {}",
+            s.status,
+            s.source,
+            s.reason.as_deref().unwrap_or("")
+        );
+    }
+    eprintln!(
+        "capsnap: wrote {} ({} bytes, {} sources, {} not ok)",
+        outcome.bundle.display(),
+        outcome.size,
+        outcome.sources.len(),
+        not_ok.len()
+    );
+    println!("{}", outcome.bundle.display());
+    Ok(())
 }
 
 /// What `query` will do, validated before any work starts.
@@ -145,6 +288,7 @@ fn query(config: QueryConfig) -> Result<()> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Collect(args) => collect(args),
         Command::Query(args) => query(QueryConfig::from_args(args)?),
         Command::Tables { inputs } => {
             let mut out = std::io::stdout().lock();

@@ -2,19 +2,28 @@
 //! touches the live system.
 //!
 //! Data flow: find the network namespaces in use (through /proc/*/ns/net)
-//! and the processes, containers and pods in each; in every selected
-//! namespace at once, capture packets (AF_PACKET, written as pcapng) and
-//! snapshot /proc/net, sysctls, netfilter rules and conntrack; beside them
-//! run the bpftrace probes; then write every raw artifact and a manifest
-//! (each source with its status and reason) into one tar+zstd bundle.
-//! Every source is bounded in time and reports instead of failing the run.
+//! and the processes, containers and pods in each ([`netns`]); in every
+//! selected namespace at once, capture packets (AF_PACKET, written as
+//! pcapng) and snapshot /proc/net, sysctls, unix sockets (sock_diag),
+//! netfilter rules and conntrack; beside them run the bpftrace probes; then
+//! write every raw artifact and a manifest (each source with its status and
+//! reason) into one tar+zstd bundle ([`collect()`]). Every source is bounded
+//! in time and reports instead of failing the run.
 
+mod bundle;
+mod collect;
 mod ebpf;
+mod netns;
 mod packets;
+mod redact;
 mod report;
+mod snapshot;
 mod unix_diag;
 
+pub use bundle::{FORMAT_VERSION, Manifest, Member};
+pub use collect::{Error, Options, Outcome, collect, install_signal_handlers};
 pub use ebpf::{EbpfOptions, EbpfSession, start_bpftrace};
+pub use netns::{Netns, Selector};
 pub use packets::{CaptureOptions, CaptureTarget, capture_packets};
 pub use report::{SourceReport, Status};
 pub use unix_diag::{UnixSocket, unix_sockets};

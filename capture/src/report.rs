@@ -35,7 +35,14 @@ pub struct SourceReport {
 
 impl SourceReport {
     pub fn new(source: impl Into<String>, netns: Option<String>) -> Self {
-        SourceReport { source: source.into(), netns, status: Status::Ok, reason: None, files: Vec::new(), duration_ms: 0 }
+        SourceReport {
+            source: source.into(),
+            netns,
+            status: Status::Ok,
+            reason: None,
+            files: Vec::new(),
+            duration_ms: 0,
+        }
     }
 
     /// Marks the report with `status` and the reason.

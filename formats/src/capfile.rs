@@ -85,6 +85,9 @@ pub struct Chunk {
     /// Packets in the chunk.
     pub frames: u64,
     section: u32,
+    /// Interfaces its section had defined where the chunk starts: a packet
+    /// may only use interfaces described before it.
+    interfaces: u32,
 }
 
 /// Something wrong in the file that did not stop it from being read.
@@ -518,7 +521,7 @@ pub fn index_with_progress(d: &[u8], progress: &mut dyn FnMut(usize)) -> Result<
         modified,
         snaplen,
     };
-    let mut chunker = Chunker::new(24, progress);
+    let mut chunker = Chunker::new(24, 1, progress);
     let mut pos = 24;
     while pos < d.len() {
         match pcap_record(d, pos, params) {
@@ -557,7 +560,7 @@ fn index_pcapng(d: &[u8], progress: &mut dyn FnMut(usize)) -> Index {
         end: 0,
         damage: Vec::new(),
     };
-    let mut chunker = Chunker::new(0, progress);
+    let mut chunker = Chunker::new(0, 0, progress);
     let mut pos = 0;
     let mut be = false;
     while pos < d.len() {
@@ -609,10 +612,13 @@ struct Chunker<'p> {
     first_number: u64,
     packets: u64,
     section: u32,
+    interfaces: u32,
 }
 
 impl<'p> Chunker<'p> {
-    fn new(start: usize, progress: &'p mut dyn FnMut(usize)) -> Self {
+    /// `interfaces`: defined before the first record (1 for classic pcap's
+    /// implicit one, 0 for pcapng).
+    fn new(start: usize, interfaces: u32, progress: &'p mut dyn FnMut(usize)) -> Self {
         Chunker {
             progress,
             start,
@@ -620,6 +626,7 @@ impl<'p> Chunker<'p> {
             first_number: 1,
             packets: 0,
             section: 0,
+            interfaces,
         }
     }
 
@@ -631,6 +638,7 @@ impl<'p> Chunker<'p> {
                 first_frame: self.first_number,
                 frames: self.packets,
                 section: self.section,
+                interfaces: self.interfaces,
             });
         }
         (self.progress)(at);
@@ -638,6 +646,7 @@ impl<'p> Chunker<'p> {
         self.first_number = self.numbers + 1;
         self.packets = 0;
         self.section = ix.sections.len().saturating_sub(1) as u32;
+        self.interfaces = ix.sections.last().map_or(0, |s| s.interfaces);
     }
 
     fn packet(&mut self, ix: &mut Index, at: usize) {
@@ -688,6 +697,7 @@ impl Index {
             section: chunk.section,
             big_endian: be,
             started: false,
+            defined: chunk.interfaces,
         }
     }
 }
@@ -701,6 +711,8 @@ pub struct Frames<'a> {
     section: u32,
     big_endian: bool,
     started: bool,
+    /// Interfaces of the current section described so far.
+    defined: u32,
 }
 
 impl<'a> Iterator for Frames<'a> {
@@ -732,6 +744,7 @@ impl<'a> Iterator for Frames<'a> {
                 Record::Section { big_endian } => {
                     if self.started {
                         self.section += 1;
+                        self.defined = 0;
                     }
                     self.big_endian = big_endian;
                 }
@@ -752,8 +765,9 @@ impl<'a> Iterator for Frames<'a> {
                     } else {
                         local_interface
                     };
-                    if local >= section.interfaces {
-                        continue; // reported as damage by the index pass
+                    // The same rule as the index pass, which reported it.
+                    if local >= self.defined.min(section.interfaces) {
+                        continue;
                     }
                     let interface = section.first_interface + local;
                     let iface = &self.index.interfaces[interface as usize];
@@ -779,7 +793,11 @@ impl<'a> Iterator for Frames<'a> {
                     self.started = true;
                     self.next_frame += 1;
                 }
-                Record::Interface(_) | Record::Other | Record::Skip(_) => self.started = true,
+                Record::Interface(_) => {
+                    self.started = true;
+                    self.defined += 1;
+                }
+                Record::Other | Record::Skip(_) => self.started = true,
             }
         }
         None

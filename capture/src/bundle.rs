@@ -1,0 +1,280 @@
+//! The bundle: one tar stream compressed with zstd (`tar --zstd -xf` opens
+//! it anywhere), `manifest.json` first, then every raw artifact of the
+//! staging directory in sorted order. It is written under a temporary name
+//! and renamed only when complete, so a half-written bundle never looks
+//! like a finished one.
+
+use crate::report::SourceReport;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Bumped when the layout of a bundle changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One file of the bundle.
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Serialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub capsnap_version: &'static str,
+    pub host: String,
+    pub kernel: String,
+    pub boot_id: String,
+    /// Collection window, UTC, RFC 3339 and nanoseconds since the epoch.
+    pub started: String,
+    pub finished: String,
+    pub started_ns: u64,
+    pub finished_ns: u64,
+    /// Whether capsnap ran as root (what it could see depends on it).
+    pub root: bool,
+    pub options: serde_json::Value,
+    pub namespaces: Vec<crate::netns::Netns>,
+    pub sources: Vec<SourceReport>,
+    pub members: Vec<Member>,
+}
+
+/// Nanoseconds since the epoch, now.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// (year, month, day, hour, minute, second) of a UTC time.
+fn civil(ns: u64) -> (i64, u32, u32, u32, u32, u32) {
+    let secs = (ns / 1_000_000_000) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        (rem % 3600 / 60) as u32,
+        (rem % 60) as u32,
+    )
+}
+
+/// RFC 3339 UTC with nanoseconds.
+pub fn rfc3339(ns: u64) -> String {
+    let (y, mo, d, h, mi, s) = civil(ns);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:09}Z",
+        ns % 1_000_000_000
+    )
+}
+
+/// Default bundle name: `capsnap-<host>-<UTC>.capsnap`.
+pub fn default_name(host: &str, ns: u64) -> String {
+    let (y, mo, d, h, mi, s) = civil(ns);
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("capsnap-{host}-{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z.capsnap")
+}
+
+fn files_under(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let ty = e.file_type()?;
+        if ty.is_dir() {
+            files_under(&e.path(), &rel, out)?;
+        } else if ty.is_file() {
+            out.push((rel, e.path()));
+        }
+    }
+    Ok(())
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0; 1 << 16];
+    let mut size = 0;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((
+        size,
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+    ))
+}
+
+/// Lists and hashes every file under `staging` (for the manifest).
+pub fn members(staging: &Path) -> std::io::Result<Vec<Member>> {
+    let mut files = Vec::new();
+    files_under(staging, "", &mut files)?;
+    files
+        .into_iter()
+        .map(|(rel, path)| {
+            let (size, sha256) = sha256_file(&path)?;
+            Ok(Member {
+                path: rel,
+                size,
+                sha256,
+            })
+        })
+        .collect()
+}
+
+fn append(
+    tar: &mut tar::Builder<impl Write>,
+    rel: &str,
+    data: &mut dyn Read,
+    size: u64,
+    mtime: u64,
+) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_mtime(mtime);
+    header.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut header, rel, data)
+}
+
+/// Writes the bundle to `out`: manifest first, then the members in the
+/// manifest's order, each exactly as hashed. Returns the bundle's size.
+pub fn write(staging: &Path, manifest: &Manifest, out: &Path) -> std::io::Result<u64> {
+    let tmp = out.with_extension("capsnap.tmp");
+    let result = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        let mut zst = zstd::Encoder::new(std::io::BufWriter::new(file), 3)?;
+        {
+            let mut tar = tar::Builder::new(&mut zst);
+            let mtime = manifest.finished_ns / 1_000_000_000;
+            let json = serde_json::to_vec_pretty(manifest).map_err(std::io::Error::other)?;
+            append(
+                &mut tar,
+                "manifest.json",
+                &mut json.as_slice(),
+                json.len() as u64,
+                mtime,
+            )?;
+            for m in &manifest.members {
+                let mut f = std::fs::File::open(staging.join(&m.path))?.take(m.size);
+                append(&mut tar, &m.path, &mut f, m.size, mtime)?;
+            }
+            tar.finish()?;
+        }
+        let mut w = zst.finish()?;
+        w.flush()?;
+        w.get_ref().sync_all()?;
+        Ok::<_, std::io::Error>(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, out)?;
+    Ok(std::fs::metadata(out)?.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formatting() {
+        // 2026-11-21T20:34:00.5Z
+        let ns = 1_795_293_240_500_000_000;
+        assert_eq!(rfc3339(ns), "2026-11-21T20:34:00.500000000Z");
+        assert_eq!(
+            default_name("node 1", ns),
+            "capsnap-node_1-20261121T203400Z.capsnap"
+        );
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+    }
+
+    #[test]
+    fn bundle_opens_with_tar_and_has_manifest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join("s");
+        std::fs::create_dir_all(staging.join("netns/host")).unwrap();
+        std::fs::write(staging.join("netns/host/sockstat"), "TCP: inuse 1\n").unwrap();
+        std::fs::write(staging.join("fds.tsv"), "pid\tfd\ttarget\n").unwrap();
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            capsnap_version: "test",
+            host: "h".into(),
+            kernel: "k".into(),
+            boot_id: "b".into(),
+            started: rfc3339(0),
+            finished: rfc3339(1),
+            started_ns: 0,
+            finished_ns: 1,
+            root: true,
+            options: serde_json::json!({}),
+            namespaces: vec![],
+            sources: vec![],
+            members: members(&staging).unwrap(),
+        };
+        assert_eq!(
+            manifest
+                .members
+                .iter()
+                .map(|m| m.path.as_str())
+                .collect::<Vec<_>>(),
+            vec!["fds.tsv", "netns/host/sockstat"]
+        );
+        let out = dir.path().join("b.capsnap");
+        write(&staging, &manifest, &out).unwrap();
+        assert!(!out.with_extension("capsnap.tmp").exists());
+        let mut ar =
+            tar::Archive::new(zstd::Decoder::new(std::fs::File::open(&out).unwrap()).unwrap());
+        let names: Vec<String> = ar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            vec!["manifest.json", "fds.tsv", "netns/host/sockstat"]
+        );
+        let status = std::process::Command::new("tar")
+            .args(["--zstd", "-tf"])
+            .arg(&out)
+            .output();
+        if let Ok(o) = status
+            && o.status.success()
+        {
+            assert!(String::from_utf8_lossy(&o.stdout).starts_with("manifest.json"));
+        }
+    }
+}

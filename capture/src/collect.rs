@@ -1,0 +1,305 @@
+//! `capsnap collect`: one bounded run from discovery to bundle.
+//!
+//! Order: find namespaces; start bpftrace and wait until its probes are
+//! attached; start packet capture in every selected namespace at once;
+//! while packets flow, snapshot the namespaces and the processes; when the
+//! window ends (duration, Ctrl-C/SIGTERM or a bound), stop capture and
+//! probes, read the kernel log and journal, write the manifest and bundle.
+//! A source that fails is recorded and the rest goes on.
+
+use crate::bundle::{self, Manifest};
+use crate::netns::{self, Selector};
+use crate::packets::{CaptureOptions, CaptureTarget};
+use crate::report::{SourceReport, Status};
+use crate::{ebpf, snapshot};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// What to collect and within which bounds.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Options {
+    /// Length of the packet capture and eBPF window.
+    pub duration: Duration,
+    /// Bundle path; default `capsnap-<host>-<UTC>.capsnap` in the current directory.
+    pub output: Option<PathBuf>,
+    /// `--netns` selections (empty: every namespace).
+    #[serde(skip)]
+    pub selectors: Vec<Selector>,
+    pub selector_args: Vec<String>,
+    pub packets: bool,
+    pub ebpf: bool,
+    /// Interfaces to capture on (empty: all).
+    pub interfaces: Vec<String>,
+    pub snaplen: u32,
+    /// Per capture point.
+    pub max_packets: u64,
+    /// Across all capture points together.
+    pub max_bytes: u64,
+    /// Each tool run is killed after this long.
+    pub source_timeout: Duration,
+    pub redact: bool,
+    pub bpftrace: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            duration: Duration::from_secs(5),
+            output: None,
+            selectors: Vec::new(),
+            selector_args: Vec::new(),
+            packets: true,
+            ebpf: true,
+            interfaces: Vec::new(),
+            snaplen: 128,
+            max_packets: 1_000_000,
+            max_bytes: 256 * 1024 * 1024,
+            source_timeout: Duration::from_secs(10),
+            redact: true,
+            bpftrace: "bpftrace".into(),
+        }
+    }
+}
+
+/// Errors that stop a collection (everything else is a source report).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot create the staging directory {path}: {source}")]
+    Staging {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("writing the bundle {path}: {source}")]
+    Bundle {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Set by SIGINT/SIGTERM: ends the capture window early.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Makes Ctrl-C and SIGTERM end the capture window (the bundle is still
+/// written); returns the flag they set.
+pub fn install_signal_handlers() -> &'static AtomicBool {
+    // SAFETY: the handler only stores to an atomic (async-signal-safe).
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    &STOP
+}
+
+fn read_trim(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// What a collection produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub bundle: PathBuf,
+    pub size: u64,
+    pub sources: Vec<SourceReport>,
+}
+
+/// Runs a whole collection. `progress` gets one line per step, for stderr.
+pub fn collect(
+    opts: &Options,
+    stop: &AtomicBool,
+    progress: &dyn Fn(&str),
+) -> Result<Outcome, Error> {
+    let proc = Path::new("/proc");
+    let started_ns = bundle::now_ns();
+    let host = read_trim("/proc/sys/kernel/hostname");
+    let out = opts
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(bundle::default_name(&host, started_ns)));
+    let staging_parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let staging = staging_parent.join(format!(".capsnap-staging-{}", std::process::id()));
+    std::fs::create_dir_all(&staging).map_err(|source| Error::Staging {
+        path: staging.clone(),
+        source,
+    })?;
+    let _cleanup = RemoveDir(staging.clone());
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut sources = Vec::new();
+
+    let all = netns::discover(proc);
+    let (chosen, unmatched) = netns::select(&all, &opts.selectors, proc);
+    for s in unmatched {
+        sources.push(SourceReport::new("netns_selector", None).with(
+            Status::Failed,
+            format!("--netns {s:?} matches no namespace in use"),
+        ));
+    }
+    progress(&format!(
+        "{} network namespaces in use, {} selected",
+        all.len(),
+        chosen.len()
+    ));
+
+    let ebpf_session = if opts.ebpf {
+        progress("attaching eBPF probes");
+        let eopts = ebpf::EbpfOptions {
+            bpftrace: opts.bpftrace.clone(),
+            attach_timeout: Duration::from_secs(30).min(opts.source_timeout * 3),
+        };
+        match ebpf::start_bpftrace(&eopts, &staging) {
+            Ok(s) => Some(s),
+            Err(report) => {
+                sources.push(report);
+                None
+            }
+        }
+    } else {
+        sources.push(
+            SourceReport::new("ebpf", None).with(Status::Skipped, "not asked for (--no-ebpf)"),
+        );
+        None
+    };
+
+    let window_start = Instant::now();
+    let targets: Vec<CaptureTarget> = chosen
+        .iter()
+        .map(|ns| CaptureTarget {
+            label: ns.label.clone(),
+            netns: (ns.label != "host").then(|| ns.path.clone()),
+            interfaces: opts.interfaces.clone(),
+            file: format!("{}/packets.pcapng", snapshot::netns_dir(&ns.label)),
+        })
+        .collect();
+    for t in &targets {
+        let _ = std::fs::create_dir_all(staging.join(snapshot::netns_dir(&t.label)));
+    }
+    let cap_opts = CaptureOptions {
+        duration: opts.duration,
+        max_packets: opts.max_packets,
+        max_bytes: opts.max_bytes / targets.len().max(1) as u64,
+        snaplen: opts.snaplen,
+    };
+    let (capture_reports, mut snap_reports) = std::thread::scope(|s| {
+        let capture = opts.packets.then(|| {
+            progress(&format!(
+                "capturing packets in {} namespaces for {:?}",
+                targets.len(),
+                opts.duration
+            ));
+            s.spawn(|| crate::packets::capture_packets(&targets, &cap_opts, stop, &staging))
+        });
+        // Snapshots run while packets flow.
+        let mut snaps = Vec::new();
+        for ns in &chosen {
+            progress(&format!("snapshot of namespace {}", ns.label));
+            snaps.extend(snapshot::snapshot_netns(ns, &staging, opts.source_timeout));
+        }
+        progress("snapshot of processes and fds");
+        snaps.push(snapshot::snapshot_processes(proc, &staging, opts.redact));
+        // Without packet capture, eBPF still gets its window.
+        if capture.is_none() && ebpf_session.is_some() {
+            while window_start.elapsed() < opts.duration && !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let captured = match capture {
+            Some(h) => h.join().unwrap_or_else(|_| {
+                vec![
+                    SourceReport::new("packets", None)
+                        .with(Status::Failed, "capture thread panicked"),
+                ]
+            }),
+            None => vec![
+                SourceReport::new("packets", None)
+                    .with(Status::Skipped, "not asked for (--no-packets)"),
+            ],
+        };
+        (captured, snaps)
+    });
+    if let Some(session) = ebpf_session {
+        progress("stopping eBPF probes");
+        sources.push(session.stop());
+    }
+    sources.extend(capture_reports);
+    sources.append(&mut snap_reports);
+    progress("kernel log and journal");
+    sources.push(snapshot::snapshot_kernel_log(&staging, opts.source_timeout));
+    sources.push(snapshot::snapshot_journal(&staging, opts.source_timeout));
+    if stop.load(Ordering::SeqCst) {
+        sources.push(SourceReport::new("window", None).with(
+            Status::Partial,
+            format!(
+                "interrupted after {} ms by a signal; what was collected is kept",
+                window_start.elapsed().as_millis()
+            ),
+        ));
+    }
+
+    let finished_ns = bundle::now_ns();
+    let members = bundle::members(&staging).map_err(|source| Error::Bundle {
+        path: out.clone(),
+        source,
+    })?;
+    let mut uname: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uname fills the struct it is given.
+    let kernel = if unsafe { libc::uname(&mut uname) } == 0 {
+        let s = |f: &[libc::c_char]| {
+            unsafe { std::ffi::CStr::from_ptr(f.as_ptr()) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        format!(
+            "{} {} {}",
+            s(&uname.sysname),
+            s(&uname.release),
+            s(&uname.machine)
+        )
+    } else {
+        String::new()
+    };
+    let manifest = Manifest {
+        format_version: bundle::FORMAT_VERSION,
+        capsnap_version: env!("CARGO_PKG_VERSION"),
+        host,
+        kernel,
+        boot_id: read_trim("/proc/sys/kernel/random/boot_id"),
+        started: bundle::rfc3339(started_ns),
+        finished: bundle::rfc3339(finished_ns),
+        started_ns,
+        finished_ns,
+        root,
+        options: serde_json::to_value(opts).unwrap_or_default(),
+        namespaces: chosen,
+        sources: sources.clone(),
+        members,
+    };
+    progress("writing bundle");
+    let size = bundle::write(&staging, &manifest, &out).map_err(|source| Error::Bundle {
+        path: out.clone(),
+        source,
+    })?;
+    Ok(Outcome {
+        bundle: out,
+        size,
+        sources,
+    })
+}
+
+/// Removes the staging directory however the collection ends.
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

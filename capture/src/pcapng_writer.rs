@@ -1,0 +1,363 @@
+//! A little-endian pcapng writer (draft-ietf-opsawg-pcapng): one section
+//! header, interface description blocks and enhanced packet blocks.
+//!
+//! Every block is assembled in one reused buffer and handed to the
+//! underlying writer with a single `write_all`. With a `BufWriter` below,
+//! that keeps the file on disk ending at a block boundary whenever the
+//! writer flushes (the buffer only ever holds whole blocks), so a capture
+//! cut short at any point still reads as a valid file; the reader in
+//! `formats` also tolerates a torn last block should a disk fill up.
+
+use std::io::{self, Write};
+
+/// Block types, draft-ietf-opsawg-pcapng section 11.1.
+const BT_SHB: u32 = 0x0a0d_0d0a;
+const BT_IDB: u32 = 0x0000_0001;
+const BT_EPB: u32 = 0x0000_0006;
+/// Byte-order magic, section 4.1: read back as 1a2b3c4d it says "same
+/// byte order as the reader".
+const BYTE_ORDER_MAGIC: u32 = 0x1a2b_3c4d;
+
+/// Option codes (sections 3.5, 4.1, 4.2, 4.3).
+const OPT_ENDOFOPT: u16 = 0;
+const SHB_OS: u16 = 3;
+const SHB_USERAPPL: u16 = 4;
+const IF_NAME: u16 = 2;
+const IF_DESCRIPTION: u16 = 3;
+const IF_TSRESOL: u16 = 9;
+const EPB_FLAGS: u16 = 2;
+
+/// `if_tsresol` value 9: timestamps count 10^-9 s (section 4.2). Linux
+/// gives packet sockets nanosecond timestamps (SO_TIMESTAMPNS), so none of
+/// their precision is thrown away.
+const TSRESOL_NANOS: u8 = 9;
+
+/// Fixed part of an EPB: type, length, interface id, timestamp (2 words),
+/// captured and original length, trailing length (section 4.3).
+const EPB_FIXED: usize = 32;
+/// `epb_flags` (4 + 4 bytes) and `opt_endofopt` (4 bytes).
+const EPB_OPTIONS: usize = 12;
+
+/// What the `epb_flags` option says about a packet (section 4.3.1): bits
+/// 0-1 are the direction, bits 2-4 the reception type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EpbFlags(pub(crate) u32);
+
+impl EpbFlags {
+    pub(crate) const INBOUND: u32 = 1;
+    pub(crate) const OUTBOUND: u32 = 2;
+    pub(crate) const UNICAST: u32 = 1 << 2;
+    pub(crate) const MULTICAST: u32 = 2 << 2;
+    pub(crate) const BROADCAST: u32 = 3 << 2;
+    pub(crate) const PROMISCUOUS: u32 = 4 << 2;
+}
+
+fn pad4(n: usize) -> usize {
+    n.div_ceil(4) * 4
+}
+
+/// Bytes an EPB takes for a packet of `caplen` captured bytes.
+pub(crate) fn packet_block_len(caplen: usize) -> usize {
+    EPB_FIXED + pad4(caplen) + EPB_OPTIONS
+}
+
+/// Bytes an IDB takes with these labels.
+pub(crate) fn interface_block_len(name: &str, description: &str) -> usize {
+    // type, length, link type + reserved, snaplen, trailing length.
+    20 + 4 + pad4(name.len()) + 4 + pad4(description.len()) + 8 + 4
+}
+
+/// Writes one pcapng section to `W`. Counts the bytes it has written so
+/// the caller can bound the file size.
+pub(crate) struct Writer<W: Write> {
+    out: W,
+    /// One block at a time is built here; reused, so writing a packet does
+    /// not allocate once the buffer has grown to the largest block.
+    block: Vec<u8>,
+    interfaces: u32,
+    written: u64,
+}
+
+impl<W: Write> Writer<W> {
+    /// Starts a section: writes the SHB with `shb_userappl` and, when
+    /// given, `shb_os`. The section length is -1 ("not specified", section
+    /// 4.1) because the file is written as a stream.
+    pub(crate) fn new(out: W, userappl: &str, os: Option<&str>) -> io::Result<Self> {
+        let mut w = Writer {
+            out,
+            block: Vec::with_capacity(512),
+            interfaces: 0,
+            written: 0,
+        };
+        w.begin(BT_SHB);
+        w.put_u32(BYTE_ORDER_MAGIC);
+        w.put_u16(1); // major version
+        w.put_u16(0); // minor version
+        w.block.extend_from_slice(&(-1i64).to_le_bytes());
+        if let Some(os) = os {
+            w.put_option(SHB_OS, os.as_bytes());
+        }
+        w.put_option(SHB_USERAPPL, userappl.as_bytes());
+        w.put_option(OPT_ENDOFOPT, &[]);
+        w.finish()?;
+        Ok(w)
+    }
+
+    /// Writes an IDB and returns its interface id (the IDB's position in
+    /// the section, section 4.2), which packets on it refer to.
+    pub(crate) fn interface(
+        &mut self,
+        link_type: u16,
+        snaplen: u32,
+        name: &str,
+        description: &str,
+    ) -> io::Result<u32> {
+        self.begin(BT_IDB);
+        self.put_u16(link_type);
+        self.put_u16(0); // reserved
+        self.put_u32(snaplen);
+        self.put_option(IF_NAME, name.as_bytes());
+        self.put_option(IF_DESCRIPTION, description.as_bytes());
+        self.put_option(IF_TSRESOL, &[TSRESOL_NANOS]);
+        self.put_option(OPT_ENDOFOPT, &[]);
+        self.finish()?;
+        let id = self.interfaces;
+        self.interfaces += 1;
+        Ok(id)
+    }
+
+    /// Writes an EPB: `data` (already cut to the snap length) captured on
+    /// `interface` at `ts_ns` nanoseconds since the epoch, `wire_len`
+    /// bytes long on the wire.
+    pub(crate) fn packet(
+        &mut self,
+        interface: u32,
+        ts_ns: u64,
+        data: &[u8],
+        wire_len: u32,
+        flags: EpbFlags,
+    ) -> io::Result<()> {
+        self.begin(BT_EPB);
+        self.put_u32(interface);
+        // Section 4.3: the timestamp is one 64-bit count of if_tsresol
+        // units, stored as the high word then the low word.
+        self.put_u32((ts_ns >> 32) as u32);
+        self.put_u32(ts_ns as u32);
+        self.put_u32(u32::try_from(data.len()).unwrap_or(u32::MAX));
+        self.put_u32(wire_len);
+        self.put_padded(data);
+        self.put_option(EPB_FLAGS, &flags.0.to_le_bytes());
+        self.put_option(OPT_ENDOFOPT, &[]);
+        self.finish()
+    }
+
+    /// Bytes written so far (whole blocks).
+    pub(crate) fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// The underlying writer, flushed.
+    pub(crate) fn into_inner(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+
+    fn begin(&mut self, block_type: u32) {
+        self.block.clear();
+        self.put_u32(block_type);
+        self.put_u32(0); // total length, patched by finish
+    }
+
+    /// Closes the block with its trailing length (section 3.1: the length
+    /// appears at both ends so readers can walk backwards) and writes it.
+    fn finish(&mut self) -> io::Result<()> {
+        let total = self.block.len() + 4;
+        let total32 = u32::try_from(total)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pcapng block too large"))?;
+        self.block[4..8].copy_from_slice(&total32.to_le_bytes());
+        self.put_u32(total32);
+        self.out.write_all(&self.block)?;
+        self.written += total as u64;
+        Ok(())
+    }
+
+    fn put_u16(&mut self, v: u16) {
+        self.block.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn put_u32(&mut self, v: u32) {
+        self.block.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn put_padded(&mut self, v: &[u8]) {
+        self.block.extend_from_slice(v);
+        self.block.resize(pad4(self.block.len()), 0);
+    }
+
+    /// An option (section 3.5): code, length of the value without padding,
+    /// value padded to 32 bits. Values longer than an option can say are
+    /// cut (interface names and labels are far shorter).
+    fn put_option(&mut self, code: u16, value: &[u8]) {
+        let value = &value[..value.len().min(usize::from(u16::MAX) & !3)];
+        self.put_u16(code);
+        self.put_u16(value.len() as u16);
+        self.put_padded(value);
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use formats::{Direction, link};
+
+    /// (interface, ts_ns, data, wire_len, flags)
+    type Packet = (u32, u64, &'static [u8], u32, u32);
+
+    /// A [`formats::Frame`] that owns its bytes.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub(crate) struct Owned {
+        pub number: u64,
+        pub ts_ns: Option<i64>,
+        pub interface: u32,
+        pub data: Vec<u8>,
+        pub wire_len: u32,
+        pub direction: Option<Direction>,
+    }
+
+    /// Reads a capture back with the `formats` reader, as the analyzer will.
+    pub(crate) fn read_back(bytes: &[u8]) -> (formats::Index, Vec<Owned>) {
+        let ix = formats::index(bytes).expect("pcapng parses");
+        let frames = ix
+            .chunks
+            .iter()
+            .flat_map(|c| ix.frames(bytes, c))
+            .map(|f| Owned {
+                number: f.number,
+                ts_ns: f.ts_ns,
+                interface: f.interface,
+                data: f.data.to_vec(),
+                wire_len: f.wire_len,
+                direction: f.direction,
+            })
+            .collect();
+        (ix, frames)
+    }
+
+    #[test]
+    fn packets_on_two_interfaces_read_back_with_labels_times_and_directions() {
+        let interfaces = [
+            (link::ETHERNET, 128, "veth0", "netns=host"),
+            (link::RAW, 96, "tun0", "netns=pod/default/web"),
+        ];
+        let packets: [Packet; 4] = [
+            (
+                0,
+                1_700_000_000_123_456_789,
+                b"\x01\x02\x03",
+                60,
+                EpbFlags::INBOUND | EpbFlags::UNICAST,
+            ),
+            (
+                1,
+                1_700_000_000_123_456_790,
+                b"\x45\x00\x00\x14",
+                20,
+                EpbFlags::OUTBOUND,
+            ),
+            // A timestamp past 2^32 ns in the low word and a 4-byte body.
+            (
+                0,
+                (1u64 << 32) + 7,
+                b"abcd",
+                1514,
+                EpbFlags::INBOUND | EpbFlags::BROADCAST,
+            ),
+            (1, 1_800_000_000_000_000_001, b"", 0, EpbFlags::OUTBOUND),
+        ];
+        let mut w = Writer::new(Vec::new(), "capsnap", Some("Linux 6.1")).unwrap();
+        for (i, (lt, snap, name, desc)) in interfaces.iter().enumerate() {
+            assert_eq!(w.interface(*lt, *snap, name, desc).unwrap(), i as u32);
+        }
+        for (iface, ts, data, wire, flags) in packets {
+            w.packet(iface, ts, data, wire, EpbFlags(flags)).unwrap();
+        }
+        let written = w.written();
+        let bytes = w.into_inner().unwrap();
+        assert_eq!(written, bytes.len() as u64);
+
+        let (ix, got) = read_back(&bytes);
+        assert!(ix.damage.is_empty(), "{:?}", ix.damage);
+        assert_eq!(ix.end, bytes.len());
+        let labels: Vec<_> = ix
+            .interfaces
+            .iter()
+            .map(|i| {
+                (
+                    i.link_type,
+                    i.snaplen,
+                    i.name.as_deref(),
+                    i.description.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            labels,
+            vec![
+                (link::ETHERNET, 128, Some("veth0"), Some("netns=host")),
+                (link::RAW, 96, Some("tun0"), Some("netns=pod/default/web")),
+            ]
+        );
+        assert_eq!(got.len(), packets.len());
+        for (n, (f, (iface, ts, data, wire, flags))) in got.iter().zip(packets).enumerate() {
+            let direction = if flags & 3 == EpbFlags::OUTBOUND {
+                Direction::Out
+            } else {
+                Direction::In
+            };
+            assert_eq!(f.number, n as u64 + 1);
+            assert_eq!(f.interface, iface);
+            assert_eq!(f.ts_ns, Some(ts as i64), "frame {n}");
+            assert_eq!(f.data, data);
+            assert_eq!(f.wire_len, wire);
+            assert_eq!(f.direction, Some(direction));
+        }
+    }
+
+    #[test]
+    fn block_lengths_match_what_is_written() {
+        for (name, desc) in [("", ""), ("lo", "netns=host"), ("eth0", "netns=pod-web")] {
+            let mut w = Writer::new(Vec::new(), "capsnap", None).unwrap();
+            let before = w.written();
+            w.interface(1, 0, name, desc).unwrap();
+            assert_eq!(w.written() - before, interface_block_len(name, desc) as u64);
+            for caplen in 0..9 {
+                let before = w.written();
+                w.packet(0, 0, &[7; 8][..caplen], 8, EpbFlags(1)).unwrap();
+                assert_eq!(w.written() - before, packet_block_len(caplen) as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn file_cut_after_any_block_is_valid_and_keeps_the_packets_before() {
+        let mut w = Writer::new(Vec::new(), "capsnap", None).unwrap();
+        let mut ends = vec![w.written() as usize];
+        w.interface(1, 64, "eth0", "netns=host").unwrap();
+        ends.push(w.written() as usize);
+        for i in 0..3u8 {
+            w.packet(0, u64::from(i), &[i; 5], 5, EpbFlags(2)).unwrap();
+            ends.push(w.written() as usize);
+        }
+        let bytes = w.into_inner().unwrap();
+        for (k, end) in ends.iter().enumerate() {
+            let cut = &bytes[..*end];
+            let (ix, got) = read_back(cut);
+            assert!(ix.damage.is_empty(), "cut at {end}: {:?}", ix.damage);
+            assert_eq!(got.len(), k.saturating_sub(1), "cut at {end}");
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! `capsnap collect` on a test host made of network namespaces:
+//!
+//!   pod (172.30.1.2) --veth-- node (172.30.1.1 | 10.99.0.1, MASQUERADE) --veth-- remote (10.99.0.2:8080)
+//!
+//! capsnap runs inside the node namespace (`ip netns exec`), so "host" is
+//! the node; the pod namespace is selected with `--netns`. A client in the
+//! pod keeps connecting to the remote HTTP server and one holds a
+//! connection open. The bundle must show: both capture points saw the
+//! traffic (NATed on the node side), conntrack has the NAT tuples, the
+//! holder's socket fd maps to its /proc/net/tcp row, and bpftrace saw the
+//! client's exec and its TCP state changes. Also: SIGINT still yields a
+//! valid bundle, and an unprivileged run yields a partial one that says why.
+//!
+//! Needs root, `ip netns`, iptables, conntrack, bpftrace, python3 and tar
+//! with zstd: each test says SKIPPED and why when the machine lacks them.
+
+mod common;
+
+use common::capsnap;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn sh(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", cmd])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn must(cmd: &str) {
+    let out = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Why this machine cannot run the lab, if it cannot.
+fn lab_missing() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc_geteuid() } != 0 {
+        return Some("not root".into());
+    }
+    for tool in ["ip", "iptables", "python3", "tar", "zstd"] {
+        if !sh(&format!("command -v {tool}")) {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    if !sh("ip netns add capsnap-probe && ip netns del capsnap-probe") {
+        return Some("cannot create network namespaces".into());
+    }
+    None
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+macro_rules! require_lab {
+    () => {
+        if let Some(why) = lab_missing() {
+            eprintln!("SKIPPED: {why}: the collect lab needs root and network namespaces");
+            return;
+        }
+    };
+}
+
+/// The three namespaces and their processes; removed on drop.
+struct Lab {
+    prefix: String,
+    children: Vec<Child>,
+}
+
+impl Lab {
+    fn ns(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    fn new(prefix: &str, subnet: u8) -> Lab {
+        let lab = Lab {
+            prefix: prefix.into(),
+            children: Vec::new(),
+        };
+        lab.teardown();
+        let (pod, node, remote) = (lab.ns("pod"), lab.ns("node"), lab.ns("remote"));
+        let p = prefix;
+        for cmd in [
+            format!("ip netns add {pod} && ip netns add {node} && ip netns add {remote}"),
+            format!("ip link add {p}-pn netns {pod} type veth peer name {p}-np netns {node}"),
+            format!("ip link add {p}-nr netns {node} type veth peer name {p}-rn netns {remote}"),
+            format!(
+                "ip -n {pod} addr add 172.30.{subnet}.2/24 dev {p}-pn && ip -n {pod} link set {p}-pn up && ip -n {pod} link set lo up"
+            ),
+            format!(
+                "ip -n {node} addr add 172.30.{subnet}.1/24 dev {p}-np && ip -n {node} link set {p}-np up && ip -n {node} link set lo up"
+            ),
+            format!(
+                "ip -n {node} addr add 10.99.{subnet}.1/24 dev {p}-nr && ip -n {node} link set {p}-nr up"
+            ),
+            format!(
+                "ip -n {remote} addr add 10.99.{subnet}.2/24 dev {p}-rn && ip -n {remote} link set {p}-rn up && ip -n {remote} link set lo up"
+            ),
+            format!("ip -n {pod} route add default via 172.30.{subnet}.1"),
+            format!("ip netns exec {node} sysctl -qw net.ipv4.ip_forward=1"),
+            format!(
+                "ip netns exec {node} iptables -t nat -A POSTROUTING -s 172.30.{subnet}.0/24 -o {p}-nr -j MASQUERADE"
+            ),
+        ] {
+            must(&cmd);
+        }
+        lab
+    }
+
+    fn spawn(&mut self, ns: &str, argv: &[&str]) {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(ns)])
+            .args(argv)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+    }
+
+    fn teardown(&self) {
+        for n in ["pod", "node", "remote"] {
+            sh(&format!(
+                "ip netns pids {0} 2>/dev/null | xargs -r kill -9; ip netns del {0} 2>/dev/null",
+                self.ns(n)
+            ));
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.teardown();
+    }
+}
+
+/// Runs the remote HTTP server, a client loop that re-execs python for
+/// every connection (so the probes see execs), and a holder that keeps one
+/// connection open.
+fn start_traffic(lab: &mut Lab, subnet: u8, marker: &str) {
+    let server = format!("10.99.{subnet}.2");
+    lab.spawn(
+        "remote",
+        &["python3", "-m", "http.server", "8080", "--bind", &server],
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    // The client's argv holds no quotes: bpftrace prints argv unescaped.
+    let script = std::env::temp_dir().join(format!("{marker}-client.py"));
+    std::fs::write(&script, format!("import urllib.request\nurllib.request.urlopen('http://{server}:8080/', timeout=2).read()\n")).unwrap();
+    let client = format!(
+        "while true; do python3 {} {marker}-client 2>/dev/null; sleep 0.2; done",
+        script.display()
+    );
+    lab.spawn("pod", &["sh", "-c", &client]);
+    let holder = format!(
+        "import socket,time\ns=socket.create_connection((\"{server}\",8080))\ns.send(b\"GET / HTTP/1.1\\r\\nHost: x\\r\\n\")\ntime.sleep(120)"
+    );
+    lab.spawn(
+        "pod",
+        &["python3", "-c", &holder, &format!("{marker}-holder")],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+}
+
+/// Unpacks a bundle with the system tar, as a user would.
+fn unpack(bundle: &Path, into: &Path) -> Value {
+    must(&format!(
+        "tar --zstd -xf {} -C {}",
+        bundle.display(),
+        into.display()
+    ));
+    let first = Command::new("sh")
+        .args([
+            "-c",
+            &format!("tar --zstd -tf {} | head -1", bundle.display()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout).trim(),
+        "manifest.json",
+        "manifest must come first"
+    );
+    serde_json::from_str(&std::fs::read_to_string(into.join("manifest.json")).unwrap()).unwrap()
+}
+
+fn source<'a>(m: &'a Value, name: &str, netns: Option<&str>) -> &'a Value {
+    m["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["source"] == name && netns.is_none_or(|n| s["netns"] == n))
+        .unwrap_or_else(|| panic!("no source {name} {netns:?} in manifest: {:#}", m["sources"]))
+}
+
+fn collect_in_node(lab: &Lab, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        &lab.ns("node"),
+        env!("CARGO_BIN_EXE_capsnap"),
+        "collect",
+    ])
+    .args(args);
+    cmd.output().unwrap()
+}
+
+fn query_csv(args: &[&str]) -> String {
+    let out = capsnap(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn collect_on_a_nat_lab_sees_both_sides_conntrack_fds_and_probes() {
+    require_lab!();
+    let subnet = 41;
+    let mut lab = Lab::new("cslab", subnet);
+    let marker = "capsnap-lab-7f3";
+    start_traffic(&mut lab, subnet, marker);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("lab.capsnap");
+    let out = collect_in_node(
+        &lab,
+        &[
+            "--duration",
+            "4s",
+            "--netns",
+            &lab.ns("pod"),
+            "-o",
+            &bundle.display().to_string(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "collect failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        bundle.display().to_string()
+    );
+    let x = dir.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    let m = unpack(&bundle, &x);
+
+    // Manifest: format, window, both namespaces, every member hashed.
+    assert_eq!(m["format_version"], 1);
+    let labels: Vec<&str> = m["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, vec!["host", &lab.ns("pod")]);
+    for member in m["members"].as_array().unwrap() {
+        assert!(
+            x.join(member["path"].as_str().unwrap()).is_file(),
+            "{member}"
+        );
+    }
+
+    // Packets at both capture points: the pod's own address inside, the
+    // node's NAT address on the node's uplink.
+    let pod_dir = format!("netns/{}", lab.ns("pod"));
+    assert_eq!(
+        source(&m, "packets", Some("host"))["status"],
+        "ok",
+        "{:#}",
+        m["sources"]
+    );
+    assert_eq!(source(&m, "packets", Some(&lab.ns("pod")))["status"], "ok");
+    let host_pcap = x.join("netns/host/packets.pcapng").display().to_string();
+    let pod_pcap = x
+        .join(&pod_dir)
+        .join("packets.pcapng")
+        .display()
+        .to_string();
+    let sql = "select capture, src_ip, count(*) as n from packets where dst_port = 8080 and syn and not ack group by capture, src_ip order by capture, src_ip";
+    let seen = query_csv(&[
+        "query",
+        "--format",
+        "csv",
+        &format!("host={host_pcap}"),
+        &format!("pod={pod_pcap}"),
+        sql,
+    ]);
+    assert!(
+        seen.contains(&format!("host,10.99.{subnet}.1,")),
+        "no NATed SYN on the node side:\n{seen}"
+    );
+    assert!(
+        seen.contains(&format!("pod,172.30.{subnet}.2,")),
+        "no SYN inside the pod:\n{seen}"
+    );
+    let ifnames = query_csv(&[
+        "query",
+        "--format",
+        "csv",
+        &host_pcap,
+        "select distinct ifname, netns from packets where dst_port = 8080 order by ifname",
+    ]);
+    assert!(ifnames.contains("cslab-nr,host"), "{ifnames}");
+
+    // conntrack in the node namespace has both tuples of a NATed flow.
+    let ct = std::fs::read_to_string(x.join("netns/host/conntrack.txt")).unwrap_or_default();
+    assert!(
+        ct.lines()
+            .any(|l| l.contains(&format!("src=172.30.{subnet}.2"))
+                && l.contains("dport=8080")
+                && l.contains(&format!("dst=10.99.{subnet}.1"))),
+        "no NAT tuple in conntrack.txt ({:?}):\n{ct}",
+        source(&m, "tool:conntrack -L -o extended", Some("host"))
+    );
+    let sysctls = std::fs::read_to_string(x.join("netns/host/sysctls.txt")).unwrap();
+    assert!(sysctls.contains("net.ipv4.ip_forward = 1"), "{sysctls}");
+
+    // The holder's socket fd is a row of the pod's /proc/net/tcp.
+    let procs = std::fs::read_to_string(x.join("processes.jsonl")).unwrap();
+    let holder: Value = procs
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|p| {
+            p["cmdline"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|a| a == &format!("{marker}-holder")))
+        })
+        .expect("holder process in processes.jsonl");
+    let pid = holder["pid"].as_u64().unwrap();
+    let fds = std::fs::read_to_string(x.join("fds.tsv")).unwrap();
+    let inodes: Vec<String> = fds
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0] == pid.to_string())
+                .then(|| {
+                    f[2].strip_prefix("socket:[")?
+                        .strip_suffix(']')
+                        .map(str::to_owned)
+                })
+                .flatten()
+        })
+        .collect();
+    assert!(
+        !inodes.is_empty(),
+        "holder {pid} has no socket fd in fds.tsv"
+    );
+    let tcp = std::fs::read_to_string(x.join(&pod_dir).join("proc/net/tcp")).unwrap();
+    let row = tcp.lines().skip(1).find(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        inodes.iter().any(|i| f.get(9) == Some(&i.as_str()))
+    });
+    let row = row.unwrap_or_else(|| panic!("no /proc/net/tcp row for inodes {inodes:?}:\n{tcp}"));
+    assert!(
+        row.split_whitespace().nth(2).unwrap().ends_with(":1F90"),
+        "holder socket is not to port 8080: {row}"
+    );
+    assert_eq!(holder["netns_inode"], m["namespaces"][1]["inode"]);
+
+    // bpftrace: the client's execs and TCP state changes to port 8080.
+    let ebpf = source(&m, "ebpf", None);
+    assert_eq!(ebpf["status"], "ok", "{ebpf:#}");
+    let events: Vec<Value> = std::fs::read_to_string(x.join("ebpf/events.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "exec" && e.to_string().contains(&format!("{marker}-client"))),
+        "no exec of the client among {} events",
+        events.len()
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "tcp_state"
+            && e["dport"] == 8080
+            && e["newstate"] == "SYN_SENT"),
+        "no SYN_SENT to 8080"
+    );
+}
+
+#[test]
+fn sigint_ends_the_window_early_with_a_valid_bundle() {
+    require_lab!();
+    let lab = Lab::new("cssig", 42);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("sig.capsnap");
+    let mut child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("node"),
+            env!("CARGO_BIN_EXE_capsnap"),
+            "collect",
+            "--duration",
+            "120s",
+            "--no-ebpf",
+            "-o",
+            &bundle.display().to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // ip netns exec execs capsnap in place: the child's pid is capsnap's.
+    must(&format!("kill -INT {}", child.id()));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "capsnap did not stop within 30 s of SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "exit {status}");
+    let x = dir.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    let m = unpack(&bundle, &x);
+    assert_eq!(source(&m, "window", None)["status"], "partial");
+    assert!(x.join("netns/host/packets.pcapng").is_file());
+    assert!(
+        sh(&format!(
+            "pgrep -f 'capsnap collect --duration 12[0]s' >/dev/null"
+        )) == false,
+        "a capsnap process outlived SIGINT"
+    );
+}
+
+#[test]
+fn unprivileged_collect_writes_a_partial_bundle_that_says_why() {
+    require_lab!();
+    if !sh("command -v setpriv") {
+        eprintln!("SKIPPED: setpriv (util-linux) is missing");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // nobody must be able to run the binary and write the bundle.
+    let bin = dir.path().join("capsnap");
+    std::fs::copy(env!("CARGO_BIN_EXE_capsnap"), &bin).unwrap();
+    must(&format!(
+        "chmod 755 {0} {1} && chmod 777 {0}",
+        dir.path().display(),
+        bin.display()
+    ));
+    let bundle = dir.path().join("nobody.capsnap");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&bin)
+        .args([
+            "collect",
+            "--duration",
+            "1s",
+            "-o",
+            &bundle.display().to_string(),
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let x: PathBuf = dir.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    let m = unpack(&bundle, &x);
+    assert_eq!(m["root"], false);
+    let sources = m["sources"].as_array().unwrap();
+    let denied: Vec<&Value> = sources
+        .iter()
+        .filter(|s| {
+            s["status"] != "ok"
+                && s["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("permission"))
+        })
+        .collect();
+    assert!(
+        source(&m, "packets", Some("host"))["status"] == "failed",
+        "{:#}",
+        m["sources"]
+    );
+    assert!(source(&m, "ebpf", None)["status"] != "ok");
+    assert!(
+        denied.len() >= 2,
+        "expected permission reasons: {:#}",
+        m["sources"]
+    );
+    // What a user can read without privileges is still there.
+    assert!(x.join("netns/host/proc/net/tcp").is_file());
+    assert!(x.join("processes.jsonl").is_file());
+}
