@@ -159,8 +159,14 @@ impl CaptureSource {
     }
 }
 
+/// A fault maps an aligned window around the faulting page (fault-around,
+/// or a whole large folio), which can reach back before a chunk's start
+/// into pages already released: each release reaches this far back too,
+/// or those pages would stay mapped for the rest of the run.
+const FAULT_WINDOW: usize = 2 * 1024 * 1024;
+
 fn release(map: &Mmap, from: usize, to: usize) {
-    let start = from / PAGE * PAGE;
+    let start = from.saturating_sub(FAULT_WINDOW) / PAGE * PAGE;
     if to > start {
         // SAFETY: MADV_DONTNEED on a read-only shared file mapping only drops
         // this process's page-table entries; the next access faults the same
