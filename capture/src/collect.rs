@@ -113,7 +113,7 @@ pub struct Outcome {
 pub fn collect(
     opts: &Options,
     stop: &AtomicBool,
-    progress: &dyn Fn(&str),
+    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Outcome, Error> {
     let proc = Path::new("/proc");
     let started_ns = bundle::now_ns();
@@ -136,7 +136,10 @@ pub fn collect(
     let root = unsafe { libc::geteuid() } == 0;
     let mut sources = Vec::new();
 
-    let all = netns::discover(proc);
+    let mut all = netns::discover(proc);
+    let (runtime, runtime_reports) = crate::runtime::collect_runtime(&staging, opts.source_timeout);
+    runtime.annotate(&mut all);
+    sources.extend(runtime_reports);
     let (chosen, unmatched) = netns::select(&all, &opts.selectors, proc);
     for s in unmatched {
         sources.push(SourceReport::new("netns_selector", None).with(
@@ -189,6 +192,7 @@ pub fn collect(
         max_bytes: opts.max_bytes / targets.len().max(1) as u64,
         snaplen: opts.snaplen,
     };
+    let ticker_done = AtomicBool::new(false);
     let (capture_reports, mut snap_reports) = std::thread::scope(|s| {
         let capture = opts.packets.then(|| {
             progress(&format!(
@@ -198,11 +202,28 @@ pub fn collect(
             ));
             s.spawn(|| crate::packets::capture_packets(&targets, &cap_opts, stop, &staging))
         });
-        // Snapshots run while packets flow.
+        // Snapshots run while packets flow; a progress line tells the
+        // packets captured and the time left.
+        if opts.packets {
+            s.spawn(|| {
+                while !ticker_done.load(Ordering::SeqCst)
+                    && !stop.load(Ordering::SeqCst)
+                    && window_start.elapsed() < opts.duration
+                {
+                    let left = opts.duration.saturating_sub(window_start.elapsed());
+                    progress(&format!(
+                        "capturing: {} packets, {} s left",
+                        crate::packets::PACKETS_CAPTURED.load(Ordering::Relaxed),
+                        left.as_secs()
+                    ));
+                    std::thread::sleep(Duration::from_secs(1).min(left));
+                }
+            });
+        }
         let mut snaps = Vec::new();
         for ns in &chosen {
             progress(&format!("snapshot of namespace {}", ns.label));
-            snaps.extend(snapshot::snapshot_netns(ns, &staging, opts.source_timeout));
+            snaps.extend(bounded_snapshot(ns, &staging, opts.source_timeout));
         }
         progress("snapshot of processes and fds");
         snaps.push(snapshot::snapshot_processes(proc, &staging, opts.redact));
@@ -212,6 +233,7 @@ pub fn collect(
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        ticker_done.store(true, Ordering::SeqCst);
         let captured = match capture {
             Some(h) => h.join().unwrap_or_else(|_| {
                 vec![
@@ -292,6 +314,34 @@ pub fn collect(
         bundle: out,
         size,
         sources,
+    })
+}
+
+/// Snapshots a namespace on a thread of its own and waits at most for the
+/// tool time limit times the number of tools: a /proc read or a stat that
+/// hangs (a dead NFS mount) is reported and left behind, never blocking the
+/// rest of the collection.
+fn bounded_snapshot(
+    ns: &netns::Netns,
+    staging: &Path,
+    tool_timeout: Duration,
+) -> Vec<SourceReport> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (ns2, staging2) = (ns.clone(), staging.to_owned());
+    std::thread::spawn(move || {
+        let _ = tx.send(snapshot::snapshot_netns(&ns2, &staging2, tool_timeout));
+    });
+    let limit = tool_timeout * (snapshot::TOOL_COUNT as u32 + 2);
+    rx.recv_timeout(limit).unwrap_or_else(|_| {
+        vec![
+            SourceReport::new("netns_snapshot", Some(ns.label.clone())).with(
+                Status::Partial,
+                format!(
+                    "timed out after {} s; files written until then are kept",
+                    limit.as_secs()
+                ),
+            ),
+        ]
     })
 }
 

@@ -17,6 +17,7 @@ mod netns;
 mod packets;
 mod redact;
 mod report;
+mod runtime;
 mod snapshot;
 mod unix_diag;
 

@@ -25,6 +25,9 @@ pub struct Netns {
     pub pods: Vec<String>,
     /// `ip netns` name, if the namespace is bound under /var/run/netns.
     pub name: Option<String>,
+    /// Pods (`namespace/name`) and containers by name, from the runtimes.
+    pub pod_names: Vec<String>,
+    pub container_names: Vec<String>,
 }
 
 /// The inode of a namespace file (`net:[4026531993]` -> 4026531993).
@@ -94,6 +97,8 @@ pub fn discover(proc: &Path) -> Vec<Netns> {
             containers: Vec::new(),
             pods: Vec::new(),
             name: names.get(&inode).cloned(),
+            pod_names: Vec::new(),
+            container_names: Vec::new(),
         });
         ns.pids.push(pid);
         if let Ok(cg) = std::fs::read_to_string(proc.join(format!("{pid}/cgroup"))) {
@@ -120,6 +125,8 @@ pub fn discover(proc: &Path) -> Vec<Netns> {
             containers: Vec::new(),
             pods: Vec::new(),
             name: Some(name.clone()),
+            pod_names: Vec::new(),
+            container_names: Vec::new(),
         });
     }
     let mut all: Vec<Netns> = by_inode.into_values().collect();
@@ -158,8 +165,8 @@ pub enum Selector {
     Pid(u32),
     /// A namespace file such as /var/run/netns/NAME or /proc/PID/ns/net.
     Path(PathBuf),
-    /// A container id (or a prefix of at least 6 hex digits), a pod UID, or an
-    /// `ip netns` name / label.
+    /// A container id (or a prefix of at least 6 hex digits) or name, a pod
+    /// UID, `namespace/name` or name, or an `ip netns` name / label.
     Name(String),
 }
 
@@ -186,6 +193,11 @@ impl Selector {
                 ns.label == *n
                     || ns.name.as_deref() == Some(n)
                     || ns.pods.iter().any(|p| p == n)
+                    || ns
+                        .pod_names
+                        .iter()
+                        .any(|p| p == n || p.rsplit('/').next() == Some(n.as_str()))
+                    || ns.container_names.iter().any(|c| c == n)
                     || (n.len() >= 6 && ns.containers.iter().any(|c| c.starts_with(n.as_str())))
             }
         }

@@ -78,6 +78,10 @@ const HEADROOM: usize = SLL_HEADER;
 /// 802.1Q TPID, used when the kernel does not say which TPID a tag had.
 const TPID_8021Q: u16 = 0x8100;
 
+/// Packets written by every capture of this process so far, for the
+/// progress display.
+pub static PACKETS_CAPTURED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Captures on every target at the same time until `duration` passes,
 /// `stop` becomes true or a bound is hit. One report per target.
 ///
@@ -798,6 +802,7 @@ impl Capture {
             .packet(id, ts_ns, &self.buf[range], wire, epb_flags(meta.pkttype))
             .map_err(|e| Step::End(End::Write(e)))?;
         self.packets += 1;
+        PACKETS_CAPTURED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if self.max_packets > 0 && self.packets >= self.max_packets {
             return Err(Step::End(End::PacketLimit));
         }

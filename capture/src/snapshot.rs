@@ -67,6 +67,9 @@ const SYSCTLS: &[&str] = &[
     "net/netfilter/nf_conntrack_log_invalid",
 ];
 
+/// Number of commands run per namespace.
+pub const TOOL_COUNT: usize = TOOLS.len();
+
 /// Commands run inside each namespace: (file, argv).
 const TOOLS: &[(&str, &[&str])] = &[
     ("ip-addr.txt", &["ip", "-d", "-s", "addr"]),

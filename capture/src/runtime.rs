@@ -1,0 +1,195 @@
+//! Container runtime metadata: which pod and container a namespace belongs
+//! to, by name. cgroup paths give ids and pod UIDs; `crictl` (CRI runtimes:
+//! containerd, CRI-O) and `docker` give the names people search by. Their
+//! raw JSON goes into the bundle under `runtime/`; a runtime that is not
+//! installed is reported as skipped.
+
+use crate::netns::Netns;
+use crate::report::SourceReport;
+use crate::snapshot::run_tool;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// Names known for pod UIDs and container ids.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RuntimeInfo {
+    /// Pod UID -> `namespace/name`.
+    pub pods: HashMap<String, String>,
+    /// Pod sandbox id -> `namespace/name`.
+    sandboxes: HashMap<String, String>,
+    /// Container id -> (container name, pod `namespace/name` if any).
+    pub containers: HashMap<String, (String, Option<String>)>,
+}
+
+impl RuntimeInfo {
+    /// Reads `crictl pods -o json`.
+    pub fn add_crictl_pods(&mut self, json: &Value) {
+        for p in json["items"].as_array().into_iter().flatten() {
+            let m = &p["metadata"];
+            if let (Some(ns), Some(name)) = (m["namespace"].as_str(), m["name"].as_str()) {
+                let full = format!("{ns}/{name}");
+                if let Some(uid) = m["uid"].as_str() {
+                    self.pods.insert(uid.to_owned(), full.clone());
+                }
+                if let Some(id) = p["id"].as_str() {
+                    self.sandboxes.insert(id.to_owned(), full);
+                }
+            }
+        }
+    }
+
+    /// Reads `crictl ps -a -o json` (after the pods, to name their pods).
+    pub fn add_crictl_containers(&mut self, json: &Value) {
+        for c in json["containers"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(name)) = (c["id"].as_str(), c["metadata"]["name"].as_str()) {
+                let pod = c["podSandboxId"]
+                    .as_str()
+                    .and_then(|s| self.sandboxes.get(s))
+                    .cloned();
+                self.containers
+                    .insert(id.to_owned(), (name.to_owned(), pod));
+            }
+        }
+    }
+
+    /// Reads `docker ps -a --no-trunc --format '{{json .}}'` (JSON lines).
+    pub fn add_docker(&mut self, lines: &str) {
+        for line in lines.lines() {
+            let Ok(c) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            if let (Some(id), Some(names)) = (c["ID"].as_str(), c["Names"].as_str()) {
+                let name = names
+                    .split(',')
+                    .next()
+                    .unwrap_or(names)
+                    .trim_start_matches('/');
+                self.containers
+                    .entry(id.to_owned())
+                    .or_insert((name.to_owned(), None));
+            }
+        }
+    }
+
+    /// Puts pod and container names on the namespaces, and labels a
+    /// namespace that belongs to exactly one pod `pod/<namespace>/<name>`
+    /// (unless `ip netns` already names it).
+    pub fn annotate(&self, all: &mut [Netns]) {
+        for ns in all {
+            for uid in &ns.pods {
+                if let Some(p) = self.pods.get(uid)
+                    && !ns.pod_names.contains(p)
+                {
+                    ns.pod_names.push(p.clone());
+                }
+            }
+            for id in &ns.containers {
+                if let Some((name, pod)) = self.containers.get(id) {
+                    if !ns.container_names.contains(name) {
+                        ns.container_names.push(name.clone());
+                    }
+                    if let Some(p) = pod
+                        && !ns.pod_names.contains(p)
+                    {
+                        ns.pod_names.push(p.clone());
+                    }
+                }
+            }
+            if ns.label != "host" && ns.name.is_none() && ns.pod_names.len() == 1 {
+                ns.label = format!("pod/{}", ns.pod_names[0]);
+            }
+        }
+    }
+}
+
+/// Runs the runtimes' listing tools into `root/runtime/` and reads them.
+pub fn collect_runtime(root: &Path, timeout: Duration) -> (RuntimeInfo, Vec<SourceReport>) {
+    let mut info = RuntimeInfo::default();
+    let mut reports = Vec::new();
+    let _ = std::fs::create_dir_all(root.join("runtime"));
+    let tools: [(&str, &[&str]); 3] = [
+        (
+            "runtime/crictl-pods.json",
+            &["crictl", "pods", "-o", "json"],
+        ),
+        (
+            "runtime/crictl-ps.json",
+            &["crictl", "ps", "-a", "-o", "json"],
+        ),
+        (
+            "runtime/docker-ps.jsonl",
+            &["docker", "ps", "-a", "--no-trunc", "--format", "{{json .}}"],
+        ),
+    ];
+    for (rel, argv) in tools {
+        let report = run_tool(argv, None, &root.join(rel), rel, None, timeout);
+        if report.files.is_empty() {
+            reports.push(report);
+            continue;
+        }
+        let text = std::fs::read_to_string(root.join(rel)).unwrap_or_default();
+        match rel {
+            "runtime/crictl-pods.json" => {
+                info.add_crictl_pods(&serde_json::from_str(&text).unwrap_or(Value::Null))
+            }
+            "runtime/crictl-ps.json" => {
+                info.add_crictl_containers(&serde_json::from_str(&text).unwrap_or(Value::Null))
+            }
+            _ => info.add_docker(&text),
+        }
+        reports.push(report);
+    }
+    (info, reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UID: &str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
+    const CID: &str = "3f1a7c0e9d2b4a5f8e6c1d0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f";
+
+    fn ns(pods: &[&str], containers: &[&str]) -> Netns {
+        Netns {
+            label: "netns-4026532301".into(),
+            inode: 4026532301,
+            path: "/proc/42/ns/net".into(),
+            pids: vec![42],
+            containers: containers.iter().map(|s| s.to_string()).collect(),
+            pods: pods.iter().map(|s| s.to_string()).collect(),
+            name: None,
+            pod_names: vec![],
+            container_names: vec![],
+        }
+    }
+
+    #[test]
+    fn crictl_output_names_pods_and_containers() {
+        let pods: Value = serde_json::from_str(&format!(r#"{{"items":[{{"id":"sb1","metadata":{{"name":"web-7d9","uid":"{UID}","namespace":"shop","attempt":0}},"state":"SANDBOX_READY"}}]}}"#)).unwrap();
+        let ps: Value = serde_json::from_str(&format!(r#"{{"containers":[{{"id":"{CID}","podSandboxId":"sb1","metadata":{{"name":"nginx","attempt":0}},"state":"CONTAINER_RUNNING"}}]}}"#)).unwrap();
+        let mut info = RuntimeInfo::default();
+        info.add_crictl_pods(&pods);
+        info.add_crictl_containers(&ps);
+        let mut all = vec![ns(&[UID], &[CID]), ns(&[], &[CID])];
+        info.annotate(&mut all);
+        assert_eq!(all[0].label, "pod/shop/web-7d9");
+        assert_eq!(all[0].pod_names, vec!["shop/web-7d9"]);
+        assert_eq!(all[0].container_names, vec!["nginx"]);
+        // Known only through its container id.
+        assert_eq!(all[1].label, "pod/shop/web-7d9");
+    }
+
+    #[test]
+    fn docker_names_containers() {
+        let mut info = RuntimeInfo::default();
+        info.add_docker(&format!(
+            "{{\"ID\":\"{CID}\",\"Names\":\"uploader\",\"Image\":\"x\"}}\nnot json\n"
+        ));
+        let mut all = vec![ns(&[], &[CID])];
+        info.annotate(&mut all);
+        assert_eq!(all[0].container_names, vec!["uploader"]);
+        assert_eq!(all[0].label, "netns-4026532301");
+    }
+}
