@@ -1,6 +1,6 @@
 //! Writes a large, realistic classic pcap for the benchmarks: Ethernet /
 //! IPv4 / TCP connections interleaved a thousand at a time, each a
-//! handshake, a request, a response of 1448-byte segments with ACKs, and a
+//! handshake, a request, a response of mixed-size segments with ACKs, and a
 //! FIN close; some are reset by the server mid-transfer and some hit a
 //! closed port and are refused. Prints the number of packets, of RSTs and of
 //! flows, so benchmark answers can be checked.
@@ -58,9 +58,12 @@ fn flow(rng: &mut Rng, id: u64) -> Flow {
             (true, ACK, 0),
             (true, PSH | ACK, 200 + rng.below(400) as u16),
         ]);
+        // Response segments: full-sized and smaller ones, about 500 bytes a
+        // packet over the whole file, as on a busy API node.
         let segments = 20 + rng.below(200);
         for i in 0..segments {
-            steps.push((false, ACK, 1448));
+            let len = if rng.below(10) < 3 { 1448 } else { 100 + rng.below(500) as u16 };
+            steps.push((false, ACK, len));
             if i % 2 == 1 {
                 steps.push((true, ACK, 0));
             }
