@@ -25,6 +25,9 @@ int main(int argc, char **argv) {
     if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 4096)) { perror("listen"); return 1; }
     for (int c = 0; c < children; c++) {
         if (fork() == 0) {
+            /* Drop what the parent accepted before this fork (and the
+             * listener): each child holds only its own sockets. */
+            for (int fd = 3; fd < 3 + 1 + (c + 1) * conns + 8; fd++) close(fd);
             for (int i = 0; i < conns; i++) {
                 int s = socket(AF_INET, SOCK_STREAM, 0);
                 if (connect(s, (struct sockaddr *)&a, sizeof a)) { perror("connect"); break; }

@@ -62,7 +62,11 @@ fn flow(rng: &mut Rng, id: u64) -> Flow {
         // packet over the whole file, as on a busy API node.
         let segments = 20 + rng.below(200);
         for i in 0..segments {
-            let len = if rng.below(10) < 3 { 1448 } else { 100 + rng.below(500) as u16 };
+            let len = if rng.below(10) < 3 {
+                1448
+            } else {
+                100 + rng.below(500) as u16
+            };
             steps.push((false, ACK, len));
             if i % 2 == 1 {
                 steps.push((true, ACK, 0));

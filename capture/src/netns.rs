@@ -30,11 +30,12 @@ pub struct Netns {
     pub container_names: Vec<String>,
 }
 
-/// The inode of a namespace file (`net:[4026531993]` -> 4026531993).
+/// The inode of a namespace link such as /proc/PID/ns/net or ns/mnt
+/// (`net:[4026531993]` -> 4026531993).
 pub fn ns_inode(path: &Path) -> Option<u64> {
     let link = std::fs::read_link(path).ok()?;
     let s = link.to_str()?;
-    s.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
+    s[s.find(":[")? + 2..].strip_suffix(']')?.parse().ok()
 }
 
 /// Container id and pod UID from a /proc/PID/cgroup file, for the layouts

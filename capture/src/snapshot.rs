@@ -377,9 +377,10 @@ fn unix_diag(ns: &Netns, dir: &Path, dir_rel: &str, entered: bool) -> SourceRepo
     // Bound paths are resolved in the owner's mount namespace: when the
     // namespace's processes live in another one (a container), look at the
     // path through the root of one of them.
-    let own_mnt = ns_link_inode(Path::new("/proc/self/ns/mnt"));
+    let own_mnt = crate::netns::ns_inode(Path::new("/proc/self/ns/mnt"));
     if let Some(pid) = ns.pids.iter().find(|p| {
-        ns_link_inode(Path::new(&format!("/proc/{p}/ns/mnt"))).is_some_and(|m| Some(m) != own_mnt)
+        crate::netns::ns_inode(Path::new(&format!("/proc/{p}/ns/mnt")))
+            .is_some_and(|m| Some(m) != own_mnt)
     }) {
         let root = PathBuf::from(format!("/proc/{pid}/root"));
         for s in &mut sockets {
@@ -440,12 +441,6 @@ struct ProcessRow {
     pod_uid: Option<String>,
     fd_count: Option<u64>,
     socket_fd_count: Option<u64>,
-}
-
-fn ns_link_inode(path: &Path) -> Option<u64> {
-    let l = std::fs::read_link(path).ok()?;
-    let s = l.to_str()?;
-    s[s.find('[')? + 1..s.find(']')?].parse().ok()
 }
 
 /// Reads one process; `None` when it vanished before anything was read.
@@ -522,8 +517,8 @@ fn read_process(
         cmdline,
         uid,
         start_time_ns,
-        netns_inode: ns_link_inode(&base.join("ns/net")),
-        mntns_inode: ns_link_inode(&base.join("ns/mnt")),
+        netns_inode: crate::netns::ns_inode(&base.join("ns/net")),
+        mntns_inode: crate::netns::ns_inode(&base.join("ns/mnt")),
         cgroup: cgroup.map(|c| c.trim_end().to_owned()),
         container_id,
         pod_uid,
