@@ -443,9 +443,7 @@ fn sigint_ends_the_window_early_with_a_valid_bundle() {
     assert_eq!(source(&m, "window", None)["status"], "partial");
     assert!(x.join("netns/host/packets.pcapng").is_file());
     assert!(
-        sh(&format!(
-            "pgrep -f 'capsnap collect --duration 12[0]s' >/dev/null"
-        )) == false,
+        !sh("pgrep -f 'capsnap collect --duration 12[0]s' >/dev/null"),
         "a capsnap process outlived SIGINT"
     );
 }

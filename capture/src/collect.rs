@@ -193,6 +193,7 @@ pub fn collect(
         snaplen: opts.snaplen,
     };
     let ticker_done = AtomicBool::new(false);
+    let sources_done = std::sync::atomic::AtomicUsize::new(sources.len());
     let (capture_reports, mut snap_reports) = std::thread::scope(|s| {
         let capture = opts.packets.then(|| {
             progress(&format!(
@@ -212,8 +213,9 @@ pub fn collect(
                 {
                     let left = opts.duration.saturating_sub(window_start.elapsed());
                     progress(&format!(
-                        "capturing: {} packets, {} s left",
+                        "capturing: {} packets, {} sources done, {} s left",
                         crate::packets::PACKETS_CAPTURED.load(Ordering::Relaxed),
+                        sources_done.load(Ordering::Relaxed),
                         left.as_secs()
                     ));
                     std::thread::sleep(Duration::from_secs(1).min(left));
@@ -221,12 +223,19 @@ pub fn collect(
             });
         }
         let mut snaps = Vec::new();
-        for ns in &chosen {
-            progress(&format!("snapshot of namespace {}", ns.label));
+        for (i, ns) in chosen.iter().enumerate() {
+            progress(&format!(
+                "snapshot of namespace {} ({}/{})",
+                ns.label,
+                i + 1,
+                chosen.len()
+            ));
             snaps.extend(bounded_snapshot(ns, &staging, opts.source_timeout));
+            sources_done.store(sources.len() + snaps.len(), Ordering::Relaxed);
         }
         progress("snapshot of processes and fds");
         snaps.push(snapshot::snapshot_processes(proc, &staging, opts.redact));
+        sources_done.store(sources.len() + snaps.len(), Ordering::Relaxed);
         // Without packet capture, eBPF still gets its window.
         if capture.is_none() && ebpf_session.is_some() {
             while window_start.elapsed() < opts.duration && !stop.load(Ordering::SeqCst) {

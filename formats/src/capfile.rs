@@ -299,7 +299,7 @@ fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
     };
     let block_type = u32_at(d, pos, be);
     let total = u32_at(d, pos + 4, be);
-    if total < 12 || total % 4 != 0 || total > MAX_BLOCK {
+    if total < 12 || !total.is_multiple_of(4) || total > MAX_BLOCK {
         return Err(format!(
             "block of type {block_type:#x} has impossible length {total}"
         ));
@@ -757,9 +757,7 @@ impl<'a> Iterator for Frames<'a> {
                     comment,
                 } => {
                     self.started = true;
-                    let Some(section) = self.index.sections.get(self.section as usize) else {
-                        return None;
-                    };
+                    let section = self.index.sections.get(self.section as usize)?;
                     let local = if local_interface == u32::MAX {
                         0
                     } else {

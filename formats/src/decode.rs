@@ -168,8 +168,8 @@ pub fn decode(link_type: u16, d: &[u8], h: &mut Headers) {
                 ethertype(proto, &d[16..], h);
             }
         }
-        link::LINUX_SLL2 => {
-            if d.len() >= 20 {
+        link::LINUX_SLL2
+            if d.len() >= 20 => {
                 h.direction = Some(if d[10] == 4 {
                     Direction::Out
                 } else {
@@ -177,9 +177,8 @@ pub fn decode(link_type: u16, d: &[u8], h: &mut Headers) {
                 });
                 ethertype(u16::from_be_bytes([d[0], d[1]]), &d[20..], h);
             }
-        }
-        link::NULL | link::LOOP => {
-            if d.len() >= 4 {
+        link::NULL | link::LOOP
+            if d.len() >= 4 => {
                 let raw = [d[0], d[1], d[2], d[3]];
                 // DLT_NULL is in the writer's byte order; small values tell it.
                 let family = if link_type == link::LOOP || u32::from_le_bytes(raw) > 0xffff {
@@ -194,16 +193,15 @@ pub fn decode(link_type: u16, d: &[u8], h: &mut Headers) {
                     _ => {}
                 }
             }
-        }
         link::RAW | link::RAW_OPENBSD | link::RAW_BSDOS => raw_ip(d, h),
         link::IPV4 => ethertype(ETH_IPV4, d, h),
         link::IPV6 => ethertype(ETH_IPV6, d, h),
         link::PPP | link::PPP_HDLC => ppp(d, h),
         link::NFLOG => nflog(d, h),
-        link::PKTAP => {
+        link::PKTAP
             // Apple's pktap header: its own length, then the inner DLT
             // (both little-endian), then the packet (libpcap pcap/pktap.h).
-            if d.len() >= 8 {
+            if d.len() >= 8 => {
                 let len = u32::from_le_bytes([d[0], d[1], d[2], d[3]]) as usize;
                 let inner = u32::from_le_bytes([d[4], d[5], d[6], d[7]]);
                 if len >= 8 && len <= d.len() && inner != u32::from(link::PKTAP) {
@@ -211,7 +209,6 @@ pub fn decode(link_type: u16, d: &[u8], h: &mut Headers) {
                     decode(inner as u16, &d[len..], h);
                 }
             }
-        }
         _ => {}
     }
 }

@@ -581,9 +581,12 @@ mod tests {
     const C: (u8, u16) = (9, 40000);
     const S: (u8, u16) = (1, 80);
 
+    /// (name, [(ts, from client?, flags, payload)], conn_state, history)
+    type Case<'a> = (&'a str, &'a [(i64, bool, u16, u32)], &'a str, &'a str);
+
     #[test]
     fn conn_states_like_zeek() {
-        let cases: &[(&str, &[(i64, bool, u16, u32)], &str, &str)] = &[
+        let cases: &[Case] = &[
             // (name, [(ts, from client?, flags, payload)], state, history)
             (
                 "normal",
