@@ -230,13 +230,6 @@ impl QueryConfig {
                 );
             }
         }
-        if sql.is_none()
-            && format.is_binary()
-            && a.output.is_none()
-            && std::io::stdout().is_terminal()
-        {
-            bail!(analyze::Error::BinaryToTerminal);
-        }
         Ok(QueryConfig {
             inputs,
             sql,

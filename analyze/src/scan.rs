@@ -349,7 +349,7 @@ impl Iterator for PacketScan {
                 }
                 self.builder = Some((
                     s,
-                    PacketBuilder::new(Arc::new(src.meta.clone()), self.projection.as_deref()),
+                    PacketBuilder::new(src.meta.clone(), self.projection.as_deref()),
                 ));
             }
             let (_, builder) = self.builder.as_mut().expect("set above");

@@ -5,6 +5,7 @@ use formats::{CaptureMeta, Chunk, Index, InterfaceMeta};
 use memmap2::{Mmap, UncheckedAdvice};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One input argument: a path and the capture-point label its rows get.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +62,8 @@ fn default_label(path: &Path) -> String {
 /// A capture file mapped into memory and indexed.
 pub struct CaptureSource {
     pub path: PathBuf,
-    pub meta: CaptureMeta,
+    /// Labels for every row, shared by all the batch builders.
+    pub meta: Arc<CaptureMeta>,
     pub index: Index,
     map: Mmap,
 }
@@ -122,12 +124,12 @@ impl CaptureSource {
         })?;
         release(&map, released, index.end);
         let interfaces = index.interfaces.iter().map(InterfaceMeta::of).collect();
-        let meta = CaptureMeta {
+        let meta = Arc::new(CaptureMeta {
             bundle: path.display().to_string(),
             host: None,
             capture: spec.label.clone(),
             interfaces,
-        };
+        });
         Ok(CaptureSource {
             path,
             meta,

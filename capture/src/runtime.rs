@@ -25,7 +25,8 @@ pub struct RuntimeInfo {
 
 impl RuntimeInfo {
     /// Reads `crictl pods -o json`.
-    pub fn add_crictl_pods(&mut self, json: &Value) {
+    pub fn add_crictl_pods(&mut self, text: &str) {
+        let json: Value = serde_json::from_str(text).unwrap_or(Value::Null);
         for p in json["items"].as_array().into_iter().flatten() {
             let m = &p["metadata"];
             if let (Some(ns), Some(name)) = (m["namespace"].as_str(), m["name"].as_str()) {
@@ -41,7 +42,8 @@ impl RuntimeInfo {
     }
 
     /// Reads `crictl ps -a -o json` (after the pods, to name their pods).
-    pub fn add_crictl_containers(&mut self, json: &Value) {
+    pub fn add_crictl_containers(&mut self, text: &str) {
+        let json: Value = serde_json::from_str(text).unwrap_or(Value::Null);
         for c in json["containers"].as_array().into_iter().flatten() {
             if let (Some(id), Some(name)) = (c["id"].as_str(), c["metadata"]["name"].as_str()) {
                 let pod = c["podSandboxId"]
@@ -109,35 +111,32 @@ pub fn collect_runtime(root: &Path, timeout: Duration) -> (RuntimeInfo, Vec<Sour
     let mut info = RuntimeInfo::default();
     let mut reports = Vec::new();
     let _ = std::fs::create_dir_all(root.join("runtime"));
-    let tools: [(&str, &[&str]); 3] = [
+    // (file, command, reader): crictl pods before containers, which name them.
+    type Reader = fn(&mut RuntimeInfo, &str);
+    let tools: [(&str, &[&str], Reader); 3] = [
         (
             "runtime/crictl-pods.json",
             &["crictl", "pods", "-o", "json"],
+            RuntimeInfo::add_crictl_pods,
         ),
         (
             "runtime/crictl-ps.json",
             &["crictl", "ps", "-a", "-o", "json"],
+            RuntimeInfo::add_crictl_containers,
         ),
         (
             "runtime/docker-ps.jsonl",
             &["docker", "ps", "-a", "--no-trunc", "--format", "{{json .}}"],
+            RuntimeInfo::add_docker,
         ),
     ];
-    for (rel, argv) in tools {
+    for (rel, argv, read) in tools {
         let report = run_tool(argv, None, &root.join(rel), rel, None, timeout);
-        if report.files.is_empty() {
-            reports.push(report);
-            continue;
-        }
-        let text = std::fs::read_to_string(root.join(rel)).unwrap_or_default();
-        match rel {
-            "runtime/crictl-pods.json" => {
-                info.add_crictl_pods(&serde_json::from_str(&text).unwrap_or(Value::Null))
-            }
-            "runtime/crictl-ps.json" => {
-                info.add_crictl_containers(&serde_json::from_str(&text).unwrap_or(Value::Null))
-            }
-            _ => info.add_docker(&text),
+        if !report.files.is_empty() {
+            read(
+                &mut info,
+                &std::fs::read_to_string(root.join(rel)).unwrap_or_default(),
+            );
         }
         reports.push(report);
     }
@@ -167,11 +166,15 @@ mod tests {
 
     #[test]
     fn crictl_output_names_pods_and_containers() {
-        let pods: Value = serde_json::from_str(&format!(r#"{{"items":[{{"id":"sb1","metadata":{{"name":"web-7d9","uid":"{UID}","namespace":"shop","attempt":0}},"state":"SANDBOX_READY"}}]}}"#)).unwrap();
-        let ps: Value = serde_json::from_str(&format!(r#"{{"containers":[{{"id":"{CID}","podSandboxId":"sb1","metadata":{{"name":"nginx","attempt":0}},"state":"CONTAINER_RUNNING"}}]}}"#)).unwrap();
+        let pods = &format!(
+            r#"{{"items":[{{"id":"sb1","metadata":{{"name":"web-7d9","uid":"{UID}","namespace":"shop","attempt":0}},"state":"SANDBOX_READY"}}]}}"#
+        );
+        let ps = &format!(
+            r#"{{"containers":[{{"id":"{CID}","podSandboxId":"sb1","metadata":{{"name":"nginx","attempt":0}},"state":"CONTAINER_RUNNING"}}]}}"#
+        );
         let mut info = RuntimeInfo::default();
-        info.add_crictl_pods(&pods);
-        info.add_crictl_containers(&ps);
+        info.add_crictl_pods(pods);
+        info.add_crictl_containers(ps);
         let mut all = vec![ns(&[UID], &[CID]), ns(&[], &[CID])];
         info.annotate(&mut all);
         assert_eq!(all[0].label, "pod/shop/web-7d9");

@@ -138,26 +138,23 @@ pub fn run_tool(
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let _ = std::fs::remove_file(out);
-            return report.with(
-                Status::Skipped,
-                format!("tool missing: {} is not installed", argv[0]),
-            );
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            let _ = std::fs::remove_file(out);
-            return report.with(
-                Status::Failed,
-                format!(
-                    "permission: cannot enter the namespace or run {}: {e}",
-                    argv[0]
-                ),
-            );
-        }
         Err(e) => {
             let _ = std::fs::remove_file(out);
-            return report.with(Status::Failed, format!("cannot run {}: {e}", argv[0]));
+            let (status, why) = match e.kind() {
+                std::io::ErrorKind::NotFound => (
+                    Status::Skipped,
+                    format!("tool missing: {} is not installed", argv[0]),
+                ),
+                std::io::ErrorKind::PermissionDenied => (
+                    Status::Failed,
+                    format!(
+                        "permission: cannot enter the namespace or run {}: {e}",
+                        argv[0]
+                    ),
+                ),
+                _ => (Status::Failed, format!("cannot run {}: {e}", argv[0])),
+            };
+            return report.with(status, why);
         }
     };
     let deadline = started + timeout;
@@ -498,11 +495,15 @@ fn read_process(
             let target = target.to_string_lossy();
             n += 1;
             s += u64::from(target.starts_with("socket:["));
-            fds.push_str(&format!(
-                "{pid}\t{}\t{}\n",
+            use std::fmt::Write as _;
+            // One table row per fd, appended in place (a process can hold
+            // tens of thousands).
+            let _ = writeln!(
+                fds,
+                "{pid}\t{}\t{}",
                 e.file_name().to_string_lossy(),
                 target.replace(['\t', '\n'], " ")
-            ));
+            );
         }
         fd_count = Some(n);
         socket_fd_count = Some(s);

@@ -148,7 +148,9 @@ pub struct Frame<'a> {
 enum Record<'a> {
     Packet {
         local_interface: u32,
-        ts_units: u64,
+        /// `None` for a simple packet block: no time, interface 0, cut to
+        /// that interface's snap length (pcapng section 4.4).
+        ts_units: Option<u64>,
         data: &'a [u8],
         wire_len: u32,
         direction: Option<Direction>,
@@ -233,7 +235,7 @@ fn pcap_record(d: &[u8], pos: usize, p: PcapParams) -> Step<'_> {
     Ok((
         Record::Packet {
             local_interface: 0,
-            ts_units,
+            ts_units: Some(ts_units),
             data: &d[pos + header..pos + len],
             wire_len,
             direction,
@@ -411,7 +413,7 @@ fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
             }
             Record::Packet {
                 local_interface,
-                ts_units,
+                ts_units: Some(ts_units),
                 data: &d[data_at..data_at + caplen],
                 wire_len,
                 direction,
@@ -428,8 +430,8 @@ fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
             // the block's room; the interface snaplen is applied by the caller.
             let caplen = (wire_len as usize).min(body_len - 4);
             Record::Packet {
-                local_interface: u32::MAX,
-                ts_units: 0,
+                local_interface: 0,
+                ts_units: None,
                 data: &d[body + 4..body + 4 + caplen],
                 wire_len,
                 direction: None,
@@ -583,7 +585,7 @@ fn index_pcapng(d: &[u8], progress: &mut dyn FnMut(usize)) -> Index {
                 }
             }
             Record::Packet { local_interface, .. } => match ix.sections.last() {
-                Some(s) if local_interface < s.interfaces || (local_interface == u32::MAX && s.interfaces > 0) => chunker.packet(&mut ix, pos),
+                Some(s) if local_interface < s.interfaces => chunker.packet(&mut ix, pos),
                 _ => ix.damage.push(Damage {
                     offset: pos as u64,
                     message: format!("packet block refers to interface {local_interface}, which its section never described; packet skipped"),
@@ -758,23 +760,19 @@ impl<'a> Iterator for Frames<'a> {
                 } => {
                     self.started = true;
                     let section = self.index.sections.get(self.section as usize)?;
-                    let local = if local_interface == u32::MAX {
-                        0
-                    } else {
-                        local_interface
-                    };
-                    // The same rule as the index pass, which reported it.
-                    if local >= self.defined.min(section.interfaces) {
+                    // The index pass applied the same rule and reported it.
+                    if local_interface >= self.defined {
                         continue;
                     }
-                    let interface = section.first_interface + local;
+                    let interface = section.first_interface + local_interface;
                     let iface = &self.index.interfaces[interface as usize];
-                    let mut data = data;
-                    if local_interface == u32::MAX && iface.snaplen != 0 {
-                        data = &data[..data.len().min(iface.snaplen as usize)];
-                    }
-                    let ts_ns = (local_interface != u32::MAX)
-                        .then(|| self.index.ts_ns(interface, ts_units));
+                    let (data, ts_ns) = match ts_units {
+                        Some(units) => (data, Some(self.index.ts_ns(interface, units))),
+                        None if iface.snaplen != 0 => {
+                            (&data[..data.len().min(iface.snaplen as usize)], None)
+                        }
+                        None => (data, None),
+                    };
                     let number = self.next_frame;
                     self.next_frame += 1;
                     return Some(Frame {
