@@ -144,7 +144,7 @@ pub fn collect(
     for s in unmatched {
         sources.push(SourceReport::new("netns_selector", None).with(
             Status::Failed,
-            format!("--netns {s:?} matches no namespace in use"),
+            format!("--netns {s} matches no namespace in use"),
         ));
     }
     progress(&format!(

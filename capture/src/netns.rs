@@ -171,6 +171,18 @@ pub enum Selector {
     Name(String),
 }
 
+impl std::fmt::Display for Selector {
+    /// The selector as the user wrote it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Selector::All => f.write_str("all"),
+            Selector::Pid(pid) => write!(f, "{pid}"),
+            Selector::Path(p) => write!(f, "{}", p.display()),
+            Selector::Name(n) => f.write_str(n),
+        }
+    }
+}
+
 impl Selector {
     /// Parses a `--netns` value: `all`, a pid, a path, or a name.
     pub fn parse(s: &str) -> Selector {
@@ -290,5 +302,8 @@ mod tests {
             Selector::Path("/var/run/netns/x".into())
         );
         assert_eq!(Selector::parse("web"), Selector::Name("web".into()));
+        for text in ["all", "1234", "/var/run/netns/x", "shop/web"] {
+            assert_eq!(Selector::parse(text).to_string(), text);
+        }
     }
 }

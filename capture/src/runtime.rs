@@ -5,7 +5,7 @@
 //! installed is reported as skipped.
 
 use crate::netns::Netns;
-use crate::report::SourceReport;
+use crate::report::{SourceReport, Status};
 use crate::snapshot::run_tool;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -131,7 +131,15 @@ pub fn collect_runtime(root: &Path, timeout: Duration) -> (RuntimeInfo, Vec<Sour
         ),
     ];
     for (rel, argv, read) in tools {
-        let report = run_tool(argv, None, &root.join(rel), rel, None, timeout);
+        let mut report = run_tool(argv, None, &root.join(rel), rel, None, timeout);
+        // A client installed without its runtime running (docker CLI, no
+        // daemon) means this node does not use that runtime: not a failure.
+        if report.status == Status::Failed {
+            report.status = Status::Skipped;
+            report.reason = report
+                .reason
+                .map(|r| format!("runtime not reachable on this node: {r}"));
+        }
         if !report.files.is_empty() {
             read(
                 &mut info,
