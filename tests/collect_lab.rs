@@ -512,3 +512,34 @@ fn unprivileged_collect_writes_a_partial_bundle_that_says_why() {
     assert!(x.join("netns/host/proc/net/tcp").is_file());
     assert!(x.join("processes.jsonl").is_file());
 }
+
+#[test]
+fn missing_output_directory_fails_at_once_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("no/such/dir/x.capsnap");
+    let started = Instant::now();
+    let result = capsnap(&[
+        "collect",
+        "--duration",
+        "60s",
+        "--no-ebpf",
+        "-o",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(result.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert!(err.contains("no/such/dir"), "{err}");
+    assert_eq!(
+        err.matches("os error").count(),
+        1,
+        "cause printed twice: {err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "failed only after the window"
+    );
+    assert!(
+        !dir.path().join("no").exists(),
+        "capsnap created directories"
+    );
+}

@@ -228,6 +228,11 @@ fn corrupt_file_fails_with_its_name_and_exit_2() {
         "{err}"
     );
     assert!(out.stdout.is_empty());
+    assert_eq!(
+        err.matches("not a pcap or pcapng file").count(),
+        1,
+        "cause printed twice: {err}"
+    );
 }
 
 #[test]
@@ -237,7 +242,8 @@ fn missing_input_and_bad_sql_exit_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.pcap"));
     let out = capsnap(&["query", &sample(), "select nope from packets"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("No field named nope").count(), 1, "{err}");
 }
 
 #[test]

@@ -1,14 +1,16 @@
 use std::path::PathBuf;
 
-/// Errors from opening inputs and running queries.
+/// Errors from opening inputs and running queries. A message never
+/// repeats its cause: callers print the chain (`{err:#}`, or
+/// [`Error::chain`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}")]
     Open {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Capture {
         path: PathBuf,
         source: formats::Error,
@@ -17,19 +19,39 @@ pub enum Error {
         "no input given: name one or more capture files, e.g. `capsnap query node.pcap \"select count(*) from packets\"`"
     )]
     NoInput,
+    /// DataFusion's message already carries its inner errors, so it is not
+    /// exposed as a `source` (that would print them twice).
     #[error("{0}")]
-    Query(#[from] datafusion::error::DataFusionError),
-    #[error("writing output: {0}")]
+    Query(datafusion::error::DataFusionError),
+    #[error("writing output")]
     Output(#[from] std::io::Error),
-    #[error("writing output: {0}")]
+    #[error("writing output")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
-    #[error("writing parquet: {0}")]
+    #[error("writing parquet")]
     Parquet(#[from] datafusion::parquet::errors::ParquetError),
     #[error("parquet is binary: write it to a file with --output FILE or redirect stdout")]
     BinaryToTerminal,
 }
 
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        Error::Query(e)
+    }
+}
+
 impl Error {
+    /// The message followed by every cause, `: `-separated.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        text
+    }
+
     /// The reader of our output went away (`capsnap query ... | head`).
     pub fn is_broken_pipe(&self) -> bool {
         let io = match self {

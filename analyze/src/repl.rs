@@ -60,7 +60,7 @@ pub async fn interactive(
                         Ok(rows) => {
                             eprintln!("{rows} rows in {:.3}s", started.elapsed().as_secs_f64())
                         }
-                        Err(e) => eprintln!("capsnap: {e}"),
+                        Err(e) => eprintln!("capsnap: {}", e.chain()),
                     }
                     buffer.clear();
                 }

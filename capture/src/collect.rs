@@ -65,12 +65,12 @@ impl Default for Options {
 /// Errors that stop a collection (everything else is a source report).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot create the staging directory {path}: {source}")]
+    #[error("cannot create the staging directory {path}")]
     Staging {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("writing the bundle {path}: {source}")]
+    #[error("writing the bundle {path}")]
     Bundle {
         path: PathBuf,
         source: std::io::Error,
@@ -127,7 +127,7 @@ pub fn collect(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let staging = staging_parent.join(format!(".capsnap-staging-{}", std::process::id()));
-    std::fs::create_dir_all(&staging).map_err(|source| Error::Staging {
+    std::fs::create_dir(&staging).map_err(|source| Error::Staging {
         path: staging.clone(),
         source,
     })?;
