@@ -10,12 +10,19 @@
 //! Nothing here touches the file system or panics on bad bytes: damage is
 //! reported with its byte offset and everything readable around it is kept.
 //! [`TABLES`] is the one list of the tables this crate can build.
+//!
+//! Text artifacts (/proc files, tool output, JSON lines from the collector)
+//! go through [`READERS`]: each [`Reader`] claims files by path and first
+//! bytes and appends [`Rows`] to its table, whose first columns are the
+//! [`CONTEXT`] (bundle, host, netns) taken from the file's [`Origin`].
 
 mod capfile;
 mod decode;
 mod error;
 mod flows;
 mod packets;
+mod rows;
+mod sockstat;
 mod table;
 
 pub use capfile::{
@@ -25,10 +32,15 @@ pub use decode::{Addr, Headers, L3, Tcp, decode, link, tcp_flag};
 pub use error::{Error, Hex};
 pub use flows::FlowTable;
 pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
+pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read};
 pub use table::{Column, Kind, Table};
 
 /// Every table this crate defines, in the order `capsnap tables` lists them.
-pub const TABLES: &[Table] = &[packets::TABLE, flows::TABLE];
+pub const TABLES: &[Table] = &[packets::TABLE, flows::TABLE, sockstat::TABLE];
+
+/// Every reader of text artifacts, tried in this order on each file of a
+/// bundle or directory; the first that claims a file reads it.
+pub const READERS: &[Reader] = &[sockstat::READER];
 
 /// The `packets` table.
 pub const PACKETS: Table = packets::TABLE;

@@ -1,0 +1,463 @@
+//! Text artifacts (/proc files, tool output, JSON lines) as tables.
+//!
+//! A [`Reader`] recognises one kind of file by its path and first bytes and
+//! parses it into [`Rows`] of its table. [`READERS`](crate::READERS) is the
+//! one list of them: loading, `capsnap tables` and the tests iterate it.
+//!
+//! Every artifact table starts with the same context columns ([`CONTEXT`]:
+//! bundle, host, netns); [`Rows`] fills them from the file's [`Origin`], so
+//! a parser pushes only its own values. A line a parser cannot read is
+//! recorded with [`Rows::skip`] and the lines around it are kept.
+
+use crate::table::{Column, Kind, Table, schema_of};
+use arrow_array::builder::{
+    ArrayBuilder, BooleanBuilder, Int64Builder, StringBuilder, StringDictionaryBuilder,
+    TimestampNanosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder,
+};
+use arrow_array::types::Int32Type;
+use arrow_array::{ArrayRef, RecordBatch};
+use std::fmt;
+
+/// The columns every artifact table starts with, filled from [`Origin`].
+pub const CONTEXT: &[Column] = &[
+    Column {
+        name: "bundle",
+        kind: Kind::Dict,
+        nullable: false,
+        doc: "bundle (or directory) the row comes from",
+    },
+    Column {
+        name: "host",
+        kind: Kind::Dict,
+        nullable: true,
+        doc: "node the bundle was collected on",
+    },
+    Column {
+        name: "netns",
+        kind: Kind::Dict,
+        nullable: true,
+        doc: "network namespace label (host, pod/NS/NAME, an ip netns name ...)",
+    },
+];
+
+/// Where a file comes from: the values of the [`CONTEXT`] columns, and the
+/// file's path inside its bundle or directory ('/'-separated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub bundle: String,
+    pub host: Option<String>,
+    pub netns: Option<String>,
+    pub path: String,
+}
+
+impl Origin {
+    /// The origin of `path` inside a bundle or directory: files under
+    /// `netns/<label>/` belong to that namespace; `<label>` may itself
+    /// contain '/' (`pod/default/web`), so it ends where a known artifact
+    /// begins (`proc/`, or a file directly in the namespace directory).
+    pub fn of(bundle: &str, host: Option<&str>, path: &str) -> Origin {
+        let netns = path.strip_prefix("netns/").map(|rest| {
+            let end = rest
+                .find("/proc/")
+                .or_else(|| rest.rfind('/'))
+                .unwrap_or(rest.len());
+            rest[..end].to_owned()
+        });
+        Origin {
+            bundle: bundle.to_owned(),
+            host: host.map(str::to_owned),
+            netns,
+            path: path.to_owned(),
+        }
+    }
+
+    /// The file name: the last path component.
+    pub fn file_name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+}
+
+/// One value of a row, in the order of the table's own columns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum V<'a> {
+    Null,
+    Str(&'a str),
+    Bool(bool),
+    U64(u64),
+    I64(i64),
+    /// UTC nanoseconds.
+    Ts(i64),
+}
+
+impl<'a> From<&'a str> for V<'a> {
+    fn from(s: &'a str) -> Self {
+        V::Str(s)
+    }
+}
+
+impl<'a> From<Option<&'a str>> for V<'a> {
+    fn from(s: Option<&'a str>) -> Self {
+        s.map_or(V::Null, V::Str)
+    }
+}
+
+impl From<bool> for V<'_> {
+    fn from(b: bool) -> Self {
+        V::Bool(b)
+    }
+}
+
+impl From<u64> for V<'_> {
+    fn from(n: u64) -> Self {
+        V::U64(n)
+    }
+}
+
+impl From<Option<u64>> for V<'_> {
+    fn from(n: Option<u64>) -> Self {
+        n.map_or(V::Null, V::U64)
+    }
+}
+
+impl From<i64> for V<'_> {
+    fn from(n: i64) -> Self {
+        V::I64(n)
+    }
+}
+
+impl From<Option<i64>> for V<'_> {
+    fn from(n: Option<i64>) -> Self {
+        n.map_or(V::Null, V::I64)
+    }
+}
+
+/// A line (or record) a parser could not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// 1-based line number (or record number for non-line formats).
+    pub line: usize,
+    pub reason: String,
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
+/// The rows of one table being built from one or more files.
+pub struct Rows {
+    table: &'static Table,
+    origin: Origin,
+    builders: Vec<Box<dyn ArrayBuilder>>,
+    len: usize,
+    skipped: Vec<Skipped>,
+    skipped_total: usize,
+}
+
+/// Skipped lines kept per file for messages; the rest are only counted.
+const SKIPPED_KEPT: usize = 5;
+
+impl Rows {
+    /// Rows of `table`, whose columns must start with [`CONTEXT`].
+    pub fn new(table: &'static Table, origin: Origin) -> Rows {
+        debug_assert!(
+            table.columns.iter().zip(CONTEXT).all(|(a, b)| a.name == b.name),
+            "table {} must start with the context columns",
+            table.name
+        );
+        Rows {
+            table,
+            origin,
+            builders: table.columns.iter().map(|c| builder(c.kind)).collect(),
+            len: 0,
+            skipped: Vec::new(),
+            skipped_total: 0,
+        }
+    }
+
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Rows appended so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends one row: `values` are the table's own columns, after
+    /// [`CONTEXT`]. A value of the wrong kind is a bug in the parser and
+    /// panics in debug builds; in release it is stored as null.
+    pub fn push(&mut self, values: &[V]) {
+        let own = &self.table.columns[CONTEXT.len()..];
+        debug_assert_eq!(
+            values.len(),
+            own.len(),
+            "table {}: row has {} values for {} columns",
+            self.table.name,
+            values.len(),
+            own.len()
+        );
+        let context = [
+            V::Str(&self.origin.bundle),
+            V::from(self.origin.host.as_deref()),
+            V::from(self.origin.netns.as_deref()),
+        ];
+        for (i, column) in self.table.columns.iter().enumerate() {
+            let value = if i < CONTEXT.len() {
+                context[i]
+            } else {
+                values.get(i - CONTEXT.len()).copied().unwrap_or(V::Null)
+            };
+            append(&mut *self.builders[i], column, value, self.table.name);
+        }
+        self.len += 1;
+    }
+
+    /// Records a line that could not be read.
+    pub fn skip(&mut self, line: usize, reason: impl Into<String>) {
+        self.skipped_total += 1;
+        if self.skipped.len() < SKIPPED_KEPT {
+            self.skipped.push(Skipped {
+                line,
+                reason: reason.into(),
+            });
+        }
+    }
+
+    /// The first few skipped lines, and how many were skipped in all.
+    pub fn skipped(&self) -> (&[Skipped], usize) {
+        (&self.skipped, self.skipped_total)
+    }
+
+    /// The rows as one record batch with the table's schema.
+    pub fn finish(mut self) -> RecordBatch {
+        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
+        RecordBatch::try_new(schema_of(self.table.columns), columns)
+            .expect("builders are made from the same column list as the schema")
+    }
+}
+
+fn builder(kind: Kind) -> Box<dyn ArrayBuilder> {
+    match kind {
+        Kind::Dict => Box::new(StringDictionaryBuilder::<Int32Type>::new()),
+        Kind::Str => Box::new(StringBuilder::new()),
+        Kind::Bool => Box::new(BooleanBuilder::new()),
+        Kind::U8 => Box::new(UInt8Builder::new()),
+        Kind::U16 => Box::new(UInt16Builder::new()),
+        Kind::U32 => Box::new(UInt32Builder::new()),
+        Kind::U64 => Box::new(UInt64Builder::new()),
+        Kind::I64 => Box::new(Int64Builder::new()),
+        Kind::Ts => Box::new(TimestampNanosecondBuilder::new().with_timezone("UTC")),
+    }
+}
+
+fn append(b: &mut dyn ArrayBuilder, column: &Column, value: V, table: &str) {
+    macro_rules! put {
+        ($ty:ty, $v:expr) => {{
+            let b = b
+                .as_any_mut()
+                .downcast_mut::<$ty>()
+                .expect("builder made for this kind");
+            match $v {
+                Some(v) => b.append_value(v),
+                None => b.append_null(),
+            }
+        }};
+    }
+    let mismatch = || {
+        debug_assert!(
+            false,
+            "table {table}: column {} ({:?}) got {value:?}",
+            column.name, column.kind
+        );
+    };
+    let int = |v: V| -> Option<i128> {
+        match v {
+            V::U64(n) => Some(n as i128),
+            V::I64(n) | V::Ts(n) => Some(n as i128),
+            V::Null => None,
+            _ => {
+                mismatch();
+                None
+            }
+        }
+    };
+    match column.kind {
+        Kind::Dict => {
+            let b = b
+                .as_any_mut()
+                .downcast_mut::<StringDictionaryBuilder<Int32Type>>()
+                .expect("builder made for this kind");
+            match value {
+                V::Str(s) => b.append_value(s),
+                V::Null => b.append_null(),
+                _ => {
+                    mismatch();
+                    b.append_null()
+                }
+            }
+        }
+        Kind::Str => {
+            let s = match value {
+                V::Str(s) => Some(s),
+                V::Null => None,
+                _ => {
+                    mismatch();
+                    None
+                }
+            };
+            put!(StringBuilder, s)
+        }
+        Kind::Bool => {
+            let v = match value {
+                V::Bool(v) => Some(v),
+                V::Null => None,
+                _ => {
+                    mismatch();
+                    None
+                }
+            };
+            put!(BooleanBuilder, v)
+        }
+        Kind::U8 => put!(UInt8Builder, int(value).and_then(|n| u8::try_from(n).ok())),
+        Kind::U16 => put!(UInt16Builder, int(value).and_then(|n| u16::try_from(n).ok())),
+        Kind::U32 => put!(UInt32Builder, int(value).and_then(|n| u32::try_from(n).ok())),
+        Kind::U64 => put!(UInt64Builder, int(value).and_then(|n| u64::try_from(n).ok())),
+        Kind::I64 => put!(Int64Builder, int(value).and_then(|n| i64::try_from(n).ok())),
+        Kind::Ts => put!(
+            TimestampNanosecondBuilder,
+            int(value).and_then(|n| i64::try_from(n).ok())
+        ),
+    }
+}
+
+/// Reads one kind of artifact file into rows of its table.
+#[derive(Clone, Copy)]
+pub struct Reader {
+    /// The table the rows go to.
+    pub table: &'static Table,
+    /// What the reader reads, for messages and `capsnap tables`:
+    /// "/proc/net/tcp, tcp6, udp, udp6, raw, raw6".
+    pub what: &'static str,
+    /// Whether this reader takes the file at `path` ('/'-separated, relative
+    /// to the bundle or directory root) whose first bytes are `head` (up to
+    /// 4 KiB). Path first where it is decisive; content for files saved by
+    /// hand under any name.
+    pub claims: fn(path: &str, head: &[u8]) -> bool,
+    /// A file next to this one (relative to this file's directory) that
+    /// holds the same rows with more detail: when it is present, this file
+    /// is not read, so rows are not counted twice (a bundle holds both
+    /// /proc/net/unix and the sock_diag dump).
+    pub superseded_by: Option<&'static str>,
+    /// Parses the whole file. An `Err` means the file is not of this kind
+    /// at all; damaged lines are [`Rows::skip`]ped instead.
+    pub parse: fn(input: &[u8], rows: &mut Rows) -> Result<(), String>,
+}
+
+impl fmt::Debug for Reader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader")
+            .field("table", &self.table.name)
+            .field("what", &self.what)
+            .finish()
+    }
+}
+
+/// The text of a file, lossily decoded: /proc and tool output are ASCII,
+/// but a path or comm may hold any bytes and must not cost the file.
+pub fn text(input: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(input)
+}
+
+/// True when the last component of `path` is one of `names`.
+pub fn file_name_is(path: &str, names: &[&str]) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    names.contains(&name)
+}
+
+/// True when `path` ends with `suffix` at a component boundary
+/// (`proc/net/tcp` matches `x/proc/net/tcp`, not `x/proc/net/xtcp`).
+pub fn path_ends_with(path: &str, suffix: &str) -> bool {
+    path == suffix
+        || path
+            .strip_suffix(suffix)
+            .is_some_and(|rest| rest.ends_with('/'))
+}
+
+/// Declares `pub const TABLE: Table` whose columns are [`CONTEXT`]
+/// followed by the given ones:
+/// `artifact_table!("sockstat", "one row per ...", [ ("protocol", Dict, false, "doc"), ... ]);`
+#[macro_export]
+macro_rules! artifact_table {
+    ($name:literal, $doc:literal, [ $( ($col:literal, $kind:ident, $nullable:literal, $cdoc:literal) ),* $(,)? ]) => {
+        /// The columns, context first.
+        pub const COLUMNS: &[$crate::Column] = &[
+            $crate::CONTEXT[0], $crate::CONTEXT[1], $crate::CONTEXT[2],
+            $( $crate::Column { name: $col, kind: $crate::Kind::$kind, nullable: $nullable, doc: $cdoc } ),*
+        ];
+        /// The table as listed by `capsnap tables`.
+        pub const TABLE: $crate::Table = $crate::Table { name: $name, doc: $doc, columns: COLUMNS };
+    };
+}
+
+/// Parses `input` with `reader` into a batch; the skipped lines come back
+/// with it.
+pub fn read(reader: &Reader, input: &[u8], origin: Origin) -> Result<(RecordBatch, Vec<Skipped>, usize), String> {
+    let mut rows = Rows::new(reader.table, origin);
+    (reader.parse)(input, &mut rows)?;
+    let skipped = rows.skipped.clone();
+    let total = rows.skipped_total;
+    Ok((rows.finish(), skipped, total))
+}
+
+/// An empty batch of `table`, for tables no input fed.
+pub fn empty(table: &Table) -> RecordBatch {
+    RecordBatch::new_empty(schema_of(table.columns))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    artifact_table!("demo", "a test table", [
+        ("name", Dict, false, "a name"),
+        ("count", U64, true, "a count"),
+        ("ts", Ts, true, "a time"),
+    ]);
+
+    #[test]
+    fn rows_fill_the_context_columns_from_the_origin() {
+        let origin = Origin::of("b.capsnap", Some("node1"), "netns/pod/default/web/proc/net/sockstat");
+        assert_eq!(origin.netns.as_deref(), Some("pod/default/web"));
+        let mut rows = Rows::new(&TABLE, origin);
+        rows.push(&[V::Str("a"), V::U64(7), V::Ts(5)]);
+        rows.push(&[V::Str("b"), V::Null, V::Null]);
+        rows.skip(3, "bad");
+        assert_eq!(rows.skipped().1, 1);
+        let batch = rows.finish();
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch.num_columns(), 6);
+        let netns = arrow_array::cast::AsArray::as_dictionary::<Int32Type>(batch.column(2));
+        let values = arrow_array::cast::AsArray::as_string::<i32>(netns.values());
+        assert_eq!(values.value(netns.keys().value(0) as usize), "pod/default/web");
+    }
+
+    #[test]
+    fn origin_of_files_outside_netns_has_no_namespace() {
+        assert_eq!(Origin::of("b", None, "processes.jsonl").netns, None);
+        assert_eq!(Origin::of("b", None, "netns/host/sysctls.txt").netns.as_deref(), Some("host"));
+        assert_eq!(Origin::of("b", None, "netns/host/proc/net/tcp").netns.as_deref(), Some("host"));
+    }
+
+    #[test]
+    fn path_suffixes_match_whole_components() {
+        assert!(path_ends_with("x/proc/net/tcp", "proc/net/tcp"));
+        assert!(path_ends_with("proc/net/tcp", "proc/net/tcp"));
+        assert!(!path_ends_with("x/proc/net/xtcp", "net/tcp"));
+    }
+}
