@@ -20,7 +20,9 @@ mod capfile;
 mod decode;
 mod error;
 mod flows;
+mod manifest;
 mod packets;
+mod processes;
 mod rows;
 mod sockstat;
 mod table;
@@ -32,15 +34,31 @@ pub use decode::{Addr, Headers, L3, Tcp, decode, link, tcp_flag};
 pub use error::{Error, Hex};
 pub use flows::FlowTable;
 pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
+pub use manifest::{Manifest, Member};
 pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read};
 pub use table::{Column, Kind, Table};
 
 /// Every table this crate defines, in the order `capsnap tables` lists them.
-pub const TABLES: &[Table] = &[packets::TABLE, flows::TABLE, sockstat::TABLE];
+pub const TABLES: &[Table] = &[
+    packets::TABLE,
+    flows::TABLE,
+    sockstat::TABLE,
+    processes::TABLE,
+    processes::fds::TABLE,
+    manifest::TABLE,
+    manifest::collection::TABLE,
+];
 
 /// Every reader of text artifacts, tried in this order on each file of a
-/// bundle or directory; the first that claims a file reads it.
-pub const READERS: &[Reader] = &[sockstat::READER];
+/// bundle or directory; every reader that claims a file reads it (the
+/// manifest feeds both `netns` and `collection`).
+pub const READERS: &[Reader] = &[
+    sockstat::READER,
+    processes::READER,
+    processes::fds::READER,
+    manifest::NETNS_READER,
+    manifest::collection::READER,
+];
 
 /// The `packets` table.
 pub const PACKETS: Table = packets::TABLE;

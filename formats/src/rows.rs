@@ -16,7 +16,9 @@ use arrow_array::builder::{
 };
 use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, RecordBatch};
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// The columns every artifact table starts with, filled from [`Origin`].
 pub const CONTEXT: &[Column] = &[
@@ -48,6 +50,9 @@ pub struct Origin {
     pub host: Option<String>,
     pub netns: Option<String>,
     pub path: String,
+    /// Namespace labels by inode, from the bundle's manifest: for files
+    /// that describe processes of several namespaces (processes.jsonl).
+    pub netns_labels: Arc<BTreeMap<u64, String>>,
 }
 
 impl Origin {
@@ -68,6 +73,7 @@ impl Origin {
             host: host.map(str::to_owned),
             netns,
             path: path.to_owned(),
+            netns_labels: Arc::default(),
         }
     }
 
@@ -193,6 +199,13 @@ impl Rows {
     /// [`CONTEXT`]. A value of the wrong kind is a bug in the parser and
     /// panics in debug builds; in release it is stored as null.
     pub fn push(&mut self, values: &[V]) {
+        let netns = self.origin.netns.take();
+        self.push_in(netns.as_deref(), values);
+        self.origin.netns = netns;
+    }
+
+    /// Appends one row whose namespace is `netns` rather than the file's.
+    pub fn push_in(&mut self, netns: Option<&str>, values: &[V]) {
         let own = &self.table.columns[CONTEXT.len()..];
         debug_assert_eq!(
             values.len(),
@@ -205,7 +218,7 @@ impl Rows {
         let context = [
             V::Str(&self.origin.bundle),
             V::from(self.origin.host.as_deref()),
-            V::from(self.origin.netns.as_deref()),
+            V::from(netns),
         ];
         for (i, column) in self.table.columns.iter().enumerate() {
             let value = if i < CONTEXT.len() {

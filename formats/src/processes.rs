@@ -1,0 +1,207 @@
+//! `processes.jsonl` and `fds.tsv`: the collector's process snapshot.
+//!
+//! processes.jsonl has one JSON object per process (see capture's
+//! `ProcessRow`); fds.tsv one line per open fd, `pid fd target`, where the
+//! target is the /proc/PID/fd link text (`socket:[123]`, `pipe:[9]`,
+//! `anon_inode:[eventfd]`, a path).
+
+use crate::rows::{Reader, Rows, V, file_name_is, text};
+use serde_json::Value;
+
+crate::artifact_table!("processes", "one row per process at collection time (netns: its namespace's label)", [
+    ("pid", U32, false, "process id (in the node's pid namespace)"),
+    ("ppid", U32, true, "parent process id"),
+    ("comm", Dict, true, "command name (/proc/PID/comm, 15 characters at most)"),
+    ("exe", Str, true, "executable path (/proc/PID/exe)"),
+    ("cmdline", Str, true, "arguments joined by spaces (secrets masked when redacted)"),
+    ("uid", U32, true, "real user id"),
+    ("start_time", Ts, true, "when the process started, UTC"),
+    ("netns_inode", U64, true, "inode of its network namespace"),
+    ("mntns_inode", U64, true, "inode of its mount namespace"),
+    ("cgroup", Str, true, "its cgroup v2 path (or the first v1 line)"),
+    ("container_id", Dict, true, "container id found in its cgroup"),
+    ("pod_uid", Dict, true, "Kubernetes pod UID found in its cgroup"),
+    ("fd_count", U64, true, "open file descriptors"),
+    ("socket_fd_count", U64, true, "open file descriptors that are sockets"),
+]);
+
+/// Reads capsnap's processes.jsonl.
+pub const READER: Reader = Reader {
+    table: &TABLE,
+    what: "processes.jsonl (capsnap)",
+    claims: |path, _| file_name_is(path, &["processes.jsonl"]),
+    superseded_by: None,
+    parse,
+};
+
+fn parse(input: &[u8], rows: &mut Rows) -> Result<(), String> {
+    let labels = rows.origin().netns_labels.clone();
+    for (n, line) in text(input).lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let p: Value = match serde_json::from_str(line) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => {
+                rows.skip(n + 1, "not a JSON object");
+                continue;
+            }
+            Err(e) => {
+                rows.skip(n + 1, format!("not JSON: {e}"));
+                continue;
+            }
+        };
+        let Some(pid) = p["pid"].as_u64() else {
+            rows.skip(n + 1, "no pid");
+            continue;
+        };
+        let cmdline = p["cmdline"].as_array().map(|args| {
+            args.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        let cgroup = p["cgroup"].as_str().map(unified_cgroup);
+        let netns_inode = p["netns_inode"].as_u64();
+        let netns = netns_inode.and_then(|i| labels.get(&i)).map(String::as_str);
+        rows.push_in(
+            netns,
+            &[
+                V::U64(pid),
+                p["ppid"].as_u64().into(),
+                p["comm"].as_str().into(),
+                p["exe"].as_str().into(),
+                cmdline.as_deref().into(),
+                p["uid"].as_u64().into(),
+                p["start_time_ns"].as_i64().map_or(V::Null, V::Ts),
+                netns_inode.into(),
+                p["mntns_inode"].as_u64().into(),
+                cgroup.into(),
+                p["container_id"].as_str().into(),
+                p["pod_uid"].as_str().into(),
+                p["fd_count"].as_u64().into(),
+                p["socket_fd_count"].as_u64().into(),
+            ],
+        );
+    }
+    Ok(())
+}
+
+/// The cgroup v2 line (`0::/path`) of /proc/PID/cgroup, else its first line.
+fn unified_cgroup(text: &str) -> &str {
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .or_else(|| text.lines().next())
+        .unwrap_or("")
+}
+
+pub mod fds {
+    //! The `fds` table.
+    use super::*;
+
+    crate::artifact_table!("fds", "one row per open file descriptor of every process", [
+        ("pid", U32, false, "process id"),
+        ("fd", U32, false, "file descriptor number"),
+        ("target", Str, false, "what /proc/PID/fd/N points to"),
+        ("kind", Dict, false, "socket, pipe, anon_inode, file, memfd or other"),
+        ("inode", U64, true, "inode of a socket or pipe (`socket:[N]`)"),
+    ]);
+
+    /// Reads capsnap's fds.tsv.
+    pub const READER: Reader = Reader {
+        table: &TABLE,
+        what: "fds.tsv (capsnap)",
+        claims: |path, head| file_name_is(path, &["fds.tsv"]) || head.starts_with(b"pid\tfd\ttarget\n"),
+        superseded_by: None,
+        parse,
+    };
+
+    fn parse(input: &[u8], rows: &mut Rows) -> Result<(), String> {
+        for (n, line) in text(input).lines().enumerate() {
+            if n == 0 && line.starts_with("pid\t") || line.is_empty() {
+                continue;
+            }
+            let mut fields = line.splitn(3, '\t');
+            let (Some(pid), Some(fd), Some(target)) = (fields.next(), fields.next(), fields.next())
+            else {
+                rows.skip(n + 1, "expected pid, fd and target separated by tabs");
+                continue;
+            };
+            let (Ok(pid), Ok(fd)) = (pid.parse::<u64>(), fd.parse::<u64>()) else {
+                rows.skip(n + 1, format!("pid {pid:?} or fd {fd:?} is not a number"));
+                continue;
+            };
+            let (kind, inode) = classify(target);
+            rows.push(&[V::U64(pid), V::U64(fd), V::Str(target), V::Str(kind), inode.into()]);
+        }
+        Ok(())
+    }
+
+    /// Kind and inode of an fd link target (fs/proc/fd.c prints sockets
+    /// and pipes as `type:[inode]`, anonymous inodes as `anon_inode:name`).
+    pub fn classify(target: &str) -> (&'static str, Option<u64>) {
+        let bracketed = |prefix: &str| {
+            target
+                .strip_prefix(prefix)?
+                .strip_prefix(":[")?
+                .strip_suffix(']')?
+                .parse::<u64>()
+                .ok()
+        };
+        if let Some(i) = bracketed("socket") {
+            ("socket", Some(i))
+        } else if let Some(i) = bracketed("pipe") {
+            ("pipe", Some(i))
+        } else if target.starts_with("anon_inode:") {
+            ("anon_inode", None)
+        } else if target.starts_with("/memfd:") {
+            ("memfd", None)
+        } else if target.starts_with('/') {
+            ("file", None)
+        } else {
+            ("other", None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rows::{Origin, read};
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int32Type, UInt32Type, UInt64Type};
+    use std::sync::Arc;
+
+    #[test]
+    fn processes_get_their_namespace_label_from_the_manifest() {
+        let input = br#"{"pid":1,"ppid":0,"comm":"init","exe":null,"cmdline":["/sbin/init","--x"],"uid":0,"start_time_ns":5,"netns_inode":4026531833,"mntns_inode":null,"cgroup":"1:cpu:/\n0::/system.slice","container_id":null,"pod_uid":null,"fd_count":3,"socket_fd_count":1}
+not json
+{"pid":7,"comm":"leaky","netns_inode":99,"cmdline":[]}
+"#;
+        let mut origin = Origin::of("b", Some("n1"), "processes.jsonl");
+        origin.netns_labels = Arc::new([(4026531833, "host".to_string())].into());
+        let (batch, skipped, _) = read(&READER, input, origin).unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(skipped[0].line, 2);
+        let netns = batch.column_by_name("netns").unwrap().as_dictionary::<Int32Type>();
+        assert!(netns.is_valid(0) && netns.is_null(1));
+        let cmd = batch.column_by_name("cmdline").unwrap().as_string::<i32>();
+        assert_eq!(cmd.value(0), "/sbin/init --x");
+        let cg = batch.column_by_name("cgroup").unwrap().as_string::<i32>();
+        assert_eq!(cg.value(0), "/system.slice");
+        let pids: Vec<_> = batch.column_by_name("pid").unwrap().as_primitive::<UInt32Type>().values().to_vec();
+        assert_eq!(pids, [1, 7]);
+    }
+
+    #[test]
+    fn fd_targets_give_kind_and_inode() {
+        let input = b"pid\tfd\ttarget\n10\t3\tsocket:[4242]\n10\t4\tpipe:[7]\n10\t5\t/var/log/x (deleted)\nbad line\n";
+        let (batch, skipped, _) = read(&fds::READER, input, Origin::of("b", None, "fds.tsv")).unwrap();
+        assert_eq!(batch.num_rows(), 3);
+        assert_eq!(skipped.len(), 1);
+        let inode: Vec<_> = batch.column_by_name("inode").unwrap().as_primitive::<UInt64Type>().iter().collect();
+        assert_eq!(inode, [Some(4242), Some(7), None]);
+        assert_eq!(fds::classify("anon_inode:[eventfd]"), ("anon_inode", None));
+    }
+}
