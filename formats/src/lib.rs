@@ -26,6 +26,14 @@ mod processes;
 mod rows;
 mod sockstat;
 mod table;
+mod counters;
+mod interfaces;
+mod proc_net;
+mod sysctls;
+mod unix;
+mod conntrack;
+mod events;
+mod logs;
 
 pub use capfile::{
     Chunk, Damage, Direction, Frame, Frames, Index, Interface, Layout, index, index_with_progress,
@@ -36,7 +44,7 @@ pub use flows::FlowTable;
 pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
 pub use manifest::{Manifest, Member};
 pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read};
-pub use table::{Column, Kind, Table};
+pub use table::{Column, Kind, Table, schema_of};
 
 /// Every table this crate defines, in the order `capsnap tables` lists them.
 pub const TABLES: &[Table] = &[
@@ -47,6 +55,14 @@ pub const TABLES: &[Table] = &[
     processes::fds::TABLE,
     manifest::TABLE,
     manifest::collection::TABLE,
+    proc_net::TABLE,
+    unix::TABLE,
+    sysctls::TABLE,
+    counters::TABLE,
+    interfaces::TABLE,
+    conntrack::TABLE,
+    events::TABLE,
+    logs::TABLE,
 ];
 
 /// Every reader of text artifacts, tried in this order on each file of a
@@ -58,9 +74,197 @@ pub const READERS: &[Reader] = &[
     processes::fds::READER,
     manifest::NETNS_READER,
     manifest::collection::READER,
+    proc_net::READER,
+    unix::PROC_READER,
+    unix::DIAG_READER,
+    sysctls::READER,
+    counters::SNMP_READER,
+    counters::SNMP6_READER,
+    counters::NF_CONNTRACK_STAT_READER,
+    counters::CONNTRACK_STATS_READER,
+    interfaces::READER,
+    conntrack::PROC_READER,
+    conntrack::TOOL_READER,
+    events::JSONL_READER,
+    events::TOOLS_READER,
+    logs::READER,
 ];
 
 /// The `packets` table.
 pub const PACKETS: Table = packets::TABLE;
 /// The `flows` table.
 pub const FLOWS: Table = flows::TABLE;
+
+/// Every reader in [`READERS`] against damaged input: arbitrary bytes, every
+/// prefix of a real sample, samples with bytes changed. Each must give rows,
+/// skipped lines or an error, never a panic (a null in a non-nullable column
+/// would panic in `Rows::finish`, so this also checks that).
+#[cfg(test)]
+mod reader_robustness {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    /// The text samples of ../shared/corpus (proc, ebpf, misc), by their path
+    /// inside the corpus, plus the inline fixtures of the readers' tests.
+    fn samples() -> &'static [(String, Vec<u8>)] {
+        static SAMPLES: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
+        SAMPLES.get_or_init(|| {
+            let root = std::path::PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../shared/corpus"
+            ));
+            let mut out = Vec::new();
+            for dir in ["proc", "ebpf", "misc"] {
+                walk(&root, &root.join(dir), &mut out);
+            }
+            assert!(
+                out.len() > 50,
+                "the corpus at {} looks incomplete",
+                root.display()
+            );
+            out.extend(inline().iter().map(|(p, b)| ((*p).to_owned(), b.to_vec())));
+            out.sort();
+            out
+        })
+    }
+
+    fn inline() -> [(&'static str, &'static [u8]); 9] {
+        [
+            ("netns/host/proc/net/tcp", proc_net::tests::TCP),
+            ("netns/host/proc/net/udp", proc_net::tests::UDP),
+            ("netns/host/proc/net/udp6", proc_net::tests::UDP6),
+            ("netns/host/proc/net/unix", unix::tests::PROC),
+            ("netns/host/unix_diag.tsv", unix::tests::DIAG),
+            ("netns/host/sysctls.txt", sysctls::tests::SYSCTLS),
+            ("netns/host/proc/net/snmp", counters::tests::SNMP),
+            (
+                "netns/host/conntrack-stats.txt",
+                counters::tests::CONNTRACK_S,
+            ),
+            ("netns/host/proc/net/dev", interfaces::tests::DEV),
+        ]
+    }
+
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if let (Ok(bytes), Ok(rel)) = (std::fs::read(&path), path.strip_prefix(root)) {
+                out.push((rel.to_string_lossy().replace('\\', "/"), bytes));
+            }
+        }
+    }
+
+    /// Runs every reader's claim and parser on `input` as if it were `path`.
+    fn all_readers(path: &str, input: &[u8]) {
+        let head = input.get(..4096).unwrap_or(input);
+        for reader in READERS {
+            let _ = (reader.claims)(path, head);
+            let _ = read(reader, input, Origin::of("b", Some("h"), path));
+        }
+    }
+
+    /// Paths the readers treat specially, for arbitrary contents.
+    const PATHS: &[&str] = &[
+        "netns/host/proc/net/tcp",
+        "netns/host/proc/net/udp6",
+        "netns/host/proc/net/unix",
+        "netns/host/unix_diag.tsv",
+        "netns/host/sysctls.txt",
+        "proc/sys/net/core/somaxconn",
+        "netns/host/proc/net/snmp",
+        "netns/host/proc/net/snmp6",
+        "netns/host/proc/net/stat/nf_conntrack",
+        "netns/host/proc/net/nf_conntrack",
+        "netns/host/conntrack-stats.txt",
+        "netns/host/conntrack.txt",
+        "netns/host/proc/net/dev",
+        "netns/host/proc/net/sockstat",
+        "ebpf/events.jsonl",
+        "processes.jsonl",
+        "fds.tsv",
+        "manifest.json",
+        "dmesg.txt",
+        "journal.txt",
+        "x",
+    ];
+
+    #[test]
+    fn every_prefix_of_the_inline_samples_never_panics() {
+        for (path, bytes) in inline() {
+            for cut in 0..=bytes.len() {
+                all_readers(path, &bytes[..cut]);
+            }
+        }
+    }
+
+    #[test]
+    fn no_two_readers_of_one_table_claim_the_same_sample() {
+        for (path, bytes) in samples() {
+            let head = bytes.get(..4096).unwrap_or(bytes);
+            let claimers: Vec<&Reader> =
+                READERS.iter().filter(|r| (r.claims)(path, head)).collect();
+            for (i, a) in claimers.iter().enumerate() {
+                for b in &claimers[i + 1..] {
+                    assert!(
+                        a.table.name != b.table.name,
+                        "{path}: both `{}` and `{}` claim it for table {}",
+                        a.what,
+                        b.what,
+                        a.table.name
+                    );
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            path in prop::sample::select(PATHS),
+            bytes in prop::collection::vec(any::<u8>(), 0..1024),
+        ) {
+            all_readers(path, &bytes);
+        }
+
+        #[test]
+        fn arbitrary_text_lines_never_panic(
+            path in prop::sample::select(PATHS),
+            text in "([ -~\t]{0,60}\n){0,20}",
+        ) {
+            all_readers(path, text.as_bytes());
+        }
+
+        #[test]
+        fn every_prefix_of_a_sample_never_panics(sample in any::<prop::sample::Index>(), cut in any::<prop::sample::Index>()) {
+            let all = samples();
+            let (path, bytes) = &all[sample.index(all.len())];
+            let cut = cut.index(bytes.len() + 1);
+            all_readers(path, &bytes[..cut]);
+        }
+
+        #[test]
+        fn a_sample_with_bytes_changed_never_panics(
+            sample in any::<prop::sample::Index>(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        ) {
+            let all = samples();
+            let (path, bytes) = &all[sample.index(all.len())];
+            let mut bytes = bytes.clone();
+            if !bytes.is_empty() {
+                for (at, b) in edits {
+                    let i = at.index(bytes.len());
+                    bytes[i] = b;
+                }
+            }
+            all_readers(path, &bytes);
+        }
+    }
+}

@@ -1,0 +1,1888 @@
+//! The `events` table: eBPF events from capsnap's own probes
+//! (`ebpf/events.jsonl`) and from the text output of the usual tracing
+//! tools (bcc, bpftrace's tools, perf-tools) saved by hand.
+//!
+//! capsnap's file (capture/src/ebpf.rs, capture/bpftrace/*.bt) holds one
+//! JSON object per event, printed by bpftrace 0.17's `printf`: strings are
+//! not escaped, so a quote in a comm or a newline in an `sh -c` argument
+//! makes a record invalid JSON or splits it over lines. Every record starts
+//! a line with `{"event":"` and its strings come last, so records are read
+//! here with a tolerant reader that takes strings verbatim (no escapes are
+//! ever produced) and joins continuation lines. `ts_ns` is bpftrace's
+//! `nsecs`; the `start` record pairs it with CLOCK_REALTIME, so wall time is
+//! `realtime_ns + (ts_ns - start ts_ns)` (the same pairing as
+//! `ebpf/clock.json`). `start` and `stop` are not rows; `suppressed` (rate
+//! limit hit) and bpftrace's `Lost N events` are, so gaps show.
+//!
+//! The tools are recognised by their column header (files are saved under
+//! any name): the header decides which columns a line has, so the options
+//! that add columns (`-t`, `-T`, `-U`, `-L`, `-w`, `-s` CSV) need no
+//! special case. The same tool prints differently across projects and
+//! versions (bcc tcpretrans `IP LADDR:LPORT T> RADDR:RPORT`, perf-tools
+//! `LADDR:LPORT -- RADDR:RPORT`, bpftrace without either; bcc tcpdrop added
+//! `REASON (CODE)` and quotes stack frames as `b'...'`); the header tells
+//! which one wrote a section, and a `Attaching N probes`/`Attached N probes`
+//! banner or a `*.bt` command line decides where headers are identical
+//! (tcplife, gethostlatency, oomkill). Kernel stacks printed under an event
+//! (tcpdrop, perf-tools tcpretrans -s) are attached to it in `stack`.
+//! Tools print a time of day at most, so their rows have no `ts`: the
+//! printed time is kept in `time_text`.
+
+use crate::rows::{Reader, Rows, V, file_name_is, text};
+use std::net::IpAddr;
+
+crate::artifact_table!(
+    "events",
+    "one row per eBPF event: capsnap's probes (ebpf/events.jsonl) or bcc/bpftrace/perf-tools output",
+    [
+        (
+            "ts",
+            Ts,
+            true,
+            "UTC time of the event (capsnap events; null for tools, which print a time of day at most)"
+        ),
+        (
+            "time_text",
+            Str,
+            true,
+            "the time as the tool printed it: HH:MM:SS[.us], or `<n>s` since the tool started (TIME(s) columns)"
+        ),
+        (
+            "ktime_ns",
+            U64,
+            true,
+            "kernel clock of the event (bpftrace nsecs; capsnap events): orders events across CPUs"
+        ),
+        (
+            "event",
+            Dict,
+            false,
+            "exec, tcp_state, connect, accept, close, listen, retransmit, reset_sent, reset_received, drop, oom_kill, dns, suppressed, lost"
+        ),
+        (
+            "tool",
+            Dict,
+            false,
+            "what recorded it: capsnap-bpftrace, bcc-tcpretrans, bpftrace-tcplife, perf-tools-execsnoop ..."
+        ),
+        (
+            "pid",
+            U32,
+            true,
+            "process id (often the interrupted task for softirq events: 0 or unrelated)"
+        ),
+        ("ppid", U32, true, "parent process id"),
+        ("uid", U32, true, "user id"),
+        (
+            "comm",
+            Dict,
+            true,
+            "task name (exec: the new program; oom_kill: the victim)"
+        ),
+        ("pcomm", Dict, true, "parent task name"),
+        ("netns_inode", U64, true, "network namespace inode number"),
+        ("family", U8, true, "4 or 6"),
+        (
+            "saddr",
+            Str,
+            true,
+            "local address for socket events (connect, accept, tcp_state, retransmit, resets), packet source for drops"
+        ),
+        ("sport", U16, true, "port of saddr"),
+        (
+            "daddr",
+            Str,
+            true,
+            "remote address for socket events, packet destination for drops"
+        ),
+        ("dport", U16, true, "port of daddr"),
+        (
+            "state",
+            Dict,
+            true,
+            "TCP state the socket was in (retransmit, reset, drop), as in /proc: ESTABLISHED, SYN_SENT ..."
+        ),
+        (
+            "old_state",
+            Dict,
+            true,
+            "tcp_state: state before the change"
+        ),
+        ("new_state", Dict, true, "tcp_state: state after the change"),
+        (
+            "reason",
+            Dict,
+            true,
+            "drop reason (SKB_DROP_REASON_*, without the prefix) or reset reason"
+        ),
+        ("filename", Str, true, "exec: the file executed"),
+        (
+            "argv",
+            Str,
+            true,
+            "exec: the arguments, space separated (capsnap keeps argv[0..3], tools up to 20)"
+        ),
+        (
+            "ret",
+            I64,
+            true,
+            "return code (execsnoop: exec() result, negative errno)"
+        ),
+        (
+            "duration_us",
+            U64,
+            true,
+            "how long, in microseconds: connect latency (tcpconnlat), lookup (gethostlatency), session lifetime (tcplife), time in old_state (tcpstates)"
+        ),
+        ("tx_kb", U64, true, "KiB sent by the session (tcplife)"),
+        ("rx_kb", U64, true, "KiB received by the session (tcplife)"),
+        (
+            "sk",
+            Str,
+            true,
+            "kernel socket address (hex): ties the events of one socket together"
+        ),
+        (
+            "stack",
+            Str,
+            true,
+            "kernel stack, innermost frame first, frames joined by ` <- ` (drop location for capsnap)"
+        ),
+        ("detail", Str, true, "anything else, as key=value pairs"),
+    ]
+);
+
+/// Reads capsnap's `ebpf/events.jsonl`.
+pub const JSONL_READER: Reader = Reader {
+    table: &TABLE,
+    what: "ebpf/events.jsonl (capsnap's bpftrace probes)",
+    claims: |path, head| {
+        file_name_is(path, &["events.jsonl"]) || head.starts_with(RECORD_START.as_bytes())
+    },
+    superseded_by: None,
+    parse: parse_jsonl,
+};
+
+/// Reads the output of bcc, bpftrace and perf-tools tracing tools.
+pub const TOOLS_READER: Reader = Reader {
+    table: &TABLE,
+    what: "bcc / bpftrace / perf-tools output: tcpretrans, tcpstates, tcpconnect, tcpaccept, tcplife, tcpdrop, tcptracer, tcpconnlat, execsnoop, solisten, gethostlatency, oomkill",
+    claims: |_path, head| {
+        let text = text(head);
+        text.lines()
+            .any(|l| header(l).is_some() || l.contains(OOM_MARK))
+    },
+    superseded_by: None,
+    parse: parse_tools,
+};
+
+const RECORD_START: &str = "{\"event\":\"";
+const CAPSNAP_TOOL: &str = "capsnap-bpftrace";
+
+/// TCP state names as /proc and capsnap print them (include/net/tcp_states.h).
+const TCP_STATES: &[&str] = &[
+    "ESTABLISHED",
+    "SYN_SENT",
+    "SYN_RECV",
+    "FIN_WAIT1",
+    "FIN_WAIT2",
+    "TIME_WAIT",
+    "CLOSE",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "LISTEN",
+    "CLOSING",
+    "NEW_SYN_RECV",
+    "BOUND_INACTIVE",
+];
+
+/// One row before it is pushed: tools attach stack lines after the event.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Event {
+    ts: Option<i64>,
+    time_text: Option<String>,
+    ktime_ns: Option<u64>,
+    event: String,
+    tool: String,
+    pid: Option<u64>,
+    ppid: Option<u64>,
+    uid: Option<u64>,
+    comm: Option<String>,
+    pcomm: Option<String>,
+    netns_inode: Option<u64>,
+    family: Option<u8>,
+    saddr: Option<String>,
+    sport: Option<u16>,
+    daddr: Option<String>,
+    dport: Option<u16>,
+    state: Option<String>,
+    old_state: Option<String>,
+    new_state: Option<String>,
+    reason: Option<String>,
+    filename: Option<String>,
+    argv: Option<String>,
+    ret: Option<i64>,
+    duration_us: Option<u64>,
+    tx_kb: Option<u64>,
+    rx_kb: Option<u64>,
+    sk: Option<String>,
+    stack: Vec<String>,
+    detail: Vec<String>,
+}
+
+impl Event {
+    fn push(&self, rows: &mut Rows) {
+        fn s(v: &Option<String>) -> V<'_> {
+            V::from(v.as_deref())
+        }
+        let stack = self.stack.join(" <- ");
+        let detail = self.detail.join(" ");
+        let family = self.family.or_else(|| family_of(self.saddr.as_deref()));
+        rows.push(&[
+            self.ts.map_or(V::Null, V::Ts),
+            s(&self.time_text),
+            V::from(self.ktime_ns),
+            V::Str(&self.event),
+            V::Str(&self.tool),
+            V::from(self.pid),
+            V::from(self.ppid),
+            V::from(self.uid),
+            s(&self.comm),
+            s(&self.pcomm),
+            V::from(self.netns_inode),
+            V::from(family.map(u64::from)),
+            s(&self.saddr),
+            V::from(self.sport.map(u64::from)),
+            s(&self.daddr),
+            V::from(self.dport.map(u64::from)),
+            s(&self.state),
+            s(&self.old_state),
+            s(&self.new_state),
+            s(&self.reason),
+            s(&self.filename),
+            s(&self.argv),
+            V::from(self.ret),
+            V::from(self.duration_us),
+            V::from(self.tx_kb),
+            V::from(self.rx_kb),
+            s(&self.sk),
+            if stack.is_empty() {
+                V::Null
+            } else {
+                V::Str(&stack)
+            },
+            if detail.is_empty() {
+                V::Null
+            } else {
+                V::Str(&detail)
+            },
+        ]);
+    }
+}
+
+fn family_of(addr: Option<&str>) -> Option<u8> {
+    match addr?.parse::<IpAddr>().ok()? {
+        IpAddr::V4(_) => Some(4),
+        IpAddr::V6(_) => Some(6),
+    }
+}
+
+/// An address as the other tables print it (IPv6 compressed), without the
+/// brackets some tools put around IPv6; left as printed when it is not an
+/// address (bcc's first tcpconnect printed `...fe8203ac`).
+fn address(s: &str) -> String {
+    let s = s.trim_start_matches('[').trim_end_matches(']');
+    s.parse::<IpAddr>()
+        .map_or_else(|_| s.to_owned(), |a| a.to_string())
+}
+
+/// A TCP state name as /proc prints it: without `TCP_`, upper case, and
+/// completed when a tool cut it to its column width (bpftrace tcpdrop
+/// prints `ESTABLISHE`).
+fn tcp_state(s: &str) -> Option<String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("TCP_").unwrap_or(&upper);
+    if TCP_STATES.contains(&name) {
+        return Some(name.to_owned());
+    }
+    let mut candidates = TCP_STATES
+        .iter()
+        .filter(|st| name.len() >= 4 && st.starts_with(name));
+    match (candidates.next(), candidates.next()) {
+        (Some(one), None) => Some((*one).to_owned()),
+        _ => Some(s.to_owned()),
+    }
+}
+
+/// Milliseconds as printed (`0.23`, `3059`) in microseconds.
+fn ms_to_us(s: &str) -> Option<u64> {
+    let ms: f64 = s.trim().parse().ok()?;
+    (ms.is_finite() && ms >= 0.0).then(|| (ms * 1000.0).round() as u64)
+}
+
+// ---------------------------------------------------------------------------
+// capsnap's events.jsonl
+
+/// A value of a record, verbatim.
+#[derive(Debug, Clone, PartialEq)]
+enum JVal<'a> {
+    /// A number or a literal, as printed.
+    Num(&'a str),
+    Str(&'a str),
+    Arr(Vec<&'a str>),
+}
+
+impl JVal<'_> {
+    fn text(&self) -> Option<&str> {
+        match self {
+            JVal::Num(s) | JVal::Str(s) => Some(s),
+            JVal::Arr(_) => None,
+        }
+    }
+}
+
+/// True when `after` (the text after a closing quote) ends the value: the
+/// end of the record, or the next `,"key":`.
+fn value_ends(after: &str) -> bool {
+    if after.trim() == "}" {
+        return true;
+    }
+    let Some(rest) = after.strip_prefix(",\"") else {
+        return false;
+    };
+    let key_len = rest
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        .count();
+    key_len > 0 && rest.get(key_len..).is_some_and(|r| r.starts_with("\":"))
+}
+
+/// Reads one record, taking strings verbatim: a string ends at the first
+/// quote that is followed by the end of the record or by the next key, so
+/// the unescaped quotes and newlines bpftrace prints stay in the value.
+fn parse_record(record: &str) -> Result<Vec<(&str, JVal<'_>)>, &'static str> {
+    let mut rest = record.trim().strip_prefix('{').ok_or("not a JSON object")?;
+    let mut out = Vec::new();
+    loop {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix('}') {
+            return if after.trim().is_empty() {
+                Ok(out)
+            } else {
+                Err("text after the closing brace")
+            };
+        }
+        let body = rest.strip_prefix('"').ok_or("expected a key")?;
+        let key_end = body.find('"').ok_or("unterminated key")?;
+        let key = &body[..key_end];
+        rest = body[key_end + 1..]
+            .trim_start()
+            .strip_prefix(':')
+            .ok_or("expected `:` after a key")?
+            .trim_start();
+        let (value, after) = if let Some(s) = rest.strip_prefix('"') {
+            let end = s
+                .match_indices('"')
+                .map(|(i, _)| i)
+                .find(|&i| value_ends(&s[i + 1..]))
+                .ok_or("unterminated string")?;
+            (JVal::Str(&s[..end]), &s[end + 1..])
+        } else if let Some(a) = rest.strip_prefix('[') {
+            let trimmed = a.trim_start();
+            if let Some(after) = trimmed.strip_prefix(']') {
+                (JVal::Arr(Vec::new()), after)
+            } else {
+                let inner = trimmed
+                    .strip_prefix('"')
+                    .ok_or("expected a string in an array")?;
+                let end = inner
+                    .match_indices("\"]")
+                    .map(|(i, _)| i)
+                    .find(|&i| value_ends(&inner[i + 2..]))
+                    .ok_or("unterminated array")?;
+                (
+                    JVal::Arr(inner[..end].split("\",\"").collect()),
+                    &inner[end + 2..],
+                )
+            }
+        } else {
+            let end = rest.find([',', '}']).ok_or("unterminated value")?;
+            let v = rest[..end].trim();
+            if v.is_empty() {
+                return Err("empty value");
+            }
+            (JVal::Num(v), &rest[end..])
+        };
+        out.push((key, value));
+        rest = after.trim_start();
+        if let Some(a) = rest.strip_prefix(',') {
+            rest = a;
+        } else if !rest.starts_with('}') {
+            return Err("expected `,` or `}` after a value");
+        }
+    }
+}
+
+/// The clock pairing of the `start` record: (ts_ns, realtime_ns).
+fn start_clock(record: &[(&str, JVal<'_>)]) -> Option<(u64, u64)> {
+    let get = |k: &str| {
+        record
+            .iter()
+            .find(|(key, _)| *key == k)
+            .and_then(|(_, v)| v.text())
+            .and_then(|t| t.parse::<u64>().ok())
+    };
+    Some((get("ts_ns")?, get("realtime_ns")?))
+}
+
+/// `Lost N events`, bpftrace's notice of a full perf buffer.
+fn lost_count(line: &str) -> Option<u64> {
+    line.trim()
+        .strip_prefix("Lost ")?
+        .strip_suffix(" events")?
+        .parse()
+        .ok()
+}
+
+/// The records of the file: (first line number, text), continuation lines
+/// joined; and the lines that are neither.
+enum Item<'a> {
+    Record(usize, std::borrow::Cow<'a, str>),
+    Lost(u64),
+    Stray(usize),
+}
+
+fn items(text: &str) -> Vec<Item<'_>> {
+    let mut out = Vec::new();
+    let mut pending: Option<(usize, String)> = None;
+    for (n, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.starts_with(RECORD_START) {
+            if let Some((at, r)) = pending.take() {
+                out.push(Item::Record(at, r.into()));
+            }
+            if parse_record(line).is_ok() {
+                out.push(Item::Record(n + 1, line.into()));
+            } else {
+                pending = Some((n + 1, line.to_owned()));
+            }
+        } else if let Some(lost) = lost_count(line) {
+            out.push(Item::Lost(lost));
+        } else if let Some((at, r)) = pending.as_mut() {
+            // The rest of a string that held a newline.
+            r.push('\n');
+            r.push_str(line);
+            if parse_record(r).is_ok() {
+                let at = *at;
+                if let Some((_, r)) = pending.take() {
+                    out.push(Item::Record(at, r.into()));
+                }
+            }
+        } else if !line.trim().is_empty() {
+            out.push(Item::Stray(n + 1));
+        }
+    }
+    if let Some((at, r)) = pending {
+        out.push(Item::Record(at, r.into()));
+    }
+    out
+}
+
+fn parse_jsonl(input: &[u8], rows: &mut Rows) -> Result<(), String> {
+    let text = text(input);
+    let items = items(&text);
+    if !items.is_empty() && !items.iter().any(|i| matches!(i, Item::Record(..))) {
+        return Err("no `{\"event\":\"...` record: not capsnap's events.jsonl".into());
+    }
+    let clock = items.iter().find_map(|i| match i {
+        Item::Record(_, r) if r.starts_with("{\"event\":\"start\"") => {
+            parse_record(r).ok().and_then(|rec| start_clock(&rec))
+        }
+        _ => None,
+    });
+    for item in &items {
+        match item {
+            Item::Stray(n) => rows.skip(*n, "not an event record"),
+            Item::Lost(count) => Event {
+                event: "lost".into(),
+                tool: CAPSNAP_TOOL.into(),
+                detail: vec![format!("count={count}")],
+                ..Event::default()
+            }
+            .push(rows),
+            Item::Record(n, r) => match parse_record(r) {
+                Err(why) => rows.skip(*n, format!("damaged record: {why}")),
+                Ok(record) => match capsnap_event(&record, clock) {
+                    Ok(Some(e)) => e.push(rows),
+                    Ok(None) => {}
+                    Err(why) => rows.skip(*n, why),
+                },
+            },
+        }
+    }
+    Ok(())
+}
+
+/// One record as a row; `None` for the start and stop markers.
+fn capsnap_event(
+    record: &[(&str, JVal<'_>)],
+    clock: Option<(u64, u64)>,
+) -> Result<Option<Event>, String> {
+    let mut e = Event {
+        tool: CAPSNAP_TOOL.into(),
+        ..Event::default()
+    };
+    let mut argc = None;
+    let mut argv: Option<&[&str]> = None;
+    let mut reason_code = None;
+    for (key, value) in record {
+        let bad = || format!("`{key}` has an unexpected value {value:?}");
+        if let JVal::Arr(items) = value {
+            match *key {
+                "argv" => argv = Some(items),
+                _ => e.detail.push(format!("{key}={}", items.join(","))),
+            }
+            continue;
+        }
+        let text = value.text().unwrap_or("");
+        let num = || text.parse::<u64>().map_err(|_| bad());
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        match *key {
+            "event" => e.event = text.to_owned(),
+            "ts_ns" => e.ktime_ns = Some(num()?),
+            "pid" => e.pid = Some(num()?),
+            "ppid" => e.ppid = Some(num()?),
+            "uid" => e.uid = Some(num()?),
+            "old_pid" => {
+                // Differs from pid when a thread other than the leader exec'd.
+                if Some(num()?) != e.pid {
+                    e.detail.push(format!("old_pid={text}"));
+                }
+            }
+            "netns" => e.netns_inode = Some(num()?),
+            "family" => {
+                e.family = match text {
+                    "ipv4" | "4" | "2" => Some(4),
+                    "ipv6" | "6" | "10" => Some(6),
+                    _ => return Err(bad()),
+                }
+            }
+            "saddr" => e.saddr = opt(text).map(|a| address(&a)),
+            "daddr" => e.daddr = opt(text).map(|a| address(&a)),
+            "sport" => e.sport = Some(u16::try_from(num()?).map_err(|_| bad())?),
+            "dport" => e.dport = Some(u16::try_from(num()?).map_err(|_| bad())?),
+            "state" => e.state = tcp_state(text),
+            "oldstate" => e.old_state = tcp_state(text),
+            "newstate" => e.new_state = tcp_state(text),
+            // "0": no socket (a RST sent for a segment no socket matched).
+            "sk" => e.sk = opt(text).filter(|s| s != "0"),
+            "comm" => e.comm = opt(text),
+            "pcomm" => e.pcomm = opt(text),
+            "filename" => e.filename = opt(text),
+            "argc" => argc = Some(num()?),
+            "reason" => reason_code = Some(text.to_owned()),
+            "reason_name" => e.reason = opt(text),
+            "location" => e.stack = opt(text).into_iter().collect(),
+            "ret" => e.ret = Some(text.parse().map_err(|_| bad())?),
+            "ifindex" | "ip_proto" | "kind" | "count" | "capsnap_pid" | "schema" | "ethertype" => {
+                e.detail.push(format!("{key}={text}"))
+            }
+            "realtime_ns" | "monotonic_ns" | "boottime_ns" => {}
+            _ => e.detail.push(format!("{key}={text}")),
+        }
+    }
+    match e.event.as_str() {
+        "start" | "stop" => return Ok(None),
+        "" => return Err("record without an event kind".into()),
+        _ => {}
+    }
+    if let Some(code) = reason_code {
+        if e.reason.is_none() {
+            e.reason = Some(code.clone());
+        }
+        e.detail.push(format!("reason_code={code}"));
+    }
+    if let Some(items) = argv {
+        // Entries past argc are printed as "".
+        let shown = argc.map_or(items.len(), |n| {
+            usize::try_from(n).unwrap_or(usize::MAX).min(items.len())
+        });
+        let args = items.get(..shown).unwrap_or(items);
+        e.argv = Some(args.join(" "));
+        if let Some(n) = argc
+            && n > shown as u64
+        {
+            e.detail.push(format!("argc={n}"));
+        }
+    }
+    if let (Some((start_ts, realtime)), Some(ts)) = (clock, e.ktime_ns) {
+        let wall = i128::from(realtime) + i128::from(ts) - i128::from(start_ts);
+        e.ts = i64::try_from(wall).ok();
+    }
+    Ok(Some(e))
+}
+
+// ---------------------------------------------------------------------------
+// Tool output
+
+/// What follows the time of day in oomkill's line (bcc and bpftrace alike).
+const OOM_MARK: &str = "OOM kill of PID ";
+
+/// Which project printed a section.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Flavor {
+    Bcc,
+    Bpftrace,
+    PerfTools,
+    /// The projects print the same header: decided by the file's banner.
+    Either,
+}
+
+/// A tool: its header columns and what its lines are.
+struct Spec {
+    tool: &'static str,
+    event: &'static str,
+    /// Columns every version prints.
+    required: &'static [&'static str],
+    /// Columns some versions or options add.
+    optional: &'static [&'static str],
+    flavor: fn(&[&str]) -> Flavor,
+}
+
+/// Columns any tool may add through options (-t, -T, -U).
+const COMMON: &[&str] = &["TIME", "TIME(s)", "TIMEs", "TIME(ms)", "UID"];
+
+/// Columns whose value runs to the end of the line.
+const REST: &[&str] = &["ARGS", "QUERY", "HOST"];
+
+/// In this order: the first spec whose columns fit a header takes it.
+const SPECS: &[Spec] = &[
+    Spec {
+        tool: "tcpretrans",
+        event: "retransmit",
+        required: &["PID", "LADDR:LPORT", "RADDR:RPORT", "STATE"],
+        optional: &["IP", "T>", "--", "SEQ"],
+        flavor: |c| {
+            if c.contains(&"T>") {
+                Flavor::Bcc
+            } else if c.contains(&"--") {
+                Flavor::PerfTools
+            } else {
+                Flavor::Bpftrace
+            }
+        },
+    },
+    Spec {
+        tool: "tcpdrop",
+        event: "drop",
+        required: &["PID", "SADDR:SPORT", "DADDR:DPORT", "STATE"],
+        optional: &["IP", ">", "COMM", "(FLAGS)", "REASON", "(CODE)"],
+        flavor: |c| {
+            if c.contains(&"IP") {
+                Flavor::Bcc
+            } else {
+                Flavor::Bpftrace
+            }
+        },
+    },
+    Spec {
+        tool: "tcpstates",
+        event: "tcp_state",
+        required: &[
+            "SKADDR", "LADDR", "LPORT", "RADDR", "RPORT", "OLDSTATE", "NEWSTATE",
+        ],
+        optional: &["C-PID", "C-COMM", "PID", "COMM", "IP", "->", "MS"],
+        flavor: |_| Flavor::Bcc,
+    },
+    Spec {
+        tool: "tcptracer",
+        event: "connect",
+        required: &["T", "PID", "COMM", "SADDR", "DADDR", "SPORT", "DPORT"],
+        optional: &["IP", "NETNS"],
+        flavor: |_| Flavor::Bcc,
+    },
+    Spec {
+        tool: "tcpconnlat",
+        event: "connect",
+        required: &["PID", "COMM", "SADDR", "DADDR", "DPORT", "LAT(ms)"],
+        optional: &["IP", "LPORT", "SPORT"],
+        flavor: |_| Flavor::Bcc,
+    },
+    Spec {
+        tool: "tcpconnect",
+        event: "connect",
+        required: &["PID", "COMM", "SADDR", "DADDR", "DPORT"],
+        optional: &["IP", "LPORT", "SPORT", "QUERY"],
+        flavor: |c| {
+            if c.contains(&"IP") {
+                Flavor::Bcc
+            } else {
+                Flavor::Bpftrace
+            }
+        },
+    },
+    Spec {
+        tool: "tcpaccept",
+        event: "accept",
+        required: &["PID", "COMM", "RADDR", "LADDR", "LPORT"],
+        optional: &["IP", "RPORT", "BL"],
+        flavor: |c| {
+            if c.contains(&"IP") {
+                Flavor::Bcc
+            } else {
+                Flavor::Bpftrace
+            }
+        },
+    },
+    Spec {
+        tool: "tcplife",
+        event: "close",
+        required: &[
+            "PID", "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB", "MS",
+        ],
+        optional: &["IP"],
+        flavor: |_| Flavor::Either,
+    },
+    Spec {
+        tool: "execsnoop",
+        event: "exec",
+        required: &["PID", "ARGS"],
+        optional: &["COMM", "PCOMM", "PPID", "RET"],
+        flavor: |c| {
+            if c.contains(&"RET") {
+                Flavor::Bcc
+            } else if c.contains(&"TIME") || c.contains(&"TIME(ms)") {
+                Flavor::Bpftrace
+            } else {
+                Flavor::PerfTools
+            }
+        },
+    },
+    Spec {
+        tool: "solisten",
+        event: "listen",
+        required: &["PID", "COMM", "PROTO", "BACKLOG", "PORT"],
+        optional: &["NETNS", "ADDR"],
+        flavor: |_| Flavor::Bcc,
+    },
+    Spec {
+        tool: "gethostlatency",
+        event: "dns",
+        required: &["PID", "COMM", "HOST"],
+        optional: &["LATms", "LAT(ms)"],
+        flavor: |_| Flavor::Either,
+    },
+];
+
+/// A recognised header: the spec and the column names, in order.
+struct Header {
+    spec: &'static Spec,
+    columns: Vec<String>,
+    csv: bool,
+}
+
+/// The tool whose header `line` is, if any.
+fn header(line: &str) -> Option<Header> {
+    let trimmed = line.trim();
+    let csv = !trimmed.contains(char::is_whitespace) && trimmed.contains(',');
+    let columns: Vec<&str> = if csv {
+        trimmed.split(',').collect()
+    } else {
+        trimmed.split_whitespace().collect()
+    };
+    if columns.len() < 2 {
+        return None;
+    }
+    let spec = SPECS.iter().find(|s| {
+        s.required.iter().all(|r| columns.contains(r))
+            && columns
+                .iter()
+                .all(|c| s.required.contains(c) || s.optional.contains(c) || COMMON.contains(c))
+    })?;
+    Some(Header {
+        spec,
+        columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+        csv,
+    })
+}
+
+/// Whether `line` is the header of some other table (tcptop, a `-c`
+/// count, top(1) pasted in an example): it ends the current section.
+fn other_header(line: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words.len() >= 2
+        && !line.bytes().any(|b| b.is_ascii_lowercase())
+        && !words.iter().any(|w| w.bytes().all(|b| b.is_ascii_digit()))
+        && !line.trim_start().starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// The section being read.
+struct Section {
+    spec: &'static Spec,
+    columns: Vec<String>,
+    csv: bool,
+    tool: String,
+}
+
+/// The name of the tool as it goes into `tool`.
+fn tool_name(spec_tool: &str, flavor: Flavor, bpftrace_hint: bool) -> String {
+    let project = match flavor {
+        Flavor::Bcc => "bcc",
+        Flavor::Bpftrace => "bpftrace",
+        Flavor::PerfTools => "perf-tools",
+        Flavor::Either if bpftrace_hint => "bpftrace",
+        Flavor::Either => "bcc",
+    };
+    format!("{project}-{spec_tool}")
+}
+
+/// bpftrace prints `Attaching N probes...` (newer: `Attached N probes`);
+/// example files show the `*.bt` command line.
+fn bpftrace_banner(line: &str) -> bool {
+    let l = line.trim();
+    ((l.starts_with("Attaching ") || l.starts_with("Attached ")) && l.contains(" probe"))
+        || ((l.starts_with("# ") || l.starts_with("$ "))
+            && l.split_whitespace().any(|w| w.ends_with(".bt")))
+}
+
+/// A kernel stack frame printed under an event: a tab-indented symbol
+/// (bcc tcpdrop, bpftrace kstack) or ` => symbol` (perf-tools -s).
+fn stack_frame(line: &str) -> Option<String> {
+    let t = line.trim();
+    if t.is_empty() {
+        return None;
+    }
+    if let Some(f) = t.strip_prefix("=> ") {
+        return Some(f.trim().to_owned());
+    }
+    if !(line.starts_with('\t') || line.starts_with("        ")) {
+        return None;
+    }
+    // bcc under Python 3 prints b'sym+0x90'.
+    if let Some(f) = t.strip_prefix("b'").and_then(|f| f.strip_suffix('\'')) {
+        return Some(f.to_owned());
+    }
+    (!t.contains(char::is_whitespace)).then(|| t.to_owned())
+}
+
+fn parse_tools(input: &[u8], rows: &mut Rows) -> Result<(), String> {
+    let text = text(input);
+    let lines: Vec<&str> = text.lines().collect();
+    let bpftrace_hint = lines.iter().any(|l| bpftrace_banner(l));
+    let mut events: Vec<Event> = Vec::new();
+    let mut section: Option<Section> = None;
+    let mut recognised = false;
+    // The event stack frames attach to: the last one, while only its
+    // frames and blank lines follow it.
+    let mut stack_target: Option<usize> = None;
+    for (n, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(frame) = stack_frame(line)
+            && let Some(e) = stack_target.and_then(|i| events.get_mut(i))
+        {
+            e.stack.push(frame);
+            continue;
+        }
+        stack_target = None;
+        if let Some(h) = header(line) {
+            recognised = true;
+            let flavor = (h.spec.flavor)(&h.columns.iter().map(String::as_str).collect::<Vec<_>>());
+            section = Some(Section {
+                tool: tool_name(h.spec.tool, flavor, bpftrace_hint),
+                spec: h.spec,
+                columns: h.columns,
+                csv: h.csv,
+            });
+            continue;
+        }
+        if line.contains(OOM_MARK) {
+            recognised = true;
+            match oom_kill(line, bpftrace_hint) {
+                Some(e) => events.push(e),
+                None => rows.skip(
+                    n + 1,
+                    format!("an oomkill line without the expected fields: {line:?}"),
+                ),
+            }
+            continue;
+        }
+        let t = line.trim();
+        if t.starts_with("# ") || t.starts_with("$ ") || t == "^C" || other_header(line) {
+            section = None;
+            continue;
+        }
+        let Some(s) = &section else { continue };
+        match tool_line(s, line) {
+            Ok(e) => {
+                events.push(e);
+                stack_target = Some(events.len() - 1);
+            }
+            Err(why) if looks_like_data(s, line) => rows.skip(n + 1, why),
+            // Prose after the table (example files, banners): the table is over.
+            Err(_) => section = None,
+        }
+    }
+    if !recognised {
+        return Err(
+            "no bcc / bpftrace / perf-tools header line (e.g. `PID COMM IP SADDR DADDR DPORT`)"
+                .into(),
+        );
+    }
+    for e in &events {
+        e.push(rows);
+    }
+    Ok(())
+}
+
+/// Whether a line that did not parse was meant as an event line (counted
+/// as damaged) rather than prose or a banner (which ends the table).
+fn looks_like_data(s: &Section, line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    let first = words.next().unwrap_or("");
+    let starts_with_digit = first.starts_with(|c: char| c.is_ascii_digit());
+    let comm_first = matches!(
+        s.columns.first().map(String::as_str),
+        Some("COMM" | "PCOMM" | "UID")
+    );
+    starts_with_digit || (comm_first && words.next().is_some_and(|w| w.parse::<u64>().is_ok()))
+}
+
+/// Byte ranges of the whitespace-separated words of `line`.
+fn word_spans(line: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (i, c) in line.char_indices() {
+        match (c.is_whitespace(), start) {
+            (true, Some(s)) => {
+                spans.push((s, i));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        spans.push((s, line.len()));
+    }
+    spans
+}
+
+/// Parses one line of a section. A comm may hold spaces: when the words do
+/// not fit the columns, the comm column takes up to three more words.
+fn tool_line(s: &Section, line: &str) -> Result<Event, String> {
+    let ncols = s.columns.len();
+    let rest_last = s.columns.last().is_some_and(|c| REST.contains(&c.as_str()));
+    let comm_at = s
+        .columns
+        .iter()
+        .position(|c| matches!(c.as_str(), "COMM" | "C-COMM" | "PCOMM"));
+    // (start, end) of each word, or of each CSV field.
+    let spans: Vec<(usize, usize)> = if s.csv {
+        let mut spans = Vec::new();
+        let mut at = 0;
+        for field in line.split(',') {
+            spans.push((at, at + field.len()));
+            at += field.len() + 1;
+        }
+        spans
+    } else {
+        word_spans(line)
+    };
+    let mut first_err = None;
+    let extra_max = if comm_at.is_some() && !s.csv { 3 } else { 0 };
+    for extra in 0..=extra_max {
+        let fits = if rest_last {
+            spans.len() + 1 >= ncols + extra
+        } else {
+            spans.len() == ncols + extra
+        };
+        if !fits {
+            continue;
+        }
+        let mut values: Vec<&str> = Vec::with_capacity(ncols);
+        let mut w = 0;
+        for (i, _) in s.columns.iter().enumerate() {
+            let take = if Some(i) == comm_at { 1 + extra } else { 1 };
+            let value = if rest_last && i == ncols - 1 {
+                spans
+                    .get(w)
+                    .map_or("", |&(a, _)| line.get(a..).unwrap_or("").trim())
+            } else {
+                match (spans.get(w), spans.get(w + take - 1)) {
+                    (Some(&(a, _)), Some(&(_, b))) => line.get(a..b).unwrap_or("").trim(),
+                    _ => "",
+                }
+            };
+            values.push(value);
+            w += take;
+        }
+        match event_of(s, &values) {
+            Ok(e) => return Ok(e),
+            Err(why) => {
+                first_err.get_or_insert(why);
+            }
+        }
+    }
+    Err(first_err.unwrap_or_else(|| {
+        format!(
+            "{} words for the {} columns of {}",
+            spans.len(),
+            ncols,
+            s.tool
+        )
+    }))
+}
+
+/// Splits `addr:port` (IPv6 too: the port follows the last colon; `[a]:p`).
+fn endpoint(v: &str) -> Result<(String, u16), String> {
+    let (a, p) = v
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{v}` is not ADDR:PORT"))?;
+    let port = p.parse().map_err(|_| format!("bad port in `{v}`"))?;
+    Ok((address(a), port))
+}
+
+/// Fills an event from the values of one line, column by column.
+fn event_of(s: &Section, values: &[&str]) -> Result<Event, String> {
+    let mut e = Event {
+        event: s.spec.event.to_owned(),
+        tool: s.tool.clone(),
+        ..Event::default()
+    };
+    let mut clock_time = None;
+    let mut rel_time = None;
+    for (col, &v) in s.columns.iter().zip(values) {
+        let col = col.as_str();
+        let bad = || format!("{col} `{v}` is not what {} prints there", s.tool);
+        let num = || v.parse::<u64>().map_err(|_| bad());
+        let port = || v.parse::<u16>().map_err(|_| bad());
+        match col {
+            "TIME" => clock_time = Some(v.to_owned()),
+            "TIME(s)" | "TIMEs" => rel_time = Some(format!("{v}s")),
+            "TIME(ms)" => rel_time = Some(format!("{v}ms")),
+            "PID" | "C-PID" => e.pid = Some(num()?),
+            "PPID" => e.ppid = Some(num()?),
+            "UID" => e.uid = Some(num()?),
+            "COMM" | "C-COMM" => e.comm = Some(v.to_owned()),
+            "PCOMM" => e.pcomm = Some(v.to_owned()),
+            "IP" => {
+                e.family = match v {
+                    "4" => Some(4),
+                    "6" => Some(6),
+                    _ => return Err(bad()),
+                }
+            }
+            "SADDR" | "LADDR" | "ADDR" => e.saddr = Some(address(v)),
+            "DADDR" | "RADDR" => e.daddr = Some(address(v)),
+            "SPORT" | "LPORT" | "PORT" => e.sport = Some(port()?),
+            "DPORT" | "RPORT" => e.dport = Some(port()?),
+            "LADDR:LPORT" | "SADDR:SPORT" => {
+                let (a, p) = endpoint(v)?;
+                (e.saddr, e.sport) = (Some(a), Some(p));
+            }
+            "RADDR:RPORT" | "DADDR:DPORT" => {
+                let (a, p) = endpoint(v)?;
+                (e.daddr, e.dport) = (Some(a), Some(p));
+            }
+            "T>" | "--" => match v {
+                "R>" => {}
+                "L>" => e.detail.push("type=tail_loss_probe".into()),
+                _ => return Err(bad()),
+            },
+            ">" | "->" => {
+                if v != col {
+                    return Err(bad());
+                }
+            }
+            "STATE" => e.state = tcp_state(v),
+            "OLDSTATE" => e.old_state = tcp_state(v),
+            "NEWSTATE" => e.new_state = tcp_state(v),
+            "(FLAGS)" => {
+                let f = v
+                    .strip_prefix('(')
+                    .and_then(|f| f.strip_suffix(')'))
+                    .ok_or_else(bad)?;
+                e.detail.push(format!("tcp_flags={f}"));
+            }
+            "REASON" => e.reason = Some(v.strip_prefix("SKB_DROP_REASON_").unwrap_or(v).to_owned()),
+            "(CODE)" => {
+                let c = v
+                    .strip_prefix('(')
+                    .and_then(|f| f.strip_suffix(')'))
+                    .ok_or_else(bad)?;
+                e.detail.push(format!("reason_code={c}"));
+            }
+            "MS" | "LAT(ms)" | "LATms" => e.duration_us = Some(ms_to_us(v).ok_or_else(bad)?),
+            "TX_KB" => e.tx_kb = Some(num()?),
+            "RX_KB" => e.rx_kb = Some(num()?),
+            "RET" => e.ret = Some(v.parse().map_err(|_| bad())?),
+            "ARGS" => {
+                if s.tool == "bcc-execsnoop" {
+                    // bcc prints the file passed to execve() in place of argv[0].
+                    e.filename = v.split_whitespace().next().map(str::to_owned);
+                }
+                e.argv = Some(v.to_owned());
+            }
+            "SKADDR" => e.sk = Some(v.to_owned()),
+            "NETNS" => e.netns_inode = Some(num()?),
+            "T" => {
+                e.event = match v {
+                    "C" => "connect",
+                    "A" => "accept",
+                    "X" => "close",
+                    _ => return Err(bad()),
+                }
+                .to_owned()
+            }
+            "PROTO" => {
+                e.family = if v.ends_with("v4") {
+                    Some(4)
+                } else if v.ends_with("v6") {
+                    Some(6)
+                } else {
+                    None
+                };
+                e.detail.push(format!("proto={v}"));
+            }
+            "BACKLOG" | "BL" => e.detail.push(format!("backlog={v}")),
+            "SEQ" => e.detail.push(format!("seq={}", num()?)),
+            "QUERY" | "HOST" => e.detail.push(format!("query={v}")),
+            other => e.detail.push(format!("{}={v}", other.to_ascii_lowercase())),
+        }
+    }
+    if let Some(t) = &clock_time
+        && !t.contains(':')
+    {
+        return Err(format!("TIME `{t}` is not a time of day"));
+    }
+    match (clock_time, rel_time) {
+        (Some(c), Some(r)) => {
+            e.time_text = Some(c);
+            e.detail.push(format!("t={r}"));
+        }
+        (c, r) => e.time_text = c.or(r),
+    }
+    Ok(e)
+}
+
+/// `21:03:39 Triggered by PID 3297 ("ntpd"), OOM kill of PID 22516
+/// ("perl"), 3850642 pages, loadavg: 0.99 0.39 0.30 3/282 22724`
+fn oom_kill(line: &str, bpftrace_hint: bool) -> Option<Event> {
+    let (head, tail) = line.split_once("Triggered by PID ")?;
+    let (tpid, tail) = tail.split_once(" (\"")?;
+    let (tcomm, tail) = tail.split_once("\"), ")?;
+    let tail = tail.strip_prefix(OOM_MARK)?;
+    let (kpid, tail) = tail.split_once(" (\"")?;
+    let (kcomm, tail) = tail.split_once("\"), ")?;
+    let (pages, tail) = tail.split_once(" pages")?;
+    let loadavg = tail.split_once("loadavg: ").map(|(_, l)| l.trim());
+    let mut detail = vec![
+        format!("triggered_by_pid={}", tpid.trim().parse::<u64>().ok()?),
+        format!("triggered_by_comm={tcomm}"),
+        format!("pages={}", pages.trim().parse::<u64>().ok()?),
+    ];
+    if let Some(l) = loadavg {
+        detail.push(format!("loadavg={l}"));
+    }
+    let time = head.trim();
+    Some(Event {
+        time_text: (!time.is_empty()).then(|| time.to_owned()),
+        event: "oom_kill".into(),
+        tool: tool_name("oomkill", Flavor::Either, bpftrace_hint),
+        pid: Some(kpid.trim().parse().ok()?),
+        comm: Some(kcomm.to_owned()),
+        detail,
+        ..Event::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rows::{Origin, read};
+    use arrow_array::RecordBatch;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{
+        Int32Type, Int64Type, TimestampNanosecondType, UInt8Type, UInt16Type, UInt32Type,
+        UInt64Type,
+    };
+
+    fn strs(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
+        let col = batch.column_by_name(name).unwrap();
+        if let Some(d) = col.as_dictionary_opt::<Int32Type>() {
+            let values = d.values().as_string::<i32>();
+            return d
+                .keys()
+                .iter()
+                .map(|k| k.map(|k| values.value(k as usize).to_owned()))
+                .collect();
+        }
+        col.as_string::<i32>()
+            .iter()
+            .map(|s| s.map(str::to_owned))
+            .collect()
+    }
+
+    fn str_at(batch: &RecordBatch, name: &str, row: usize) -> Option<String> {
+        strs(batch, name).get(row).cloned().flatten()
+    }
+
+    fn nums(batch: &RecordBatch, name: &str) -> Vec<Option<i128>> {
+        let col = batch.column_by_name(name).unwrap();
+        match col.data_type() {
+            arrow_schema::DataType::UInt8 => col
+                .as_primitive::<UInt8Type>()
+                .iter()
+                .map(|v| v.map(i128::from))
+                .collect(),
+            arrow_schema::DataType::UInt16 => col
+                .as_primitive::<UInt16Type>()
+                .iter()
+                .map(|v| v.map(i128::from))
+                .collect(),
+            arrow_schema::DataType::UInt32 => col
+                .as_primitive::<UInt32Type>()
+                .iter()
+                .map(|v| v.map(i128::from))
+                .collect(),
+            arrow_schema::DataType::UInt64 => col
+                .as_primitive::<UInt64Type>()
+                .iter()
+                .map(|v| v.map(i128::from))
+                .collect(),
+            arrow_schema::DataType::Int64 => col
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(|v| v.map(i128::from))
+                .collect(),
+            _ => col
+                .as_primitive::<TimestampNanosecondType>()
+                .iter()
+                .map(|v| v.map(i128::from))
+                .collect(),
+        }
+    }
+
+    fn num_at(batch: &RecordBatch, name: &str, row: usize) -> Option<i128> {
+        nums(batch, name).get(row).copied().flatten()
+    }
+
+    fn read_ok(reader: &Reader, input: &str, path: &str) -> (RecordBatch, usize) {
+        let (batch, _, skipped) =
+            read(reader, input.as_bytes(), Origin::of("b", None, path)).unwrap();
+        (batch, skipped)
+    }
+
+    /// Records from a capsnap bundle taken on a NAT lab (client netns
+    /// 4026532389 -> gateway -> server netns 4026532528), cut to one of each
+    /// kind. The exec of `sh -c 'echo "quoted \ back"<newline>echo second
+    /// line'` is printed unescaped over two lines, as bpftrace 0.17 does.
+    const JSONL: &str = r#"{"event":"exec","ts_ns":8786499176982,"pid":5262,"old_pid":5262,"ppid":5183,"uid":0,"netns":4026531833,"argc":2,"comm":"bpftrace","pcomm":"capsnap","filename":"/usr/bin/bpftrace","argv":["/usr/bin/bpftrace","--version","",""]}
+{"event":"start","ts_ns":8786444019591,"realtime_ns":1795299913979477311,"monotonic_ns":8786443993873,"boottime_ns":8786443993903,"schema":1,"capsnap_pid":5183}
+{"event":"tcp_state","ts_ns":8786837055447,"pid":5109,"netns":4026532389,"family":"ipv4","saddr":"10.77.1.2","sport":0,"daddr":"10.77.1.1","dport":8080,"oldstate":"CLOSE","newstate":"SYN_SENT","sk":"ffff88845b109280","comm":"python3"}
+{"event":"connect","ts_ns":8786837068837,"pid":5109,"netns":4026532389,"family":"ipv4","saddr":"10.77.1.2","sport":0,"daddr":"10.77.1.1","dport":8080,"sk":"ffff88845b109280","comm":"python3"}
+{"event":"reset_received","ts_ns":8786840821919,"pid":5109,"netns":4026532528,"family":"ipv6","saddr":"fd77:2::2","sport":80,"daddr":"fd77:1::2","dport":58578,"state":"ESTABLISHED","sk":"ffff8881060b6180","comm":"python3"}
+{"event":"reset_sent","ts_ns":8786840315057,"pid":5109,"netns":4026532528,"family":"ipv4","saddr":"10.77.2.2","sport":81,"daddr":"10.77.2.1","dport":50024,"state":"","reason":1,"reason_name":"NO_SOCKET","sk":"0","comm":"python3"}
+{"event":"drop","ts_ns":8786840325913,"netns":4026532528,"ifindex":7,"reason":3,"reason_name":"NO_SOCKET","location":"tcp_v4_rcv","family":"ipv4","ip_proto":6,"saddr":"10.77.2.1","sport":50024,"daddr":"10.77.2.2","dport":81}
+{"event":"retransmit","ts_ns":8789055855086,"netns":4026532177,"family":"ipv4","saddr":"172.30.53.2","sport":41234,"daddr":"10.99.53.2","dport":7777,"state":"ESTABLISHED","sk":"ffff88847d5a1280"}
+{"event":"exec","ts_ns":8786841409462,"pid":5301,"old_pid":5301,"ppid":5109,"uid":0,"netns":4026532389,"argc":3,"comm":"sh","pcomm":"python3","filename":"/usr/bin/sh","argv":["sh","-c","echo "quoted \ back"
+echo second line",""]}
+Lost 7 events
+{"event":"suppressed","ts_ns":8789405654525,"kind":"drop","count":2655}
+{"event":"stop","ts_ns":8792216980147}
+"#;
+
+    #[test]
+    fn capsnap_events_every_kind() {
+        let (b, skipped) = read_ok(&JSONL_READER, JSONL, "ebpf/events.jsonl");
+        assert_eq!(skipped, 0);
+        let kinds: Vec<_> = strs(&b, "event").into_iter().flatten().collect();
+        assert_eq!(
+            kinds,
+            [
+                "exec",
+                "tcp_state",
+                "connect",
+                "reset_received",
+                "reset_sent",
+                "drop",
+                "retransmit",
+                "exec",
+                "lost",
+                "suppressed"
+            ]
+        );
+        assert!(
+            strs(&b, "tool")
+                .iter()
+                .all(|t| t.as_deref() == Some("capsnap-bpftrace"))
+        );
+        // Wall clock from the start record, even for a line printed before it.
+        assert_eq!(
+            num_at(&b, "ts", 1),
+            Some(1795299913979477311 + (8786837055447 - 8786444019591))
+        );
+        assert_eq!(
+            num_at(&b, "ts", 0),
+            Some(1795299913979477311 - (8786444019591 - 8786499176982))
+        );
+        assert_eq!(num_at(&b, "ktime_ns", 1), Some(8786837055447));
+        assert_eq!(
+            str_at(&b, "argv", 0).as_deref(),
+            Some("/usr/bin/bpftrace --version")
+        );
+        assert_eq!(str_at(&b, "pcomm", 0).as_deref(), Some("capsnap"));
+        assert_eq!(num_at(&b, "ppid", 0), Some(5183));
+        assert_eq!(num_at(&b, "netns_inode", 1), Some(4026532389));
+        assert_eq!(
+            (str_at(&b, "old_state", 1), str_at(&b, "new_state", 1)),
+            (Some("CLOSE".into()), Some("SYN_SENT".into()))
+        );
+        assert_eq!(num_at(&b, "family", 3), Some(6));
+        assert_eq!(str_at(&b, "saddr", 3).as_deref(), Some("fd77:2::2"));
+        assert_eq!(str_at(&b, "state", 3).as_deref(), Some("ESTABLISHED"));
+        // A RST for no socket: no state, no sk.
+        assert_eq!((str_at(&b, "state", 4), str_at(&b, "sk", 4)), (None, None));
+        assert_eq!(str_at(&b, "reason", 4).as_deref(), Some("NO_SOCKET"));
+        assert_eq!(str_at(&b, "detail", 4).as_deref(), Some("reason_code=1"));
+        assert_eq!(str_at(&b, "stack", 5).as_deref(), Some("tcp_v4_rcv"));
+        assert_eq!(
+            str_at(&b, "detail", 5).as_deref(),
+            Some("ifindex=7 ip_proto=6 reason_code=3")
+        );
+        assert_eq!(num_at(&b, "dport", 5), Some(81));
+        assert_eq!(num_at(&b, "pid", 6), None);
+        // The unescaped record keeps its quote, backslash and newline.
+        assert_eq!(
+            str_at(&b, "argv", 7).as_deref(),
+            Some("sh -c echo \"quoted \\ back\"\necho second line")
+        );
+        assert_eq!(str_at(&b, "detail", 8).as_deref(), Some("count=7"));
+        assert_eq!(
+            str_at(&b, "detail", 9).as_deref(),
+            Some("kind=drop count=2655")
+        );
+    }
+
+    #[test]
+    fn the_bundle_sample_reads_whole() {
+        // ebpf/events.jsonl of a real bundle, head and tail.
+        let input = r#"{"event":"start","ts_ns":8400883878679,"realtime_ns":1795299528419358902,"monotonic_ns":8400883875223,"boottime_ns":8400883875374,"schema":1,"capsnap_pid":26828}
+{"event":"exec","ts_ns":8400981530546,"pid":26859,"old_pid":26859,"ppid":26828,"uid":0,"netns":4026531833,"argc":4,"comm":"ip","pcomm":"capsnap","filename":"/usr/sbin/ip","argv":["ip","-d","-s","addr"]}
+{"event":"exec","ts_ns":8400993415702,"pid":26861,"old_pid":26861,"ppid":26828,"uid":0,"netns":4026531833,"argc":5,"comm":"ip","pcomm":"capsnap","filename":"/usr/sbin/ip","argv":["ip","route","show","table"]}
+{"event":"stop","ts_ns":8404569309986}
+"#;
+        let (b, skipped) = read_ok(&JSONL_READER, input, "ebpf/events.jsonl");
+        assert_eq!((b.num_rows(), skipped), (2, 0));
+        // 2026-11-21T22:18:48.517Z
+        assert_eq!(num_at(&b, "ts", 0), Some(1795299528419358902 + 97651867));
+        assert_eq!(
+            str_at(&b, "argv", 1).as_deref(),
+            Some("ip route show table")
+        );
+        assert_eq!(str_at(&b, "detail", 1).as_deref(), Some("argc=5"));
+    }
+
+    #[test]
+    fn damaged_records_are_skipped_and_the_rest_kept() {
+        let input = "{\"event\":\"exec\",\"ts_ns\":1,\"pid\":\"x\"}\nwhat is this\n{\"event\":\"drop\",\"ts_ns\":2}\n{\"event\":\"tcp_state\",\"ts_ns\":3,\"sport\":70000}\n{\"event\":\"exec\",\"ts_ns\":4,\"comm\":\"a\n";
+        let (b, skipped, total) = read(
+            &JSONL_READER,
+            input.as_bytes(),
+            Origin::of("b", None, "ebpf/events.jsonl"),
+        )
+        .unwrap();
+        assert_eq!(b.num_rows(), 1);
+        assert_eq!(total, 4);
+        assert_eq!(
+            skipped.iter().map(|s| s.line).collect::<Vec<_>>(),
+            [1, 2, 4, 5]
+        );
+        // No start record: no wall clock.
+        assert_eq!(num_at(&b, "ts", 0), None);
+        assert!(
+            read(
+                &JSONL_READER,
+                b"hello\n",
+                Origin::of("b", None, "events.jsonl")
+            )
+            .is_err()
+        );
+        let (b, _, _) = read(
+            &JSONL_READER,
+            b"",
+            Origin::of("b", None, "ebpf/events.jsonl"),
+        )
+        .unwrap();
+        assert_eq!(b.num_rows(), 0);
+    }
+
+    #[test]
+    fn tolerant_record_reader() {
+        type Fields<'a> = Vec<(&'a str, JVal<'a>)>;
+        let cases: &[(&str, Option<Fields>)] = &[
+            (
+                r#"{"a":1,"b":"x"}"#,
+                Some(vec![("a", JVal::Num("1")), ("b", JVal::Str("x"))]),
+            ),
+            (
+                r#"{"c":"say "hi", ok","d":2}"#,
+                Some(vec![
+                    ("c", JVal::Str("say \"hi\", ok")),
+                    ("d", JVal::Num("2")),
+                ]),
+            ),
+            (
+                r#"{"v":["a","b"],"w":[]}"#,
+                Some(vec![
+                    ("v", JVal::Arr(vec!["a", "b"])),
+                    ("w", JVal::Arr(vec![])),
+                ]),
+            ),
+            (
+                r#"{"v":["a"]"]}"#,
+                Some(vec![("v", JVal::Arr(vec!["a\"]"]))]),
+            ),
+            (r#"{"a":1"#, None),
+            (r#"{"a":}"#, None),
+            (r#"{"a":"x"} tail"#, None),
+            ("", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_record(text).ok(), *want, "{text}");
+        }
+    }
+
+    fn tool_file(path: &str) -> (RecordBatch, usize) {
+        let full = format!(
+            "{}/../../shared/corpus/ebpf/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let bytes = std::fs::read(&full).unwrap();
+        assert!(
+            (TOOLS_READER.claims)(path, &bytes[..bytes.len().min(4096)]),
+            "{path} not claimed"
+        );
+        let (b, _, skipped) = read(&TOOLS_READER, &bytes, Origin::of("c", None, path)).unwrap();
+        (b, skipped)
+    }
+
+    #[test]
+    fn corpus_tool_outputs() {
+        // (file, rows, tool of the first row, event of the first row)
+        let cases: &[(&str, usize, &str, &str)] = &[
+            (
+                "bcc/bcc__tcpretrans_example.txt",
+                16,
+                "bcc-tcpretrans",
+                "retransmit",
+            ),
+            (
+                "bcc/bcc__tcpretrans_example.first-553f2aa1.txt",
+                14,
+                "bcc-tcpretrans",
+                "retransmit",
+            ),
+            (
+                "perf-tools/perf-tools__tcpretrans_example.txt",
+                23,
+                "perf-tools-tcpretrans",
+                "retransmit",
+            ),
+            (
+                "bpftrace/bpftrace__tcpretrans_example.txt",
+                3,
+                "bpftrace-tcpretrans",
+                "retransmit",
+            ),
+            (
+                "bcc/bcc__tcpstates_example.txt",
+                5,
+                "bcc-tcpstates",
+                "tcp_state",
+            ),
+            (
+                "bcc/bcc__tcpstates_example.first-bbd9acd1.txt",
+                5,
+                "bcc-tcpstates",
+                "tcp_state",
+            ),
+            (
+                "bcc/bcc__tcpconnect_example.txt",
+                26,
+                "bcc-tcpconnect",
+                "connect",
+            ),
+            (
+                "bcc/bcc__tcpconnect_example.first-f06d3b42.txt",
+                10,
+                "bcc-tcpconnect",
+                "connect",
+            ),
+            (
+                "bpftrace/bpftrace__tcpconnect_example.txt",
+                3,
+                "bpftrace-tcpconnect",
+                "connect",
+            ),
+            (
+                "bcc/bcc__tcpaccept_example.txt",
+                7,
+                "bcc-tcpaccept",
+                "accept",
+            ),
+            (
+                "bcc/bcc__tcpaccept_example.first-052f89c2.txt",
+                6,
+                "bcc-tcpaccept",
+                "accept",
+            ),
+            (
+                "bpftrace/bpftrace__tcpaccept_example.txt",
+                3,
+                "bpftrace-tcpaccept",
+                "accept",
+            ),
+            ("bcc/bcc__tcplife_example.txt", 43, "bcc-tcplife", "close"),
+            (
+                "bcc/bcc__tcplife_example.first-797c3ec1.txt",
+                43,
+                "bcc-tcplife",
+                "close",
+            ),
+            (
+                "bpftrace/bpftrace__tcplife_example.txt",
+                12,
+                "bpftrace-tcplife",
+                "close",
+            ),
+            ("bcc/bcc__tcpdrop_example.txt", 1, "bcc-tcpdrop", "drop"),
+            (
+                "bcc/bcc__tcpdrop_example.first-4f13d880.txt",
+                2,
+                "bcc-tcpdrop",
+                "drop",
+            ),
+            (
+                "bpftrace/bpftrace__tcpdrop_example.txt",
+                1,
+                "bpftrace-tcpdrop",
+                "drop",
+            ),
+            (
+                "bcc/bcc__tcptracer_example.txt",
+                11,
+                "bcc-tcptracer",
+                "connect",
+            ),
+            (
+                "bcc/bcc__tcpconnlat_example.txt",
+                9,
+                "bcc-tcpconnlat",
+                "connect",
+            ),
+            (
+                "bcc/bcc__execsnoop_example.txt",
+                42,
+                "bcc-execsnoop",
+                "exec",
+            ),
+            (
+                "bcc/bcc__execsnoop_example.first-af18bb3c.txt",
+                24,
+                "bcc-execsnoop",
+                "exec",
+            ),
+            (
+                "bpftrace/bpftrace__execsnoop_example.txt",
+                17,
+                "bpftrace-execsnoop",
+                "exec",
+            ),
+            (
+                "perf-tools/perf-tools__execsnoop_example.txt",
+                46,
+                "perf-tools-execsnoop",
+                "exec",
+            ),
+            (
+                "bcc/bcc__solisten_example.txt",
+                10,
+                "bcc-solisten",
+                "listen",
+            ),
+            (
+                "bcc/bcc__gethostlatency_example.txt",
+                8,
+                "bcc-gethostlatency",
+                "dns",
+            ),
+            (
+                "bpftrace/bpftrace__gethostlatency_example.txt",
+                4,
+                "bpftrace-gethostlatency",
+                "dns",
+            ),
+            ("bcc/bcc__oomkill_example.txt", 2, "bcc-oomkill", "oom_kill"),
+            (
+                "bpftrace/bpftrace__oomkill_example.txt",
+                2,
+                "bpftrace-oomkill",
+                "oom_kill",
+            ),
+        ];
+        for (path, count, tool, event) in cases {
+            let (b, skipped) = tool_file(path);
+            assert_eq!(skipped, 0, "{path}");
+            assert_eq!(b.num_rows(), *count, "{path}");
+            assert_eq!(str_at(&b, "tool", 0).as_deref(), Some(*tool), "{path}");
+            assert_eq!(str_at(&b, "event", 0).as_deref(), Some(*event), "{path}");
+        }
+    }
+
+    #[test]
+    fn histograms_and_top_views_are_not_events() {
+        for path in [
+            "bcc/bcc__tcpsynbl_example.txt",
+            "bpftrace/bpftrace__tcpsynbl_example.txt",
+            "bcc/bcc__tcprtt_example.txt",
+            "bcc/bcc__tcptop_example.txt",
+            "bcc/bcc__tcpsubnet_example.txt",
+        ] {
+            let full = format!(
+                "{}/../../shared/corpus/ebpf/{path}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let bytes = std::fs::read(&full).unwrap();
+            assert!(
+                !(TOOLS_READER.claims)(path, &bytes[..bytes.len().min(4096)]),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn tool_columns_land_in_place() {
+        let (b, _) = tool_file("bcc/bcc__tcpretrans_example.txt");
+        assert_eq!(str_at(&b, "time_text", 0).as_deref(), Some("01:55:05"));
+        assert_eq!(num_at(&b, "ts", 0), None);
+        assert_eq!(
+            (str_at(&b, "saddr", 0), num_at(&b, "sport", 0)),
+            (Some("10.153.223.157".into()), Some(22))
+        );
+        assert_eq!(
+            (str_at(&b, "daddr", 0), num_at(&b, "dport", 0)),
+            (Some("69.53.245.40".into()), Some(34619))
+        );
+        assert_eq!(str_at(&b, "state", 0).as_deref(), Some("ESTABLISHED"));
+        assert_eq!(
+            str_at(&b, "detail", 6).as_deref(),
+            Some("type=tail_loss_probe")
+        );
+        assert_eq!(str_at(&b, "detail", 14).as_deref(), Some("seq=2879306108"));
+        assert_eq!(str_at(&b, "state", 14).as_deref(), Some("SYN_SENT"));
+
+        let (b, _) = tool_file("perf-tools/perf-tools__tcpretrans_example.txt");
+        // The -s section: 20 frames attached to its event.
+        let stack = str_at(&b, "stack", 15).unwrap();
+        assert!(
+            stack.starts_with("tcp_fastretrans_alert <- tcp_ack <- "),
+            "{stack}"
+        );
+        assert_eq!(stack.matches(" <- ").count(), 19);
+        assert_eq!(str_at(&b, "state", 16).as_deref(), Some("LAST_ACK"));
+
+        let (b, _) = tool_file("bcc/bcc__tcpdrop_example.txt");
+        assert_eq!(str_at(&b, "reason", 0).as_deref(), Some("NETFILTER_DROP"));
+        assert_eq!(
+            str_at(&b, "detail", 0).as_deref(),
+            Some("tcp_flags=SYN|ACK reason_code=12")
+        );
+        assert_eq!(str_at(&b, "state", 0).as_deref(), Some("SYN_SENT"));
+        assert!(str_at(&b, "stack", 0).unwrap().starts_with("__traceiter_kfree_skb+0x90 <- __traceiter_kfree_skb+0x90 <- sk_skb_reason_drop+0x1e4 <- nft_do_chain+0x93c"));
+
+        let (b, _) = tool_file("bcc/bcc__tcpdrop_example.first-4f13d880.txt");
+        assert!(
+            str_at(&b, "stack", 1)
+                .unwrap()
+                .ends_with("entry_SYSCALL_64_after_hwframe+0x3d")
+        );
+        assert_eq!(
+            str_at(&b, "detail", 1).as_deref(),
+            Some("tcp_flags=RST|ACK")
+        );
+
+        let (b, _) = tool_file("bpftrace/bpftrace__tcpdrop_example.txt");
+        // Cut to 10 characters by the tool.
+        assert_eq!(str_at(&b, "state", 0).as_deref(), Some("ESTABLISHED"));
+        assert_eq!(str_at(&b, "comm", 0).as_deref(), Some("swapper/2"));
+
+        let (b, _) = tool_file("bcc/bcc__tcpstates_example.txt");
+        assert_eq!(str_at(&b, "sk", 2).as_deref(), Some("ffff9fd7e8192000"));
+        assert_eq!(
+            (str_at(&b, "old_state", 2), str_at(&b, "new_state", 2)),
+            (Some("ESTABLISHED".into()), Some("FIN_WAIT1".into()))
+        );
+        assert_eq!(num_at(&b, "duration_us", 2), Some(176042));
+        assert_eq!(str_at(&b, "comm", 1).as_deref(), Some("swapper/5"));
+
+        let (b, _) = tool_file("bcc/bcc__tcplife_example.txt");
+        assert_eq!(
+            (num_at(&b, "tx_kb", 16), num_at(&b, "rx_kb", 16)),
+            (Some(5), Some(10255))
+        );
+        assert_eq!(num_at(&b, "duration_us", 16), Some(3066790));
+        // -w adds IP; IPv6 rows.
+        assert_eq!(num_at(&b, "family", 10), Some(6));
+        // CSV section (-stT): clock time kept, seconds in detail.
+        let csv_row = (0..b.num_rows())
+            .find(|&r| str_at(&b, "time_text", r).as_deref() == Some("23:39:38"))
+            .unwrap();
+        assert_eq!(
+            str_at(&b, "comm", csv_row).as_deref(),
+            Some("recordProgramSt")
+        );
+        assert_eq!(
+            str_at(&b, "detail", csv_row).as_deref(),
+            Some("t=0.000000s")
+        );
+
+        let (b, _) = tool_file("bcc/bcc__tcptracer_example.txt");
+        let kinds: Vec<_> = strs(&b, "event").into_iter().flatten().take(4).collect();
+        assert_eq!(kinds, ["connect", "connect", "close", "accept"]);
+        assert_eq!(str_at(&b, "saddr", 1).as_deref(), Some("::1"));
+        assert_eq!(str_at(&b, "time_text", 8).as_deref(), Some("0.000s"));
+
+        let (b, _) = tool_file("bcc/bcc__execsnoop_example.txt");
+        assert_eq!(str_at(&b, "filename", 0).as_deref(), Some("/usr/bin/man"));
+        assert_eq!(str_at(&b, "argv", 0).as_deref(), Some("/usr/bin/man ls"));
+        assert_eq!(num_at(&b, "ret", 16), Some(-2));
+        let uid_row = (0..b.num_rows())
+            .find(|&r| num_at(&b, "uid", r) == Some(1000))
+            .unwrap();
+        assert_eq!(str_at(&b, "comm", uid_row).as_deref(), Some("ls"));
+        assert_eq!(num_at(&b, "ppid", uid_row), Some(133702));
+
+        let (b, _) = tool_file("bpftrace/bpftrace__execsnoop_example.txt");
+        assert_eq!(
+            str_at(&b, "time_text", 0).as_deref(),
+            Some("08:57:52.430193")
+        );
+        assert_eq!(str_at(&b, "filename", 0), None);
+
+        let (b, _) = tool_file("bcc/bcc__solisten_example.txt");
+        assert_eq!(num_at(&b, "netns_inode", 2), Some(4026532165));
+        assert_eq!(
+            (num_at(&b, "family", 1), str_at(&b, "saddr", 1)),
+            (Some(6), Some("2001:f0d0:1002:51::4".into()))
+        );
+        assert_eq!(num_at(&b, "sport", 1), Some(4242));
+
+        let (b, _) = tool_file("bcc/bcc__gethostlatency_example.txt");
+        assert_eq!(num_at(&b, "duration_us", 0), Some(90000));
+        assert_eq!(
+            str_at(&b, "detail", 0).as_deref(),
+            Some("query=www.iovisor.org")
+        );
+
+        let (b, _) = tool_file("bcc/bcc__tcpconnect_example.txt");
+        let q = (0..b.num_rows())
+            .find(|&r| str_at(&b, "detail", r).is_some_and(|d| d.contains("123.342ms")))
+            .unwrap();
+        assert_eq!(
+            str_at(&b, "detail", q).as_deref(),
+            Some("query=www.domain.com (123.342ms)")
+        );
+
+        let (b, _) = tool_file("bcc/bcc__tcpconnect_example.first-f06d3b42.txt");
+        // The first version printed only the last 4 bytes of IPv6 addresses.
+        assert_eq!(str_at(&b, "saddr", 3).as_deref(), Some("...fe8203ac"));
+        assert_eq!(num_at(&b, "family", 3), Some(6));
+
+        let (b, _) = tool_file("bcc/bcc__oomkill_example.txt");
+        assert_eq!(
+            (num_at(&b, "pid", 0), str_at(&b, "comm", 0)),
+            (Some(22516), Some("perl".into()))
+        );
+        assert_eq!(
+            str_at(&b, "detail", 0).as_deref(),
+            Some(
+                "triggered_by_pid=3297 triggered_by_comm=ntpd pages=3850642 loadavg=0.99 0.39 0.30 3/282 22724"
+            )
+        );
+    }
+
+    #[test]
+    fn damaged_tool_lines_are_skipped_prose_ends_the_table() {
+        let input = "Tracing retransmits ... Hit Ctrl-C to end\n\
+TIME     PID    IP LADDR:LPORT          T> RADDR:RPORT          STATE\n\
+01:55:05 0      4  10.153.223.157:22    R> 69.53.245.40:34619   ESTABLISHED\n\
+01:55:05 zero   4  10.153.223.157:22    R> 69.53.245.40:34619   ESTABLISHED\n\
+01:55:06 0      4  10.153.223.157:22    R> 69.53.245.40:99999   ESTABLISHED\n\
+01:55:07 0      6  [2001:db8::1]:22     R> [2001:db8::2]:40000  FIN_WAIT1\n\
+This output shows three TCP retransmits, 4 of them\n\
+02:00:00 this line is prose now\n";
+        let (b, skipped, total) = read(
+            &TOOLS_READER,
+            input.as_bytes(),
+            Origin::of("b", None, "retrans.txt"),
+        )
+        .unwrap();
+        assert_eq!(b.num_rows(), 2);
+        assert_eq!(total, 2);
+        assert_eq!(skipped.iter().map(|s| s.line).collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(str_at(&b, "saddr", 1).as_deref(), Some("2001:db8::1"));
+        assert_eq!(num_at(&b, "family", 1), Some(6));
+        assert!(read(&TOOLS_READER, b"nothing here\n", Origin::of("b", None, "x")).is_err());
+    }
+
+    #[test]
+    fn a_comm_with_spaces_is_kept_whole() {
+        let input = "PID    COMM         IP SADDR            DADDR            DPORT\n\
+4496   Web Content  4  10.0.0.65        54.241.2.241     443\n";
+        let (b, _) = read_ok(&TOOLS_READER, input, "x.txt");
+        assert_eq!(str_at(&b, "comm", 0).as_deref(), Some("Web Content"));
+        assert_eq!(num_at(&b, "dport", 0), Some(443));
+    }
+
+    #[test]
+    fn tcp_state_names() {
+        for (printed, want) in [
+            ("ESTABLISHE", "ESTABLISHED"),
+            ("TCP_SYN_SENT", "SYN_SENT"),
+            ("fin_wait2", "FIN_WAIT2"),
+            ("CLOSE", "CLOSE"),
+            ("CLOS", "CLOS"),
+            ("WEIRD", "WEIRD"),
+        ] {
+            assert_eq!(tcp_state(printed).as_deref(), Some(want), "{printed}");
+        }
+        assert_eq!(tcp_state(""), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_jsonl_never_panics(s in "[ -~\n\"{}\\[\\]:,]{0,300}") {
+            let _ = read(&JSONL_READER, s.as_bytes(), Origin::of("b", None, "ebpf/events.jsonl"));
+        }
+
+        #[test]
+        fn arbitrary_tool_text_never_panics(s in "(TIME     PID    IP LADDR:LPORT          T> RADDR:RPORT          STATE\n|PID COMM ARGS\n|[ -~\t\n]{0,80})*") {
+            let _ = read(&TOOLS_READER, s.as_bytes(), Origin::of("b", None, "x"));
+        }
+
+        #[test]
+        fn every_prefix_of_the_sample_never_panics(cut in 0usize..3000) {
+            let cut = cut.min(JSONL.len());
+            if JSONL.is_char_boundary(cut) {
+                let _ = read(&JSONL_READER, &JSONL.as_bytes()[..cut], Origin::of("b", None, "ebpf/events.jsonl"));
+            }
+        }
+    }
+}
