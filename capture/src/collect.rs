@@ -2,9 +2,10 @@
 //!
 //! Order: find namespaces; start bpftrace and wait until its probes are
 //! attached; start packet capture in every selected namespace at once;
-//! while packets flow, snapshot the namespaces and the processes; when the
-//! window ends (duration, Ctrl-C/SIGTERM or a bound), stop capture and
-//! probes, read the kernel log and journal, write the manifest and bundle.
+//! when the window ends (duration or Ctrl-C/SIGTERM), snapshot the
+//! namespaces and the processes (so their counters include the window's
+//! traffic), stop capture and probes, read the kernel log, journal and log
+//! files, write the manifest and bundle.
 //! A source that fails is recorded and the rest goes on.
 
 use crate::bundle::{self, Manifest};
@@ -174,6 +175,14 @@ pub fn collect(
     };
 
     let window_start = Instant::now();
+    // Scripts that cause a fault inside the window (samples/repro) wait for
+    // this line (CAPSNAP_PROGRESS=1 shows it when stderr is not a terminal).
+    progress(&format!(
+        "window open for {:?}: {}{}",
+        opts.duration,
+        if ebpf_session.is_some() { "eBPF probes attached" } else { "no eBPF" },
+        if opts.packets { ", capture starting" } else { "" }
+    ));
     let targets: Vec<CaptureTarget> = chosen
         .iter()
         .map(|ns| CaptureTarget {
@@ -203,8 +212,7 @@ pub fn collect(
             ));
             s.spawn(|| crate::packets::capture_packets(&targets, &cap_opts, stop, &staging))
         });
-        // Snapshots run while packets flow; a progress line tells the
-        // packets captured and the time left.
+        // A progress line tells the packets captured and the time left.
         if opts.packets {
             s.spawn(|| {
                 while !ticker_done.load(Ordering::SeqCst)
@@ -222,6 +230,14 @@ pub fn collect(
                 }
             });
         }
+        // Snapshots are taken when the window ends, so counters, sockets and
+        // conntrack show what the window's traffic left behind (a fault
+        // seen in the capture is also in the counters).
+        if capture.is_some() || ebpf_session.is_some() {
+            while window_start.elapsed() < opts.duration && !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let mut snaps = Vec::new();
         for (i, ns) in chosen.iter().enumerate() {
             progress(&format!(
@@ -236,12 +252,6 @@ pub fn collect(
         progress("snapshot of processes and fds");
         snaps.push(snapshot::snapshot_processes(proc, &staging, opts.redact));
         sources_done.store(sources.len() + snaps.len(), Ordering::Relaxed);
-        // Without packet capture, eBPF still gets its window.
-        if capture.is_none() && ebpf_session.is_some() {
-            while window_start.elapsed() < opts.duration && !stop.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
         ticker_done.store(true, Ordering::SeqCst);
         let captured = match capture {
             Some(h) => h.join().unwrap_or_else(|_| {
@@ -263,9 +273,10 @@ pub fn collect(
     }
     sources.extend(capture_reports);
     sources.append(&mut snap_reports);
-    progress("kernel log and journal");
+    progress("kernel log, journal and log files");
     sources.push(snapshot::snapshot_kernel_log(&staging, opts.source_timeout));
     sources.push(snapshot::snapshot_journal(&staging, opts.source_timeout));
+    sources.push(snapshot::snapshot_log_files(&staging));
     if stop.load(Ordering::SeqCst) {
         sources.push(SourceReport::new("window", None).with(
             Status::Partial,

@@ -371,17 +371,16 @@ fn unix_diag(ns: &Netns, dir: &Path, dir_rel: &str, entered: bool) -> SourceRepo
         Err(e) => return r.with(Status::Failed, format!("sock_diag: {e}")),
     };
     let mut sockets = dump.sockets;
-    // Bound paths are resolved in the owner's mount namespace: when the
-    // namespace's processes live in another one (a container), look at the
-    // path through the root of one of them.
-    let own_mnt = crate::netns::ns_inode(Path::new("/proc/self/ns/mnt"));
-    if let Some(pid) = ns.pids.iter().find(|p| {
-        crate::netns::ns_inode(Path::new(&format!("/proc/{p}/ns/mnt")))
-            .is_some_and(|m| Some(m) != own_mnt)
-    }) {
-        let root = PathBuf::from(format!("/proc/{pid}/root"));
-        for s in &mut sockets {
-            s.restat_in(&root);
+    // Bound paths are resolved in the owner's mount namespace: a socket held
+    // by a process in another one (a container, also a hostNetwork pod in
+    // the host's network namespace) is looked at through that process's
+    // root. Picking one process for the whole network namespace would
+    // resolve every host socket through some pod's root, and call them all
+    // replaced.
+    let owners = foreign_socket_owners(&ns.pids);
+    for s in &mut sockets {
+        if let Some(pid) = owners.get(&s.inode) {
+            s.restat_in(&PathBuf::from(format!("/proc/{pid}/root")));
         }
     }
     let rel = format!("{dir_rel}/unix_diag.tsv");
@@ -404,6 +403,36 @@ fn unix_diag(ns: &Netns, dir: &Path, dir_rel: &str, entered: bool) -> SourceRepo
         }
         Err(e) => r.with(Status::Failed, format!("cannot write unix_diag.tsv: {e}")),
     }
+}
+
+/// Socket inode -> a pid holding it, for those of `pids` that live in
+/// another mount namespace than capsnap (pids that vanish or whose mount
+/// namespace cannot be read are left out: their sockets keep capsnap's own
+/// view of the path).
+fn foreign_socket_owners(pids: &[u32]) -> std::collections::HashMap<u64, u32> {
+    let own_mnt = crate::netns::ns_inode(Path::new("/proc/self/ns/mnt"));
+    let mut owners = std::collections::HashMap::new();
+    for &pid in pids {
+        let mnt = crate::netns::ns_inode(Path::new(&format!("/proc/{pid}/ns/mnt")));
+        if mnt.is_none() || mnt == own_mnt {
+            continue;
+        }
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for e in dir.flatten() {
+            let Ok(target) = std::fs::read_link(e.path()) else {
+                continue;
+            };
+            let inode = target
+                .to_str()
+                .and_then(|t| t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok());
+            if let Some(inode) = inode {
+                owners.entry(inode).or_insert(pid);
+            }
+        }
+    }
+    owners
 }
 
 /// Clock ticks per second for /proc/PID/stat start times.
@@ -600,7 +629,7 @@ pub fn snapshot_processes(proc: &Path, root: &Path, redact: bool) -> SourceRepor
 /// The kernel log: the `dmesg` tool (it reads /dev/kmsg or syslog(2)).
 pub fn snapshot_kernel_log(root: &Path, timeout: Duration) -> SourceReport {
     let mut r = run_tool(
-        &["dmesg", "-T", "-x"],
+        &["dmesg", "-x", "--time-format", "iso"],
         None,
         &root.join("dmesg.txt"),
         "dmesg.txt",
@@ -646,4 +675,238 @@ pub fn snapshot_journal(root: &Path, timeout: Duration) -> SourceReport {
     );
     r.source = "journal".into();
     r
+}
+
+/// Classic log files, read when present. A node without journald, or whose
+/// journal is volatile, keeps the kubelet, container runtime, systemd and
+/// dbus lines only where rsyslog (or the kubelet's own `--log-file`) writes
+/// them.
+const LOG_FILES: &[&str] = &[
+    "/var/log/syslog",
+    "/var/log/messages",
+    "/var/log/kern.log",
+    "/var/log/daemon.log",
+    "/var/log/kubelet.log",
+];
+
+/// Bytes kept of the end of each log file.
+const LOG_TAIL_BYTES: u64 = 4 << 20;
+
+/// Copies the end of each classic log file present to `logs/<name>`: one
+/// source, partial when a file was cut to its last [`LOG_TAIL_BYTES`] or
+/// could not be read, skipped when none exists.
+pub fn snapshot_log_files(root: &Path) -> SourceReport {
+    log_files_from(LOG_FILES.iter().map(Path::new), root, LOG_TAIL_BYTES)
+}
+
+fn log_files_from<'a>(
+    files: impl Iterator<Item = &'a Path>,
+    root: &Path,
+    max: u64,
+) -> SourceReport {
+    let started = Instant::now();
+    let mut r = SourceReport::new("log_files", None);
+    let mut notes = Vec::new();
+    for src in files {
+        let Some(name) = src.file_name() else {
+            continue;
+        };
+        // Only regular files: a FIFO or a device would block the read.
+        match std::fs::metadata(src) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                notes.push(format!("{}: {e}", src.display()));
+                continue;
+            }
+            Ok(m) if !m.is_file() => {
+                notes.push(format!("{} is not a regular file", src.display()));
+                continue;
+            }
+            Ok(_) => {}
+        }
+        let rel = format!("logs/{}", name.to_string_lossy());
+        let written = tail(src, max).and_then(|(bytes, len)| {
+            std::fs::create_dir_all(root.join("logs"))?;
+            std::fs::write(root.join(&rel), &bytes)?;
+            Ok((bytes.len() as u64, len))
+        });
+        match written {
+            Ok((kept, len)) => {
+                if kept < len {
+                    notes.push(format!(
+                        "{}: last {kept} of {len} bytes kept",
+                        src.display()
+                    ));
+                }
+                r.files.push(rel);
+            }
+            Err(e) => notes.push(format!("{}: {e}", src.display())),
+        }
+    }
+    r.duration_ms = elapsed_ms(started);
+    if notes.is_empty() {
+        if r.files.is_empty() {
+            r = r.with(
+                Status::Skipped,
+                format!("none of {} exists", LOG_FILES.join(", ")),
+            );
+        }
+        return r;
+    }
+    let status = if r.files.is_empty() {
+        Status::Failed
+    } else {
+        Status::Partial
+    };
+    let why = notes.join("; ");
+    let why = if why.contains("ermission denied") {
+        format!("permission: {why}")
+    } else {
+        why
+    };
+    r.with(status, why)
+}
+
+/// The end of `path`: its last `max` bytes without the partial line they
+/// may start with, and the file's length.
+fn tail(path: &Path, max: u64) -> std::io::Result<(Vec<u8>, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(max);
+    // From one byte earlier when cutting: whether it is a newline tells
+    // whether `start` begins a line.
+    let from = start.saturating_sub(1);
+    f.seek(SeekFrom::Start(from))?;
+    let mut bytes = Vec::new();
+    // `take`: the file may grow while it is read.
+    f.take(len - from).read_to_end(&mut bytes)?;
+    if start > 0 {
+        let cut = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| i + 1);
+        bytes.drain(..cut);
+    }
+    Ok((bytes, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a listener in capsnap's own mount namespace was resolved
+    /// through the root of another process of its network namespace (any
+    /// one in another mount namespace), and reported replaced.
+    #[test]
+    fn socket_owners_are_only_processes_in_another_mount_namespace() {
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root (unshare -m)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ours = std::os::unix::net::UnixListener::bind(dir.path().join("ours.sock")).unwrap();
+        let mut child = Command::new("unshare")
+            .args(["-m", "python3", "-c"])
+            .arg("import os, socket, time\ns = socket.socket(socket.AF_UNIX)\ns.bind(f'\\0capsnap-test-{os.getpid()}')\ns.listen()\nprint('ready', flush=True)\ntime.sleep(30)")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut ready,
+        )
+        .unwrap();
+        assert_eq!(
+            ready, "ready\n",
+            "the child in its own mount namespace did not start"
+        );
+        let theirs: Vec<u64> = std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let t = std::fs::read_link(e.path()).ok()?;
+                t.to_str()?
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        let owners = foreign_socket_owners(&[std::process::id(), child.id()]);
+        let _ = child.kill();
+        let _ = child.wait();
+
+        use std::os::unix::fs::MetadataExt;
+        let our_inode = std::fs::metadata(format!("/proc/self/fd/{}", ours.as_raw_fd()))
+            .unwrap()
+            .ino();
+        assert_eq!(owners.get(&our_inode), None);
+        assert_eq!(theirs.len(), 1);
+        assert_eq!(owners.get(&theirs[0]), Some(&child.id()));
+    }
+
+    #[test]
+    fn tail_keeps_whole_lines_of_the_end() {
+        let cases: &[(&str, u64, &str)] = &[
+            ("a\nbb\nccc\n", 100, "a\nbb\nccc\n"),
+            ("a\nbb\nccc\n", 9, "a\nbb\nccc\n"),
+            ("a\nbb\nccc\n", 8, "bb\nccc\n"),
+            ("a\nbb\nccc\n", 7, "bb\nccc\n"),
+            ("a\nbb\nccc\n", 6, "ccc\n"),
+            ("a\nbb\nccc\n", 4, "ccc\n"),
+            ("a\nbb\nccc\n", 3, ""),
+            ("a\nbb\nccc", 5, "ccc"),
+            ("a\nbb\nccc", 2, ""),
+            ("", 4, ""),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("messages");
+        for (text, max, want) in cases {
+            std::fs::write(&path, text).unwrap();
+            let (bytes, len) = tail(&path, *max).unwrap();
+            assert_eq!(
+                (String::from_utf8(bytes).unwrap().as_str(), len),
+                (*want, text.len() as u64),
+                "{text:?} max {max}"
+            );
+        }
+    }
+
+    #[test]
+    fn log_files_copies_present_files_and_reports_cut_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (logs, out) = (dir.path().join("var-log"), dir.path().join("bundle"));
+        std::fs::create_dir_all(logs.join("kubelet.log")).unwrap(); // not a file
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(logs.join("syslog"), "x\n").unwrap();
+        std::fs::write(
+            logs.join("messages"),
+            "old\nkubelet[7]: PLEG is not healthy\n",
+        )
+        .unwrap();
+        let files = ["syslog", "messages", "daemon.log", "kubelet.log"].map(|f| logs.join(f));
+
+        let r = log_files_from(files.iter().map(|p| p.as_path()), &out, 34);
+        assert_eq!(r.status, Status::Partial);
+        assert_eq!(r.files, ["logs/syslog", "logs/messages"]);
+        let reason = r.reason.unwrap();
+        assert!(
+            reason.contains("messages: last 32 of 36 bytes kept"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("kubelet.log is not a regular file"),
+            "{reason}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("logs/messages")).unwrap(),
+            "kubelet[7]: PLEG is not healthy\n"
+        );
+
+        let none = [logs.join("kern.log")];
+        let r = log_files_from(none.iter().map(|p| p.as_path()), &out, 34);
+        assert_eq!(r.status, Status::Skipped);
+    }
 }
