@@ -32,12 +32,25 @@ enum Command {
         Ctrl-C ends the capture window early and still writes a valid bundle."
     )]
     Collect(CollectArgs),
-    /// Run SQL over capture files (tables: packets, flows).
-    #[command(long_about = "Run SQL over capture files.\n\n\
-        Inputs are pcap or pcapng files, each optionally labelled with its capture point:\n  \
+    /// Run SQL over bundles, directories and capture files.
+    #[command(long_about = "Run SQL over bundles, directories of artifacts and capture files.\n\n\
+        Inputs are .capsnap bundles (or their unpacked directories), directories of /proc files and\n\
+        tool output taken by hand, single such files, globs, and pcap/pcapng files, each capture\n\
+        optionally labelled with its capture point:\n  \
+        capsnap query x.capsnap \"select pid, comm, socket_fd_count from processes order by 3 desc limit 5\"\n  \
+        capsnap query 'bundles/*.capsnap' \"select host, protocol, inuse, alloc from sockstat\"\n  \
         capsnap query host=node.pcap pod/web=web.pcapng \"select capture, count(*) from packets where rst group by capture\"\n\n\
-        Without SQL (and without -f), an interactive prompt opens; SQL piped on stdin is run as is.")]
+        `capsnap tables` lists the tables. Without SQL (and without -f), an interactive prompt opens;\n\
+        SQL piped on stdin is run as is.")]
     Query(QueryArgs),
+    /// Run the canned detections: name the fault and show the rows that prove it.
+    #[command(long_about = "Run the canned detections (queries/*.sql) over bundles, directories or captures.\n\n\
+        Prints each finding with its evidence rows, why it matters and what to do; a detection whose\n\
+        inputs are missing says \"cannot tell\" instead of giving an all-clear.\n  \
+        capsnap detect capsnap-node1-20261121T101500Z.capsnap\n  \
+        capsnap detect host=node.pcap pod/web=web.pcap --format json\n\n\
+        Exit code: 0 nothing found, 1 something found, 2 error.")]
+    Detect(DetectArgs),
     /// List the tables with their columns, types and meaning.
     #[command(
         long_about = "List the tables with their columns, types and meaning.\n\n\
@@ -51,7 +64,7 @@ enum Command {
 
 #[derive(Args)]
 struct QueryArgs {
-    /// Inputs ([LABEL=]FILE...), then the SQL to run.
+    /// Inputs (bundles, directories, globs, [LABEL=]FILE...), then the SQL to run.
     #[arg(required = true, value_name = "[LABEL=]FILE... SQL")]
     args: Vec<String>,
     /// Read the SQL from this file instead of the last argument.
@@ -63,6 +76,22 @@ struct QueryArgs {
     /// Write the result to this file instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct DetectArgs {
+    /// Inputs: bundles, directories, globs, [LABEL=]capture files.
+    #[arg(required_unless_present = "list", value_name = "INPUT")]
+    inputs: Vec<String>,
+    /// Output: table (a readable list), json or ndjson (one object per finding).
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "ndjson"])]
+    format: String,
+    /// Run only these detections (by id; repeatable).
+    #[arg(long = "only", value_name = "ID")]
+    only: Vec<String>,
+    /// List the detections and exit.
+    #[arg(long)]
+    list: bool,
 }
 
 #[derive(Args)]
@@ -223,7 +252,8 @@ impl QueryConfig {
         };
         let inputs: Vec<InputSpec> = args.iter().map(|a| InputSpec::parse(a)).collect();
         for (arg, input) in args.iter().zip(&inputs) {
-            if !input.path.exists() {
+            let glob = input.path.to_string_lossy().contains(['*', '?', '[']);
+            if !input.path.exists() && !glob {
                 bail!(
                     "input {arg}: {} does not exist (inputs come first, then the SQL in quotes)",
                     input.path.display()
@@ -279,10 +309,37 @@ fn query(config: QueryConfig) -> Result<()> {
     })
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// Whether detect found something (exit code 1).
+struct Found(bool);
+
+fn detect(a: DetectArgs) -> Result<Found> {
+    let mut out = std::io::stdout().lock();
+    if a.list {
+        for d in analyze::DETECTIONS.iter() {
+            writeln!(out, "{:<24} {:<7} {}", d.id, d.severity.name(), d.title)?;
+        }
+        return Ok(Found(false));
+    }
+    for id in &a.only {
+        if !analyze::DETECTIONS.iter().any(|d| &d.id == id) {
+            bail!("--only {id}: no such detection (capsnap detect --list shows them)");
+        }
+    }
+    let format = Format::parse(&a.format).context("unknown format")?;
+    let inputs: Vec<InputSpec> = a.inputs.iter().map(|a| InputSpec::parse(a)).collect();
+    let rt = runtime()?;
+    let reports = rt.block_on(async {
+        let ws = open(&inputs)?;
+        anyhow::Ok(ws.detect(&a.only).await?)
+    })?;
+    Ok(Found(analyze::write_reports(&reports, format, &mut out)?))
+}
+
+fn run(cli: Cli) -> Result<Found> {
     match cli.command {
-        Command::Collect(args) => collect(args),
-        Command::Query(args) => query(QueryConfig::from_args(args)?),
+        Command::Collect(args) => collect(args).map(|()| Found(false)),
+        Command::Query(args) => query(QueryConfig::from_args(args)?).map(|()| Found(false)),
+        Command::Detect(args) => detect(args),
         Command::Tables { inputs } => {
             let mut out = std::io::stdout().lock();
             if inputs.is_empty() {
@@ -291,7 +348,7 @@ fn run(cli: Cli) -> Result<()> {
                 let inputs: Vec<InputSpec> = inputs.iter().map(|a| InputSpec::parse(a)).collect();
                 open(&inputs)?.describe(&mut out)?;
             }
-            Ok(())
+            Ok(Found(false))
         }
     }
 }
@@ -299,7 +356,8 @@ fn run(cli: Cli) -> Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Found(false)) => ExitCode::SUCCESS,
+        Ok(Found(true)) => ExitCode::from(1),
         Err(e)
             if e.chain().any(|c| {
                 c.downcast_ref::<analyze::Error>()

@@ -15,8 +15,15 @@ pub enum Error {
         path: PathBuf,
         source: formats::Error,
     },
+    /// A bundle that cannot be opened safely: what is wrong, naming the member.
+    #[error("bundle {path}: {problem}")]
+    Bundle { path: PathBuf, problem: String },
+    #[error("detection {id}")]
+    Detection { id: String, source: Box<Error> },
+    #[error("input {pattern}: {problem}")]
+    Glob { pattern: String, problem: String },
     #[error(
-        "no input given: name one or more capture files, e.g. `capsnap query node.pcap \"select count(*) from packets\"`"
+        "no input given: name captures, bundles or directories, e.g. `capsnap query node.pcap \"select count(*) from packets\"`"
     )]
     NoInput,
     /// DataFusion's message already carries its inner errors, so it is not

@@ -8,18 +8,24 @@
 //! writes the answer in the format asked for. [`repl`] is the interactive
 //! prompt.
 
+mod bundle;
+mod detect;
 mod error;
+mod load;
 mod output;
 mod repl;
 mod scan;
 mod source;
 
+pub use detect::{DETECTIONS, Detection, Finding, Outcome, Report, Severity, write_reports};
 pub use error::Error;
 pub use output::{Format, write_stream};
 pub use repl::interactive;
 pub use source::{CaptureSource, InputSpec};
 
+use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use std::collections::BTreeMap;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scan::{CaptureProvider, CaptureTable};
 use std::io::{IsTerminal, Write};
@@ -29,6 +35,12 @@ use std::sync::Arc;
 pub struct Workspace {
     pub ctx: SessionContext,
     pub sources: Arc<Vec<Arc<CaptureSource>>>,
+    /// The files that fed each artifact table (`bundle:path`); a table
+    /// missing here had no input at all, which detections report as
+    /// "cannot tell".
+    pub fed: BTreeMap<&'static str, Vec<String>>,
+    /// Bundles and directories opened: name and host.
+    pub bundles: Vec<(String, Option<String>)>,
     progress: ProgressBar,
     warnings: Vec<String>,
 }
@@ -62,13 +74,20 @@ impl Workspace {
             .sum();
         let progress = progress_bar(total);
         progress.set_message("indexing");
-        let sources = inputs
-            .iter()
-            .map(|spec| CaptureSource::open(spec, &|n| progress.inc(n)).map(Arc::new))
-            .collect::<Result<Vec<_>, _>>()?;
-        let warnings = sources.iter().flat_map(|s| s.warnings()).collect();
+        let loaded = load::Loaded::open(inputs, &|n| progress.inc(n))?;
         progress.finish_and_clear();
-        let sources = Arc::new(sources);
+        Workspace::register(loaded)
+    }
+
+    /// A workspace with every table and no rows (tests plan queries here).
+    pub fn empty() -> Result<Workspace, Error> {
+        Workspace::register(load::Loaded::default())
+    }
+
+    fn register(loaded: load::Loaded) -> Result<Workspace, Error> {
+        let mut warnings: Vec<String> = loaded.captures.iter().flat_map(|s| s.warnings()).collect();
+        warnings.extend(loaded.warnings);
+        let sources = Arc::new(loaded.captures);
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         let progress = progress_bar(0);
@@ -85,9 +104,22 @@ impl Workspace {
                 )),
             )?;
         }
+        let mut batches = loaded.batches;
+        for table in formats::TABLES {
+            if table.name == formats::PACKETS.name || table.name == formats::FLOWS.name {
+                continue;
+            }
+            let parts = batches
+                .remove(table.name)
+                .unwrap_or_else(|| vec![formats::empty(table)]);
+            let schema = formats::schema_of(table.columns);
+            ctx.register_table(table.name, Arc::new(MemTable::try_new(schema, vec![parts])?))?;
+        }
         Ok(Workspace {
             ctx,
             sources,
+            fed: loaded.fed,
+            bundles: loaded.bundles,
             progress,
             warnings,
         })
@@ -106,6 +138,9 @@ impl Workspace {
         out: &mut (dyn Write + Send),
     ) -> Result<usize, Error> {
         let mut rows = 0;
+        if sql.to_ascii_lowercase().contains("findings") {
+            self.register_findings().await?;
+        }
         let statements = datafusion::sql::parser::DFParser::parse_sql(sql)?;
         for statement in statements {
             let plan = self.ctx.state().statement_to_plan(statement).await?;
@@ -147,6 +182,14 @@ impl Workspace {
 pub fn describe_tables(out: &mut dyn Write) -> Result<(), Error> {
     for table in formats::TABLES {
         writeln!(out, "{} — {}", table.name, table.doc)?;
+        let from: Vec<&str> = formats::READERS
+            .iter()
+            .filter(|r| r.table.name == table.name)
+            .map(|r| r.what)
+            .collect();
+        if !from.is_empty() {
+            writeln!(out, "  from: {}", from.join("; "))?;
+        }
         for c in table.columns {
             let ty = match c.kind {
                 formats::Kind::Dict => "string".to_string(),
@@ -156,5 +199,10 @@ pub fn describe_tables(out: &mut dyn Write) -> Result<(), Error> {
         }
         writeln!(out)?;
     }
+    writeln!(
+        out,
+        "findings — what `capsnap detect` reports, one row per finding (and per detection that found nothing or cannot tell); computed when a query names it\n  \
+         detection, severity, status (found, clear, cannot_tell), summary: string; evidence: the evidence rows as JSON\n"
+    )?;
     Ok(())
 }

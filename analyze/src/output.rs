@@ -61,6 +61,11 @@ fn plain_schema(schema: &Schema) -> SchemaRef {
     ))
 }
 
+/// A batch with dictionary columns unpacked to plain strings.
+pub(crate) fn plain_batch(batch: &RecordBatch) -> Result<RecordBatch, Error> {
+    plain(batch, &plain_schema(&batch.schema()))
+}
+
 fn plain(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Error> {
     let columns = batch
         .columns()

@@ -1,0 +1,494 @@
+//! Canned detections: one `queries/<id>.sql` each, run by `capsnap detect`.
+//!
+//! A detection file starts with a comment header (`-- id:`, `title:`,
+//! `severity:`, `requires:`, `why:`, `action:`; a `--` line without a key
+//! continues the field above), then one SQL query. Each row it returns is
+//! evidence; its `finding` column names the fault in one line, and rows
+//! sharing a `finding` are one finding. A row whose `cannot_tell` column is
+//! set says why the detection could not decide (an input it needs is
+//! missing) instead of giving an all-clear. Tables named in `requires:`
+//! that no input fed make the whole detection "cannot tell" before it runs.
+
+use crate::error::Error;
+use crate::Workspace;
+use datafusion::arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::compute::{cast, take_record_batch};
+use datafusion::arrow::datatypes::DataType;
+use std::sync::LazyLock;
+
+/// The detection files, in the order they run and are reported.
+const SOURCES: &[(&str, &str)] = &[
+    ("host-only-rst.sql", include_str!("../../queries/host-only-rst.sql")),
+    ("socket-leak.sql", include_str!("../../queries/socket-leak.sql")),
+    ("unix-socket-replaced.sql", include_str!("../../queries/unix-socket-replaced.sql")),
+    ("connect-timeout.sql", include_str!("../../queries/connect-timeout.sql")),
+    ("runtime-hang.sql", include_str!("../../queries/runtime-hang.sql")),
+    ("conntrack-full.sql", include_str!("../../queries/conntrack-full.sql")),
+    ("tcp-memory-pressure.sql", include_str!("../../queries/tcp-memory-pressure.sql")),
+    ("retransmission-storm.sql", include_str!("../../queries/retransmission-storm.sql")),
+    ("half-open-flows.sql", include_str!("../../queries/half-open-flows.sql")),
+];
+
+/// Every detection, parsed from [`SOURCES`].
+pub static DETECTIONS: LazyLock<Vec<Detection>> = LazyLock::new(|| {
+    SOURCES
+        .iter()
+        .map(|(file, text)| {
+            Detection::parse(file, text).unwrap_or_else(|e| panic!("queries/{file}: {e}"))
+        })
+        .collect()
+});
+
+/// The fields of a detection header; any other `--` line continues the
+/// field above it (so prose may contain colons).
+const HEADER_KEYS: &[&str] = &["id", "title", "severity", "requires", "why", "action"];
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+}
+
+impl Severity {
+    fn parse(s: &str) -> Option<Severity> {
+        Some(match s {
+            "info" => Severity::Info,
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+}
+
+/// One canned detection.
+#[derive(Debug, Clone)]
+pub struct Detection {
+    pub id: String,
+    pub title: String,
+    pub severity: Severity,
+    /// Tables it cannot decide without.
+    pub requires: Vec<String>,
+    pub why: String,
+    pub action: String,
+    pub sql: String,
+}
+
+impl Detection {
+    /// Reads a detection file; the error names the header field at fault.
+    pub fn parse(file: &str, text: &str) -> Result<Detection, String> {
+        let mut fields: Vec<(String, String)> = Vec::new();
+        let mut body = String::new();
+        let mut in_header = true;
+        for line in text.lines() {
+            if in_header && let Some(c) = line.strip_prefix("--") {
+                let c = c.trim();
+                match c.split_once(':') {
+                    Some((k, v)) if HEADER_KEYS.contains(&k) => {
+                        fields.push((k.to_owned(), v.trim().to_owned()));
+                    }
+                    _ => match fields.last_mut() {
+                        Some((_, v)) if !c.is_empty() => {
+                            v.push(' ');
+                            v.push_str(c);
+                        }
+                        _ => {}
+                    },
+                }
+                continue;
+            }
+            in_header = false;
+            body.push_str(line);
+            body.push('\n');
+        }
+        let get = |k: &str| {
+            fields
+                .iter()
+                .find(|(f, _)| f == k)
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| format!("header has no `-- {k}:` line"))
+        };
+        let id = get("id")?;
+        if file.strip_suffix(".sql") != Some(id.as_str()) {
+            return Err(format!("id {id:?} does not match the file name"));
+        }
+        let severity = get("severity")?;
+        Ok(Detection {
+            id,
+            title: get("title")?,
+            severity: Severity::parse(&severity)
+                .ok_or_else(|| format!("severity {severity:?} is not info, low, medium or high"))?,
+            requires: get("requires")?
+                .split(',')
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect(),
+            why: get("why")?,
+            action: get("action")?,
+            sql: body.trim().to_owned(),
+        })
+    }
+}
+
+/// What one detection concluded.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Nothing found, with every input it needs present.
+    Clear,
+    /// Faults found, each with its evidence rows.
+    Found(Vec<Finding>),
+    /// It could not decide: why (the inputs that are missing).
+    CannotTell(Vec<String>),
+}
+
+/// One fault and the rows that prove it.
+#[derive(Debug)]
+pub struct Finding {
+    pub summary: String,
+    /// Evidence rows, without the `finding` and `cannot_tell` columns.
+    pub evidence: RecordBatch,
+}
+
+/// A detection's result.
+#[derive(Debug)]
+pub struct Report {
+    pub detection: &'static Detection,
+    pub outcome: Outcome,
+}
+
+impl Workspace {
+    /// Runs every detection (or those whose id is in `only`).
+    pub async fn detect(&self, only: &[String]) -> Result<Vec<Report>, Error> {
+        let mut reports = Vec::new();
+        for d in DETECTIONS.iter() {
+            if !only.is_empty() && !only.contains(&d.id) {
+                continue;
+            }
+            // `a | b` in `requires:` means either will do.
+            let missing: Vec<String> = d
+                .requires
+                .iter()
+                .filter(|need| !need.split('|').any(|t| self.has_input(t.trim())))
+                .map(|need| {
+                    let why: Vec<String> = need
+                        .split('|')
+                        .map(|t| format!("{} ({})", t.trim(), self.why_missing(t.trim())))
+                        .collect();
+                    format!("{} was not collected", why.join(" nor "))
+                })
+                .collect();
+            let outcome = if missing.is_empty() {
+                self.run_detection(d).await?
+            } else {
+                Outcome::CannotTell(missing)
+            };
+            reports.push(Report {
+                detection: d,
+                outcome,
+            });
+        }
+        Ok(reports)
+    }
+
+    /// Registers the `findings` table (what every detection reports) the
+    /// first time a query names it: detections run only when asked for.
+    pub async fn register_findings(&self) -> Result<(), Error> {
+        if self.ctx.table_exist("findings")? {
+            return Ok(());
+        }
+        let reports = self.detect(&[]).await?;
+        let mut json = Vec::new();
+        write_reports(&reports, crate::Format::Ndjson, &mut json)?;
+        let (mut id, mut severity, mut status, mut summary, mut evidence) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for line in json.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let o: serde_json::Value =
+                serde_json::from_slice(line).map_err(|e| Error::Output(e.into()))?;
+            let text = |k: &str| o[k].as_str().map(str::to_owned);
+            id.push(text("detection"));
+            severity.push(text("severity"));
+            status.push(text("status"));
+            summary.push(text("summary"));
+            evidence.push(o.get("evidence").map(|e| e.to_string()));
+        }
+        use datafusion::arrow::array::ArrayRef;
+        use datafusion::arrow::datatypes::{Field, Schema};
+        let schema = std::sync::Arc::new(Schema::new(
+            ["detection", "severity", "status", "summary", "evidence"]
+                .map(|n| Field::new(n, DataType::Utf8, true))
+                .to_vec(),
+        ));
+        let columns: Vec<ArrayRef> = [id, severity, status, summary, evidence]
+            .into_iter()
+            .map(|c| std::sync::Arc::new(StringArray::from(c)) as ArrayRef)
+            .collect();
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        let table = datafusion::datasource::MemTable::try_new(schema, vec![vec![batch]])?;
+        self.ctx.register_table("findings", std::sync::Arc::new(table))?;
+        Ok(())
+    }
+
+    /// Whether any input fed `table`.
+    fn has_input(&self, table: &str) -> bool {
+        if table == formats::PACKETS.name || table == formats::FLOWS.name {
+            return !self.sources.is_empty();
+        }
+        self.fed.get(table).is_some_and(|f| !f.is_empty())
+    }
+
+    /// The collector's reason for a missing table, when a manifest says.
+    fn why_missing(&self, table: &str) -> String {
+        let hint = match table {
+            "packets" | "flows" => "no capture file in the inputs",
+            "events" => "no eBPF event log in the inputs",
+            "logs" => "no kernel log or journal in the inputs",
+            "conntrack" => "no conntrack dump in the inputs",
+            _ => "no input holds it",
+        };
+        hint.to_owned()
+    }
+
+    async fn run_detection(&self, d: &Detection) -> Result<Outcome, Error> {
+        let df = self.ctx.sql(&d.sql).await.map_err(|e| Error::Detection {
+            id: d.id.clone(),
+            source: Box::new(e.into()),
+        })?;
+        let batches = df.collect().await.map_err(|e| Error::Detection {
+            id: d.id.clone(),
+            source: Box::new(e.into()),
+        })?;
+        let mut findings: Vec<(String, Vec<(usize, u32)>)> = Vec::new();
+        let mut cannot = Vec::new();
+        for (b, batch) in batches.iter().enumerate() {
+            let text = |name: &str| -> Option<StringArray> {
+                let col = batch.column_by_name(name)?;
+                let col = cast(col, &DataType::Utf8).ok()?;
+                col.as_any().downcast_ref::<StringArray>().cloned()
+            };
+            let finding = text("finding");
+            let cannot_tell = text("cannot_tell");
+            for row in 0..batch.num_rows() {
+                if let Some(c) = &cannot_tell
+                    && c.is_valid(row)
+                {
+                    cannot.push(c.value(row).to_owned());
+                    continue;
+                }
+                let summary = finding
+                    .as_ref()
+                    .filter(|f| f.is_valid(row))
+                    .map_or_else(|| d.title.clone(), |f| f.value(row).to_owned());
+                match findings.iter_mut().find(|(s, _)| *s == summary) {
+                    Some((_, rows)) => rows.push((b, row as u32)),
+                    None => findings.push((summary, vec![(b, row as u32)])),
+                }
+            }
+        }
+        if !cannot.is_empty() && findings.is_empty() {
+            cannot.dedup();
+            return Ok(Outcome::CannotTell(cannot));
+        }
+        if findings.is_empty() {
+            return Ok(Outcome::Clear);
+        }
+        let mut out = Vec::new();
+        for (summary, rows) in findings {
+            let mut parts = Vec::new();
+            for (b, batch) in batches.iter().enumerate() {
+                let idx: Vec<u32> = rows.iter().filter(|(rb, _)| *rb == b).map(|(_, r)| *r).collect();
+                if idx.is_empty() {
+                    continue;
+                }
+                let keep: Vec<usize> = batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| f.name() != "finding" && f.name() != "cannot_tell")
+                    .map(|(i, _)| i)
+                    .collect();
+                let picked = take_record_batch(batch, &UInt32Array::from(idx))?;
+                parts.push(picked.project(&keep)?);
+            }
+            let schema = parts[0].schema();
+            let evidence = datafusion::arrow::compute::concat_batches(&schema, &parts)?;
+            out.push(Finding { summary, evidence });
+        }
+        Ok(Outcome::Found(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_query_file_is_registered() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../queries");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        on_disk.sort();
+        let mut listed: Vec<String> = SOURCES.iter().map(|(f, _)| f.to_string()).collect();
+        listed.sort();
+        assert_eq!(on_disk, listed, "queries/ and detect::SOURCES disagree");
+        assert_eq!(DETECTIONS.len(), SOURCES.len());
+    }
+
+    #[test]
+    fn header_fields_are_required_and_continue_over_lines() {
+        let d = Detection::parse(
+            "x.sql",
+            "-- id: x\n-- title: T\n-- severity: high\n-- requires: packets, conntrack\n-- why: one\n--   two: three\n-- action: do\nselect 1 as finding\n",
+        )
+        .unwrap();
+        assert_eq!(d.why, "one two: three");
+        assert_eq!(d.requires, ["packets", "conntrack"]);
+        assert_eq!(d.sql, "select 1 as finding");
+        let e = Detection::parse("y.sql", "-- id: x\n").unwrap_err();
+        assert!(e.contains("file name"), "{e}");
+        let e = Detection::parse("x.sql", "-- id: x\n-- title: T\n-- severity: dire\n").unwrap_err();
+        assert!(e.contains("dire"), "{e}");
+    }
+
+    #[test]
+    fn every_detection_plans_against_the_real_schemas() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let ws = Workspace::empty().unwrap();
+        for d in DETECTIONS.iter() {
+            for t in d.requires.iter().flat_map(|n| n.split('|')) {
+                assert!(
+                    formats::TABLES.iter().any(|k| k.name == t.trim()),
+                    "{}: requires unknown table {t}",
+                    d.id
+                );
+            }
+            rt.block_on(async {
+                let df = ws.ctx.sql(&d.sql).await.unwrap_or_else(|e| panic!("{}: {e}", d.id));
+                let fields = df.schema().fields();
+                assert!(
+                    fields.iter().any(|f| f.name() == "finding"),
+                    "{}: no `finding` column",
+                    d.id
+                );
+                df.collect().await.unwrap_or_else(|e| panic!("{}: {e}", d.id));
+            });
+        }
+    }
+}
+
+/// Writes reports as a readable list (`Format::Table`) or as JSON (one
+/// object per finding, and one per detection that found nothing or could
+/// not tell), NDJSON the same one per line. Returns whether anything was
+/// found.
+pub fn write_reports(
+    reports: &[Report],
+    format: crate::Format,
+    out: &mut dyn std::io::Write,
+) -> Result<bool, Error> {
+    use crate::Format;
+    let found = reports
+        .iter()
+        .any(|r| matches!(r.outcome, Outcome::Found(_)));
+    match format {
+        Format::Json | Format::Ndjson => {
+            let mut objects = Vec::new();
+            for r in reports {
+                let d = r.detection;
+                let base = |status: &str| {
+                    serde_json::json!({
+                        "detection": d.id, "title": d.title, "severity": d.severity.name(),
+                        "status": status, "why": d.why, "action": d.action,
+                    })
+                };
+                match &r.outcome {
+                    Outcome::Clear => objects.push(base("clear")),
+                    Outcome::CannotTell(why) => {
+                        let mut o = base("cannot_tell");
+                        o["summary"] = format!("cannot tell: {}", why.join("; ")).into();
+                        o["missing"] = why.clone().into();
+                        objects.push(o);
+                    }
+                    Outcome::Found(findings) => {
+                        for f in findings {
+                            let mut o = base("found");
+                            o["summary"] = f.summary.clone().into();
+                            o["evidence"] = rows_as_json(&f.evidence)?;
+                            objects.push(o);
+                        }
+                    }
+                }
+            }
+            if format == Format::Json {
+                serde_json::to_writer_pretty(&mut *out, &objects).map_err(std::io::Error::from)?;
+                writeln!(out)?;
+            } else {
+                for o in &objects {
+                    serde_json::to_writer(&mut *out, o).map_err(std::io::Error::from)?;
+                    writeln!(out)?;
+                }
+            }
+        }
+        _ => {
+            let mut clear = Vec::new();
+            for r in reports {
+                let d = r.detection;
+                match &r.outcome {
+                    Outcome::Clear => clear.push(d.id.as_str()),
+                    Outcome::CannotTell(why) => {
+                        writeln!(out, "? {} [{}] {}", d.id, d.severity.name(), d.title)?;
+                        for w in why {
+                            writeln!(out, "  cannot tell: {w}")?;
+                        }
+                        writeln!(out)?;
+                    }
+                    Outcome::Found(findings) => {
+                        writeln!(out, "! {} [{}] {}", d.id, d.severity.name(), d.title)?;
+                        for f in findings {
+                            writeln!(out, "  * {}", f.summary)?;
+                            let plain = crate::output::plain_batch(&f.evidence)?;
+                            let table = datafusion::arrow::util::pretty::pretty_format_batches(&[plain])?;
+                            for line in table.to_string().lines() {
+                                writeln!(out, "    {line}")?;
+                            }
+                        }
+                        writeln!(out, "  why: {}", d.why)?;
+                        writeln!(out, "  what to do: {}", d.action)?;
+                        writeln!(out)?;
+                    }
+                }
+            }
+            if !clear.is_empty() {
+                writeln!(out, "nothing found by: {}", clear.join(", "))?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(found)
+}
+
+fn rows_as_json(batch: &RecordBatch) -> Result<serde_json::Value, Error> {
+    let plain = crate::output::plain_batch(batch)?;
+    let mut w = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+    w.write(&plain)?;
+    w.finish()?;
+    let bytes = w.into_inner();
+    if bytes.is_empty() {
+        return Ok(serde_json::Value::Array(Vec::new()));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| Error::Output(std::io::Error::from(e)))
+}

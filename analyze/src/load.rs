@@ -1,0 +1,360 @@
+//! From input arguments to table contents.
+//!
+//! An input is a capture file, a `.capsnap` bundle (extracted safely by
+//! [`bundle`](crate::bundle)), a directory (an unpacked bundle, or any
+//! sosreport-like tree of /proc files and tool output), a single saved
+//! artifact (`conntrack -L` output, a bcc tool log), or a glob of these.
+//! Every file of a directory goes to the capture reader or to each
+//! [`formats::READERS`] entry that claims it; the rows carry the input's
+//! `bundle` name and the manifest's `host`.
+
+use crate::bundle;
+use crate::error::Error;
+use crate::source::{CaptureSource, InputSpec};
+use datafusion::arrow::array::RecordBatch;
+use formats::{CaptureMeta, Manifest, Origin, Reader};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Text files larger than this are not read (a /proc table or a tool log
+/// of that size is not something to hold in memory; captures stream).
+const MAX_TEXT: u64 = 1 << 30;
+/// Directories deeper than this are not walked (a bundle is 6 deep).
+const MAX_DEPTH: usize = 12;
+/// Bytes of a file the readers see to decide whether they take it.
+const HEAD: usize = 4096;
+
+/// Everything the inputs hold, ready to register as tables.
+#[derive(Default)]
+pub struct Loaded {
+    pub captures: Vec<Arc<CaptureSource>>,
+    /// Record batches per artifact table.
+    pub batches: BTreeMap<&'static str, Vec<RecordBatch>>,
+    /// The files that fed each artifact table, as `bundle:path`.
+    pub fed: BTreeMap<&'static str, Vec<String>>,
+    /// Bundles and directories opened: name, host.
+    pub bundles: Vec<(String, Option<String>)>,
+    pub warnings: Vec<String>,
+}
+
+impl Loaded {
+    /// Opens every input. An input that is missing, unreadable or unsafe
+    /// fails the call with an error naming it; damage inside a file that
+    /// was read is a warning.
+    pub fn open(inputs: &[InputSpec], progress: &(dyn Fn(u64) + Sync)) -> Result<Loaded, Error> {
+        let mut loaded = Loaded::default();
+        for spec in inputs {
+            for path in expand(&spec.path)? {
+                let explicit = path == spec.path;
+                let label = if explicit { spec.label.clone() } else { InputSpec::parse(&path.to_string_lossy()).label };
+                loaded.input(&InputSpec { label, path }, progress)?;
+            }
+        }
+        Ok(loaded)
+    }
+
+    fn input(&mut self, spec: &InputSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<(), Error> {
+        let path = &spec.path;
+        if path.is_dir() {
+            return self.directory(path, &name_of(path), progress);
+        }
+        let head = read_head(path)?;
+        if head.starts_with(&bundle::ZSTD_MAGIC) {
+            let dir = bundle::open(path)?;
+            return self.directory(&dir, &name_of(path), progress);
+        }
+        let name = name_of(path);
+        if !is_capture(path, &head)
+            && let Some(readers) = claimed(&name, &head)
+        {
+            let origin = Origin::of(&name, None, &name);
+            self.artifact(path, origin, &readers);
+            return Ok(());
+        }
+        let source = CaptureSource::open(spec, progress)?;
+        self.captures.push(Arc::new(source));
+        Ok(())
+    }
+
+    /// Reads every file under `root`, a bundle named `name`.
+    fn directory(&mut self, root: &Path, name: &str, progress: &(dyn Fn(u64) + Sync)) -> Result<(), Error> {
+        let manifest_path = root.join("manifest.json");
+        let manifest = match std::fs::read(&manifest_path) {
+            Ok(bytes) => match Manifest::parse(&bytes) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    self.warnings.push(format!("{}: {e}", manifest_path.display()));
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        let host = manifest.as_ref().and_then(|m| m.host.clone());
+        let labels = Arc::new(manifest.map(|m| m.netns_labels).unwrap_or_default());
+        self.bundles.push((name.to_owned(), host.clone()));
+        let mut files = Vec::new();
+        walk(root, root, 0, &mut files, &mut self.warnings);
+        files.sort();
+        let mut texts = Vec::new();
+        for rel in files {
+            let path = root.join(&rel);
+            let head = match read_head(&path) {
+                Ok(h) => h,
+                Err(e) => {
+                    self.warnings.push(e.chain());
+                    continue;
+                }
+            };
+            if is_capture(&path, &head) {
+                let spec = InputSpec {
+                    label: capture_label(&rel),
+                    path: path.clone(),
+                };
+                match CaptureSource::open(&spec, progress) {
+                    Ok(mut source) => {
+                        source.meta = Arc::new(CaptureMeta {
+                            bundle: name.to_owned(),
+                            host: host.clone(),
+                            ..(*source.meta).clone()
+                        });
+                        self.captures.push(Arc::new(source));
+                    }
+                    Err(e) => self.warnings.push(e.chain()),
+                }
+                continue;
+            }
+            let Some(readers) = claimed(&rel, &head) else {
+                continue;
+            };
+            let readers: Vec<&'static Reader> = readers
+                .into_iter()
+                .filter(|r| !r.superseded_by.is_some_and(|s| sibling_exists(&path, s)))
+                .collect();
+            if readers.is_empty() {
+                continue;
+            }
+            let mut origin = Origin::of(name, host.as_deref(), &rel);
+            origin.netns_labels = labels.clone();
+            texts.push((path, origin, readers));
+        }
+        let results: Vec<_> = texts
+            .into_par_iter()
+            .map(|(path, origin, readers)| parse_file(&path, origin, &readers))
+            .collect();
+        for r in results {
+            self.absorb(r);
+        }
+        Ok(())
+    }
+
+    fn artifact(&mut self, path: &Path, origin: Origin, readers: &[&'static Reader]) {
+        let r = parse_file(path, origin, readers);
+        self.absorb(r);
+    }
+
+    fn absorb(&mut self, parsed: Parsed) {
+        self.warnings.extend(parsed.warnings);
+        for (table, batch, file) in parsed.batches {
+            self.batches.entry(table).or_default().push(batch);
+            self.fed.entry(table).or_default().push(file);
+        }
+    }
+}
+
+/// What one text file gave.
+struct Parsed {
+    batches: Vec<(&'static str, RecordBatch, String)>,
+    warnings: Vec<String>,
+}
+
+fn parse_file(path: &Path, origin: Origin, readers: &[&'static Reader]) -> Parsed {
+    let mut parsed = Parsed {
+        batches: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let shown = format!("{}:{}", origin.bundle, origin.path);
+    let bytes = match std::fs::metadata(path) {
+        Ok(m) if m.len() > MAX_TEXT => {
+            parsed.warnings.push(format!(
+                "{shown}: {} bytes, over the {MAX_TEXT}-byte limit for text files; not read",
+                m.len()
+            ));
+            return parsed;
+        }
+        _ => match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                parsed.warnings.push(format!("{shown}: cannot read: {e}"));
+                return parsed;
+            }
+        },
+    };
+    for reader in readers {
+        match formats::read(reader, &bytes, origin.clone()) {
+            Ok((batch, skipped, total)) => {
+                if total > 0 {
+                    let first: Vec<String> = skipped.iter().map(ToString::to_string).collect();
+                    parsed.warnings.push(format!(
+                        "{shown}: {total} line(s) not read as {}; kept the rest ({})",
+                        reader.what,
+                        first.join("; ")
+                    ));
+                }
+                parsed.batches.push((reader.table.name, batch, shown.clone()));
+            }
+            Err(e) => parsed
+                .warnings
+                .push(format!("{shown}: not read as {}: {e}", reader.what)),
+        }
+    }
+    parsed
+}
+
+/// The readers that take the file at `rel` with first bytes `head`.
+fn claimed(rel: &str, head: &[u8]) -> Option<Vec<&'static Reader>> {
+    let readers: Vec<&'static Reader> = formats::READERS
+        .iter()
+        .filter(|r| (r.claims)(rel, head))
+        .collect();
+    (!readers.is_empty()).then_some(readers)
+}
+
+fn sibling_exists(path: &Path, rel: &str) -> bool {
+    let mut p = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    for c in rel.split('/') {
+        match c {
+            ".." => {
+                p.pop();
+            }
+            "." | "" => {}
+            c => p.push(c),
+        }
+    }
+    p.is_file()
+}
+
+/// A glob (`bundles/*.capsnap`) becomes the files it matches, sorted; a
+/// plain path stays itself (and fails later if missing).
+fn expand(path: &Path) -> Result<Vec<PathBuf>, Error> {
+    let text = path.to_string_lossy();
+    if path.exists() || !text.contains(['*', '?', '[']) {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut matched: Vec<PathBuf> = glob::glob(&text)
+        .map_err(|e| Error::Glob {
+            pattern: text.to_string(),
+            problem: e.to_string(),
+        })?
+        .filter_map(Result::ok)
+        .collect();
+    matched.sort();
+    if matched.is_empty() {
+        return Err(Error::Glob {
+            pattern: text.to_string(),
+            problem: "matches no file".into(),
+        });
+    }
+    Ok(matched)
+}
+
+/// Walks `dir` without following symbolic links, collecting file paths
+/// relative to `root` ('/'-separated).
+fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<String>, warnings: &mut Vec<String>) {
+    if depth > MAX_DEPTH {
+        warnings.push(format!("{}: deeper than {MAX_DEPTH} levels; not read", dir.display()));
+        return;
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            warnings.push(format!("{}: cannot list: {e}", dir.display()));
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else { continue };
+        let path = entry.path();
+        if kind.is_dir() {
+            walk(root, &path, depth + 1, out, warnings);
+        } else if kind.is_file()
+            && let Ok(rel) = path.strip_prefix(root)
+            && let Some(rel) = rel.to_str()
+            && !rel.ends_with(".capsnap-complete")
+        {
+            out.push(rel.to_owned());
+        }
+    }
+}
+
+fn read_head(path: &Path) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let open = |source| Error::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(open)?;
+    let mut head = Vec::with_capacity(HEAD);
+    f.by_ref().take(HEAD as u64).read_to_end(&mut head).map_err(open)?;
+    Ok(head)
+}
+
+/// pcap (either byte order, micro or nano) or pcapng magic.
+fn is_capture(path: &Path, head: &[u8]) -> bool {
+    const MAGICS: [[u8; 4]; 7] = [
+        [0xd4, 0xc3, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0xc3, 0xd4],
+        [0x4d, 0x3c, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0x3c, 0x4d],
+        [0x34, 0xcd, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0xcd, 0x34],
+        [0x0a, 0x0d, 0x0d, 0x0a],
+    ];
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    matches!(ext, "pcap" | "pcapng" | "cap") || head.get(..4).is_some_and(|m| MAGICS.iter().any(|k| k == m))
+}
+
+/// `netns/<label>/packets.pcapng` is the capture point `<label>`; any other
+/// capture file is named after its path without the extension.
+fn capture_label(rel: &str) -> String {
+    if let Some(rest) = rel.strip_prefix("netns/")
+        && let Some((label, _)) = rest.rsplit_once('/')
+    {
+        return label.to_owned();
+    }
+    InputSpec::parse(rel).label
+}
+
+fn name_of(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .ok()
+        .as_deref()
+        .unwrap_or(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_points_of_bundle_files() {
+        assert_eq!(capture_label("netns/host/packets.pcapng"), "host");
+        assert_eq!(capture_label("netns/pod/default/web/packets.pcapng"), "pod/default/web");
+        assert_eq!(capture_label("captures/node.pcap"), "node");
+    }
+
+    #[test]
+    fn superseded_files_look_for_their_sibling() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = dir.path().join("netns/host/proc/net");
+        std::fs::create_dir_all(&net).unwrap();
+        std::fs::write(net.join("unix"), "").unwrap();
+        assert!(!sibling_exists(&net.join("unix"), "../../unix_diag.tsv"));
+        std::fs::write(dir.path().join("netns/host/unix_diag.tsv"), "").unwrap();
+        assert!(sibling_exists(&net.join("unix"), "../../unix_diag.tsv"));
+    }
+}

@@ -1,0 +1,131 @@
+-- id: host-only-rst
+-- title: RSTs on the node that the container never saw
+-- severity: high
+-- requires: flows
+-- why: When conntrack marks a packet of a NATed connection INVALID (for
+--   example an ACK outside the window it tracks), the packet is not
+--   un-NATed: the node's own stack receives it, finds no socket for the NAT
+--   address and port, and answers with an RST. The remote end tears the
+--   connection down; the container never sees the RST and its upload just
+--   stalls. Evidence: the RST in the node-side capture, the packet that
+--   provoked it, the flow mapped to the container through the conntrack
+--   entry (or port-preserving NAT when conntrack was not taken), no RST in
+--   the container-side capture, conntrack's INVALID counter and
+--   nf_conntrack_tcp_be_liberal.
+-- action: Set net.netfilter.nf_conntrack_tcp_be_liberal=1 on the node (out
+--   of window packets are then not INVALID), or drop INVALID packets before
+--   they reach the stack: iptables -t filter -I FORWARD/INPUT -m conntrack
+--   --ctstate INVALID -j DROP. Check for middleboxes that rewrite sequence
+--   numbers or window scaling.
+WITH sides AS (
+    SELECT bundle, coalesce(host, '') AS node, capture,
+           capture IN ('host', 'node') OR capture LIKE 'host%' OR capture LIKE 'node%' AS node_side
+    FROM flows GROUP BY bundle, coalesce(host, ''), capture
+),
+node_rst AS (
+    SELECT f.bundle, coalesce(f.host, '') AS node, f.capture, f.src_ip, f.src_port, f.dst_ip, f.dst_port,
+           coalesce(f.orig_rsts, 0) + coalesce(f.resp_rsts, 0) AS rsts, f.first_ts, f.last_ts
+    FROM flows f JOIN sides s ON s.bundle = f.bundle AND s.capture = f.capture AND s.node_side
+    WHERE f.proto = 'tcp' AND coalesce(f.orig_rsts, 0) + coalesce(f.resp_rsts, 0) > 0
+),
+ct AS (
+    SELECT bundle, coalesce(host, '') AS node, orig_src, orig_sport, orig_dst, orig_dport,
+           reply_src, reply_sport, reply_dst, reply_dport, state, status, raw
+    FROM conntrack WHERE proto = 'tcp'
+),
+-- The container's view of each RST flow: through the conntrack entry whose
+-- reply tuple is the flow's (either orientation) ...
+mapped AS (
+    SELECT r.*, c.orig_src AS c_src, c.orig_sport AS c_sport, c.orig_dst AS c_dst, c.orig_dport AS c_dport,
+           'conntrack' AS mapped_by, c.raw AS ct_entry, c.state AS ct_state
+    FROM node_rst r JOIN ct c ON c.node = r.node
+     AND ((c.reply_dst = r.src_ip AND c.reply_dport = r.src_port AND c.reply_src = r.dst_ip AND c.reply_sport = r.dst_port)
+       OR (c.reply_dst = r.dst_ip AND c.reply_dport = r.dst_port AND c.reply_src = r.src_ip AND c.reply_sport = r.src_port))
+),
+-- ... or, without an entry, a container flow to the same destination from
+-- the same port (MASQUERADE keeps the source port when it is free).
+guessed AS (
+    SELECT r.*, f.src_ip AS c_src, f.src_port AS c_sport, f.dst_ip AS c_dst, f.dst_port AS c_dport,
+           'port-preserving NAT' AS mapped_by, CAST(NULL AS VARCHAR) AS ct_entry, CAST(NULL AS VARCHAR) AS ct_state
+    FROM node_rst r
+    JOIN flows f ON coalesce(f.host, '') = r.node AND f.proto = 'tcp'
+    JOIN sides s ON s.bundle = f.bundle AND s.capture = f.capture AND NOT s.node_side
+    WHERE f.src_port = r.src_port AND f.dst_ip = r.dst_ip AND f.dst_port = r.dst_port AND f.src_ip <> r.src_ip
+      AND NOT EXISTS (SELECT 1 FROM mapped m WHERE m.bundle = r.bundle AND m.capture = r.capture
+                      AND m.src_ip = r.src_ip AND m.src_port = r.src_port AND m.dst_ip = r.dst_ip AND m.dst_port = r.dst_port)
+),
+candidates AS (
+    SELECT * FROM mapped WHERE NOT (c_src = src_ip AND c_sport = src_port)
+    UNION ALL SELECT * FROM guessed
+),
+-- The container-side captures that saw the flow, and the RSTs they saw.
+inside AS (
+    SELECT c.bundle, c.capture, c.src_ip, c.src_port, c.dst_ip, c.dst_port,
+           f.capture AS container_capture,
+           sum(coalesce(f.orig_rsts, 0) + coalesce(f.resp_rsts, 0)) AS container_rsts,
+           sum(f.packets) AS container_packets
+    FROM candidates c
+    JOIN flows f ON coalesce(f.host, '') = c.node AND f.proto = 'tcp'
+     AND ((f.src_ip = c.c_src AND f.src_port = c.c_sport AND f.dst_ip = c.c_dst AND f.dst_port = c.c_dport)
+       OR (f.dst_ip = c.c_src AND f.dst_port = c.c_sport AND f.src_ip = c.c_dst AND f.src_port = c.c_dport))
+    JOIN sides s ON s.bundle = f.bundle AND s.capture = f.capture AND NOT s.node_side
+    GROUP BY c.bundle, c.capture, c.src_ip, c.src_port, c.dst_ip, c.dst_port, f.capture
+),
+found AS (
+    SELECT c.*, i.container_capture, i.container_packets,
+           concat('node capture ', c.capture, ' has ', c.rsts, ' RST(s) on ', c.src_ip, ':', c.src_port, ' <-> ',
+                  c.dst_ip, ':', c.dst_port, ' (container flow ', c.c_src, ':', c.c_sport, ' -> ', c.c_dst, ':', c.c_dport,
+                  ' by ', c.mapped_by, '); capture ', i.container_capture, ' saw ', i.container_packets,
+                  ' packets of it and no RST') AS finding
+    FROM candidates c
+    JOIN inside i ON i.bundle = c.bundle AND i.capture = c.capture AND i.src_ip = c.src_ip AND i.src_port = c.src_port
+                 AND i.dst_ip = c.dst_ip AND i.dst_port = c.dst_port
+    WHERE i.container_rsts = 0
+),
+node_packets AS (
+    SELECT p.bundle, p.capture, p.frame, p.ts, p.ifname, p.src_ip, p.src_port, p.dst_ip, p.dst_port,
+           p.tcp_flags, p.rst, p.seq, p.ack_seq, p.window, p.payload_bytes, f.finding
+    FROM packets p
+    JOIN found f ON p.bundle = f.bundle AND p.capture = f.capture
+     AND ((p.src_ip = f.src_ip AND p.src_port = f.src_port AND p.dst_ip = f.dst_ip AND p.dst_port = f.dst_port)
+       OR (p.src_ip = f.dst_ip AND p.src_port = f.dst_port AND p.dst_ip = f.src_ip AND p.dst_port = f.src_port))
+    WHERE p.proto = 'tcp'
+),
+rst AS (
+    SELECT * FROM node_packets WHERE rst
+),
+provoking AS (
+    SELECT r.finding, r.frame AS rst_frame, max(p.frame) AS frame
+    FROM rst r JOIN node_packets p ON p.finding = r.finding AND p.frame < r.frame
+     AND p.src_ip = r.dst_ip AND p.src_port = r.dst_port AND NOT p.rst
+    GROUP BY r.finding, r.frame
+),
+counters AS (
+    SELECT bundle, netns, "group", name, value FROM net_counters
+    WHERE ("group" IN ('conntrack', 'nf_conntrack') AND name = 'invalid')
+),
+liberal AS (
+    SELECT bundle, netns, value FROM sysctls WHERE name = 'net.netfilter.nf_conntrack_tcp_be_liberal'
+)
+SELECT finding, 1 AS step, 'rst' AS evidence, bundle, capture, frame, ts, ifname,
+       concat(src_ip, ':', src_port, ' -> ', dst_ip, ':', dst_port) AS packet,
+       tcp_flags, seq, ack_seq, window, CAST(NULL AS VARCHAR) AS detail
+FROM rst
+UNION ALL
+SELECT p.finding, 0, 'provoking packet', p.bundle, p.capture, p.frame, p.ts, p.ifname,
+       concat(p.src_ip, ':', p.src_port, ' -> ', p.dst_ip, ':', p.dst_port),
+       p.tcp_flags, p.seq, p.ack_seq, p.window, concat('last packet before the RST in frame ', v.rst_frame)
+FROM provoking v JOIN node_packets p ON p.finding = v.finding AND p.frame = v.frame
+UNION ALL
+SELECT finding, 2, 'conntrack', bundle, capture, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       coalesce(ct_entry, concat('no conntrack entry; mapped by ', mapped_by))
+FROM found
+UNION ALL
+SELECT f.finding, 3, 'counter', f.bundle, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       concat(c.netns, ': ', c."group", ' ', c.name, ' = ', c.value)
+FROM found f JOIN counters c ON c.bundle = f.bundle
+UNION ALL
+SELECT f.finding, 4, 'sysctl', f.bundle, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       concat(l.netns, ': net.netfilter.nf_conntrack_tcp_be_liberal = ', l.value)
+FROM found f JOIN liberal l ON l.bundle = f.bundle
+ORDER BY finding, step, frame, detail
