@@ -142,6 +142,32 @@ impl Detection {
     }
 }
 
+/// Why `table` has no input: the collector's own reason when a manifest
+/// records one for the source behind it, else what kind of input is absent.
+fn why_missing(table: &str, collection: &[(String, String)]) -> String {
+    let (sources, absent): (&[&str], &str) = match table {
+        "packets" | "flows" => (&["packets"], "no capture file in the inputs"),
+        "events" => (&["ebpf"], "no eBPF event log in the inputs"),
+        "logs" => (&["kernel_log", "journal", "log_files"], "no kernel log or journal in the inputs"),
+        "conntrack" => (&["tool:conntrack"], "no conntrack dump in the inputs"),
+        "processes" | "fds" => (&["processes"], "no process snapshot in the inputs"),
+        "sockets" | "sockstat" | "net_counters" | "interfaces" => (&["proc_net"], "no /proc/net files in the inputs"),
+        "unix_sockets" => (&["unix_diag", "proc_net"], "no unix socket table in the inputs"),
+        "sysctls" => (&["sysctls"], "no sysctls in the inputs"),
+        _ => (&[], "no input holds it"),
+    };
+    let reasons: Vec<&str> = collection
+        .iter()
+        .filter(|(source, _)| sources.iter().any(|s| source.starts_with(s)))
+        .map(|(_, text)| text.as_str())
+        .collect();
+    if reasons.is_empty() {
+        absent.to_owned()
+    } else {
+        reasons.join("; ")
+    }
+}
+
 /// What one detection concluded.
 #[derive(Debug)]
 pub enum Outcome {
@@ -172,6 +198,7 @@ impl Workspace {
     /// Runs every detection (or those whose id is in `only`).
     pub async fn detect(&self, only: &[String]) -> Result<Vec<Report>, Error> {
         let mut reports = Vec::new();
+        let collection = self.collection_reasons().await?;
         for d in DETECTIONS.iter() {
             if !only.is_empty() && !only.contains(&d.id) {
                 continue;
@@ -184,9 +211,9 @@ impl Workspace {
                 .map(|need| {
                     let why: Vec<String> = need
                         .split('|')
-                        .map(|t| format!("{} ({})", t.trim(), self.why_missing(t.trim())))
+                        .map(|t| format!("no {} ({})", t.trim(), why_missing(t.trim(), &collection)))
                         .collect();
-                    format!("{} was not collected", why.join(" nor "))
+                    why.join(" and ")
                 })
                 .collect();
             let outcome = if missing.is_empty() {
@@ -248,16 +275,29 @@ impl Workspace {
         self.fed.get(table).is_some_and(|f| !f.is_empty())
     }
 
-    /// The collector's reason for a missing table, when a manifest says.
-    fn why_missing(&self, table: &str) -> String {
-        let hint = match table {
-            "packets" | "flows" => "no capture file in the inputs",
-            "events" => "no eBPF event log in the inputs",
-            "logs" => "no kernel log or journal in the inputs",
-            "conntrack" => "no conntrack dump in the inputs",
-            _ => "no input holds it",
-        };
-        hint.to_owned()
+    /// `source: status: reason` of every source the collector did not
+    /// take in full, from the manifests of the inputs.
+    async fn collection_reasons(&self) -> Result<Vec<(String, String)>, Error> {
+        let batches = self
+            .ctx
+            .sql("select source, concat(source, ': ', status, coalesce(concat(': ', reason), '')) \
+                  from collection where status <> 'ok'")
+            .await?
+            .collect()
+            .await?;
+        let mut out = Vec::new();
+        for b in &batches {
+            let col = |i: usize| cast(b.column(i), &DataType::Utf8);
+            let (source, text) = (col(0)?, col(1)?);
+            let source = source.as_any().downcast_ref::<StringArray>();
+            let text = text.as_any().downcast_ref::<StringArray>();
+            if let (Some(source), Some(text)) = (source, text) {
+                for i in 0..b.num_rows() {
+                    out.push((source.value(i).to_owned(), text.value(i).to_owned()));
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn run_detection(&self, d: &Detection) -> Result<Outcome, Error> {

@@ -1,0 +1,173 @@
+# Shared by host-only-rst.sh, connect-timeout.sh and healthy.sh; sourced,
+# not run. Each of them builds a small NAT lab out of network namespaces,
+# starts `capsnap collect` inside the "node" namespace (so the node is the
+# bundle's "host"), causes its fault inside the capture window and checks
+# that the fault really happened.
+#
+# The caller sets, before sourcing: LAB (namespace prefix, e.g. cs-hr) and
+# ID (the incident id, used in messages).
+
+# A hard kill of an earlier run can leave namespaces behind; everything
+# this lab makes lives in namespaces named "$LAB-*", so deleting them (and
+# killing what runs in them) undoes all of it, iptables rules included.
+lab_teardown() {
+    local ns pid
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$LAB-" || true); do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do
+            kill -KILL "$pid" 2>/dev/null || true
+        done
+        ip netns del "$ns" 2>/dev/null || true
+    done
+}
+
+fail() {
+    echo "$ID: reproduction failed: $*" >&2
+    rm -f "$OUT" "$EXPECT"
+    exit 1
+}
+
+say() { echo "$ID: $*" >&2; }
+
+# Sleep without an exec: keeps the bundle's exec events free of "sleep".
+nap() { read -rt "$1" <> <(:) || true; }
+
+lab_preflight() {
+    if (($# != 1)); then
+        echo "usage: $0 OUT.capsnap" >&2
+        exit 2
+    fi
+    if ((EUID != 0)); then
+        echo "$0: needs root (network namespaces, iptables, capsnap collect)" >&2
+        exit 2
+    fi
+    local tool
+    for tool in ip iptables conntrack python3 tcpdump tar zstd ss nstat; do
+        command -v "$tool" >/dev/null || { echo "$0: $tool is missing" >&2; exit 2; }
+    done
+    OUT=$(realpath -m "$1")
+    EXPECT=${OUT%.capsnap}.expect.json
+    HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+    PY=$(python3 -c 'import sys; print(sys.executable)')
+    CAPSNAP_BIN=$(command -v "${CAPSNAP:-capsnap}") ||
+        { echo "$0: capsnap not found (set CAPSNAP=/path/to/capsnap)" >&2; exit 2; }
+    CAPSNAP_BIN=$(realpath "$CAPSNAP_BIN")
+    command -v "$CAPSNAP_BIN" >/dev/null || { echo "$0: $CAPSNAP_BIN is not executable" >&2; exit 2; }
+    mkdir -p "$(dirname "$OUT")"
+    rm -f "$OUT" "$EXPECT"
+    WORK=$(mktemp -d "/tmp/$LAB-work.XXXXXX")
+}
+
+# The EXIT trap: stop a collector still running (SIGTERM ends its window;
+# its bundle goes with the work dir), kill everything in the lab, drop the
+# work dir (KEEP_WORK=1 keeps it, with the unpacked bundle, for debugging).
+lab_cleanup() {
+    local rc=$?
+    if [[ -n ${COLLECTOR:-} ]] && kill -0 "$COLLECTOR" 2>/dev/null; then
+        kill -TERM "$COLLECTOR" 2>/dev/null || true
+        wait "$COLLECTOR" 2>/dev/null || true
+    fi
+    disown -a # no "Killed" notices for the lab's jobs
+    lab_teardown
+    if [[ -n ${KEEP_WORK:-} && -n ${WORK:-} ]]; then
+        echo "$ID: work dir kept: $WORK" >&2
+    elif [[ -n ${WORK:-} ]]; then
+        rm -rf "$WORK"
+    fi
+    return "$rc"
+}
+
+# veth NS_A IF_A NS_B IF_B: a veth pair made directly inside two namespaces
+# (nothing is created in the namespace the script runs in).
+veth() {
+    ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
+    ip -n "$1" link set "$2" up
+    ip -n "$3" link set "$4" up
+}
+
+# lab_bin NAME FILE: installs the python program FILE as $WORK/bin/NAME,
+# with this python in its #! line, so that its processes are named NAME in
+# the bundle (comm, exec events) instead of python3.
+lab_bin() {
+    mkdir -p "$WORK/bin"
+    { echo "#!$PY"; tail -n +2 "$2"; } >"$WORK/bin/$1"
+    chmod 755 "$WORK/bin/$1"
+}
+
+# has_line FILE PATTERN: FILE has a line matching the bash PATTERN (read
+# without running grep: polls inside the capture window leave no exec).
+has_line() {
+    local line
+    [[ -e $1 ]] || return 1
+    while IFS= read -r line || [[ -n $line ]]; do
+        # shellcheck disable=SC2053
+        [[ $line == $2 ]] && return 0
+    done <"$1"
+    return 1
+}
+
+# start_in NS NAME CMD...: runs a lab program in a namespace, in the
+# background, logging to $WORK/NAME.log, and waits for its "ready" line.
+start_in() {
+    local ns=$1 name=$2
+    shift 2
+    ip netns exec "$ns" "$@" >"$WORK/$name.log" 2>&1 &
+    local pid=$! i
+    disown "$pid" # killed by lab_teardown; no "Killed" job notice
+    for ((i = 0; i < 200; i++)); do
+        has_line "$WORK/$name.log" 'ready*' && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        nap 0.05
+    done
+    fail "$name did not start: $(tail -3 "$WORK/$name.log")"
+}
+
+# collect_start NODE_NS NETNS...: capsnap collect (3 s window) inside the
+# node namespace, selecting only the lab's other namespaces, and returns
+# once the capture window has started. capsnap attaches its bpftrace probes
+# first (a few seconds), then prints "window open" (with CAPSNAP_PROGRESS
+# set) and starts capturing: the first pcapng in its staging directory
+# marks the capture running.
+collect_start() {
+    local node=$1 sel=() ns
+    shift
+    for ns in "$@"; do
+        sel+=(--netns "$ns")
+    done
+    mkdir -p "$WORK/out"
+    CAPSNAP_PROGRESS=1 ip netns exec "$node" "$CAPSNAP_BIN" collect --duration 3s "${sel[@]}" \
+        -o "$WORK/out/bundle.capsnap" >"$WORK/collect.log" 2>&1 &
+    COLLECTOR=$!
+    COLLECT_STARTED=$SECONDS
+    local i f
+    for ((i = 0; i < 1200; i++)); do
+        if grep -qs 'window open' "$WORK/collect.log"; then
+            for f in "$WORK"/out/.capsnap-staging-*/netns/*/packets.pcapng; do
+                [[ -e $f ]] && return 0
+            done
+        fi
+        kill -0 "$COLLECTOR" 2>/dev/null || fail "capsnap collect ended before its window: $(tail -5 "$WORK/collect.log")"
+        nap 0.05
+    done
+    fail "capsnap collect did not start capturing within 60 s: $(tail -5 "$WORK/collect.log")"
+}
+
+# Waits for the collector, moves the bundle to OUT and unpacks a copy to
+# $WORK/bundle for the checks.
+collect_finish() {
+    local rc=0
+    wait "$COLLECTOR" || rc=$?
+    COLLECTOR=
+    ((rc == 0)) || fail "capsnap collect exited with $rc: $(tail -5 "$WORK/collect.log")"
+    mv "$WORK/out/bundle.capsnap" "$OUT"
+    chmod 644 "$OUT"
+    mkdir "$WORK/bundle"
+    tar --zstd -xf "$OUT" -C "$WORK/bundle"
+    say "collected in $((SECONDS - COLLECT_STARTED)) s: $(stat -c %s "$OUT") bytes, $OUT"
+}
+
+# q SQL [LABEL=PCAP...]: capsnap query, CSV without the header.
+q() {
+    local sql=$1
+    shift
+    "$CAPSNAP_BIN" query --format csv "$@" "$sql" | tail -n +2
+}
