@@ -17,6 +17,11 @@
 --   they reach the stack: iptables -t filter -I FORWARD/INPUT -m conntrack
 --   --ctstate INVALID -j DROP. Check for middleboxes that rewrite sequence
 --   numbers or window scaling.
+
+-- Step 1: node-side RST flows that the container-side capture saw without
+-- an RST. Small, and kept as a table so that later steps do not plan
+-- (and scan) it again.
+CREATE TABLE host_only_rst_found AS
 WITH sides AS (
     SELECT bundle, coalesce(host, '') AS node, capture,
            capture IN ('host', 'node') OR capture LIKE 'host%' OR capture LIKE 'node%' AS node_side
@@ -70,9 +75,8 @@ inside AS (
        OR (f.dst_ip = c.c_src AND f.dst_port = c.c_sport AND f.src_ip = c.c_dst AND f.src_port = c.c_dport))
     JOIN sides s ON s.bundle = f.bundle AND s.capture = f.capture AND NOT s.node_side
     GROUP BY c.bundle, c.capture, c.src_ip, c.src_port, c.dst_ip, c.dst_port, f.capture
-),
-found AS (
-    SELECT c.*, i.container_capture, i.container_packets,
+)
+SELECT c.*, i.container_capture, i.container_packets,
            concat('node capture ', c.capture, ' has ', c.rsts, ' RST(s) on ', c.src_ip, ':', c.src_port, ' <-> ',
                   c.dst_ip, ':', c.dst_port, ' (container flow ', c.c_src, ':', c.c_sport, ' -> ', c.c_dst, ':', c.c_dport,
                   ' by ', c.mapped_by, '); capture ', i.container_capture, ' saw ', i.container_packets,
@@ -80,23 +84,25 @@ found AS (
     FROM candidates c
     JOIN inside i ON i.bundle = c.bundle AND i.capture = c.capture AND i.src_ip = c.src_ip AND i.src_port = c.src_port
                  AND i.dst_ip = c.dst_ip AND i.dst_port = c.dst_port
-    WHERE i.container_rsts = 0
-),
-node_packets AS (
-    SELECT p.bundle, p.capture, p.frame, p.ts, p.ifname, p.src_ip, p.src_port, p.dst_ip, p.dst_port,
+    WHERE i.container_rsts = 0;
+
+-- Step 2: their packets at the node-side capture, in one pass.
+CREATE TABLE host_only_rst_packets AS
+SELECT p.bundle, p.capture, p.frame, p.ts, p.ifname, p.src_ip, p.src_port, p.dst_ip, p.dst_port,
            p.tcp_flags, p.rst, p.seq, p.ack_seq, p.window, p.payload_bytes, f.finding
     FROM packets p
-    JOIN found f ON p.bundle = f.bundle AND p.capture = f.capture
+    JOIN host_only_rst_found f ON p.bundle = f.bundle AND p.capture = f.capture
      AND ((p.src_ip = f.src_ip AND p.src_port = f.src_port AND p.dst_ip = f.dst_ip AND p.dst_port = f.dst_port)
        OR (p.src_ip = f.dst_ip AND p.src_port = f.dst_port AND p.dst_ip = f.src_ip AND p.dst_port = f.src_port))
-    WHERE p.proto = 'tcp'
-),
-rst AS (
-    SELECT * FROM node_packets WHERE rst
+    WHERE p.proto = 'tcp';
+
+-- Step 3: the evidence, one row per fact.
+WITH rst AS (
+    SELECT * FROM host_only_rst_packets WHERE rst
 ),
 provoking AS (
     SELECT r.finding, r.frame AS rst_frame, max(p.frame) AS frame
-    FROM rst r JOIN node_packets p ON p.finding = r.finding AND p.frame < r.frame
+    FROM rst r JOIN host_only_rst_packets p ON p.finding = r.finding AND p.frame < r.frame
      AND p.src_ip = r.dst_ip AND p.src_port = r.dst_port AND NOT p.rst
     GROUP BY r.finding, r.frame
 ),
@@ -107,7 +113,7 @@ counters AS (
 liberal AS (
     SELECT bundle, netns, value FROM sysctls WHERE name = 'net.netfilter.nf_conntrack_tcp_be_liberal'
 )
-SELECT finding, 1 AS step, 'rst' AS evidence, bundle, capture, frame, ts, ifname,
+SELECT finding, 1 AS _order, 'rst' AS evidence, bundle, capture, frame, ts, ifname,
        concat(src_ip, ':', src_port, ' -> ', dst_ip, ':', dst_port) AS packet,
        tcp_flags, seq, ack_seq, window, CAST(NULL AS VARCHAR) AS detail
 FROM rst
@@ -115,17 +121,17 @@ UNION ALL
 SELECT p.finding, 0, 'provoking packet', p.bundle, p.capture, p.frame, p.ts, p.ifname,
        concat(p.src_ip, ':', p.src_port, ' -> ', p.dst_ip, ':', p.dst_port),
        p.tcp_flags, p.seq, p.ack_seq, p.window, concat('last packet before the RST in frame ', v.rst_frame)
-FROM provoking v JOIN node_packets p ON p.finding = v.finding AND p.frame = v.frame
+FROM provoking v JOIN host_only_rst_packets p ON p.finding = v.finding AND p.frame = v.frame
 UNION ALL
 SELECT finding, 2, 'conntrack', bundle, capture, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        coalesce(ct_entry, concat('no conntrack entry; mapped by ', mapped_by))
-FROM found
+FROM host_only_rst_found
 UNION ALL
 SELECT f.finding, 3, 'counter', f.bundle, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        concat(c.netns, ': ', c."group", ' ', c.name, ' = ', c.value)
-FROM found f JOIN counters c ON c.bundle = f.bundle
+FROM host_only_rst_found f JOIN counters c ON c.bundle = f.bundle
 UNION ALL
 SELECT f.finding, 4, 'sysctl', f.bundle, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        concat(l.netns, ': net.netfilter.nf_conntrack_tcp_be_liberal = ', l.value)
-FROM found f JOIN liberal l ON l.bundle = f.bundle
-ORDER BY finding, step, frame, detail
+FROM host_only_rst_found f JOIN liberal l ON l.bundle = f.bundle
+ORDER BY finding, _order, frame, detail

@@ -2,18 +2,22 @@
 //!
 //! A detection file starts with a comment header (`-- id:`, `title:`,
 //! `severity:`, `requires:`, `why:`, `action:`; a `--` line without a key
-//! continues the field above), then one SQL query. Each row it returns is
+//! continues the field above), then SQL: optional `CREATE TABLE <id>_x AS`
+//! steps (DataFusion inlines CTEs at every reference, so a big detection
+//! keeps its small intermediate results as tables, dropped afterwards),
+//! then the query whose rows are the evidence. Each row it returns is
 //! evidence; its `finding` column names the fault in one line, and rows
 //! sharing a `finding` are one finding. A row whose `cannot_tell` column is
 //! set says why the detection could not decide (an input it needs is
-//! missing) instead of giving an all-clear. Tables named in `requires:`
+//! missing) instead of giving an all-clear. Columns starting with `_` (sort
+//! keys) are not shown. A blank line ends the header. Tables named in `requires:`
 //! that no input fed make the whole detection "cannot tell" before it runs.
 
 use crate::error::Error;
 use crate::Workspace;
 use datafusion::arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
 use datafusion::arrow::compute::{cast, take_record_batch};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use std::sync::LazyLock;
 
 /// The detection files, in the order they run and are reported.
@@ -93,6 +97,11 @@ impl Detection {
         let mut body = String::new();
         let mut in_header = true;
         for line in text.lines() {
+            // A blank line ends the header: comments after it are the SQL's.
+            if in_header && line.trim().is_empty() {
+                in_header = false;
+                continue;
+            }
             if in_header && let Some(c) = line.strip_prefix("--") {
                 let c = c.trim();
                 match c.split_once(':') {
@@ -300,15 +309,47 @@ impl Workspace {
         Ok(out)
     }
 
+    /// Runs a detection's statements: `CREATE TABLE` steps (tables made
+    /// here are dropped afterwards, whatever happens), then the final query,
+    /// whose schema and rows come back.
+    pub async fn detection_rows(&self, d: &Detection) -> Result<(SchemaRef, Vec<RecordBatch>), Error> {
+        let before = self.table_names();
+        let result = self.run_statements(&d.sql).await;
+        for name in self.table_names().difference(&before) {
+            let _ = self.ctx.deregister_table(name.as_str());
+        }
+        result.map_err(|e| Error::Detection {
+            id: d.id.clone(),
+            source: Box::new(e),
+        })
+    }
+
+    fn table_names(&self) -> std::collections::BTreeSet<String> {
+        self.ctx
+            .catalog("datafusion")
+            .and_then(|c| c.schema("public"))
+            .map(|s| s.table_names().into_iter().collect())
+            .unwrap_or_default()
+    }
+
+    async fn run_statements(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), Error> {
+        let statements = datafusion::sql::parser::DFParser::parse_sql(sql)?;
+        let last = statements.len().saturating_sub(1);
+        let mut answer = None;
+        for (i, statement) in statements.into_iter().enumerate() {
+            let plan = self.ctx.state().statement_to_plan(statement).await?;
+            let df = self.ctx.execute_logical_plan(plan).await?;
+            let schema = df.schema().inner().clone();
+            let rows = df.collect().await?;
+            if i == last {
+                answer = Some((schema, rows));
+            }
+        }
+        answer.ok_or_else(|| Error::Query(datafusion::error::DataFusionError::Plan("no statement".into())))
+    }
+
     async fn run_detection(&self, d: &Detection) -> Result<Outcome, Error> {
-        let df = self.ctx.sql(&d.sql).await.map_err(|e| Error::Detection {
-            id: d.id.clone(),
-            source: Box::new(e.into()),
-        })?;
-        let batches = df.collect().await.map_err(|e| Error::Detection {
-            id: d.id.clone(),
-            source: Box::new(e.into()),
-        })?;
+        let (_, batches) = self.detection_rows(d).await?;
         let mut findings: Vec<(String, Vec<(usize, u32)>)> = Vec::new();
         let mut cannot = Vec::new();
         for (b, batch) in batches.iter().enumerate() {
@@ -356,7 +397,9 @@ impl Workspace {
                     .fields()
                     .iter()
                     .enumerate()
-                    .filter(|(_, f)| f.name() != "finding" && f.name() != "cannot_tell")
+                    .filter(|(_, f)| {
+                        f.name() != "finding" && f.name() != "cannot_tell" && !f.name().starts_with('_')
+                    })
                     .map(|(i, _)| i)
                     .collect();
                 let picked = take_record_batch(batch, &UInt32Array::from(idx))?;
@@ -418,15 +461,18 @@ mod tests {
                 );
             }
             rt.block_on(async {
-                let df = ws.ctx.sql(&d.sql).await.unwrap_or_else(|e| panic!("{}: {e}", d.id));
-                let fields = df.schema().fields();
+                let (schema, _) = ws
+                    .detection_rows(d)
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {}", d.id, e.chain()));
                 assert!(
-                    fields.iter().any(|f| f.name() == "finding"),
+                    schema.fields().iter().any(|f| f.name() == "finding"),
                     "{}: no `finding` column",
                     d.id
                 );
-                df.collect().await.unwrap_or_else(|e| panic!("{}: {e}", d.id));
             });
+            // Its step tables are gone again.
+            assert!(!ws.table_names().iter().any(|t| t.starts_with(&d.id.replace('-', "_"))));
         }
     }
 }
