@@ -236,6 +236,7 @@ impl ExecutionPlan for CaptureExec {
                     left: self.limit.unwrap_or(usize::MAX),
                     pending: VecDeque::new(),
                     builder: None,
+                    buf: Vec::new(),
                     progress: self.progress.clone(),
                 };
                 Ok(Box::pin(RecordBatchStreamAdapter::new(
@@ -251,13 +252,13 @@ impl ExecutionPlan for CaptureExec {
                     let batches = tokio::task::spawn_blocking(move || {
                         work.iter()
                             .map(|w| {
-                                let batch = flows_of(&sources[w.source], &progress);
-                                match &projection {
-                                    Some(p) => batch.project(p),
-                                    None => Ok(batch),
-                                }
+                                let batch = flows_of(&sources[w.source], &progress)?;
+                                Ok(match &projection {
+                                    Some(p) => batch.project(p)?,
+                                    None => batch,
+                                })
                             })
-                            .collect::<std::result::Result<Vec<_>, _>>()
+                            .collect::<Result<Vec<_>>>()
                     })
                     .await
                     .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))??;
@@ -277,31 +278,41 @@ impl ExecutionPlan for CaptureExec {
 }
 
 /// Aggregates the flows of one capture, its chunks in parallel.
-fn flows_of(src: &CaptureSource, progress: &ProgressBar) -> RecordBatch {
-    let data = src.bytes();
+fn flows_of(src: &CaptureSource, progress: &ProgressBar) -> Result<RecordBatch> {
     let table = src
         .index
         .chunks
         .par_iter()
-        .fold(
-            || (FlowTable::default(), formats::Headers::default()),
-            |(mut table, mut h), chunk| {
-                for frame in src.index.frames(data, chunk) {
+        .try_fold(
+            || {
+                (
+                    FlowTable::default(),
+                    formats::Headers::default(),
+                    Vec::new(),
+                )
+            },
+            |(mut table, mut h, mut buf), chunk| {
+                let bytes = src.read_chunk(chunk, &mut buf)?;
+                for frame in src.index.chunk_frames(bytes, chunk) {
                     let link = src.meta.interfaces[frame.interface as usize].link_type;
                     formats::decode(link, frame.data, &mut h);
                     table.add(&frame, &h);
                 }
-                src.release_chunk(chunk);
                 progress.inc((chunk.end - chunk.offset) as u64);
-                (table, h)
+                Ok::<_, crate::Error>((table, h, buf))
             },
         )
-        .map(|(t, _)| t)
-        .reduce(FlowTable::default, |mut a, b| {
+        .map(|r| r.map(|(t, _, _)| t))
+        .try_reduce(FlowTable::default, |mut a, b| {
             a.merge(b);
-            a
-        });
-    table.finish(&src.meta)
+            Ok(a)
+        })
+        .map_err(external)?;
+    Ok(table.finish(&src.meta))
+}
+
+fn external(e: crate::Error) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::External(Box::new(e))
 }
 
 /// Decodes one partition's chunks into batches of the projected columns.
@@ -314,6 +325,8 @@ struct PacketScan {
     left: usize,
     pending: VecDeque<RecordBatch>,
     builder: Option<(usize, PacketBuilder)>,
+    /// The chunk being decoded, reused from chunk to chunk.
+    buf: Vec<u8>,
     progress: ProgressBar,
 }
 
@@ -354,7 +367,11 @@ impl Iterator for PacketScan {
             }
             let (_, builder) = self.builder.as_mut().expect("set above");
             let chunk = &src.index.chunks[c];
-            for frame in src.index.frames(src.bytes(), chunk) {
+            let bytes = match src.read_chunk(chunk, &mut self.buf) {
+                Ok(bytes) => bytes,
+                Err(e) => return Some(Err(external(e))),
+            };
+            for frame in src.index.chunk_frames(bytes, chunk) {
                 builder.append(&frame);
                 self.left -= 1;
                 if builder.len() >= self.batch_size || self.left == 0 {
@@ -364,7 +381,6 @@ impl Iterator for PacketScan {
                     break;
                 }
             }
-            src.release_chunk(chunk);
             self.progress.inc((chunk.end - chunk.offset) as u64);
         }
     }

@@ -2,8 +2,8 @@
 
 use crate::error::Error;
 use formats::{CaptureMeta, Chunk, Index, InterfaceMeta};
-use memmap2::{Mmap, UncheckedAdvice};
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -59,13 +59,17 @@ fn default_label(path: &Path) -> String {
     name
 }
 
-/// A capture file mapped into memory and indexed.
+/// A capture file, indexed. Its bytes are read with positional reads
+/// into buffers the size of a chunk, not mapped: a mapping costs a page
+/// fault and a cache miss for every few packets, and its pages must be
+/// released again to keep memory bounded, where a read copies the bytes
+/// sequentially into a buffer that stays in the CPU cache.
 pub struct CaptureSource {
     pub path: PathBuf,
     /// Labels for every row, shared by all the batch builders.
     pub meta: Arc<CaptureMeta>,
     pub index: Index,
-    map: Mmap,
+    file: File,
 }
 
 impl std::fmt::Debug for CaptureSource {
@@ -77,26 +81,20 @@ impl std::fmt::Debug for CaptureSource {
     }
 }
 
-/// Pages of the mapping are dropped from this process as soon as a pass is
-/// past them, so memory stays bounded by the chunks in flight, not by the
-/// file size (the kernel's page cache keeps them for the next pass).
-const PAGE: usize = 4096;
+/// Bytes read at a time by the index pass (and so the size of most chunks,
+/// since each read ends one): small enough to stay in the CPU cache.
+const READ_BYTES: usize = 1024 * 1024;
 
 impl CaptureSource {
-    /// Maps and indexes `spec.path`. `progress` is told the bytes indexed.
+    /// Opens and indexes `spec.path`. `progress` is told the bytes indexed.
     pub fn open(spec: &InputSpec, progress: &dyn Fn(u64)) -> Result<CaptureSource, Error> {
         let path = spec.path.clone();
-        let file = File::open(&path).map_err(|source| Error::Open {
+        let open_error = |source| Error::Open {
             path: path.clone(),
             source,
-        })?;
-        let len = file
-            .metadata()
-            .map_err(|source| Error::Open {
-                path: path.clone(),
-                source,
-            })?
-            .len();
+        };
+        let file = File::open(&path).map_err(open_error)?;
+        let len = file.metadata().map_err(open_error)?.len() as usize;
         if len == 0 {
             return Err(Error::Capture {
                 path,
@@ -105,24 +103,34 @@ impl CaptureSource {
                 },
             });
         }
-        // SAFETY: the map is read-only; a capture file being appended to while
-        // we read is fine (we only read up to the length seen here), and one
-        // truncated under us is a risk every mmap-based reader (tshark too) takes.
-        let map = unsafe { Mmap::map(&file) }.map_err(|source| Error::Open {
+        // Only the length seen here is read: a capture still being written
+        // is indexed as it was when opened.
+        let mut buf = vec![0; READ_BYTES.min(len)];
+        read_at(&file, &path, &mut buf, 0)?;
+        let mut indexer = formats::Indexer::new(&buf, len).map_err(|source| Error::Capture {
             path: path.clone(),
             source,
         })?;
-        let mut released = 0;
-        let index = formats::index_with_progress(&map, &mut |at| {
-            progress((at - released) as u64);
-            release(&map, released, at);
-            released = at;
-        })
-        .map_err(|source| Error::Capture {
-            path: path.clone(),
-            source,
-        })?;
-        release(&map, released, index.end);
+        // `buf[..filled]` holds the file's bytes from `start`.
+        let (mut start, mut filled) = (0, buf.len());
+        loop {
+            let from = indexer.position() - start;
+            let used = indexer.feed(&buf[from..filled]);
+            progress(used as u64);
+            if indexer.is_done() {
+                break;
+            }
+            // Keep the record the buffer ended in, then read what follows.
+            let kept = from + used;
+            buf.copy_within(kept..filled, 0);
+            start += kept;
+            filled -= kept;
+            let want = READ_BYTES.max(indexer.need()).min(len - start);
+            buf.resize(want.max(filled), 0);
+            read_at(&file, &path, &mut buf[filled..want], start + filled)?;
+            filled = want;
+        }
+        let index = indexer.finish();
         let interfaces = index.interfaces.iter().map(InterfaceMeta::of).collect();
         let meta = Arc::new(CaptureMeta {
             bundle: path.display().to_string(),
@@ -134,18 +142,15 @@ impl CaptureSource {
             path,
             meta,
             index,
-            map,
+            file,
         })
     }
 
-    /// The bytes of the capture file.
-    pub fn bytes(&self) -> &[u8] {
-        &self.map
-    }
-
-    /// Tells the kernel this process is done with a chunk's pages.
-    pub fn release_chunk(&self, chunk: &Chunk) {
-        release(&self.map, chunk.offset, chunk.end);
+    /// Reads the bytes of `chunk` into `buf` (reused between calls).
+    pub fn read_chunk<'b>(&self, chunk: &Chunk, buf: &'b mut Vec<u8>) -> Result<&'b [u8], Error> {
+        buf.resize(chunk.end - chunk.offset, 0);
+        read_at(&self.file, &self.path, buf, chunk.offset)?;
+        Ok(buf)
     }
 
     /// Damage found while indexing, as warnings naming the file.
@@ -161,20 +166,14 @@ impl CaptureSource {
     }
 }
 
-/// A fault maps an aligned window around the faulting page (fault-around,
-/// or a whole large folio), which can reach back before a chunk's start
-/// into pages already released: each release reaches this far back too,
-/// or those pages would stay mapped for the rest of the run.
-const FAULT_WINDOW: usize = 2 * 1024 * 1024;
-
-fn release(map: &Mmap, from: usize, to: usize) {
-    let start = from.saturating_sub(FAULT_WINDOW) / PAGE * PAGE;
-    if to > start {
-        // SAFETY: MADV_DONTNEED on a read-only shared file mapping only drops
-        // this process's page-table entries; the next access faults the same
-        // file contents back in, so no Rust reference can observe a change.
-        let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, to - start) };
-    }
+/// Fills `buf` from `offset` of `file`.
+fn read_at(file: &File, path: &Path, buf: &mut [u8], offset: usize) -> Result<(), Error> {
+    file.read_exact_at(buf, offset as u64)
+        .map_err(|source| Error::Read {
+            path: path.to_owned(),
+            offset: offset as u64,
+            source,
+        })
 }
 
 #[cfg(test)]
