@@ -245,12 +245,13 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn open(inputs: &[InputSpec]) -> Result<Workspace> {
-    let ws = Workspace::open(inputs)?;
-    for w in ws.warnings() {
+/// Prints the damage found in the inputs. A file is read as a query first
+/// needs it, so this comes after the answer (and reads what no query did).
+fn warn(ws: &Workspace) -> Result<()> {
+    for w in ws.warnings()? {
         eprintln!("capsnap: warning: {w}");
     }
-    Ok(ws)
+    Ok(())
 }
 
 fn query(config: QueryConfig) -> Result<()> {
@@ -270,10 +271,16 @@ fn query(config: QueryConfig) -> Result<()> {
     };
     let rt = runtime()?;
     rt.block_on(async {
-        let ws = open(&config.inputs)?;
+        let ws = Workspace::open(&config.inputs)?;
         match &config.sql {
-            Some(sql) => ws.run(sql, config.format, &mut *out).await.map(|_| ())?,
-            None => analyze::interactive(&ws, config.format, &mut *out).await?,
+            Some(sql) => {
+                ws.run(sql, config.format, &mut *out).await?;
+                warn(&ws)?;
+            }
+            None => {
+                warn(&ws)?;
+                analyze::interactive(&ws, config.format, &mut *out).await?
+            }
         }
         anyhow::Ok(())
     })
@@ -289,7 +296,9 @@ fn run(cli: Cli) -> Result<()> {
                 analyze::describe_tables(&mut out)?;
             } else {
                 let inputs: Vec<InputSpec> = inputs.iter().map(|a| InputSpec::parse(a)).collect();
-                open(&inputs)?.describe(&mut out)?;
+                let ws = Workspace::open(&inputs)?;
+                warn(&ws)?;
+                ws.describe(&mut out)?;
             }
             Ok(())
         }

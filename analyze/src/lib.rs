@@ -1,7 +1,7 @@
 //! Inputs in, SQL answers out.
 //!
-//! [`Workspace::open`] maps and indexes every input (capture files, each
-//! with a capture-point label) and registers the tables of
+//! [`Workspace::open`] opens every input (capture files, each with a
+//! capture-point label; a file is indexed as it is first read) and registers the tables of
 //! [`formats::TABLES`] in a DataFusion `SessionContext`: the capture tables
 //! stream from the files ([`scan`]), decoded in parallel, projected columns
 //! only. [`Workspace::run`] plans SQL there and [`output::write_stream`]
@@ -30,7 +30,6 @@ pub struct Workspace {
     pub ctx: SessionContext,
     pub sources: Arc<Vec<Arc<CaptureSource>>>,
     progress: ProgressBar,
-    warnings: Vec<String>,
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal.
@@ -55,19 +54,10 @@ impl Workspace {
         if inputs.is_empty() {
             return Err(Error::NoInput);
         }
-        let total: u64 = inputs
-            .iter()
-            .filter_map(|i| std::fs::metadata(&i.path).ok())
-            .map(|m| m.len())
-            .sum();
-        let progress = progress_bar(total);
-        progress.set_message("indexing");
         let sources = inputs
             .iter()
-            .map(|spec| CaptureSource::open(spec, &|n| progress.inc(n)).map(Arc::new))
+            .map(|spec| CaptureSource::open(spec).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
-        let warnings = sources.iter().flat_map(|s| s.warnings()).collect();
-        progress.finish_and_clear();
         let sources = Arc::new(sources);
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
@@ -89,13 +79,18 @@ impl Workspace {
             ctx,
             sources,
             progress,
-            warnings,
         })
     }
 
     /// Problems found in the inputs that did not stop them from loading.
-    pub fn warnings(&self) -> &[String] {
-        &self.warnings
+    /// They are known once a file has been read to its end: this reads
+    /// what no query has yet.
+    pub fn warnings(&self) -> Result<Vec<String>, Error> {
+        let mut all = Vec::new();
+        for s in self.sources.iter() {
+            all.extend(s.warnings()?);
+        }
+        Ok(all)
     }
 
     /// Runs every statement in `sql`, writing each result to `out`.
@@ -110,7 +105,7 @@ impl Workspace {
         for statement in statements {
             let plan = self.ctx.state().statement_to_plan(statement).await?;
             let df = self.ctx.execute_logical_plan(plan).await?;
-            let total: u64 = self.sources.iter().map(|s| s.index.end as u64).sum();
+            let total: u64 = self.sources.iter().map(|s| s.len()).sum();
             self.progress.reset();
             self.progress.set_length(total);
             self.progress.set_message("reading");
@@ -130,13 +125,14 @@ impl Workspace {
     pub fn describe(&self, out: &mut dyn Write) -> Result<(), Error> {
         describe_tables(out)?;
         for s in self.sources.iter() {
+            let described = s.described()?;
             writeln!(
                 out,
                 "input {} (capture {}): {} packets, {} interfaces",
                 s.path.display(),
-                s.meta.capture,
-                s.index.frames,
-                s.index.interfaces.len()
+                described.meta.capture,
+                s.index()?.frames,
+                described.index.interfaces.len()
             )?;
         }
         Ok(())

@@ -625,10 +625,24 @@ impl Indexer {
         &self.ix.chunks
     }
 
-    /// The index built so far (sections and interfaces met up to
-    /// [`Indexer::position`]).
-    pub fn index(&self) -> &Index {
-        &self.ix
+    /// The index so far without its chunks and damage: what
+    /// [`Index::chunk_frames`] needs to walk the chunks closed so far.
+    pub fn snapshot(&self) -> Index {
+        Index {
+            layout: self.ix.layout,
+            interfaces: self.ix.interfaces.clone(),
+            sections: self.ix.sections.clone(),
+            chunks: Vec::new(),
+            frames: self.ix.frames,
+            end: self.pos,
+            damage: Vec::new(),
+        }
+    }
+
+    /// Sections and interfaces met so far: a [`Indexer::snapshot`] taken
+    /// when these were the same still serves.
+    pub fn described(&self) -> (usize, usize) {
+        (self.ix.sections.len(), self.ix.interfaces.len())
     }
 
     /// Walks the whole records at the start of `bytes`, which are the
@@ -797,6 +811,11 @@ impl Chunker {
 }
 
 impl Index {
+    /// Sections met (1 for classic pcap).
+    pub fn sections_len(&self) -> usize {
+        self.sections.len()
+    }
+
     /// The interfaces' timestamps as nanoseconds since the epoch.
     fn ts_ns(&self, interface: u32, units: u64) -> i64 {
         let iface = &self.interfaces[interface as usize];
