@@ -275,12 +275,13 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn open(inputs: &[InputSpec]) -> Result<Workspace> {
-    let ws = Workspace::open(inputs)?;
-    for w in ws.warnings() {
+/// Prints the damage found in the inputs. A file is read as a query first
+/// needs it, so this comes after the answer (and reads what no query did).
+fn warn(ws: &Workspace) -> Result<()> {
+    for w in ws.warnings()? {
         eprintln!("capsnap: warning: {w}");
     }
-    Ok(ws)
+    Ok(())
 }
 
 fn query(config: QueryConfig) -> Result<()> {
@@ -300,10 +301,16 @@ fn query(config: QueryConfig) -> Result<()> {
     };
     let rt = runtime()?;
     rt.block_on(async {
-        let ws = open(&config.inputs)?;
+        let ws = Workspace::open(&config.inputs)?;
         match &config.sql {
-            Some(sql) => ws.run(sql, config.format, &mut *out).await.map(|_| ())?,
-            None => analyze::interactive(&ws, config.format, &mut *out).await?,
+            Some(sql) => {
+                ws.run(sql, config.format, &mut *out).await?;
+                warn(&ws)?;
+            }
+            None => {
+                warn(&ws)?;
+                analyze::interactive(&ws, config.format, &mut *out).await?
+            }
         }
         anyhow::Ok(())
     })
@@ -329,8 +336,10 @@ fn detect(a: DetectArgs) -> Result<Found> {
     let inputs: Vec<InputSpec> = a.inputs.iter().map(|a| InputSpec::parse(a)).collect();
     let rt = runtime()?;
     let reports = rt.block_on(async {
-        let ws = open(&inputs)?;
-        anyhow::Ok(ws.detect(&a.only).await?)
+        let ws = Workspace::open(&inputs)?;
+        let reports = ws.detect(&a.only).await?;
+        warn(&ws)?;
+        anyhow::Ok(reports)
     })?;
     Ok(Found(analyze::write_reports(&reports, format, &mut out)?))
 }
@@ -346,7 +355,9 @@ fn run(cli: Cli) -> Result<Found> {
                 analyze::describe_tables(&mut out)?;
             } else {
                 let inputs: Vec<InputSpec> = inputs.iter().map(|a| InputSpec::parse(a)).collect();
-                open(&inputs)?.describe(&mut out)?;
+                let ws = Workspace::open(&inputs)?;
+                warn(&ws)?;
+                ws.describe(&mut out)?;
             }
             Ok(Found(false))
         }

@@ -10,6 +10,12 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("reading {path} at byte offset {offset}")]
+    Read {
+        path: PathBuf,
+        offset: u64,
+        source: std::io::Error,
+    },
     #[error("{path}")]
     Capture {
         path: PathBuf,

@@ -1,7 +1,7 @@
 //! Inputs in, SQL answers out.
 //!
-//! [`Workspace::open`] maps and indexes every input (capture files, each
-//! with a capture-point label) and registers the tables of
+//! [`Workspace::open`] opens every input (capture files, each with a
+//! capture-point label; a file is indexed as it is first read) and registers the tables of
 //! [`formats::TABLES`] in a DataFusion `SessionContext`: the capture tables
 //! stream from the files ([`scan`]), decoded in parallel, projected columns
 //! only. [`Workspace::run`] plans SQL there and [`output::write_stream`]
@@ -42,6 +42,7 @@ pub struct Workspace {
     /// Bundles and directories opened: name and host.
     pub bundles: Vec<(String, Option<String>)>,
     progress: ProgressBar,
+    /// Problems in artifact files (lines not read, files not recognised).
     warnings: Vec<String>,
 }
 
@@ -67,15 +68,7 @@ impl Workspace {
         if inputs.is_empty() {
             return Err(Error::NoInput);
         }
-        let total: u64 = inputs
-            .iter()
-            .filter_map(|i| std::fs::metadata(&i.path).ok())
-            .map(|m| m.len())
-            .sum();
-        let progress = progress_bar(total);
-        progress.set_message("indexing");
-        let loaded = load::Loaded::open(inputs, &|n| progress.inc(n))?;
-        progress.finish_and_clear();
+        let loaded = load::Loaded::open(inputs)?;
         Workspace::register(loaded)
     }
 
@@ -85,8 +78,7 @@ impl Workspace {
     }
 
     fn register(loaded: load::Loaded) -> Result<Workspace, Error> {
-        let mut warnings: Vec<String> = loaded.captures.iter().flat_map(|s| s.warnings()).collect();
-        warnings.extend(loaded.warnings);
+        let warnings = loaded.warnings;
         let sources = Arc::new(loaded.captures);
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
@@ -126,8 +118,14 @@ impl Workspace {
     }
 
     /// Problems found in the inputs that did not stop them from loading.
-    pub fn warnings(&self) -> &[String] {
-        &self.warnings
+    /// They are known once a file has been read to its end: this reads
+    /// what no query has yet.
+    pub fn warnings(&self) -> Result<Vec<String>, Error> {
+        let mut all = self.warnings.clone();
+        for s in self.sources.iter() {
+            all.extend(s.warnings()?);
+        }
+        Ok(all)
     }
 
     /// Runs every statement in `sql`, writing each result to `out`.
@@ -145,7 +143,7 @@ impl Workspace {
         for statement in statements {
             let plan = self.ctx.state().statement_to_plan(statement).await?;
             let df = self.ctx.execute_logical_plan(plan).await?;
-            let total: u64 = self.sources.iter().map(|s| s.index.end as u64).sum();
+            let total: u64 = self.sources.iter().map(|s| s.len()).sum();
             self.progress.reset();
             self.progress.set_length(total);
             self.progress.set_message("reading");
@@ -165,13 +163,14 @@ impl Workspace {
     pub fn describe(&self, out: &mut dyn Write) -> Result<(), Error> {
         describe_tables(out)?;
         for s in self.sources.iter() {
+            let described = s.described()?;
             writeln!(
                 out,
                 "input {} (capture {}): {} packets, {} interfaces",
                 s.path.display(),
-                s.meta.capture,
-                s.index.frames,
-                s.index.interfaces.len()
+                described.meta.capture,
+                s.index()?.frames,
+                described.index.interfaces.len()
             )?;
         }
         Ok(())

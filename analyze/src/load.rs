@@ -12,7 +12,7 @@ use crate::bundle;
 use crate::error::Error;
 use crate::source::{CaptureSource, InputSpec};
 use datafusion::arrow::array::RecordBatch;
-use formats::{CaptureMeta, Manifest, Origin, Reader};
+use formats::{Manifest, Origin, Reader};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,27 +43,27 @@ impl Loaded {
     /// Opens every input. An input that is missing, unreadable or unsafe
     /// fails the call with an error naming it; damage inside a file that
     /// was read is a warning.
-    pub fn open(inputs: &[InputSpec], progress: &(dyn Fn(u64) + Sync)) -> Result<Loaded, Error> {
+    pub fn open(inputs: &[InputSpec]) -> Result<Loaded, Error> {
         let mut loaded = Loaded::default();
         for spec in inputs {
             for path in expand(&spec.path)? {
                 let explicit = path == spec.path;
                 let label = if explicit { spec.label.clone() } else { InputSpec::parse(&path.to_string_lossy()).label };
-                loaded.input(&InputSpec { label, path }, progress)?;
+                loaded.input(&InputSpec { label, path })?;
             }
         }
         Ok(loaded)
     }
 
-    fn input(&mut self, spec: &InputSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<(), Error> {
+    fn input(&mut self, spec: &InputSpec) -> Result<(), Error> {
         let path = &spec.path;
         if path.is_dir() {
-            return self.directory(path, &name_of(path), progress);
+            return self.directory(path, &name_of(path));
         }
         let head = read_head(path)?;
         if head.starts_with(&bundle::ZSTD_MAGIC) {
             let dir = bundle::open(path)?;
-            return self.directory(&dir, &name_of(path), progress);
+            return self.directory(&dir, &name_of(path));
         }
         let name = name_of(path);
         if !is_capture(path, &head)
@@ -73,13 +73,13 @@ impl Loaded {
             self.artifact(path, origin, &readers);
             return Ok(());
         }
-        let source = CaptureSource::open(spec, progress)?;
+        let source = CaptureSource::open(spec)?;
         self.captures.push(Arc::new(source));
         Ok(())
     }
 
     /// Reads every file under `root`, a bundle named `name`.
-    fn directory(&mut self, root: &Path, name: &str, progress: &(dyn Fn(u64) + Sync)) -> Result<(), Error> {
+    fn directory(&mut self, root: &Path, name: &str) -> Result<(), Error> {
         let manifest_path = root.join("manifest.json");
         let manifest = match std::fs::read(&manifest_path) {
             Ok(bytes) => match Manifest::parse(&bytes) {
@@ -112,14 +112,9 @@ impl Loaded {
                     label: capture_label(&rel),
                     path: path.clone(),
                 };
-                match CaptureSource::open(&spec, progress) {
-                    Ok(mut source) => {
-                        source.meta = Arc::new(CaptureMeta {
-                            bundle: name.to_owned(),
-                            host: host.clone(),
-                            ..(*source.meta).clone()
-                        });
-                        self.captures.push(Arc::new(source));
+                match CaptureSource::open(&spec) {
+                    Ok(source) => {
+                        self.captures.push(Arc::new(source.in_bundle(name, host.clone())));
                     }
                     Err(e) => self.warnings.push(e.chain()),
                 }

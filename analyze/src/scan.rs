@@ -21,16 +21,17 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
-use formats::{FlowTable, PacketBuilder};
+use formats::{CaptureMeta, FlowTable, PacketBuilder};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Files smaller than this are read in one partition, so that small
 /// captures list their frames in file order even without ORDER BY.
-const SMALL_INPUT: usize = 16 * 1024 * 1024;
+const SMALL_INPUT: u64 = 16 * 1024 * 1024;
 
 /// Which of the capture tables a provider serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,34 +91,28 @@ impl TableProvider for CaptureProvider {
         };
         let parts = match self.table {
             CaptureTable::Packets => {
+                let total: u64 = self.sources.iter().map(|s| s.len()).sum();
                 // With a LIMIT and no filter, read from the start in one
                 // partition: the first frames, and no more than needed.
-                let want = if limit.is_some() {
+                if limit.is_some() || total < SMALL_INPUT {
                     1
                 } else {
-                    config.target_partitions()
-                };
-                partition_chunks(&self.sources, want)
+                    config.target_partitions().max(1)
+                }
             }
-            CaptureTable::Flows => (0..self.sources.len())
-                .map(|s| {
-                    vec![Work {
-                        source: s,
-                        chunks: 0..self.sources[s].index.chunks.len(),
-                    }]
-                })
-                .collect(),
+            CaptureTable::Flows => self.sources.len(),
         };
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(parts.len().max(1)),
+            Partitioning::UnknownPartitioning(parts.max(1)),
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
         Ok(Arc::new(CaptureExec {
             table: self.table,
             sources: self.sources.clone(),
-            parts: Arc::new(parts),
+            parts,
+            runs: Mutex::new(Run::new(self.sources.len(), parts)),
             projection: projection.cloned(),
             schema,
             limit,
@@ -128,50 +123,32 @@ impl TableProvider for CaptureProvider {
     }
 }
 
-/// A run of chunks of one source.
-#[derive(Debug, Clone)]
-struct Work {
-    source: usize,
-    chunks: std::ops::Range<usize>,
+/// One execution of a packets scan: its partitions take chunks from
+/// shared cursors, one per source (the chunks of that source taken so far),
+/// so they share the work whatever its speed, and each chunk is read once.
+#[derive(Debug)]
+struct Run {
+    cursors: Arc<Vec<AtomicUsize>>,
+    /// Partitions started in this run: a partition started again begins
+    /// the next run.
+    started: Vec<bool>,
 }
 
-/// Splits all chunks of all sources into about `want` partitions of
-/// similar byte size, each a list of consecutive chunk runs.
-fn partition_chunks(sources: &[Arc<CaptureSource>], want: usize) -> Vec<Vec<Work>> {
-    let total: usize = sources
-        .iter()
-        .flat_map(|s| &s.index.chunks)
-        .map(|c| c.end - c.offset)
-        .sum();
-    let want = if total < SMALL_INPUT { 1 } else { want.max(1) };
-    let per_part = total.div_ceil(want).max(1);
-    let mut parts: Vec<Vec<Work>> = vec![Vec::new()];
-    let mut filled = 0;
-    for (s, src) in sources.iter().enumerate() {
-        for (c, chunk) in src.index.chunks.iter().enumerate() {
-            if filled >= per_part && parts.len() < want {
-                parts.push(Vec::new());
-                filled = 0;
-            }
-            let part = parts.last_mut().expect("starts with one partition");
-            match part.last_mut() {
-                Some(w) if w.source == s && w.chunks.end == c => w.chunks.end = c + 1,
-                _ => part.push(Work {
-                    source: s,
-                    chunks: c..c + 1,
-                }),
-            }
-            filled += chunk.end - chunk.offset;
+impl Run {
+    fn new(sources: usize, parts: usize) -> Run {
+        Run {
+            cursors: Arc::new((0..sources).map(|_| AtomicUsize::new(0)).collect()),
+            started: vec![false; parts],
         }
     }
-    parts
 }
 
 #[derive(Debug)]
 struct CaptureExec {
     table: CaptureTable,
     sources: Arc<Vec<Arc<CaptureSource>>>,
-    parts: Arc<Vec<Vec<Work>>>,
+    parts: usize,
+    runs: Mutex<Run>,
     projection: Option<Vec<usize>>,
     schema: SchemaRef,
     limit: Option<usize>,
@@ -187,7 +164,7 @@ impl DisplayAs for CaptureExec {
             "CaptureExec: table={:?}, files={}, partitions={}, limit={:?}",
             self.table,
             self.sources.len(),
-            self.parts.len(),
+            self.parts,
             self.limit
         )
     }
@@ -225,17 +202,28 @@ impl ExecutionPlan for CaptureExec {
         partition: usize,
         _context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let work = self.parts.get(partition).cloned().unwrap_or_default();
         match self.table {
             CaptureTable::Packets => {
+                let cursors = {
+                    let mut run = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
+                    if run.started.get(partition).copied().unwrap_or(true) {
+                        *run = Run::new(self.sources.len(), self.parts);
+                    }
+                    if let Some(s) = run.started.get_mut(partition) {
+                        *s = true;
+                    }
+                    run.cursors.clone()
+                };
                 let scan = PacketScan {
                     sources: self.sources.clone(),
-                    work: work.into(),
+                    cursors,
+                    source: 0,
                     projection: self.projection.clone(),
                     batch_size: self.batch_size,
                     left: self.limit.unwrap_or(usize::MAX),
                     pending: VecDeque::new(),
                     builder: None,
+                    buf: Vec::new(),
                     progress: self.progress.clone(),
                 };
                 Ok(Box::pin(RecordBatchStreamAdapter::new(
@@ -249,15 +237,17 @@ impl ExecutionPlan for CaptureExec {
                 let progress = self.progress.clone();
                 let fut = async move {
                     let batches = tokio::task::spawn_blocking(move || {
-                        work.iter()
-                            .map(|w| {
-                                let batch = flows_of(&sources[w.source], &progress);
-                                match &projection {
-                                    Some(p) => batch.project(p),
-                                    None => Ok(batch),
-                                }
+                        sources
+                            .get(partition)
+                            .map(|src| {
+                                let batch = flows_of(src, &progress)?;
+                                Ok(match &projection {
+                                    Some(p) => batch.project(p)?,
+                                    None => batch,
+                                })
                             })
-                            .collect::<std::result::Result<Vec<_>, _>>()
+                            .into_iter()
+                            .collect::<Result<Vec<_>>>()
                     })
                     .await
                     .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))??;
@@ -277,43 +267,60 @@ impl ExecutionPlan for CaptureExec {
 }
 
 /// Aggregates the flows of one capture, its chunks in parallel.
-fn flows_of(src: &CaptureSource, progress: &ProgressBar) -> RecordBatch {
-    let data = src.bytes();
-    let table = src
-        .index
-        .chunks
-        .par_iter()
-        .fold(
-            || (FlowTable::default(), formats::Headers::default()),
-            |(mut table, mut h), chunk| {
-                for frame in src.index.frames(data, chunk) {
-                    let link = src.meta.interfaces[frame.interface as usize].link_type;
-                    formats::decode(link, frame.data, &mut h);
-                    table.add(&frame, &h);
+fn flows_of(src: &CaptureSource, progress: &ProgressBar) -> Result<RecordBatch> {
+    let next = AtomicUsize::new(0);
+    let table = (0..rayon::current_num_threads())
+        .into_par_iter()
+        .map(|_| {
+            let (mut table, mut h, mut buf) = (
+                FlowTable::default(),
+                formats::Headers::default(),
+                Vec::new(),
+            );
+            while let Some(piece) = src.next_piece(&next, &mut buf)? {
+                let described = &piece.described;
+                for chunk in &piece.chunks {
+                    let bytes = &buf[chunk.offset - piece.base..chunk.end - piece.base];
+                    for frame in described.index.chunk_frames(bytes, chunk) {
+                        let link = described.meta.interfaces[frame.interface as usize].link_type;
+                        formats::decode(link, frame.data, &mut h);
+                        table.add(&frame, &h);
+                    }
+                    progress.inc(bytes.len() as u64);
                 }
-                src.release_chunk(chunk);
-                progress.inc((chunk.end - chunk.offset) as u64);
-                (table, h)
-            },
-        )
-        .map(|(t, _)| t)
-        .reduce(FlowTable::default, |mut a, b| {
+            }
+            Ok::<_, crate::Error>(table)
+        })
+        .try_reduce(FlowTable::default, |mut a, b| {
             a.merge(b);
-            a
-        });
-    table.finish(&src.meta)
+            Ok(a)
+        })
+        .map_err(external)?;
+    let meta = src.described().map_err(external)?.meta.clone();
+    Ok(table.finish(&meta))
 }
 
-/// Decodes one partition's chunks into batches of the projected columns.
+fn external(e: crate::Error) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::External(Box::new(e))
+}
+
+/// Decodes the chunks a partition takes into batches of the projected
+/// columns.
 struct PacketScan {
     sources: Arc<Vec<Arc<CaptureSource>>>,
-    work: VecDeque<Work>,
+    /// Chunks of each source taken by the partitions of this run.
+    cursors: Arc<Vec<AtomicUsize>>,
+    /// The source being read.
+    source: usize,
     projection: Option<Vec<usize>>,
     batch_size: usize,
     /// Rows still wanted (LIMIT).
     left: usize,
     pending: VecDeque<RecordBatch>,
-    builder: Option<(usize, PacketBuilder)>,
+    /// Rows are labelled from the description their chunks were read with.
+    builder: Option<(Arc<CaptureMeta>, PacketBuilder)>,
+    /// The chunks being decoded, reused from piece to piece.
+    buf: Vec<u8>,
     progress: ProgressBar,
 }
 
@@ -328,44 +335,55 @@ impl Iterator for PacketScan {
             if self.left == 0 {
                 return None;
             }
-            let Some(w) = self.work.front_mut() else {
+            let Some(src) = self.sources.get(self.source) else {
                 // Flush what is left of the last source.
                 let (_, mut b) = self.builder.take()?;
                 return (!b.is_empty()).then(|| Ok(b.finish()));
             };
-            let s = w.source;
-            let c = w.chunks.start;
-            w.chunks.start += 1;
-            if w.chunks.is_empty() {
-                self.work.pop_front();
-            }
-            let src = self.sources[s].clone();
-            // A new source needs a builder with its own labels.
-            if self.builder.as_ref().is_none_or(|(bs, _)| *bs != s) {
+            let piece = match src.next_piece(&self.cursors[self.source], &mut self.buf) {
+                Ok(Some(piece)) => piece,
+                Ok(None) => {
+                    self.source += 1;
+                    continue;
+                }
+                Err(e) => return Some(Err(external(e))),
+            };
+            let described = &piece.described;
+            // Another source, or interfaces described since, need a
+            // builder with their own labels.
+            if self
+                .builder
+                .as_ref()
+                .is_none_or(|(meta, _)| !Arc::ptr_eq(meta, &described.meta))
+            {
                 if let Some((_, mut old)) = self.builder.take()
                     && !old.is_empty()
                 {
                     self.pending.push_back(old.finish());
                 }
                 self.builder = Some((
-                    s,
-                    PacketBuilder::new(src.meta.clone(), self.projection.as_deref()),
+                    described.meta.clone(),
+                    PacketBuilder::new(described.meta.clone(), self.projection.as_deref()),
                 ));
             }
             let (_, builder) = self.builder.as_mut().expect("set above");
-            let chunk = &src.index.chunks[c];
-            for frame in src.index.frames(src.bytes(), chunk) {
-                builder.append(&frame);
-                self.left -= 1;
-                if builder.len() >= self.batch_size || self.left == 0 {
-                    self.pending.push_back(builder.finish());
+            for chunk in &piece.chunks {
+                let bytes = &self.buf[chunk.offset - piece.base..chunk.end - piece.base];
+                for frame in described.index.chunk_frames(bytes, chunk) {
+                    builder.append(&frame);
+                    self.left -= 1;
+                    if builder.len() >= self.batch_size || self.left == 0 {
+                        self.pending.push_back(builder.finish());
+                    }
+                    if self.left == 0 {
+                        break;
+                    }
                 }
+                self.progress.inc(bytes.len() as u64);
                 if self.left == 0 {
                     break;
                 }
             }
-            src.release_chunk(chunk);
-            self.progress.inc((chunk.end - chunk.offset) as u64);
         }
     }
 }

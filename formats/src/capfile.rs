@@ -3,9 +3,11 @@
 //! One record walker serves two passes. [`index`] walks the whole file once,
 //! hopping from header to header, to learn the sections and interfaces, to
 //! find where the readable data ends (and why), and to cut the file into
-//! [`Chunk`]s at record boundaries. [`Frames`] then walks any one chunk on
-//! its own, so chunks can be decoded in parallel and each knows the frame
-//! number of its first packet (frame numbers match Wireshark's).
+//! [`Chunk`]s at record boundaries; an [`Indexer`] does the same with the
+//! file handed over piece by piece, so a reader needs one small buffer, not
+//! the whole file in memory. [`Frames`] then walks any one chunk on its own,
+//! so chunks can be decoded in parallel and each knows the frame number of
+//! its first packet (frame numbers match Wireshark's).
 //!
 //! Formats: pcap with micro- or nanosecond timestamps in either byte order,
 //! the Kuznetzov "modified" pcap (24-byte records), and pcapng with any number
@@ -168,9 +170,17 @@ enum Record<'a> {
     Skip(String),
 }
 
-/// Reads the record at `pos`. `Ok((record, len))`, or `Err(message)` when
-/// the walk cannot go on (cut short, or a length that cannot be trusted).
-type Step<'a> = Result<(Record<'a>, usize), String>;
+/// Why a record walk cannot go on at a position.
+enum Stop {
+    /// The bytes end inside the record, which needs `need` bytes from its
+    /// start: more of the file may complete it, the end of the file cannot.
+    Cut { need: usize, why: String },
+    /// A length that cannot be trusted: nothing after it can be found.
+    Bad(String),
+}
+
+/// Reads the record at `pos`: `Ok((record, len))`, or why the walk stops.
+type Step<'a> = Result<(Record<'a>, usize), Stop>;
 
 fn u16_at(d: &[u8], at: usize, be: bool) -> u16 {
     let b = [d[at], d[at + 1]];
@@ -200,24 +210,26 @@ fn pcap_record(d: &[u8], pos: usize, p: PcapParams) -> Step<'_> {
     let header = if modified { 24 } else { 16 };
     let left = d.len() - pos;
     if left < header {
-        return Err(format!(
-            "file ends in the middle of a record header ({left} of {header} bytes)"
-        ));
+        return Err(Stop::Cut {
+            need: header,
+            why: format!("file ends in the middle of a record header ({left} of {header} bytes)"),
+        });
     }
     let sec = u32_at(d, pos, big_endian);
     let frac = u32_at(d, pos + 4, big_endian);
     let caplen = u32_at(d, pos + 8, big_endian);
     let wire_len = u32_at(d, pos + 12, big_endian);
     if caplen > MAX_PCAP_RECORD.max(snaplen) {
-        return Err(format!(
+        return Err(Stop::Bad(format!(
             "record claims {caplen} captured bytes, more than any capture writes; the record header is damaged"
-        ));
+        )));
     }
     let len = header + caplen as usize;
     if left < len {
-        return Err(format!(
-            "file ends in the middle of a record ({left} of {len} bytes)"
-        ));
+        return Err(Stop::Cut {
+            need: len,
+            why: format!("file ends in the middle of a record ({left} of {len} bytes)"),
+        });
     }
     // The modified format adds ifindex(4), protocol(2), pkt_type(1), pad(1);
     // pkt_type 4 is PACKET_OUTGOING (linux/if_packet.h).
@@ -280,9 +292,10 @@ fn utf8(v: &[u8]) -> Option<&str> {
 fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
     let left = d.len() - pos;
     if left < 12 {
-        return Err(format!(
-            "file ends in the middle of a block header ({left} of 12 bytes)"
-        ));
+        return Err(Stop::Cut {
+            need: 12,
+            why: format!("file ends in the middle of a block header ({left} of 12 bytes)"),
+        });
     }
     let raw_type = u32::from_le_bytes([d[pos], d[pos + 1], d[pos + 2], d[pos + 3]]);
     // A section header sets the byte order for itself and what follows.
@@ -291,9 +304,9 @@ fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
             PCAPNG_BOM => false,
             m if m.swap_bytes() == PCAPNG_BOM => true,
             m => {
-                return Err(format!(
+                return Err(Stop::Bad(format!(
                     "section header has byte-order magic {m:08x}, expected 1a2b3c4d"
-                ));
+                )));
             }
         }
     } else {
@@ -302,20 +315,23 @@ fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
     let block_type = u32_at(d, pos, be);
     let total = u32_at(d, pos + 4, be);
     if total < 12 || !total.is_multiple_of(4) || total > MAX_BLOCK {
-        return Err(format!(
+        return Err(Stop::Bad(format!(
             "block of type {block_type:#x} has impossible length {total}"
-        ));
+        )));
     }
     let total = total as usize;
     if left < total {
-        return Err(format!(
-            "file ends in the middle of a block of type {block_type:#x} ({left} of {total} bytes)"
-        ));
+        return Err(Stop::Cut {
+            need: total,
+            why: format!(
+                "file ends in the middle of a block of type {block_type:#x} ({left} of {total} bytes)"
+            ),
+        });
     }
     if u32_at(d, pos + total - 4, be) as usize != total {
-        return Err(format!(
+        return Err(Stop::Bad(format!(
             "block of type {block_type:#x} has different leading and trailing lengths"
-        ));
+        )));
     }
     let body = pos + 8;
     let end = pos + total - 4;
@@ -323,7 +339,7 @@ fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
     let record = match block_type {
         PCAPNG_SHB => {
             if body_len < 16 {
-                return Err("section header block too short".into());
+                return Err(Stop::Bad("section header block too short".into()));
             }
             Record::Section { big_endian: be }
         }
@@ -449,134 +465,258 @@ fn pcapng_block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
 /// file is not a capture at all; damage further in is reported in
 /// [`Index::damage`] and everything before it stays readable.
 pub fn index(d: &[u8]) -> Result<Index, Error> {
-    index_with_progress(d, &mut |_| {})
+    let mut indexer = Indexer::new(d, d.len())?;
+    indexer.feed(&d[indexer.position()..]);
+    Ok(indexer.finish())
 }
 
-/// [`index`], telling `progress` the byte offset reached every few
-/// megabytes (callers use it to show progress and to release pages).
-pub fn index_with_progress(d: &[u8], progress: &mut dyn FnMut(usize)) -> Result<Index, Error> {
-    if d.len() < 4 {
-        return Err(Error::UnknownFormat {
-            magic: Hex(d.to_vec()),
-        });
-    }
-    let magic_le = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
-    let magic_be = magic_le.swap_bytes();
-    let pcap = |m: u32| matches!(m, PCAP_US | PCAP_NS | PCAP_MODIFIED);
-    if magic_le == PCAPNG_SHB {
-        return Ok(index_pcapng(d, progress));
-    }
-    if !pcap(magic_le) && !pcap(magic_be) {
-        return Err(Error::UnknownFormat {
-            magic: Hex(d[..4].to_vec()),
-        });
-    }
-    if d.len() < 24 {
-        return Err(Error::TooShort {
-            what: "pcap file",
-            len: d.len(),
-            need: 24,
-        });
-    }
-    let big_endian = !pcap(magic_le);
-    let magic = if big_endian { magic_be } else { magic_le };
-    let major = u16_at(d, 4, big_endian);
-    if major != 2 {
-        return Err(Error::Damaged {
-            what: "pcap file header",
-            offset: 4,
-            detail: format!("version {major}, only version 2 exists"),
-        });
-    }
-    let snaplen = u32_at(d, 16, big_endian);
-    let nanos = magic == PCAP_NS;
-    let modified = magic == PCAP_MODIFIED;
-    // The upper bits of the link-type word carry FCS information.
-    let link_type = (u32_at(d, 20, big_endian) & 0xffff) as u16;
-    let mut ix = Index {
-        layout: Layout::Pcap {
+/// Which record walk a file needs.
+#[derive(Debug, Clone, Copy)]
+enum Walk {
+    Pcap(PcapParams),
+    /// Byte order of the current section.
+    PcapNg {
+        big_endian: bool,
+    },
+}
+
+/// Builds an [`Index`] from a capture file handed over in pieces, in file
+/// order, so a caller can read the file through one small buffer instead of
+/// mapping all of it. Each [`Indexer::feed`] ends a chunk, so the chunks it
+/// closes lie within the bytes of that call and can be decoded from them.
+#[derive(Debug)]
+pub struct Indexer {
+    ix: Index,
+    walk: Walk,
+    /// Offset of the next record.
+    pos: usize,
+    /// Length of the whole file.
+    len: usize,
+    /// Bytes from `pos` the next record needs, when the last feed ended in it.
+    need: usize,
+    chunker: Chunker,
+    /// The walk met damage it cannot get past, or the end of the file.
+    stopped: bool,
+}
+
+impl Indexer {
+    /// Reads the file header from `head`, the file's first bytes (at least
+    /// 24 of them, unless the file is shorter); `len` is the file's length.
+    /// Fails only when the file is not a capture at all.
+    pub fn new(head: &[u8], len: usize) -> Result<Indexer, Error> {
+        let d = head;
+        if d.len() < 4 {
+            return Err(Error::UnknownFormat {
+                magic: Hex(d.to_vec()),
+            });
+        }
+        let magic_le = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
+        let magic_be = magic_le.swap_bytes();
+        let pcap = |m: u32| matches!(m, PCAP_US | PCAP_NS | PCAP_MODIFIED);
+        if magic_le == PCAPNG_SHB {
+            let ix = Index {
+                layout: Layout::PcapNg,
+                interfaces: Vec::new(),
+                sections: Vec::new(),
+                chunks: Vec::new(),
+                frames: 0,
+                end: 0,
+                damage: Vec::new(),
+            };
+            return Ok(Indexer::start(
+                ix,
+                Walk::PcapNg { big_endian: false },
+                0,
+                len,
+                0,
+            ));
+        }
+        if !pcap(magic_le) && !pcap(magic_be) {
+            return Err(Error::UnknownFormat {
+                magic: Hex(d[..4].to_vec()),
+            });
+        }
+        if d.len() < 24 {
+            return Err(Error::TooShort {
+                what: "pcap file",
+                len: d.len(),
+                need: 24,
+            });
+        }
+        let big_endian = !pcap(magic_le);
+        let magic = if big_endian { magic_be } else { magic_le };
+        let major = u16_at(d, 4, big_endian);
+        if major != 2 {
+            return Err(Error::Damaged {
+                what: "pcap file header",
+                offset: 4,
+                detail: format!("version {major}, only version 2 exists"),
+            });
+        }
+        let snaplen = u32_at(d, 16, big_endian);
+        let nanos = magic == PCAP_NS;
+        let modified = magic == PCAP_MODIFIED;
+        // The upper bits of the link-type word carry FCS information.
+        let link_type = (u32_at(d, 20, big_endian) & 0xffff) as u16;
+        let ix = Index {
+            layout: Layout::Pcap {
+                big_endian,
+                nanos,
+                modified,
+            },
+            interfaces: vec![Interface {
+                link_type,
+                snaplen,
+                name: None,
+                description: None,
+                resolution: TsResolution::Pow10(if nanos { 9 } else { 6 }),
+                offset_secs: 0,
+            }],
+            sections: vec![Section {
+                big_endian,
+                first_interface: 0,
+                interfaces: 1,
+            }],
+            chunks: Vec::new(),
+            frames: 0,
+            end: 24,
+            damage: Vec::new(),
+        };
+        let params = PcapParams {
             big_endian,
             nanos,
             modified,
-        },
-        interfaces: vec![Interface {
-            link_type,
             snaplen,
-            name: None,
-            description: None,
-            resolution: TsResolution::Pow10(if nanos { 9 } else { 6 }),
-            offset_secs: 0,
-        }],
-        sections: vec![Section {
-            big_endian,
-            first_interface: 0,
-            interfaces: 1,
-        }],
-        chunks: Vec::new(),
-        frames: 0,
-        end: 24,
-        damage: Vec::new(),
-    };
-    let params = PcapParams {
-        big_endian,
-        nanos,
-        modified,
-        snaplen,
-    };
-    let mut chunker = Chunker::new(24, 1, progress);
-    let mut pos = 24;
-    while pos < d.len() {
-        match pcap_record(d, pos, params) {
-            Ok((_, len)) => {
-                chunker.packet(&mut ix, pos);
-                pos += len;
-            }
-            Err(message) => {
-                ix.damage.push(stopped(pos, d.len(), &message, ix.frames));
-                break;
-            }
+        };
+        Ok(Indexer::start(ix, Walk::Pcap(params), 24, len, 1))
+    }
+
+    fn start(ix: Index, walk: Walk, pos: usize, len: usize, interfaces: u32) -> Indexer {
+        Indexer {
+            ix,
+            walk,
+            pos,
+            len,
+            need: 0,
+            chunker: Chunker::new(pos, interfaces),
+            stopped: pos >= len,
         }
     }
-    ix.end = pos;
-    chunker.finish(&mut ix, pos);
-    Ok(ix)
-}
 
-fn stopped(pos: usize, len: usize, why: &str, frames: u64) -> Damage {
-    Damage {
-        offset: pos as u64,
-        message: format!(
-            "{why}; stopped reading there, {} bytes after it are not read; the {frames} packets before it are kept",
-            len - pos
-        ),
+    /// Offset of the next byte to feed.
+    pub fn position(&self) -> usize {
+        self.pos
     }
-}
 
-fn index_pcapng(d: &[u8], progress: &mut dyn FnMut(usize)) -> Index {
-    let mut ix = Index {
-        layout: Layout::PcapNg,
-        interfaces: Vec::new(),
-        sections: Vec::new(),
-        chunks: Vec::new(),
-        frames: 0,
-        end: 0,
-        damage: Vec::new(),
-    };
-    let mut chunker = Chunker::new(0, 0, progress);
-    let mut pos = 0;
-    let mut be = false;
-    while pos < d.len() {
-        let (record, len) = match pcapng_block(d, pos, be) {
-            Ok(step) => step,
-            Err(message) => {
-                ix.damage.push(stopped(pos, d.len(), &message, ix.frames));
-                break;
-            }
+    /// Bytes from [`Indexer::position`] the next record needs: a caller
+    /// whose buffer is smaller must grow it.
+    pub fn need(&self) -> usize {
+        self.need
+    }
+
+    /// True once the walk reached the end of the file or damage it cannot
+    /// get past: feeding more does nothing.
+    pub fn is_done(&self) -> bool {
+        self.stopped
+    }
+
+    /// The chunks closed so far.
+    pub fn chunks(&self) -> &[Chunk] {
+        &self.ix.chunks
+    }
+
+    /// The index so far without its chunks and damage: what
+    /// [`Index::chunk_frames`] needs to walk the chunks closed so far.
+    pub fn snapshot(&self) -> Index {
+        Index {
+            layout: self.ix.layout,
+            interfaces: self.ix.interfaces.clone(),
+            sections: self.ix.sections.clone(),
+            chunks: Vec::new(),
+            frames: self.ix.frames,
+            end: self.pos,
+            damage: Vec::new(),
+        }
+    }
+
+    /// Sections and interfaces met so far: a [`Indexer::snapshot`] taken
+    /// when these were the same still serves.
+    pub fn described(&self) -> (usize, usize) {
+        (self.ix.sections.len(), self.ix.interfaces.len())
+    }
+
+    /// Walks the whole records at the start of `bytes`, which are the
+    /// file's bytes from [`Indexer::position`], and closes a chunk after
+    /// them. Returns the bytes consumed; a record cut by the end of `bytes`
+    /// is left for the next call, unless `bytes` reach the end of the file.
+    pub fn feed(&mut self, bytes: &[u8]) -> usize {
+        if self.stopped {
+            return 0;
+        }
+        let eof = self.pos + bytes.len() >= self.len;
+        let mut at = 0;
+        let stop = match self.walk {
+            Walk::Pcap(params) => loop {
+                if at >= bytes.len() {
+                    break None;
+                }
+                match pcap_record(bytes, at, params) {
+                    Ok((_, len)) => {
+                        self.chunker.packet(&mut self.ix, self.pos + at);
+                        at += len;
+                    }
+                    Err(stop) => break Some(stop),
+                }
+            },
+            Walk::PcapNg { .. } => loop {
+                if at >= bytes.len() {
+                    break None;
+                }
+                let Walk::PcapNg { big_endian } = self.walk else {
+                    unreachable!("pcapng walk")
+                };
+                match pcapng_block(bytes, at, big_endian) {
+                    Ok((record, len)) => {
+                        self.block(record, self.pos + at);
+                        at += len;
+                    }
+                    Err(stop) => break Some(stop),
+                }
+            },
         };
+        self.need = 0;
+        match stop {
+            Some(Stop::Cut { need, .. }) if !eof => self.need = need,
+            Some(Stop::Cut { why, .. } | Stop::Bad(why)) => {
+                let pos = self.pos + at;
+                self.ix.damage.push(Damage {
+                    offset: pos as u64,
+                    message: format!(
+                        "{why}; stopped reading there, {} bytes after it are not read; the {} packets before it are kept",
+                        self.len - pos,
+                        self.ix.frames
+                    ),
+                });
+                self.stopped = true;
+            }
+            None => self.stopped = eof,
+        }
+        self.pos += at;
+        self.chunker.close(&mut self.ix, self.pos);
+        at
+    }
+
+    /// Follows one pcapng block at file offset `pos`.
+    fn block(&mut self, record: Record, pos: usize) {
+        let ix = &mut self.ix;
         match record {
             Record::Section { big_endian } => {
-                be = big_endian;
-                ix.sections.push(Section { big_endian, first_interface: ix.interfaces.len() as u32, interfaces: 0 });
+                self.walk = Walk::PcapNg { big_endian };
+                ix.sections.push(Section {
+                    big_endian,
+                    first_interface: ix.interfaces.len() as u32,
+                    interfaces: 0,
+                });
             }
             Record::Interface(iface) => {
                 if let Some(s) = ix.sections.last_mut() {
@@ -585,29 +725,35 @@ fn index_pcapng(d: &[u8], progress: &mut dyn FnMut(usize)) -> Index {
                 }
             }
             Record::Packet { local_interface, .. } => match ix.sections.last() {
-                Some(s) if local_interface < s.interfaces => chunker.packet(&mut ix, pos),
+                Some(s) if local_interface < s.interfaces => self.chunker.packet(ix, pos),
                 _ => ix.damage.push(Damage {
                     offset: pos as u64,
                     message: format!("packet block refers to interface {local_interface}, which its section never described; packet skipped"),
                 }),
             },
-            Record::Skip(message) => ix.damage.push(Damage { offset: pos as u64, message: format!("{message}; block skipped") }),
-            Record::Numbered => chunker.numbered(),
+            Record::Skip(message) => ix.damage.push(Damage {
+                offset: pos as u64,
+                message: format!("{message}; block skipped"),
+            }),
+            Record::Numbered => self.chunker.numbered(),
             Record::Other => {}
         }
-        pos += len;
     }
-    ix.end = pos;
-    chunker.finish(&mut ix, pos);
-    ix
+
+    /// The index of what was fed: readable data ends at
+    /// [`Indexer::position`].
+    pub fn finish(mut self) -> Index {
+        self.chunker.close(&mut self.ix, self.pos);
+        self.ix.end = self.pos;
+        self.ix
+    }
 }
 
 /// Cuts the record stream into chunks during the index pass. A chunk
 /// starts at a packet (or at the file start) and remembers the section in
 /// effect there; section headers inside it are followed by [`Frames`].
-struct Chunker<'p> {
-    /// Told the offset reached each time a chunk closes.
-    progress: &'p mut dyn FnMut(usize),
+#[derive(Debug)]
+struct Chunker {
     start: usize,
     /// Frame numbers used so far (packets and numbered non-packets).
     numbers: u64,
@@ -617,12 +763,11 @@ struct Chunker<'p> {
     interfaces: u32,
 }
 
-impl<'p> Chunker<'p> {
+impl Chunker {
     /// `interfaces`: defined before the first record (1 for classic pcap's
     /// implicit one, 0 for pcapng).
-    fn new(start: usize, interfaces: u32, progress: &'p mut dyn FnMut(usize)) -> Self {
+    fn new(start: usize, interfaces: u32) -> Self {
         Chunker {
-            progress,
             start,
             numbers: 0,
             first_number: 1,
@@ -643,7 +788,6 @@ impl<'p> Chunker<'p> {
                 interfaces: self.interfaces,
             });
         }
-        (self.progress)(at);
         self.start = at;
         self.first_number = self.numbers + 1;
         self.packets = 0;
@@ -651,6 +795,7 @@ impl<'p> Chunker<'p> {
         self.interfaces = ix.sections.last().map_or(0, |s| s.interfaces);
     }
 
+    #[inline]
     fn packet(&mut self, ix: &mut Index, at: usize) {
         if at - self.start >= CHUNK_BYTES {
             self.close(ix, at);
@@ -663,13 +808,14 @@ impl<'p> Chunker<'p> {
     fn numbered(&mut self) {
         self.numbers += 1;
     }
-
-    fn finish(&mut self, ix: &mut Index, at: usize) {
-        self.close(ix, at);
-    }
 }
 
 impl Index {
+    /// Sections met (1 for classic pcap).
+    pub fn sections_len(&self) -> usize {
+        self.sections.len()
+    }
+
     /// The interfaces' timestamps as nanoseconds since the epoch.
     fn ts_ns(&self, interface: u32, units: u64) -> i64 {
         let iface = &self.interfaces[interface as usize];
@@ -685,20 +831,28 @@ impl Index {
         ns.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
     }
 
-    /// Walks the packets of one chunk.
+    /// Walks the packets of one chunk; `data` is the whole file.
     pub fn frames<'a>(&'a self, data: &'a [u8], chunk: &Chunk) -> Frames<'a> {
+        self.chunk_frames(&data[chunk.offset..chunk.end], chunk)
+    }
+
+    /// Walks the packets of one chunk; `bytes` are the chunk's own bytes,
+    /// from [`Chunk::offset`] to [`Chunk::end`].
+    pub fn chunk_frames<'a>(&'a self, bytes: &'a [u8], chunk: &Chunk) -> Frames<'a> {
         let be = self
             .sections
             .get(chunk.section as usize)
             .is_some_and(|s| s.big_endian);
         Frames {
             index: self,
-            data: &data[..chunk.end],
-            pos: chunk.offset,
+            data: &bytes[..bytes.len().min(chunk.end - chunk.offset)],
+            pos: 0,
             next_frame: chunk.first_frame,
             section: chunk.section,
             big_endian: be,
-            started: false,
+            // Only the file's first section header starts section 0; a
+            // chunk that starts at a later one moves on from its section.
+            started: chunk.offset > 0,
             defined: chunk.interfaces,
         }
     }
@@ -712,6 +866,7 @@ pub struct Frames<'a> {
     next_frame: u64,
     section: u32,
     big_endian: bool,
+    /// A section is in effect: the next section header starts a new one.
     started: bool,
     /// Interfaces of the current section described so far.
     defined: u32,
@@ -993,6 +1148,9 @@ mod tests {
     /// Indexes `d` and decodes every frame of every chunk; must not panic.
     fn read_everything(d: &[u8]) -> u64 {
         let Ok(ix) = index(d) else { return 0 };
+        for piece in [1, 7, 64] {
+            same_as_whole(d, &ix, piece);
+        }
         let mut h = crate::Headers::default();
         let mut n = 0;
         for c in &ix.chunks {
@@ -1007,6 +1165,64 @@ mod tests {
         }
         assert_eq!(n, ix.frames, "chunks hold exactly the indexed packets");
         n
+    }
+
+    /// Indexes `d` fed `piece` bytes at a time (more where a record needs
+    /// it), as a reader with a small buffer does, and checks that every
+    /// chunk lies within one feed and that frames and damage are those of
+    /// the whole-file index `whole`.
+    fn same_as_whole(d: &[u8], whole: &Index, piece: usize) {
+        let mut ixr = Indexer::new(&d[..d.len().min(24)], d.len()).unwrap();
+        while !ixr.is_done() {
+            let pos = ixr.position();
+            let end = d.len().min(pos + piece.max(ixr.need()));
+            let before = ixr.chunks().len();
+            let n = ixr.feed(&d[pos..end]);
+            for c in &ixr.chunks()[before..] {
+                assert!(
+                    c.offset >= pos && c.end <= pos + n,
+                    "{c:?} outside {pos}+{n}"
+                );
+            }
+            assert!(
+                n > 0 || ixr.need() > end - pos || ixr.is_done(),
+                "no progress at {pos}"
+            );
+        }
+        let ix = ixr.finish();
+        let frames = |ix: &Index| -> Vec<(u64, Option<i64>, u32, Vec<u8>)> {
+            ix.chunks
+                .iter()
+                .flat_map(|c| {
+                    ix.chunk_frames(&d[c.offset..c.end], c)
+                        .map(|f| (f.number, f.ts_ns, f.interface, f.data.to_vec()))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        assert_eq!(frames(&ix), frames(whole), "piece {piece}");
+        assert_eq!(
+            (ix.frames, ix.end, &ix.damage),
+            (whole.frames, whole.end, &whole.damage)
+        );
+    }
+
+    #[test]
+    fn indexing_in_pieces_keeps_sections_and_numbers() {
+        let mut d = shb();
+        d.extend(idb(1, None));
+        d.extend(epb(0, 1, b"a", None));
+        d.extend(block(0x0bad, &[0; 8]));
+        d.extend(shb());
+        d.extend(idb(101, None));
+        d.extend(idb(113, None));
+        d.extend(epb(1, 2, b"b", None));
+        d.extend(epb(0, 3, b"c", None));
+        let ix = index(&d).unwrap();
+        assert_eq!(ix.frames, 3);
+        for piece in 1..=d.len() {
+            same_as_whole(&d, &ix, piece);
+        }
     }
 
     fn sample_pcapng() -> Vec<u8> {

@@ -1,8 +1,8 @@
 //! Pure parsers: bytes in, Arrow record batches out.
 //!
-//! Data flow for a capture file: [`index`] walks the file once, learning its
-//! sections and interfaces and cutting it into [`Chunk`]s at record
-//! boundaries; each chunk's [`Frame`]s are decoded ([`decode()`]) and appended
+//! Data flow for a capture file: [`index`] (or an [`Indexer`] fed the file
+//! piece by piece) walks the file once, learning its sections and interfaces
+//! and cutting it into [`Chunk`]s at record boundaries; each chunk's [`Frame`]s are decoded ([`decode()`]) and appended
 //! to a [`PacketBuilder`] (the `packets` table, projected columns only) or
 //! counted into a [`FlowTable`] (the `flows` table). Chunks are independent,
 //! so callers decode them in parallel.
@@ -36,7 +36,7 @@ mod events;
 mod logs;
 
 pub use capfile::{
-    Chunk, Damage, Direction, Frame, Frames, Index, Interface, Layout, index, index_with_progress,
+    Chunk, Damage, Direction, Frame, Frames, Index, Indexer, Interface, Layout, index,
 };
 pub use decode::{Addr, Headers, L3, Tcp, decode, link, tcp_flag};
 pub use error::{Error, Hex};
