@@ -48,14 +48,21 @@ mapped AS (
        OR (c.reply_dst = r.dst_ip AND c.reply_dport = r.dst_port AND c.reply_src = r.src_ip AND c.reply_sport = r.src_port))
 ),
 -- ... or, without an entry, a container flow to the same destination from
--- the same port (MASQUERADE keeps the source port when it is free).
+-- the same port (MASQUERADE keeps the source port when it is free). Either
+-- end may be the originator in either capture: of a flow already under way
+-- when a capture starts, the first packet it has decides.
 guessed AS (
     SELECT r.*, f.src_ip AS c_src, f.src_port AS c_sport, f.dst_ip AS c_dst, f.dst_port AS c_dport,
            'port-preserving NAT' AS mapped_by, CAST(NULL AS VARCHAR) AS ct_entry, CAST(NULL AS VARCHAR) AS ct_state
     FROM node_rst r
     JOIN flows f ON coalesce(f.host, '') = r.node AND f.proto = 'tcp'
     JOIN sides s ON s.bundle = f.bundle AND s.capture = f.capture AND NOT s.node_side
-    WHERE f.src_port = r.src_port AND f.dst_ip = r.dst_ip AND f.dst_port = r.dst_port AND f.src_ip <> r.src_ip
+    WHERE least(f.src_port, f.dst_port) = least(r.src_port, r.dst_port)
+      AND greatest(f.src_port, f.dst_port) = greatest(r.src_port, r.dst_port)
+      AND ((f.dst_ip = r.dst_ip AND f.dst_port = r.dst_port AND f.src_port = r.src_port AND f.src_ip <> r.src_ip)
+        OR (f.src_ip = r.src_ip AND f.src_port = r.src_port AND f.dst_port = r.dst_port AND f.dst_ip <> r.dst_ip)
+        OR (f.src_ip = r.dst_ip AND f.src_port = r.dst_port AND f.dst_port = r.src_port AND f.dst_ip <> r.src_ip)
+        OR (f.dst_ip = r.src_ip AND f.dst_port = r.src_port AND f.src_port = r.dst_port AND f.src_ip <> r.dst_ip))
       AND NOT EXISTS (SELECT 1 FROM mapped m WHERE m.bundle = r.bundle AND m.capture = r.capture
                       AND m.src_ip = r.src_ip AND m.src_port = r.src_port AND m.dst_ip = r.dst_ip AND m.dst_port = r.dst_port)
 ),
@@ -71,6 +78,8 @@ inside AS (
            sum(f.packets) AS container_packets
     FROM candidates c
     JOIN flows f ON coalesce(f.host, '') = c.node AND f.proto = 'tcp'
+     AND least(f.src_port, f.dst_port) = least(c.c_sport, c.c_dport)
+     AND greatest(f.src_port, f.dst_port) = greatest(c.c_sport, c.c_dport)
      AND ((f.src_ip = c.c_src AND f.src_port = c.c_sport AND f.dst_ip = c.c_dst AND f.dst_port = c.c_dport)
        OR (f.dst_ip = c.c_src AND f.dst_port = c.c_sport AND f.src_ip = c.c_dst AND f.src_port = c.c_dport))
     JOIN sides s ON s.bundle = f.bundle AND s.capture = f.capture AND NOT s.node_side
@@ -92,6 +101,8 @@ SELECT p.bundle, p.capture, p.frame, p.ts, p.ifname, p.src_ip, p.src_port, p.dst
            p.tcp_flags, p.rst, p.seq, p.ack_seq, p.window, p.payload_bytes, f.finding
     FROM packets p
     JOIN host_only_rst_found f ON p.bundle = f.bundle AND p.capture = f.capture
+     AND least(p.src_port, p.dst_port) = least(f.src_port, f.dst_port)
+     AND greatest(p.src_port, p.dst_port) = greatest(f.src_port, f.dst_port)
      AND ((p.src_ip = f.src_ip AND p.src_port = f.src_port AND p.dst_ip = f.dst_ip AND p.dst_port = f.dst_port)
        OR (p.src_ip = f.dst_ip AND p.src_port = f.dst_port AND p.dst_ip = f.src_ip AND p.dst_port = f.src_port))
     WHERE p.proto = 'tcp';

@@ -413,69 +413,6 @@ impl Workspace {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_query_file_is_registered() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../queries");
-        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.ends_with(".sql"))
-            .collect();
-        on_disk.sort();
-        let mut listed: Vec<String> = SOURCES.iter().map(|(f, _)| f.to_string()).collect();
-        listed.sort();
-        assert_eq!(on_disk, listed, "queries/ and detect::SOURCES disagree");
-        assert_eq!(DETECTIONS.len(), SOURCES.len());
-    }
-
-    #[test]
-    fn header_fields_are_required_and_continue_over_lines() {
-        let d = Detection::parse(
-            "x.sql",
-            "-- id: x\n-- title: T\n-- severity: high\n-- requires: packets, conntrack\n-- why: one\n--   two: three\n-- action: do\nselect 1 as finding\n",
-        )
-        .unwrap();
-        assert_eq!(d.why, "one two: three");
-        assert_eq!(d.requires, ["packets", "conntrack"]);
-        assert_eq!(d.sql, "select 1 as finding");
-        let e = Detection::parse("y.sql", "-- id: x\n").unwrap_err();
-        assert!(e.contains("file name"), "{e}");
-        let e = Detection::parse("x.sql", "-- id: x\n-- title: T\n-- severity: dire\n").unwrap_err();
-        assert!(e.contains("dire"), "{e}");
-    }
-
-    #[test]
-    fn every_detection_plans_against_the_real_schemas() {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let ws = Workspace::empty().unwrap();
-        for d in DETECTIONS.iter() {
-            for t in d.requires.iter().flat_map(|n| n.split('|')) {
-                assert!(
-                    formats::TABLES.iter().any(|k| k.name == t.trim()),
-                    "{}: requires unknown table {t}",
-                    d.id
-                );
-            }
-            rt.block_on(async {
-                let (schema, _) = ws
-                    .detection_rows(d)
-                    .await
-                    .unwrap_or_else(|e| panic!("{}: {}", d.id, e.chain()));
-                assert!(
-                    schema.fields().iter().any(|f| f.name() == "finding"),
-                    "{}: no `finding` column",
-                    d.id
-                );
-            });
-            // Its step tables are gone again.
-            assert!(!ws.table_names().iter().any(|t| t.starts_with(&d.id.replace('-', "_"))));
-        }
-    }
-}
 
 /// Writes reports as a readable list (`Format::Table`) or as JSON (one
 /// object per finding, and one per detection that found nothing or could
@@ -577,4 +514,68 @@ fn rows_as_json(batch: &RecordBatch) -> Result<serde_json::Value, Error> {
         return Ok(serde_json::Value::Array(Vec::new()));
     }
     serde_json::from_slice(&bytes).map_err(|e| Error::Output(std::io::Error::from(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_query_file_is_registered() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../queries");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        on_disk.sort();
+        let mut listed: Vec<String> = SOURCES.iter().map(|(f, _)| f.to_string()).collect();
+        listed.sort();
+        assert_eq!(on_disk, listed, "queries/ and detect::SOURCES disagree");
+        assert_eq!(DETECTIONS.len(), SOURCES.len());
+    }
+
+    #[test]
+    fn header_fields_are_required_and_continue_over_lines() {
+        let d = Detection::parse(
+            "x.sql",
+            "-- id: x\n-- title: T\n-- severity: high\n-- requires: packets, conntrack\n-- why: one\n--   two: three\n-- action: do\nselect 1 as finding\n",
+        )
+        .unwrap();
+        assert_eq!(d.why, "one two: three");
+        assert_eq!(d.requires, ["packets", "conntrack"]);
+        assert_eq!(d.sql, "select 1 as finding");
+        let e = Detection::parse("y.sql", "-- id: x\n").unwrap_err();
+        assert!(e.contains("file name"), "{e}");
+        let e = Detection::parse("x.sql", "-- id: x\n-- title: T\n-- severity: dire\n").unwrap_err();
+        assert!(e.contains("dire"), "{e}");
+    }
+
+    #[test]
+    fn every_detection_plans_against_the_real_schemas() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let ws = Workspace::empty().unwrap();
+        for d in DETECTIONS.iter() {
+            for t in d.requires.iter().flat_map(|n| n.split('|')) {
+                assert!(
+                    formats::TABLES.iter().any(|k| k.name == t.trim()),
+                    "{}: requires unknown table {t}",
+                    d.id
+                );
+            }
+            rt.block_on(async {
+                let (schema, _) = ws
+                    .detection_rows(d)
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {}", d.id, e.chain()));
+                assert!(
+                    schema.fields().iter().any(|f| f.name() == "finding"),
+                    "{}: no `finding` column",
+                    d.id
+                );
+            });
+            // Its step tables are gone again.
+            assert!(!ws.table_names().iter().any(|t| t.starts_with(&d.id.replace('-', "_"))));
+        }
+    }
 }
