@@ -50,19 +50,19 @@ pub use table::{Column, Kind, Table, schema_of};
 pub const TABLES: &[Table] = &[
     packets::TABLE,
     flows::TABLE,
-    sockstat::TABLE,
-    processes::TABLE,
-    processes::fds::TABLE,
-    manifest::TABLE,
-    manifest::collection::TABLE,
     proc_net::TABLE,
     unix::TABLE,
+    processes::TABLE,
+    processes::fds::TABLE,
+    sockstat::TABLE,
     sysctls::TABLE,
     counters::TABLE,
-    interfaces::TABLE,
     conntrack::TABLE,
     events::TABLE,
     logs::TABLE,
+    interfaces::TABLE,
+    manifest::TABLE,
+    manifest::collection::TABLE,
 ];
 
 /// Every reader of text artifacts, tried in this order on each file of a
