@@ -1,10 +1,13 @@
 //! `/proc/net/sockstat` and `sockstat6`: socket counts per protocol.
 //!
-//! Each line is `PROTO: key value key value ...`. Which counters are
-//! per namespace is the kernel's business (net/ipv4/proc.c
-//! `sockstat_seq_show`): `inuse` is per namespace, but TCP `orphan`, `tw`
-//! (before 5.x), `alloc` and `mem` come from machine-wide counters, so in a
-//! container every namespace shows the node's TCP alloc and mem.
+//! Each line is `PROTO: key value key value ...`. Which counters are per
+//! namespace (net/ipv4/proc.c `sockstat_seq_show`), checked on 6.18: TCP
+//! `inuse` and `tw` are per network namespace; `alloc` (every TCP socket
+//! allocated, v4 and v6, from socket() on, connected or not), `orphan` and
+//! `mem` (pages) are machine-wide, so a fresh namespace shows the node's
+//! alloc and mem. A socket whose connection was reset but whose fd is held
+//! is unhashed (in no /proc/net table, not `inuse`) yet still in `alloc`.
+//! net.ipv4.tcp_mem exists only in the initial namespace.
 
 use crate::rows::{Reader, Rows, V, file_name_is, text};
 
@@ -12,7 +15,7 @@ crate::artifact_table!("sockstat", "one row per protocol line of /proc/net/socks
     ("protocol", Dict, false, "sockets, TCP, UDP, UDPLITE, RAW, FRAG, TCP6, UDP6 ..."),
     ("inuse", U64, true, "sockets in use (hashed) in this namespace; for `sockets`, the `used` count"),
     ("orphan", U64, true, "TCP sockets no longer attached to a file (machine-wide)"),
-    ("tw", U64, true, "TCP sockets in TIME_WAIT"),
+    ("tw", U64, true, "TCP sockets in TIME_WAIT in this namespace"),
     ("alloc", U64, true, "TCP sockets allocated, whatever their state (machine-wide)"),
     ("mem", U64, true, "pages of memory used by the protocol (TCP: machine-wide; compare with net.ipv4.tcp_mem)"),
     ("memory", U64, true, "bytes used by IP fragment reassembly (FRAG lines)"),
