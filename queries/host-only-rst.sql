@@ -18,84 +18,102 @@
 --   --ctstate INVALID -j DROP. Check for middleboxes that rewrite sequence
 --   numbers or window scaling.
 
--- Step 1: node-side RST flows that the container-side capture saw without
--- an RST. Small, and kept as a table so that later steps do not plan
--- (and scan) it again.
+-- Step 1: the TCP flows of every capture, computed once (DataFusion would
+-- aggregate the captures again at every reference).
+CREATE TABLE host_only_rst_flows AS
+SELECT bundle, coalesce(host, '') AS node, capture,
+       capture IN ('host', 'node') OR capture LIKE 'host%' OR capture LIKE 'node%' AS node_side,
+       src_ip, src_port, dst_ip, dst_port,
+       coalesce(orig_rsts, 0) AS orig_rsts, coalesce(resp_rsts, 0) AS resp_rsts, packets
+FROM flows WHERE proto = 'tcp';
+
+-- Step 2: node-side flows with RSTs sent from the NAT end that the
+-- container-side capture saw, where the container itself sent no RST. Small,
+-- and kept as a table so the steps below do not plan it again.
 CREATE TABLE host_only_rst_found AS
-WITH sides AS (
-    SELECT bundle, coalesce(host, '') AS node, capture,
-           capture IN ('host', 'node') OR capture LIKE 'host%' OR capture LIKE 'node%' AS node_side
-    FROM flows GROUP BY bundle, coalesce(host, ''), capture
-),
-node_rst AS (
-    SELECT f.bundle, coalesce(f.host, '') AS node, f.capture, f.src_ip, f.src_port, f.dst_ip, f.dst_port,
-           coalesce(f.orig_rsts, 0) + coalesce(f.resp_rsts, 0) AS rsts, f.first_ts, f.last_ts
-    FROM flows f JOIN sides s ON s.bundle = f.bundle AND s.capture = f.capture AND s.node_side
-    WHERE f.proto = 'tcp' AND coalesce(f.orig_rsts, 0) + coalesce(f.resp_rsts, 0) > 0
+WITH node_rst AS (
+    SELECT * FROM host_only_rst_flows WHERE node_side AND orig_rsts + resp_rsts > 0
 ),
 ct AS (
     SELECT bundle, coalesce(host, '') AS node, orig_src, orig_sport, orig_dst, orig_dport,
-           reply_src, reply_sport, reply_dst, reply_dport, state, status, raw
-    FROM conntrack WHERE proto = 'tcp'
+           reply_src, reply_sport, reply_dst, reply_dport, state, raw
+    FROM conntrack WHERE proto = 'tcp' AND NOT (orig_src = reply_dst AND orig_sport = reply_dport)
 ),
--- The container's view of each RST flow: through the conntrack entry whose
--- reply tuple is the flow's (either orientation) ...
+-- The container's view of each RST flow (c_src:c_sport the container end,
+-- c_dst:c_dport the remote end; nat_is_orig: the node-side flow's
+-- originator is the NAT end): through the conntrack entry whose reply tuple
+-- is the flow's, in either orientation ...
 mapped AS (
     SELECT r.*, c.orig_src AS c_src, c.orig_sport AS c_sport, c.orig_dst AS c_dst, c.orig_dport AS c_dport,
-           'conntrack' AS mapped_by, c.raw AS ct_entry, c.state AS ct_state
+           c.reply_dst = r.src_ip AND c.reply_dport = r.src_port AS nat_is_orig,
+           'conntrack' AS mapped_by, c.raw AS ct_entry
     FROM node_rst r JOIN ct c ON c.node = r.node
+     AND least(c.reply_sport, c.reply_dport) = least(r.src_port, r.dst_port)
+     AND greatest(c.reply_sport, c.reply_dport) = greatest(r.src_port, r.dst_port)
      AND ((c.reply_dst = r.src_ip AND c.reply_dport = r.src_port AND c.reply_src = r.dst_ip AND c.reply_sport = r.dst_port)
        OR (c.reply_dst = r.dst_ip AND c.reply_dport = r.dst_port AND c.reply_src = r.src_ip AND c.reply_sport = r.src_port))
 ),
--- ... or, without an entry, a container flow to the same destination from
--- the same port (MASQUERADE keeps the source port when it is free). Either
--- end may be the originator in either capture: of a flow already under way
--- when a capture starts, the first packet it has decides.
-guessed AS (
-    SELECT r.*, f.src_ip AS c_src, f.src_port AS c_sport, f.dst_ip AS c_dst, f.dst_port AS c_dport,
-           'port-preserving NAT' AS mapped_by, CAST(NULL AS VARCHAR) AS ct_entry, CAST(NULL AS VARCHAR) AS ct_state
+-- ... or, without an entry, a container-side flow sharing the remote end,
+-- whose other end has the same port and another address (MASQUERADE keeps
+-- the source port when it is free). Either end may be the originator in
+-- either capture: of a flow already under way when a capture starts, the
+-- first packet it has decides.
+pairs AS (
+    SELECT r.*, f.src_ip AS f_src, f.src_port AS f_sport, f.dst_ip AS f_dst, f.dst_port AS f_dport,
+           (f.dst_ip = r.dst_ip AND f.dst_port = r.dst_port) OR (f.src_ip = r.dst_ip AND f.src_port = r.dst_port) AS nat_is_orig,
+           (f.dst_ip = r.dst_ip AND f.dst_port = r.dst_port) OR (f.dst_ip = r.src_ip AND f.dst_port = r.src_port) AS container_is_forig
     FROM node_rst r
-    JOIN flows f ON coalesce(f.host, '') = r.node AND f.proto = 'tcp'
-    JOIN sides s ON s.bundle = f.bundle AND s.capture = f.capture AND NOT s.node_side
-    WHERE least(f.src_port, f.dst_port) = least(r.src_port, r.dst_port)
-      AND greatest(f.src_port, f.dst_port) = greatest(r.src_port, r.dst_port)
-      AND ((f.dst_ip = r.dst_ip AND f.dst_port = r.dst_port AND f.src_port = r.src_port AND f.src_ip <> r.src_ip)
-        OR (f.src_ip = r.src_ip AND f.src_port = r.src_port AND f.dst_port = r.dst_port AND f.dst_ip <> r.dst_ip)
-        OR (f.src_ip = r.dst_ip AND f.src_port = r.dst_port AND f.dst_port = r.src_port AND f.dst_ip <> r.src_ip)
-        OR (f.dst_ip = r.src_ip AND f.dst_port = r.src_port AND f.src_port = r.dst_port AND f.src_ip <> r.dst_ip))
-      AND NOT EXISTS (SELECT 1 FROM mapped m WHERE m.bundle = r.bundle AND m.capture = r.capture
-                      AND m.src_ip = r.src_ip AND m.src_port = r.src_port AND m.dst_ip = r.dst_ip AND m.dst_port = r.dst_port)
+    JOIN host_only_rst_flows f ON f.node = r.node AND NOT f.node_side
+     AND least(f.src_port, f.dst_port) = least(r.src_port, r.dst_port)
+     AND greatest(f.src_port, f.dst_port) = greatest(r.src_port, r.dst_port)
+    WHERE (f.dst_ip = r.dst_ip AND f.dst_port = r.dst_port AND f.src_port = r.src_port AND f.src_ip <> r.src_ip)
+       OR (f.src_ip = r.src_ip AND f.src_port = r.src_port AND f.dst_port = r.dst_port AND f.dst_ip <> r.dst_ip)
+       OR (f.src_ip = r.dst_ip AND f.src_port = r.dst_port AND f.dst_port = r.src_port AND f.dst_ip <> r.src_ip)
+       OR (f.dst_ip = r.src_ip AND f.dst_port = r.src_port AND f.src_port = r.dst_port AND f.src_ip <> r.dst_ip)
+),
+guessed AS (
+    SELECT bundle, node, capture, node_side, src_ip, src_port, dst_ip, dst_port, orig_rsts, resp_rsts, packets,
+           CASE WHEN container_is_forig THEN f_src ELSE f_dst END AS c_src,
+           CASE WHEN container_is_forig THEN f_sport ELSE f_dport END AS c_sport,
+           CASE WHEN container_is_forig THEN f_dst ELSE f_src END AS c_dst,
+           CASE WHEN container_is_forig THEN f_dport ELSE f_sport END AS c_dport,
+           nat_is_orig, 'port-preserving NAT' AS mapped_by, CAST(NULL AS VARCHAR) AS ct_entry
+    FROM pairs p
+    WHERE NOT EXISTS (SELECT 1 FROM mapped m WHERE m.bundle = p.bundle AND m.capture = p.capture
+                      AND m.src_ip = p.src_ip AND m.src_port = p.src_port AND m.dst_ip = p.dst_ip AND m.dst_port = p.dst_port)
 ),
 candidates AS (
-    SELECT * FROM mapped WHERE NOT (c_src = src_ip AND c_sport = src_port)
-    UNION ALL SELECT * FROM guessed
+    SELECT *, CASE WHEN nat_is_orig THEN orig_rsts ELSE resp_rsts END AS nat_rsts FROM mapped
+    UNION ALL
+    SELECT *, CASE WHEN nat_is_orig THEN orig_rsts ELSE resp_rsts END AS nat_rsts FROM guessed
 ),
--- The container-side captures that saw the flow, and the RSTs they saw.
+-- The container-side captures that saw the flow, and the RSTs the
+-- container sent there.
 inside AS (
     SELECT c.bundle, c.capture, c.src_ip, c.src_port, c.dst_ip, c.dst_port,
            f.capture AS container_capture,
-           sum(coalesce(f.orig_rsts, 0) + coalesce(f.resp_rsts, 0)) AS container_rsts,
+           sum(CASE WHEN f.src_ip = c.c_src AND f.src_port = c.c_sport THEN f.orig_rsts ELSE f.resp_rsts END) AS container_rsts,
            sum(f.packets) AS container_packets
     FROM candidates c
-    JOIN flows f ON coalesce(f.host, '') = c.node AND f.proto = 'tcp'
+    JOIN host_only_rst_flows f ON f.node = c.node AND NOT f.node_side
      AND least(f.src_port, f.dst_port) = least(c.c_sport, c.c_dport)
      AND greatest(f.src_port, f.dst_port) = greatest(c.c_sport, c.c_dport)
      AND ((f.src_ip = c.c_src AND f.src_port = c.c_sport AND f.dst_ip = c.c_dst AND f.dst_port = c.c_dport)
        OR (f.dst_ip = c.c_src AND f.dst_port = c.c_sport AND f.src_ip = c.c_dst AND f.src_port = c.c_dport))
-    JOIN sides s ON s.bundle = f.bundle AND s.capture = f.capture AND NOT s.node_side
     GROUP BY c.bundle, c.capture, c.src_ip, c.src_port, c.dst_ip, c.dst_port, f.capture
 )
 SELECT c.*, i.container_capture, i.container_packets,
-           concat('node capture ', c.capture, ' has ', c.rsts, ' RST(s) on ', c.src_ip, ':', c.src_port, ' <-> ',
-                  c.dst_ip, ':', c.dst_port, ' (container flow ', c.c_src, ':', c.c_sport, ' -> ', c.c_dst, ':', c.c_dport,
-                  ' by ', c.mapped_by, '); capture ', i.container_capture, ' saw ', i.container_packets,
-                  ' packets of it and no RST') AS finding
-    FROM candidates c
-    JOIN inside i ON i.bundle = c.bundle AND i.capture = c.capture AND i.src_ip = c.src_ip AND i.src_port = c.src_port
-                 AND i.dst_ip = c.dst_ip AND i.dst_port = c.dst_port
-    WHERE i.container_rsts = 0;
+       concat('node capture ', c.capture, ' has ', c.nat_rsts, ' RST(s) sent from the NAT end of ',
+              c.src_ip, ':', c.src_port, ' <-> ', c.dst_ip, ':', c.dst_port,
+              ' (container flow ', c.c_src, ':', c.c_sport, ' -> ', c.c_dst, ':', c.c_dport, ' by ', c.mapped_by,
+              '); capture ', i.container_capture, ' saw ', i.container_packets,
+              ' packets of it and no RST from the container') AS finding
+FROM candidates c
+JOIN inside i ON i.bundle = c.bundle AND i.capture = c.capture AND i.src_ip = c.src_ip AND i.src_port = c.src_port
+             AND i.dst_ip = c.dst_ip AND i.dst_port = c.dst_port
+WHERE c.nat_rsts > 0 AND i.container_rsts = 0;
 
--- Step 2: their packets at the node-side capture, in one pass.
+-- Step 3: their packets at the node-side capture, in one pass.
 CREATE TABLE host_only_rst_packets AS
 SELECT p.bundle, p.capture, p.frame, p.ts, p.ifname, p.src_ip, p.src_port, p.dst_ip, p.dst_port,
            p.tcp_flags, p.rst, p.seq, p.ack_seq, p.window, p.payload_bytes, f.finding
@@ -107,7 +125,7 @@ SELECT p.bundle, p.capture, p.frame, p.ts, p.ifname, p.src_ip, p.src_port, p.dst
        OR (p.src_ip = f.dst_ip AND p.src_port = f.dst_port AND p.dst_ip = f.src_ip AND p.dst_port = f.src_port))
     WHERE p.proto = 'tcp';
 
--- Step 3: the evidence, one row per fact.
+-- Step 4: the evidence, one row per fact.
 WITH rst AS (
     SELECT * FROM host_only_rst_packets WHERE rst
 ),
