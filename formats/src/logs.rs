@@ -632,23 +632,9 @@ mod tests {
     use crate::rows::{Origin, read};
     use arrow_array::RecordBatch;
     use arrow_array::cast::AsArray;
-    use arrow_array::types::{Int32Type, TimestampNanosecondType, UInt32Type, UInt64Type};
+    use arrow_array::types::{TimestampNanosecondType, UInt32Type, UInt64Type};
 
-    fn strs(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
-        let col = batch.column_by_name(name).unwrap();
-        if let Some(d) = col.as_dictionary_opt::<Int32Type>() {
-            let values = d.values().as_string::<i32>();
-            return d
-                .keys()
-                .iter()
-                .map(|k| k.map(|k| values.value(k as usize).to_owned()))
-                .collect();
-        }
-        col.as_string::<i32>()
-            .iter()
-            .map(|s| s.map(str::to_owned))
-            .collect()
-    }
+    use crate::rows::testing::strings as strs;
 
     fn at(batch: &RecordBatch, name: &str, row: usize) -> Option<String> {
         strs(batch, name).get(row).cloned().flatten()

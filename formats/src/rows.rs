@@ -433,6 +433,33 @@ pub fn empty(table: &Table) -> RecordBatch {
     RecordBatch::new_empty(schema_of(table.columns))
 }
 
+/// Reading columns back in tests, whatever their encoding.
+#[cfg(test)]
+pub(crate) mod testing {
+    use arrow_array::RecordBatch;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int32Type;
+
+    /// A string column, plain or dictionary-encoded, as owned strings.
+    pub fn strings(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
+        let col = batch
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("no column {name}"));
+        if let Some(dict) = col.as_dictionary_opt::<Int32Type>() {
+            let values = dict.values().as_string::<i32>();
+            dict.keys()
+                .iter()
+                .map(|k| k.map(|k| values.value(k as usize).to_owned()))
+                .collect()
+        } else {
+            col.as_string::<i32>()
+                .iter()
+                .map(|s| s.map(str::to_owned))
+                .collect()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

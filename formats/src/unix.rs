@@ -396,23 +396,9 @@ pub(crate) mod tests {
     use crate::rows::{Origin, read};
     use arrow_array::RecordBatch;
     use arrow_array::cast::AsArray;
-    use arrow_array::types::{Int32Type, UInt64Type};
+    use arrow_array::types::{UInt64Type};
 
-    fn strings(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
-        let col = batch.column_by_name(name).unwrap();
-        if let Some(dict) = col.as_dictionary_opt::<Int32Type>() {
-            let values = dict.values().as_string::<i32>();
-            dict.keys()
-                .iter()
-                .map(|k| k.map(|k| values.value(k as usize).to_owned()))
-                .collect()
-        } else {
-            col.as_string::<i32>()
-                .iter()
-                .map(|s| s.map(str::to_owned))
-                .collect()
-        }
-    }
+    use crate::rows::testing::strings;
 
     fn u64s(batch: &RecordBatch, name: &str) -> Vec<Option<u64>> {
         batch
