@@ -1,12 +1,16 @@
 //! Inputs in, SQL answers out.
 //!
-//! [`Workspace::open`] opens every input (capture files, each with a
-//! capture-point label; a file is indexed as it is first read) and registers the tables of
+//! [`Workspace::open`] resolves every input ([`load`]): capture files (each
+//! with a capture-point label; a file is indexed as it is first read),
+//! `.capsnap` bundles (extracted safely into the cache, [`bundle`]),
+//! directories and globs of them, and text artifacts, which the
+//! [`formats::READERS`] turn into record batches. It registers the tables of
 //! [`formats::TABLES`] in a DataFusion `SessionContext`: the capture tables
 //! stream from the files ([`scan`]), decoded in parallel, projected columns
-//! only. [`Workspace::run`] plans SQL there and [`output::write_stream`]
-//! writes the answer in the format asked for. [`repl`] is the interactive
-//! prompt.
+//! only; the artifact tables are in memory. [`Workspace::run`] plans SQL
+//! there and [`output::write_stream`] writes the answer in the format asked
+//! for; [`Workspace::detect`] runs the canned detections of `queries/`
+//! ([`detect`]). [`repl`] is the interactive prompt.
 
 mod bundle;
 mod detect;
