@@ -244,3 +244,46 @@ fn repro_scripts_reproduce_on_this_kernel() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// The classic detections on a directory of /proc files written by hand
+/// (no lab makes a full conntrack table or TCP memory pressure without
+/// starving the machine): each must fire on its numbers, and the healthy
+/// bundle above shows they stay silent on a normal node.
+#[test]
+fn classic_detections_fire_on_their_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = dir.path().join("node-7/netns/host");
+    std::fs::create_dir_all(ns.join("proc/net")).unwrap();
+    let files = [
+        ("proc/net/sockstat", "sockets: used 90\nTCP: inuse 40 orphan 2 tw 10 alloc 60 mem 400000\nUDP: inuse 3 mem 1\n"),
+        (
+            "sysctls.txt",
+            "net.ipv4.tcp_mem = 287898 383867 575796\nnet.netfilter.nf_conntrack_max = 1000\nnet.netfilter.nf_conntrack_count = 990\n",
+        ),
+        (
+            "proc/net/snmp",
+            "Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab InSegs OutSegs RetransSegs InErrs OutRsts InCsumErrors\n\
+             Tcp: 1 200 120000 -1 10 10 0 0 1 5000 10000 2000 0 0 0\n",
+        ),
+        (
+            "conntrack-stats.txt",
+            "cpu=0   \tfound=0 invalid=0 insert=0 insert_failed=3 drop=3 early_drop=0 error=0 search_restart=0 \n",
+        ),
+    ];
+    for (path, text) in files {
+        std::fs::write(ns.join(path), text).unwrap();
+    }
+    let (code, objects) = detect(&dir.path().join("node-7"));
+    assert_eq!(code, 1);
+    let summary = |id: &str| -> String {
+        let f = found(&objects, id);
+        assert_eq!(f.len(), 1, "{id}: {objects:#?}");
+        f[0]["summary"].as_str().unwrap().to_owned()
+    };
+    assert!(summary("conntrack-full").contains("990 of 1000 entries; insert_failed 3, drop 3"));
+    assert!(summary("tcp-memory-pressure").contains("TCP uses 400000 pages of memory; tcp_mem pressure threshold is 383867"));
+    assert!(summary("retransmission-storm").contains("2000 of 10000 TCP segments retransmitted (20.0%)"));
+    // No processes here: the detections that need them cannot tell.
+    let leak = objects.iter().find(|o| o["detection"] == "socket-leak").unwrap();
+    assert_eq!(leak["status"], "cannot_tell");
+}
