@@ -129,7 +129,7 @@ fn extract(input: impl Read, into: &Path) -> Result<(), String> {
         let mut first = entries
             .next()
             .ok_or("empty bundle: no manifest.json")?
-            .map_err(|e| format!("damaged tar header: {e}"))?;
+            .map_err(|e| format!("damaged or cut short (reading manifest.json): {e}"))?;
         let name = entry_path(&first)?;
         if name != "manifest.json" {
             return Err(format!("first member is {name:?}, not manifest.json"));
@@ -175,7 +175,7 @@ fn extract(input: impl Read, into: &Path) -> Result<(), String> {
     left.set(total.saturating_add(4096 * (declared.len() as u64 + 4)));
     let mut seen = 0usize;
     for entry in entries {
-        let mut entry = entry.map_err(|e| format!("damaged tar stream: {e}"))?;
+        let mut entry = entry.map_err(|e| format!("damaged or cut short (after {seen} members): {e}"))?;
         let name = entry_path(&entry)?;
         let kind = entry.header().entry_type();
         if kind.is_dir() {

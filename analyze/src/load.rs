@@ -66,6 +66,15 @@ impl Loaded {
             return self.directory(&dir, &name_of(path));
         }
         let name = name_of(path);
+        if path.extension().is_some_and(|e| e == "capsnap") {
+            let first: String = head.iter().take(4).map(|b| format!("{b:02x}")).collect();
+            return Err(Error::Bundle {
+                path: path.clone(),
+                problem: format!(
+                    "not a capsnap bundle: it starts with {first}, not the zstd magic 28b52ffd"
+                ),
+            });
+        }
         if !is_capture(path, &head)
             && let Some(readers) = claimed(&name, &head)
         {
