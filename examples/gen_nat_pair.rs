@@ -129,7 +129,11 @@ fn transfer(
     let segments = 20 + rng.below(160);
     steps.push(Step::Both(true, PSH | ACK, 150 + rng.below(400) as u16));
     for i in 0..segments {
-        let len = if rng.below(10) < 4 { 1448 } else { 100 + rng.below(900) as u16 };
+        let len = if rng.below(10) < 4 {
+            1448
+        } else {
+            100 + rng.below(900) as u16
+        };
         // Uploads: the local end sends, the remote ACKs every other one.
         steps.push(Step::Both(upload, ACK, len));
         if i % 2 == 1 {
@@ -278,7 +282,12 @@ impl Pcap {
         let mut frame = vec![0u8; SNAPLEN as usize];
         frame[..12].copy_from_slice(&macs);
         frame[12..14].copy_from_slice(&[0x08, 0x00]);
-        Ok(Pcap { w, packets: 0, rsts: 0, frame })
+        Ok(Pcap {
+            w,
+            packets: 0,
+            rsts: 0,
+            frame,
+        })
     }
 
     /// Writes `s`; `outbound` picks the MAC order.
@@ -288,7 +297,9 @@ impl Pcap {
             a.swap_with_slice(b);
         }
         let ip = &mut self.frame[14..34];
-        ip.copy_from_slice(&[0x45, 0, 0, 0, 0, 0, 0x40, 0, s.ttl, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        ip.copy_from_slice(&[
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, s.ttl, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ]);
         ip[2..4].copy_from_slice(&(40 + s.len).to_be_bytes());
         ip[4..6].copy_from_slice(&(self.packets as u16).to_be_bytes());
         ip[12..16].copy_from_slice(&s.src);
@@ -305,8 +316,10 @@ impl Pcap {
         tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
         let wire = 54 + u32::from(s.len);
         let caplen = wire.min(SNAPLEN);
-        self.w.write_all(&((s.ts_us / 1_000_000) as u32).to_le_bytes())?;
-        self.w.write_all(&((s.ts_us % 1_000_000) as u32).to_le_bytes())?;
+        self.w
+            .write_all(&((s.ts_us / 1_000_000) as u32).to_le_bytes())?;
+        self.w
+            .write_all(&((s.ts_us % 1_000_000) as u32).to_le_bytes())?;
         self.w.write_all(&caplen.to_le_bytes())?;
         self.w.write_all(&wire.to_le_bytes())?;
         self.w.write_all(&self.frame[..caplen as usize])?;
@@ -407,14 +420,21 @@ fn main() -> std::io::Result<()> {
             ttl,
         };
         let forwarded = f.pod.is_some();
-        let (node_ts, pod_ts) = if local { (ts_us + 1, ts_us) } else { (ts_us, ts_us + 1) };
+        let (node_ts, pod_ts) = if local {
+            (ts_us + 1, ts_us)
+        } else {
+            (ts_us, ts_us + 1)
+        };
         let node_ttl = match (local, forwarded) {
             (true, true) => 63,
             (true, false) => 64,
             (false, _) => 52,
         };
         node.write(&seg(NODE_IP, node_ts, node_ttl), local)?;
-        if on_pod && pod_ts >= pod_start && let Some(addr) = f.pod {
+        if on_pod
+            && pod_ts >= pod_start
+            && let Some(addr) = f.pod
+        {
             pod.write(&seg(addr, pod_ts, if local { 64 } else { 51 }), local)?;
             f.pod_seen = true;
             if let Some(t) = f.truth {
@@ -424,7 +444,9 @@ fn main() -> std::io::Result<()> {
         if flags & RST != 0 && !f.reset_written {
             f.reset_written = true;
             reset[f.kind as usize][usize::from(forwarded)] += 1;
-            if step == Step::HostRst && let Some(addr) = f.pod {
+            if step == Step::HostRst
+                && let Some(addr) = f.pod
+            {
                 let line = format!(
                     "{}\t{}\t{}\t{}\t{}",
                     ip(NODE_IP),
@@ -449,7 +471,10 @@ fn main() -> std::io::Result<()> {
     node.w.flush()?;
     pod.w.flush()?;
     let mut out = BufWriter::new(File::create(dir.join("truth.tsv"))?);
-    writeln!(out, "node_ip\tnode_port\tremote_ip\tremote_port\tcontainer_ip")?;
+    writeln!(
+        out,
+        "node_ip\tnode_port\tremote_ip\tremote_port\tcontainer_ip"
+    )?;
     for (line, _) in truth.iter().filter(|(_, seen)| *seen) {
         writeln!(out, "{line}")?;
     }

@@ -33,7 +33,8 @@ enum Command {
     )]
     Collect(CollectArgs),
     /// Run SQL over bundles, directories and capture files.
-    #[command(long_about = "Run SQL over bundles, directories of artifacts and capture files.\n\n\
+    #[command(
+        long_about = "Run SQL over bundles, directories of artifacts and capture files.\n\n\
         Inputs are .capsnap bundles (or their unpacked directories), directories of /proc files and\n\
         tool output taken by hand, single such files, globs, and pcap/pcapng files, each capture\n\
         optionally labelled with its capture point:\n  \
@@ -41,15 +42,18 @@ enum Command {
         capsnap query 'bundles/*.capsnap' \"select host, protocol, inuse, alloc from sockstat\"\n  \
         capsnap query host=node.pcap pod/web=web.pcapng \"select capture, count(*) from packets where rst group by capture\"\n\n\
         `capsnap tables` lists the tables. Without SQL (and without -f), an interactive prompt opens;\n\
-        SQL piped on stdin is run as is.")]
+        SQL piped on stdin is run as is."
+    )]
     Query(QueryArgs),
     /// Run the canned detections: name the fault and show the rows that prove it.
-    #[command(long_about = "Run the canned detections (queries/*.sql) over bundles, directories or captures.\n\n\
+    #[command(
+        long_about = "Run the canned detections (queries/*.sql) over bundles, directories or captures.\n\n\
         Prints each finding with its evidence rows, why it matters and what to do; a detection whose\n\
         inputs are missing says \"cannot tell\" instead of giving an all-clear.\n  \
         capsnap detect capsnap-node1-20261121T101500Z.capsnap\n  \
         capsnap detect host=node.pcap pod/web=web.pcap --format json\n\n\
-        Exit code: 0 nothing found, 1 something found, 2 error.")]
+        Exit code: 0 nothing found, 1 something found, 2 error."
+    )]
     Detect(DetectArgs),
     /// List the tables with their columns, types and meaning.
     #[command(

@@ -36,7 +36,10 @@ fn a_glob_of_bundles_is_one_set_of_tables_with_bundle_and_host() {
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "bundle,hosts,processes");
-    let bundles: Vec<&str> = lines[1..].iter().map(|l| l.split(',').next().unwrap()).collect();
+    let bundles: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
     assert_eq!(
         bundles,
         [
@@ -48,7 +51,10 @@ fn a_glob_of_bundles_is_one_set_of_tables_with_bundle_and_host() {
             "unix-socket-replaced.capsnap"
         ]
     );
-    assert!(lines[1..].iter().all(|l| l.split(',').nth(1) == Some("1")), "{text}");
+    assert!(
+        lines[1..].iter().all(|l| l.split(',').nth(1) == Some("1")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -94,7 +100,8 @@ fn a_hostile_bundle_is_refused_naming_the_member() {
     // manifest.json first, then a member that climbs out of the extraction
     // directory: written as raw tar bytes, compressed with the zstd CLI.
     let dir = tempfile::tempdir().unwrap();
-    let manifest = br#"{"format_version":1,"host":"x","members":[{"path":"../evil","size":1,"sha256":"00"}]}"#;
+    let manifest =
+        br#"{"format_version":1,"host":"x","members":[{"path":"../evil","size":1,"sha256":"00"}]}"#;
     let mut tar = Vec::new();
     for (name, data) in [("manifest.json", &manifest[..]), ("../evil", b"x")] {
         let mut h = [0u8; 512];
@@ -132,7 +139,10 @@ fn a_hostile_bundle_is_refused_naming_the_member() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("x.capsnap") && err.contains("\"../evil\"") && err.contains("escapes"), "{err}");
+    assert!(
+        err.contains("x.capsnap") && err.contains("\"../evil\"") && err.contains("escapes"),
+        "{err}"
+    );
     assert!(!dir.path().join("cache/capsnap/evil").exists());
     assert!(!dir.path().join("cache/capsnap/bundles/evil").exists());
 }

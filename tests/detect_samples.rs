@@ -58,40 +58,83 @@ fn check_incident(id: &str, bundle: &Path, expect: &Value) {
     let (code, objects) = detect(bundle);
     assert_eq!(code, 1, "{id}: detect must exit 1 when it finds something");
     let findings = found(&objects, id);
-    assert!(!findings.is_empty(), "{id} did not fire on {}: {objects:#?}", bundle.display());
-    let summaries: Vec<&str> = findings.iter().filter_map(|f| f["summary"].as_str()).collect();
+    assert!(
+        !findings.is_empty(),
+        "{id} did not fire on {}: {objects:#?}",
+        bundle.display()
+    );
+    let summaries: Vec<&str> = findings
+        .iter()
+        .filter_map(|f| f["summary"].as_str())
+        .collect();
     let rows = evidence(&findings);
     let o = &expect["objects"];
-    let s = |k: &str| o[k].as_str().map(str::to_owned).unwrap_or_else(|| o[k].to_string());
-    let any_summary = |parts: &[String]| summaries.iter().any(|t| parts.iter().all(|p| t.contains(p.as_str())));
+    let s = |k: &str| {
+        o[k].as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| o[k].to_string())
+    };
+    let any_summary = |parts: &[String]| {
+        summaries
+            .iter()
+            .any(|t| parts.iter().all(|p| t.contains(p.as_str())))
+    };
     match id {
         "host-only-rst" => {
             let want = [
                 format!("{}:{}", s("nat_ip"), s("nat_port")),
                 format!("{}:{}", s("remote_ip"), s("remote_port")),
-                format!("container flow {}:{}", s("container_ip"), s("container_port")),
+                format!(
+                    "container flow {}:{}",
+                    s("container_ip"),
+                    s("container_port")
+                ),
                 format!("capture {}", s("netns_container")),
             ];
-            assert!(any_summary(&want), "{id}: no finding names {want:?}: {summaries:?}");
+            assert!(
+                any_summary(&want),
+                "{id}: no finding names {want:?}: {summaries:?}"
+            );
             let rsts = rows.iter().filter(|r| r["evidence"] == "rst").count() as u64;
-            assert_eq!(rsts, o["rst_count"].as_u64().unwrap(), "{id}: RST rows: {rows:#?}");
-            assert!(rows.iter().any(|r| r["evidence"] == "provoking packet"), "{id}: no provoking packet");
+            assert_eq!(
+                rsts,
+                o["rst_count"].as_u64().unwrap(),
+                "{id}: RST rows: {rows:#?}"
+            );
+            assert!(
+                rows.iter().any(|r| r["evidence"] == "provoking packet"),
+                "{id}: no provoking packet"
+            );
             assert!(
                 rows.iter().any(|r| r["evidence"] == "sysctl"
-                    && r["detail"].as_str().unwrap_or("").contains("nf_conntrack_tcp_be_liberal = 0")),
+                    && r["detail"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("nf_conntrack_tcp_be_liberal = 0")),
                 "{id}: be_liberal not shown"
             );
         }
         "connect-timeout" => {
             let want = [
-                format!(":{} -> {}:{}", s("local_port"), s("remote_ip"), s("remote_port")),
+                format!(
+                    ":{} -> {}:{}",
+                    s("local_port"),
+                    s("remote_ip"),
+                    s("remote_port")
+                ),
                 format!("FIN_WAIT2 socket {}", s("fin_wait2_local")),
             ];
-            assert!(any_summary(&want), "{id}: no finding names {want:?}: {summaries:?}");
+            assert!(
+                any_summary(&want),
+                "{id}: no finding names {want:?}: {summaries:?}"
+            );
         }
         "unix-socket-replaced" => {
             let want = [s("path"), format!("listener pid {}", s("listener_pid"))];
-            assert!(any_summary(&want), "{id}: no finding names {want:?}: {summaries:?}");
+            assert!(
+                any_summary(&want),
+                "{id}: no finding names {want:?}: {summaries:?}"
+            );
             let exec = rows
                 .iter()
                 .find(|r| r["role"] == format!("exec by {}", s("replacer_parent_comm")))
@@ -101,12 +144,16 @@ fn check_incident(id: &str, bundle: &Path, expect: &Value) {
         }
         "runtime-hang" => {
             assert!(
-                rows.iter().any(|r| r["kind"] == "process" && r["pid"] == o["runc_pid"]),
+                rows.iter()
+                    .any(|r| r["kind"] == "process" && r["pid"] == o["runc_pid"]),
                 "{id}: runc pid not named: {rows:#?}"
             );
-            assert!(rows
-                .iter()
-                .any(|r| r["text"].as_str().unwrap_or("").contains("PLEG is not healthy")));
+            assert!(rows.iter().any(|r| {
+                r["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("PLEG is not healthy")
+            }));
         }
         "socket-leak" => {
             let row = rows
@@ -115,7 +162,9 @@ fn check_incident(id: &str, bundle: &Path, expect: &Value) {
                 .unwrap_or_else(|| panic!("{id}: pid not named: {rows:#?}"));
             assert_eq!(row["comm"], o["comm"]);
             assert_eq!(row["netns"], o["netns"]);
-            assert!(row["unknown_socket_fds"].as_u64().unwrap() >= o["leaked_fds"].as_u64().unwrap());
+            assert!(
+                row["unknown_socket_fds"].as_u64().unwrap() >= o["leaked_fds"].as_u64().unwrap()
+            );
         }
         other => panic!("no check for {other}"),
     }
@@ -127,8 +176,14 @@ fn check_healthy(bundle: &Path) {
     assert!(fired.is_empty(), "healthy bundle fired: {fired:#?}");
     assert_eq!(code, 0);
     // Every capsnap input is in a bundle: no detection may shrug.
-    let shrugged: Vec<&Value> = objects.iter().filter(|o| o["status"] == "cannot_tell").collect();
-    assert!(shrugged.is_empty(), "healthy bundle has cannot-tell: {shrugged:#?}");
+    let shrugged: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["status"] == "cannot_tell")
+        .collect();
+    assert!(
+        shrugged.is_empty(),
+        "healthy bundle has cannot-tell: {shrugged:#?}"
+    );
 }
 
 fn expectation(path: &Path) -> Value {
@@ -158,13 +213,22 @@ fn a_detection_says_cannot_tell_when_its_input_is_missing() {
     assert_eq!(code, 1);
     let timeouts = found(&objects, "connect-timeout");
     assert!(
-        timeouts.iter().any(|f| f["summary"].as_str().unwrap().contains(":82 timed out after 3 SYN retransmits")),
+        timeouts.iter().any(|f| f["summary"]
+            .as_str()
+            .unwrap()
+            .contains(":82 timed out after 3 SYN retransmits")),
         "{timeouts:#?}"
     );
-    let leak = objects.iter().find(|o| o["detection"] == "socket-leak").unwrap();
+    let leak = objects
+        .iter()
+        .find(|o| o["detection"] == "socket-leak")
+        .unwrap();
     assert_eq!(leak["status"], "cannot_tell");
     assert!(
-        leak["summary"].as_str().unwrap().contains("no sockstat (no /proc/net files in the inputs)"),
+        leak["summary"]
+            .as_str()
+            .unwrap()
+            .contains("no sockstat (no /proc/net files in the inputs)"),
         "{leak}"
     );
 }
@@ -187,7 +251,9 @@ fn lab_unavailable() -> Option<String> {
     let probe = std::process::Command::new("ip")
         .args(["netns", "add", "cs-probe-detect"])
         .output();
-    let _ = std::process::Command::new("ip").args(["netns", "del", "cs-probe-detect"]).output();
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "del", "cs-probe-detect"])
+        .output();
     match probe {
         Ok(o) if o.status.success() => None,
         _ => Some("cannot create network namespaces".into()),
@@ -202,7 +268,9 @@ unsafe extern "C" {
 #[test]
 fn repro_scripts_reproduce_on_this_kernel() {
     if let Some(why) = lab_unavailable() {
-        eprintln!("SKIPPED repro_scripts_reproduce_on_this_kernel: {why} (needs root, ip netns, iptables, conntrack, python3, cc)");
+        eprintln!(
+            "SKIPPED repro_scripts_reproduce_on_this_kernel: {why} (needs root, ip netns, iptables, conntrack, python3, cc)"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -255,7 +323,10 @@ fn classic_detections_fire_on_their_counters() {
     let ns = dir.path().join("node-7/netns/host");
     std::fs::create_dir_all(ns.join("proc/net")).unwrap();
     let files = [
-        ("proc/net/sockstat", "sockets: used 90\nTCP: inuse 40 orphan 2 tw 10 alloc 60 mem 400000\nUDP: inuse 3 mem 1\n"),
+        (
+            "proc/net/sockstat",
+            "sockets: used 90\nTCP: inuse 40 orphan 2 tw 10 alloc 60 mem 400000\nUDP: inuse 3 mem 1\n",
+        ),
         (
             "sysctls.txt",
             "net.ipv4.tcp_mem = 287898 383867 575796\nnet.netfilter.nf_conntrack_max = 1000\nnet.netfilter.nf_conntrack_count = 990\n",
@@ -281,9 +352,18 @@ fn classic_detections_fire_on_their_counters() {
         f[0]["summary"].as_str().unwrap().to_owned()
     };
     assert!(summary("conntrack-full").contains("990 of 1000 entries; insert_failed 3, drop 3"));
-    assert!(summary("tcp-memory-pressure").contains("TCP uses 400000 pages of memory; tcp_mem pressure threshold is 383867"));
-    assert!(summary("retransmission-storm").contains("2000 of 10000 TCP segments retransmitted (20.0%)"));
+    assert!(
+        summary("tcp-memory-pressure")
+            .contains("TCP uses 400000 pages of memory; tcp_mem pressure threshold is 383867")
+    );
+    assert!(
+        summary("retransmission-storm")
+            .contains("2000 of 10000 TCP segments retransmitted (20.0%)")
+    );
     // No processes here: the detections that need them cannot tell.
-    let leak = objects.iter().find(|o| o["detection"] == "socket-leak").unwrap();
+    let leak = objects
+        .iter()
+        .find(|o| o["detection"] == "socket-leak")
+        .unwrap();
     assert_eq!(leak["status"], "cannot_tell");
 }

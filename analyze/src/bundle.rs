@@ -53,16 +53,19 @@ pub fn open(path: &Path) -> Result<PathBuf, Error> {
     if dir.join(COMPLETE).exists() {
         return Ok(dir);
     }
-    std::fs::create_dir_all(&cache).map_err(|e| err(format!("cannot create {}: {e}", cache.display())))?;
+    std::fs::create_dir_all(&cache)
+        .map_err(|e| err(format!("cannot create {}: {e}", cache.display())))?;
     let staging = cache.join(format!("{key}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir(&staging).map_err(|e| err(format!("cannot create {}: {e}", staging.display())))?;
+    std::fs::create_dir(&staging)
+        .map_err(|e| err(format!("cannot create {}: {e}", staging.display())))?;
     let result = File::open(path)
         .map_err(|e| format!("cannot read: {e}"))
         .and_then(|f| extract(f, &staging));
     match result {
         Ok(()) => {
-            File::create(staging.join(COMPLETE)).map_err(|e| err(format!("cannot write cache: {e}")))?;
+            File::create(staging.join(COMPLETE))
+                .map_err(|e| err(format!("cannot write cache: {e}")))?;
             // Another capsnap may have finished the same bundle meanwhile:
             // its copy is as good as ours.
             if std::fs::rename(&staging, &dir).is_err() {
@@ -112,8 +115,8 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Extracts the tar+zstd stream `input` into `into`.
 fn extract(input: impl Read, into: &Path) -> Result<(), String> {
-    let decoder = zstd::stream::read::Decoder::new(input)
-        .map_err(|e| format!("not a zstd stream: {e}"))?;
+    let decoder =
+        zstd::stream::read::Decoder::new(input).map_err(|e| format!("not a zstd stream: {e}"))?;
     // Until the manifest is read, nothing bounds the stream but the
     // manifest limit; afterwards, the declared sizes do.
     let left = Rc::new(Cell::new(MAX_MANIFEST + 4096));
@@ -134,9 +137,14 @@ fn extract(input: impl Read, into: &Path) -> Result<(), String> {
         if name != "manifest.json" {
             return Err(format!("first member is {name:?}, not manifest.json"));
         }
-        let size = first.header().size().map_err(|e| format!("manifest.json: {e}"))?;
+        let size = first
+            .header()
+            .size()
+            .map_err(|e| format!("manifest.json: {e}"))?;
         if size > MAX_MANIFEST {
-            return Err(format!("manifest.json is {size} bytes, over the {MAX_MANIFEST} limit"));
+            return Err(format!(
+                "manifest.json is {size} bytes, over the {MAX_MANIFEST} limit"
+            ));
         }
         let mut bytes = Vec::with_capacity(size as usize);
         first
@@ -175,7 +183,8 @@ fn extract(input: impl Read, into: &Path) -> Result<(), String> {
     left.set(total.saturating_add(4096 * (declared.len() as u64 + 4)));
     let mut seen = 0usize;
     for entry in entries {
-        let mut entry = entry.map_err(|e| format!("damaged or cut short (after {seen} members): {e}"))?;
+        let mut entry =
+            entry.map_err(|e| format!("damaged or cut short (after {seen} members): {e}"))?;
         let name = entry_path(&entry)?;
         let kind = entry.header().entry_type();
         if kind.is_dir() {
@@ -189,9 +198,14 @@ fn extract(input: impl Read, into: &Path) -> Result<(), String> {
             ));
         }
         let Some((size, sha)) = declared.remove(&name) else {
-            return Err(format!("member {name:?} is not declared in manifest.json (or appears twice)"));
+            return Err(format!(
+                "member {name:?} is not declared in manifest.json (or appears twice)"
+            ));
         };
-        let header_size = entry.header().size().map_err(|e| format!("member {name:?}: {e}"))?;
+        let header_size = entry
+            .header()
+            .size()
+            .map_err(|e| format!("member {name:?}: {e}"))?;
         if header_size != size {
             return Err(format!(
                 "member {name:?} is {header_size} bytes in the archive but {size} in manifest.json"
@@ -207,16 +221,21 @@ fn extract(input: impl Read, into: &Path) -> Result<(), String> {
         let mut written = 0u64;
         let mut limited = (&mut entry).take(size);
         loop {
-            let n = limited.read(&mut buf).map_err(|e| format!("member {name:?}: {e}"))?;
+            let n = limited
+                .read(&mut buf)
+                .map_err(|e| format!("member {name:?}: {e}"))?;
             if n == 0 {
                 break;
             }
             hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(|e| format!("writing {name}: {e}"))?;
+            out.write_all(&buf[..n])
+                .map_err(|e| format!("writing {name}: {e}"))?;
             written += n as u64;
         }
         if written != size {
-            return Err(format!("member {name:?} ends after {written} of its {size} bytes"));
+            return Err(format!(
+                "member {name:?} ends after {written} of its {size} bytes"
+            ));
         }
         let got = hex(&hasher.finalize());
         if got != sha {
@@ -322,7 +341,10 @@ mod tests {
             .iter()
             .map(|(p, d)| serde_json::json!({"path": p, "size": d.len(), "sha256": sha(d)}))
             .collect();
-        serde_json::to_vec(&serde_json::json!({"format_version": 1, "host": "n1", "members": members})).unwrap()
+        serde_json::to_vec(
+            &serde_json::json!({"format_version": 1, "host": "n1", "members": members}),
+        )
+        .unwrap()
     }
 
     /// Writes members with raw names (tar::Builder would refuse `..`).
@@ -356,7 +378,10 @@ mod tests {
     #[test]
     fn a_valid_bundle_extracts_and_verifies() {
         let m = manifest(&[("netns/host/proc/net/sockstat", b"TCP: inuse 1\n")]);
-        let (r, dir) = try_extract(&[M("manifest.json", F, &m), M("netns/host/proc/net/sockstat", F, b"TCP: inuse 1\n")]);
+        let (r, dir) = try_extract(&[
+            M("manifest.json", F, &m),
+            M("netns/host/proc/net/sockstat", F, b"TCP: inuse 1\n"),
+        ]);
         r.unwrap();
         let got = std::fs::read(dir.path().join("x/netns/host/proc/net/sockstat")).unwrap();
         assert_eq!(got, b"TCP: inuse 1\n");
@@ -411,6 +436,9 @@ mod tests {
         assert!(bytes.len() < 1 << 20);
         let dir = tempfile::tempdir().unwrap();
         let err = extract(&bytes[..], dir.path()).unwrap_err();
-        assert!(err.contains("more data than its manifest declares"), "{err}");
+        assert!(
+            err.contains("more data than its manifest declares"),
+            "{err}"
+        );
     }
 }

@@ -13,8 +13,8 @@
 //! keys) are not shown. A blank line ends the header. Tables named in `requires:`
 //! that no input fed make the whole detection "cannot tell" before it runs.
 
-use crate::error::Error;
 use crate::Workspace;
+use crate::error::Error;
 use datafusion::arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
 use datafusion::arrow::compute::{cast, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -22,15 +22,42 @@ use std::sync::LazyLock;
 
 /// The detection files, in the order they run and are reported.
 const SOURCES: &[(&str, &str)] = &[
-    ("host-only-rst.sql", include_str!("../../queries/host-only-rst.sql")),
-    ("socket-leak.sql", include_str!("../../queries/socket-leak.sql")),
-    ("unix-socket-replaced.sql", include_str!("../../queries/unix-socket-replaced.sql")),
-    ("connect-timeout.sql", include_str!("../../queries/connect-timeout.sql")),
-    ("runtime-hang.sql", include_str!("../../queries/runtime-hang.sql")),
-    ("conntrack-full.sql", include_str!("../../queries/conntrack-full.sql")),
-    ("tcp-memory-pressure.sql", include_str!("../../queries/tcp-memory-pressure.sql")),
-    ("retransmission-storm.sql", include_str!("../../queries/retransmission-storm.sql")),
-    ("half-open-flows.sql", include_str!("../../queries/half-open-flows.sql")),
+    (
+        "host-only-rst.sql",
+        include_str!("../../queries/host-only-rst.sql"),
+    ),
+    (
+        "socket-leak.sql",
+        include_str!("../../queries/socket-leak.sql"),
+    ),
+    (
+        "unix-socket-replaced.sql",
+        include_str!("../../queries/unix-socket-replaced.sql"),
+    ),
+    (
+        "connect-timeout.sql",
+        include_str!("../../queries/connect-timeout.sql"),
+    ),
+    (
+        "runtime-hang.sql",
+        include_str!("../../queries/runtime-hang.sql"),
+    ),
+    (
+        "conntrack-full.sql",
+        include_str!("../../queries/conntrack-full.sql"),
+    ),
+    (
+        "tcp-memory-pressure.sql",
+        include_str!("../../queries/tcp-memory-pressure.sql"),
+    ),
+    (
+        "retransmission-storm.sql",
+        include_str!("../../queries/retransmission-storm.sql"),
+    ),
+    (
+        "half-open-flows.sql",
+        include_str!("../../queries/half-open-flows.sql"),
+    ),
 ];
 
 /// Every detection, parsed from [`SOURCES`].
@@ -157,11 +184,19 @@ fn why_missing(table: &str, collection: &[(String, String)]) -> String {
     let (sources, absent): (&[&str], &str) = match table {
         "packets" | "flows" => (&["packets"], "no capture file in the inputs"),
         "events" => (&["ebpf"], "no eBPF event log in the inputs"),
-        "logs" => (&["kernel_log", "journal", "log_files"], "no kernel log or journal in the inputs"),
+        "logs" => (
+            &["kernel_log", "journal", "log_files"],
+            "no kernel log or journal in the inputs",
+        ),
         "conntrack" => (&["tool:conntrack"], "no conntrack dump in the inputs"),
         "processes" | "fds" => (&["processes"], "no process snapshot in the inputs"),
-        "sockets" | "sockstat" | "net_counters" | "interfaces" => (&["proc_net"], "no /proc/net files in the inputs"),
-        "unix_sockets" => (&["unix_diag", "proc_net"], "no unix socket table in the inputs"),
+        "sockets" | "sockstat" | "net_counters" | "interfaces" => {
+            (&["proc_net"], "no /proc/net files in the inputs")
+        }
+        "unix_sockets" => (
+            &["unix_diag", "proc_net"],
+            "no unix socket table in the inputs",
+        ),
         "sysctls" => (&["sysctls"], "no sysctls in the inputs"),
         _ => (&[], "no input holds it"),
     };
@@ -220,7 +255,9 @@ impl Workspace {
                 .map(|need| {
                     let why: Vec<String> = need
                         .split('|')
-                        .map(|t| format!("no {} ({})", t.trim(), why_missing(t.trim(), &collection)))
+                        .map(|t| {
+                            format!("no {} ({})", t.trim(), why_missing(t.trim(), &collection))
+                        })
                         .collect();
                     why.join(" and ")
                 })
@@ -272,7 +309,8 @@ impl Workspace {
             .collect();
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
         let table = datafusion::datasource::MemTable::try_new(schema, vec![vec![batch]])?;
-        self.ctx.register_table("findings", std::sync::Arc::new(table))?;
+        self.ctx
+            .register_table("findings", std::sync::Arc::new(table))?;
         Ok(())
     }
 
@@ -289,8 +327,10 @@ impl Workspace {
     async fn collection_reasons(&self) -> Result<Vec<(String, String)>, Error> {
         let batches = self
             .ctx
-            .sql("select source, concat(source, ': ', status, coalesce(concat(': ', reason), '')) \
-                  from collection where status <> 'ok'")
+            .sql(
+                "select source, concat(source, ': ', status, coalesce(concat(': ', reason), '')) \
+                  from collection where status <> 'ok'",
+            )
             .await?
             .collect()
             .await?;
@@ -312,7 +352,10 @@ impl Workspace {
     /// Runs a detection's statements: `CREATE TABLE` steps (tables made
     /// here are dropped afterwards, whatever happens), then the final query,
     /// whose schema and rows come back.
-    pub async fn detection_rows(&self, d: &Detection) -> Result<(SchemaRef, Vec<RecordBatch>), Error> {
+    pub async fn detection_rows(
+        &self,
+        d: &Detection,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), Error> {
         let before = self.table_names();
         let result = self.run_statements(&d.sql).await;
         for name in self.table_names().difference(&before) {
@@ -345,7 +388,11 @@ impl Workspace {
                 answer = Some((schema, rows));
             }
         }
-        answer.ok_or_else(|| Error::Query(datafusion::error::DataFusionError::Plan("no statement".into())))
+        answer.ok_or_else(|| {
+            Error::Query(datafusion::error::DataFusionError::Plan(
+                "no statement".into(),
+            ))
+        })
     }
 
     async fn run_detection(&self, d: &Detection) -> Result<Outcome, Error> {
@@ -388,7 +435,11 @@ impl Workspace {
         for (summary, rows) in findings {
             let mut parts = Vec::new();
             for (b, batch) in batches.iter().enumerate() {
-                let idx: Vec<u32> = rows.iter().filter(|(rb, _)| *rb == b).map(|(_, r)| *r).collect();
+                let idx: Vec<u32> = rows
+                    .iter()
+                    .filter(|(rb, _)| *rb == b)
+                    .map(|(_, r)| *r)
+                    .collect();
                 if idx.is_empty() {
                     continue;
                 }
@@ -398,7 +449,9 @@ impl Workspace {
                     .iter()
                     .enumerate()
                     .filter(|(_, f)| {
-                        f.name() != "finding" && f.name() != "cannot_tell" && !f.name().starts_with('_')
+                        f.name() != "finding"
+                            && f.name() != "cannot_tell"
+                            && !f.name().starts_with('_')
                     })
                     .map(|(i, _)| i)
                     .collect();
@@ -412,7 +465,6 @@ impl Workspace {
         Ok(Outcome::Found(out))
     }
 }
-
 
 /// Writes reports as a readable list (`Format::Table`) or as JSON (one
 /// object per finding, and one per detection that found nothing or could
@@ -484,7 +536,8 @@ pub fn write_reports(
                         for f in findings {
                             writeln!(out, "  * {}", f.summary)?;
                             let plain = crate::output::plain_batch(&f.evidence)?;
-                            let table = datafusion::arrow::util::pretty::pretty_format_batches(&[plain])?;
+                            let table =
+                                datafusion::arrow::util::pretty::pretty_format_batches(&[plain])?;
                             for line in table.to_string().lines() {
                                 writeln!(out, "    {line}")?;
                             }
@@ -547,7 +600,8 @@ mod tests {
         assert_eq!(d.sql, "select 1 as finding");
         let e = Detection::parse("y.sql", "-- id: x\n").unwrap_err();
         assert!(e.contains("file name"), "{e}");
-        let e = Detection::parse("x.sql", "-- id: x\n-- title: T\n-- severity: dire\n").unwrap_err();
+        let e =
+            Detection::parse("x.sql", "-- id: x\n-- title: T\n-- severity: dire\n").unwrap_err();
         assert!(e.contains("dire"), "{e}");
     }
 
@@ -575,7 +629,11 @@ mod tests {
                 );
             });
             // Its step tables are gone again.
-            assert!(!ws.table_names().iter().any(|t| t.starts_with(&d.id.replace('-', "_"))));
+            assert!(
+                !ws.table_names()
+                    .iter()
+                    .any(|t| t.starts_with(&d.id.replace('-', "_")))
+            );
         }
     }
 }

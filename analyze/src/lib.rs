@@ -29,9 +29,9 @@ pub use source::{CaptureSource, InputSpec};
 
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use std::collections::BTreeMap;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scan::{CaptureProvider, CaptureTable};
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
@@ -109,7 +109,10 @@ impl Workspace {
                 .remove(table.name)
                 .unwrap_or_else(|| vec![formats::empty(table)]);
             let schema = formats::schema_of(table.columns);
-            ctx.register_table(table.name, Arc::new(MemTable::try_new(schema, vec![parts])?))?;
+            ctx.register_table(
+                table.name,
+                Arc::new(MemTable::try_new(schema, vec![parts])?),
+            )?;
         }
         Ok(Workspace {
             ctx,

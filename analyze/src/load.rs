@@ -48,7 +48,11 @@ impl Loaded {
         for spec in inputs {
             for path in expand(&spec.path)? {
                 let explicit = path == spec.path;
-                let label = if explicit { spec.label.clone() } else { InputSpec::parse(&path.to_string_lossy()).label };
+                let label = if explicit {
+                    spec.label.clone()
+                } else {
+                    InputSpec::parse(&path.to_string_lossy()).label
+                };
                 loaded.input(&InputSpec { label, path })?;
             }
         }
@@ -94,7 +98,8 @@ impl Loaded {
             Ok(bytes) => match Manifest::parse(&bytes) {
                 Ok(m) => Some(m),
                 Err(e) => {
-                    self.warnings.push(format!("{}: {e}", manifest_path.display()));
+                    self.warnings
+                        .push(format!("{}: {e}", manifest_path.display()));
                     None
                 }
             },
@@ -123,7 +128,8 @@ impl Loaded {
                 };
                 match CaptureSource::open(&spec) {
                     Ok(source) => {
-                        self.captures.push(Arc::new(source.in_bundle(name, host.clone())));
+                        self.captures
+                            .push(Arc::new(source.in_bundle(name, host.clone())));
                     }
                     Err(e) => self.warnings.push(e.chain()),
                 }
@@ -206,7 +212,9 @@ fn parse_file(path: &Path, origin: Origin, readers: &[&'static Reader]) -> Parse
                         first.join("; ")
                     ));
                 }
-                parsed.batches.push((reader.table.name, batch, shown.clone()));
+                parsed
+                    .batches
+                    .push((reader.table.name, batch, shown.clone()));
             }
             Err(e) => parsed
                 .warnings
@@ -267,7 +275,10 @@ fn expand(path: &Path) -> Result<Vec<PathBuf>, Error> {
 /// relative to `root` ('/'-separated).
 fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<String>, warnings: &mut Vec<String>) {
     if depth > MAX_DEPTH {
-        warnings.push(format!("{}: deeper than {MAX_DEPTH} levels; not read", dir.display()));
+        warnings.push(format!(
+            "{}: deeper than {MAX_DEPTH} levels; not read",
+            dir.display()
+        ));
         return;
     }
     let entries = match std::fs::read_dir(dir) {
@@ -278,7 +289,9 @@ fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<String>, warnings: 
         }
     };
     for entry in entries.flatten() {
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         let path = entry.path();
         if kind.is_dir() {
             walk(root, &path, depth + 1, out, warnings);
@@ -300,7 +313,10 @@ fn read_head(path: &Path) -> Result<Vec<u8>, Error> {
     };
     let mut f = std::fs::File::open(path).map_err(open)?;
     let mut head = Vec::with_capacity(HEAD);
-    f.by_ref().take(HEAD as u64).read_to_end(&mut head).map_err(open)?;
+    f.by_ref()
+        .take(HEAD as u64)
+        .read_to_end(&mut head)
+        .map_err(open)?;
     Ok(head)
 }
 
@@ -316,7 +332,8 @@ fn is_capture(path: &Path, head: &[u8]) -> bool {
         [0x0a, 0x0d, 0x0d, 0x0a],
     ];
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    matches!(ext, "pcap" | "pcapng" | "cap") || head.get(..4).is_some_and(|m| MAGICS.iter().any(|k| k == m))
+    matches!(ext, "pcap" | "pcapng" | "cap")
+        || head.get(..4).is_some_and(|m| MAGICS.iter().any(|k| k == m))
 }
 
 /// `netns/<label>/packets.pcapng` is the capture point `<label>`; any other
@@ -347,7 +364,10 @@ mod tests {
     #[test]
     fn capture_points_of_bundle_files() {
         assert_eq!(capture_label("netns/host/packets.pcapng"), "host");
-        assert_eq!(capture_label("netns/pod/default/web/packets.pcapng"), "pod/default/web");
+        assert_eq!(
+            capture_label("netns/pod/default/web/packets.pcapng"),
+            "pod/default/web"
+        );
         assert_eq!(capture_label("captures/node.pcap"), "node");
     }
 

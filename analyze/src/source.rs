@@ -189,7 +189,12 @@ impl CaptureSource {
         self.host = host;
         let walk = self.walk.get_mut().unwrap_or_else(PoisonError::into_inner);
         if let Some(indexer) = &walk.indexer {
-            walk.described = Arc::new(describe(indexer, &self.bundle, self.host.as_deref(), &self.label));
+            walk.described = Arc::new(describe(
+                indexer,
+                &self.bundle,
+                self.host.as_deref(),
+                &self.label,
+            ));
         }
         self
     }
@@ -289,7 +294,12 @@ impl CaptureSource {
         walk.leftover.clear();
         walk.leftover.extend_from_slice(&buf[used..]);
         if indexer.described() != described_counts(&walk.described.index) {
-            walk.described = Arc::new(describe(indexer, &self.bundle, self.host.as_deref(), &self.label));
+            walk.described = Arc::new(describe(
+                indexer,
+                &self.bundle,
+                self.host.as_deref(),
+                &self.label,
+            ));
         }
         let mut found = lock(&self.found);
         let before = found.chunks.len();

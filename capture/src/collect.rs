@@ -180,8 +180,16 @@ pub fn collect(
     progress(&format!(
         "window open for {:?}: {}{}",
         opts.duration,
-        if ebpf_session.is_some() { "eBPF probes attached" } else { "no eBPF" },
-        if opts.packets { ", capture starting" } else { "" }
+        if ebpf_session.is_some() {
+            "eBPF probes attached"
+        } else {
+            "no eBPF"
+        },
+        if opts.packets {
+            ", capture starting"
+        } else {
+            ""
+        }
     ));
     let targets: Vec<CaptureTarget> = chosen
         .iter()

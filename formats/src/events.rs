@@ -1209,8 +1209,7 @@ mod tests {
     use arrow_array::RecordBatch;
     use arrow_array::cast::AsArray;
     use arrow_array::types::{
-        Int64Type, TimestampNanosecondType, UInt8Type, UInt16Type, UInt32Type,
-        UInt64Type,
+        Int64Type, TimestampNanosecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
     };
 
     use crate::rows::testing::strings as strs;

@@ -17,23 +17,23 @@
 //! [`CONTEXT`] (bundle, host, netns) taken from the file's [`Origin`].
 
 mod capfile;
+mod conntrack;
+mod counters;
 mod decode;
 mod error;
+mod events;
 mod flows;
+mod interfaces;
+mod logs;
 mod manifest;
 mod packets;
+mod proc_net;
 mod processes;
 mod rows;
 mod sockstat;
-mod table;
-mod counters;
-mod interfaces;
-mod proc_net;
 mod sysctls;
+mod table;
 mod unix;
-mod conntrack;
-mod events;
-mod logs;
 
 pub use capfile::{
     Chunk, Damage, Direction, Frame, Frames, Index, Indexer, Interface, Layout, index,
@@ -41,8 +41,8 @@ pub use capfile::{
 pub use decode::{Addr, Headers, L3, Tcp, decode, link, tcp_flag};
 pub use error::{Error, Hex};
 pub use flows::FlowTable;
-pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
 pub use manifest::{Manifest, Member};
+pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
 pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read};
 pub use table::{Column, Kind, Table, schema_of};
 

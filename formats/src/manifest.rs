@@ -91,16 +91,35 @@ fn strings(v: &Value) -> String {
         .join(",")
 }
 
-crate::artifact_table!("netns", "one row per network namespace the bundle covers (netns: its label)", [
-    ("inode", U64, true, "namespace inode (readlink /proc/PID/ns/net)"),
-    ("path", Str, true, "file that entered it when collecting"),
-    ("name", Str, true, "ip netns name"),
-    ("process_count", U64, true, "processes in it"),
-    ("containers", Str, true, "container ids, comma separated"),
-    ("pods", Str, true, "pod UIDs, comma separated"),
-    ("container_names", Str, true, "container names from the runtime"),
-    ("pod_names", Str, true, "pods as namespace/name from the runtime"),
-]);
+crate::artifact_table!(
+    "netns",
+    "one row per network namespace the bundle covers (netns: its label)",
+    [
+        (
+            "inode",
+            U64,
+            true,
+            "namespace inode (readlink /proc/PID/ns/net)"
+        ),
+        ("path", Str, true, "file that entered it when collecting"),
+        ("name", Str, true, "ip netns name"),
+        ("process_count", U64, true, "processes in it"),
+        ("containers", Str, true, "container ids, comma separated"),
+        ("pods", Str, true, "pod UIDs, comma separated"),
+        (
+            "container_names",
+            Str,
+            true,
+            "container names from the runtime"
+        ),
+        (
+            "pod_names",
+            Str,
+            true,
+            "pods as namespace/name from the runtime"
+        ),
+    ]
+);
 
 /// The `netns` table from the manifest.
 pub const NETNS_READER: Reader = Reader {
@@ -139,17 +158,31 @@ pub mod collection {
     //! The `collection` table.
     use super::*;
 
-    crate::artifact_table!("collection", "one row per source of the collection: what was and was not collected, and why", [
-        ("source", Dict, false, "what was collected: proc_net_tcp, packets, ebpf, tool:conntrack ..."),
-        ("status", Dict, false, "ok, partial, skipped or failed"),
-        ("reason", Str, true, "why it is not ok: permission, tool missing, kernel lacks it, timed out"),
-        ("files", Str, true, "bundle files it wrote, comma separated"),
-        ("duration_ms", U64, true, "time it took"),
-        ("started", Ts, true, "start of the collection window"),
-        ("finished", Ts, true, "end of the collection window"),
-        ("kernel", Str, true, "kernel of the node"),
-        ("capsnap_version", Str, true, "capsnap that collected"),
-    ]);
+    crate::artifact_table!(
+        "collection",
+        "one row per source of the collection: what was and was not collected, and why",
+        [
+            (
+                "source",
+                Dict,
+                false,
+                "what was collected: proc_net_tcp, packets, ebpf, tool:conntrack ..."
+            ),
+            ("status", Dict, false, "ok, partial, skipped or failed"),
+            (
+                "reason",
+                Str,
+                true,
+                "why it is not ok: permission, tool missing, kernel lacks it, timed out"
+            ),
+            ("files", Str, true, "bundle files it wrote, comma separated"),
+            ("duration_ms", U64, true, "time it took"),
+            ("started", Ts, true, "start of the collection window"),
+            ("finished", Ts, true, "end of the collection window"),
+            ("kernel", Str, true, "kernel of the node"),
+            ("capsnap_version", Str, true, "capsnap that collected"),
+        ]
+    );
 
     /// The `collection` table from the manifest.
     pub const READER: Reader = Reader {
@@ -205,19 +238,40 @@ mod tests {
         let m = Manifest::parse(SAMPLE).unwrap();
         assert_eq!(m.host.as_deref(), Some("vm"));
         assert_eq!(m.netns_labels[&4026532001], "pod/default/web");
-        assert_eq!(m.members, [Member { path: "dmesg.txt".into(), size: 3, sha256: "ab".into() }]);
-        assert!(Manifest::parse(b"{}").unwrap_err().contains("format_version"));
+        assert_eq!(
+            m.members,
+            [Member {
+                path: "dmesg.txt".into(),
+                size: 3,
+                sha256: "ab".into()
+            }]
+        );
+        assert!(
+            Manifest::parse(b"{}")
+                .unwrap_err()
+                .contains("format_version")
+        );
         assert!(Manifest::parse(b"[").unwrap_err().contains("not JSON"));
     }
 
     #[test]
     fn namespaces_and_sources_become_rows() {
-        let (netns, _, _) = read(&NETNS_READER, SAMPLE, Origin::of("b", Some("vm"), "manifest.json")).unwrap();
+        let (netns, _, _) = read(
+            &NETNS_READER,
+            SAMPLE,
+            Origin::of("b", Some("vm"), "manifest.json"),
+        )
+        .unwrap();
         assert_eq!(netns.num_rows(), 2);
-        let (sources, _, _) =
-            read(&collection::READER, SAMPLE, Origin::of("b", Some("vm"), "manifest.json")).unwrap();
+        let (sources, _, _) = read(
+            &collection::READER,
+            SAMPLE,
+            Origin::of("b", Some("vm"), "manifest.json"),
+        )
+        .unwrap();
         assert_eq!(sources.num_rows(), 2);
-        let reason = arrow_array::cast::AsArray::as_string::<i32>(sources.column_by_name("reason").unwrap());
+        let reason =
+            arrow_array::cast::AsArray::as_string::<i32>(sources.column_by_name("reason").unwrap());
         assert_eq!(reason.value(0), "tool missing: bpftrace");
         assert!(reason.is_null(1));
     }

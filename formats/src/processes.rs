@@ -8,22 +8,61 @@
 use crate::rows::{Reader, Rows, V, file_name_is, text};
 use serde_json::Value;
 
-crate::artifact_table!("processes", "one row per process at collection time (netns: its namespace's label)", [
-    ("pid", U32, false, "process id (in the node's pid namespace)"),
-    ("ppid", U32, true, "parent process id"),
-    ("comm", Dict, true, "command name (/proc/PID/comm, 15 characters at most)"),
-    ("exe", Str, true, "executable path (/proc/PID/exe)"),
-    ("cmdline", Str, true, "arguments joined by spaces (secrets masked when redacted)"),
-    ("uid", U32, true, "real user id"),
-    ("start_time", Ts, true, "when the process started, UTC"),
-    ("netns_inode", U64, true, "inode of its network namespace"),
-    ("mntns_inode", U64, true, "inode of its mount namespace"),
-    ("cgroup", Str, true, "its cgroup v2 path (or the first v1 line)"),
-    ("container_id", Dict, true, "container id found in its cgroup"),
-    ("pod_uid", Dict, true, "Kubernetes pod UID found in its cgroup"),
-    ("fd_count", U64, true, "open file descriptors"),
-    ("socket_fd_count", U64, true, "open file descriptors that are sockets"),
-]);
+crate::artifact_table!(
+    "processes",
+    "one row per process at collection time (netns: its namespace's label)",
+    [
+        (
+            "pid",
+            U32,
+            false,
+            "process id (in the node's pid namespace)"
+        ),
+        ("ppid", U32, true, "parent process id"),
+        (
+            "comm",
+            Dict,
+            true,
+            "command name (/proc/PID/comm, 15 characters at most)"
+        ),
+        ("exe", Str, true, "executable path (/proc/PID/exe)"),
+        (
+            "cmdline",
+            Str,
+            true,
+            "arguments joined by spaces (secrets masked when redacted)"
+        ),
+        ("uid", U32, true, "real user id"),
+        ("start_time", Ts, true, "when the process started, UTC"),
+        ("netns_inode", U64, true, "inode of its network namespace"),
+        ("mntns_inode", U64, true, "inode of its mount namespace"),
+        (
+            "cgroup",
+            Str,
+            true,
+            "its cgroup v2 path (or the first v1 line)"
+        ),
+        (
+            "container_id",
+            Dict,
+            true,
+            "container id found in its cgroup"
+        ),
+        (
+            "pod_uid",
+            Dict,
+            true,
+            "Kubernetes pod UID found in its cgroup"
+        ),
+        ("fd_count", U64, true, "open file descriptors"),
+        (
+            "socket_fd_count",
+            U64,
+            true,
+            "open file descriptors that are sockets"
+        ),
+    ]
+);
 
 /// Reads capsnap's processes.jsonl.
 pub const READER: Reader = Reader {
@@ -99,19 +138,35 @@ pub mod fds {
     //! The `fds` table.
     use super::*;
 
-    crate::artifact_table!("fds", "one row per open file descriptor of every process", [
-        ("pid", U32, false, "process id"),
-        ("fd", U32, false, "file descriptor number"),
-        ("target", Str, false, "what /proc/PID/fd/N points to"),
-        ("kind", Dict, false, "socket, pipe, anon_inode, file, memfd or other"),
-        ("inode", U64, true, "inode of a socket or pipe (`socket:[N]`)"),
-    ]);
+    crate::artifact_table!(
+        "fds",
+        "one row per open file descriptor of every process",
+        [
+            ("pid", U32, false, "process id"),
+            ("fd", U32, false, "file descriptor number"),
+            ("target", Str, false, "what /proc/PID/fd/N points to"),
+            (
+                "kind",
+                Dict,
+                false,
+                "socket, pipe, anon_inode, file, memfd or other"
+            ),
+            (
+                "inode",
+                U64,
+                true,
+                "inode of a socket or pipe (`socket:[N]`)"
+            ),
+        ]
+    );
 
     /// Reads capsnap's fds.tsv.
     pub const READER: Reader = Reader {
         table: &TABLE,
         what: "fds.tsv (capsnap)",
-        claims: |path, head| file_name_is(path, &["fds.tsv"]) || head.starts_with(b"pid\tfd\ttarget\n"),
+        claims: |path, head| {
+            file_name_is(path, &["fds.tsv"]) || head.starts_with(b"pid\tfd\ttarget\n")
+        },
         superseded_by: None,
         parse,
     };
@@ -132,7 +187,13 @@ pub mod fds {
                 continue;
             };
             let (kind, inode) = classify(target);
-            rows.push(&[V::U64(pid), V::U64(fd), V::Str(target), V::Str(kind), inode.into()]);
+            rows.push(&[
+                V::U64(pid),
+                V::U64(fd),
+                V::Str(target),
+                V::Str(kind),
+                inode.into(),
+            ]);
         }
         Ok(())
     }
@@ -184,23 +245,37 @@ not json
         let (batch, skipped, _) = read(&READER, input, origin).unwrap();
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(skipped[0].line, 2);
-        let netns = batch.column_by_name("netns").unwrap().as_dictionary::<Int32Type>();
+        let netns = batch
+            .column_by_name("netns")
+            .unwrap()
+            .as_dictionary::<Int32Type>();
         assert!(netns.is_valid(0) && netns.is_null(1));
         let cmd = batch.column_by_name("cmdline").unwrap().as_string::<i32>();
         assert_eq!(cmd.value(0), "/sbin/init --x");
         let cg = batch.column_by_name("cgroup").unwrap().as_string::<i32>();
         assert_eq!(cg.value(0), "/system.slice");
-        let pids: Vec<_> = batch.column_by_name("pid").unwrap().as_primitive::<UInt32Type>().values().to_vec();
+        let pids: Vec<_> = batch
+            .column_by_name("pid")
+            .unwrap()
+            .as_primitive::<UInt32Type>()
+            .values()
+            .to_vec();
         assert_eq!(pids, [1, 7]);
     }
 
     #[test]
     fn fd_targets_give_kind_and_inode() {
         let input = b"pid\tfd\ttarget\n10\t3\tsocket:[4242]\n10\t4\tpipe:[7]\n10\t5\t/var/log/x (deleted)\nbad line\n";
-        let (batch, skipped, _) = read(&fds::READER, input, Origin::of("b", None, "fds.tsv")).unwrap();
+        let (batch, skipped, _) =
+            read(&fds::READER, input, Origin::of("b", None, "fds.tsv")).unwrap();
         assert_eq!(batch.num_rows(), 3);
         assert_eq!(skipped.len(), 1);
-        let inode: Vec<_> = batch.column_by_name("inode").unwrap().as_primitive::<UInt64Type>().iter().collect();
+        let inode: Vec<_> = batch
+            .column_by_name("inode")
+            .unwrap()
+            .as_primitive::<UInt64Type>()
+            .iter()
+            .collect();
         assert_eq!(inode, [Some(4242), Some(7), None]);
         assert_eq!(fds::classify("anon_inode:[eventfd]"), ("anon_inode", None));
     }

@@ -168,7 +168,11 @@ impl Rows {
     /// Rows of `table`, whose columns must start with [`CONTEXT`].
     pub fn new(table: &'static Table, origin: Origin) -> Rows {
         debug_assert!(
-            table.columns.iter().zip(CONTEXT).all(|(a, b)| a.name == b.name),
+            table
+                .columns
+                .iter()
+                .zip(CONTEXT)
+                .all(|(a, b)| a.name == b.name),
             "table {} must start with the context columns",
             table.name
         );
@@ -338,9 +342,18 @@ fn append(b: &mut dyn ArrayBuilder, column: &Column, value: V, table: &str) {
             put!(BooleanBuilder, v)
         }
         Kind::U8 => put!(UInt8Builder, int(value).and_then(|n| u8::try_from(n).ok())),
-        Kind::U16 => put!(UInt16Builder, int(value).and_then(|n| u16::try_from(n).ok())),
-        Kind::U32 => put!(UInt32Builder, int(value).and_then(|n| u32::try_from(n).ok())),
-        Kind::U64 => put!(UInt64Builder, int(value).and_then(|n| u64::try_from(n).ok())),
+        Kind::U16 => put!(
+            UInt16Builder,
+            int(value).and_then(|n| u16::try_from(n).ok())
+        ),
+        Kind::U32 => put!(
+            UInt32Builder,
+            int(value).and_then(|n| u32::try_from(n).ok())
+        ),
+        Kind::U64 => put!(
+            UInt64Builder,
+            int(value).and_then(|n| u64::try_from(n).ok())
+        ),
         Kind::I64 => put!(Int64Builder, int(value).and_then(|n| i64::try_from(n).ok())),
         Kind::Ts => put!(
             TimestampNanosecondBuilder,
@@ -420,7 +433,11 @@ macro_rules! artifact_table {
 
 /// Parses `input` with `reader` into a batch; the skipped lines come back
 /// with it.
-pub fn read(reader: &Reader, input: &[u8], origin: Origin) -> Result<(RecordBatch, Vec<Skipped>, usize), String> {
+pub fn read(
+    reader: &Reader,
+    input: &[u8],
+    origin: Origin,
+) -> Result<(RecordBatch, Vec<Skipped>, usize), String> {
     let mut rows = Rows::new(reader.table, origin);
     (reader.parse)(input, &mut rows)?;
     let skipped = rows.skipped.clone();
@@ -464,15 +481,23 @@ pub(crate) mod testing {
 mod tests {
     use super::*;
 
-    artifact_table!("demo", "a test table", [
-        ("name", Dict, false, "a name"),
-        ("count", U64, true, "a count"),
-        ("ts", Ts, true, "a time"),
-    ]);
+    artifact_table!(
+        "demo",
+        "a test table",
+        [
+            ("name", Dict, false, "a name"),
+            ("count", U64, true, "a count"),
+            ("ts", Ts, true, "a time"),
+        ]
+    );
 
     #[test]
     fn rows_fill_the_context_columns_from_the_origin() {
-        let origin = Origin::of("b.capsnap", Some("node1"), "netns/pod/default/web/proc/net/sockstat");
+        let origin = Origin::of(
+            "b.capsnap",
+            Some("node1"),
+            "netns/pod/default/web/proc/net/sockstat",
+        );
         assert_eq!(origin.netns.as_deref(), Some("pod/default/web"));
         let mut rows = Rows::new(&TABLE, origin);
         rows.push(&[V::Str("a"), V::U64(7), V::Ts(5)]);
@@ -484,14 +509,27 @@ mod tests {
         assert_eq!(batch.num_columns(), 6);
         let netns = arrow_array::cast::AsArray::as_dictionary::<Int32Type>(batch.column(2));
         let values = arrow_array::cast::AsArray::as_string::<i32>(netns.values());
-        assert_eq!(values.value(netns.keys().value(0) as usize), "pod/default/web");
+        assert_eq!(
+            values.value(netns.keys().value(0) as usize),
+            "pod/default/web"
+        );
     }
 
     #[test]
     fn origin_of_files_outside_netns_has_no_namespace() {
         assert_eq!(Origin::of("b", None, "processes.jsonl").netns, None);
-        assert_eq!(Origin::of("b", None, "netns/host/sysctls.txt").netns.as_deref(), Some("host"));
-        assert_eq!(Origin::of("b", None, "netns/host/proc/net/tcp").netns.as_deref(), Some("host"));
+        assert_eq!(
+            Origin::of("b", None, "netns/host/sysctls.txt")
+                .netns
+                .as_deref(),
+            Some("host")
+        );
+        assert_eq!(
+            Origin::of("b", None, "netns/host/proc/net/tcp")
+                .netns
+                .as_deref(),
+            Some("host")
+        );
     }
 
     #[test]

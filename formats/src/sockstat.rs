@@ -11,15 +11,54 @@
 
 use crate::rows::{Reader, Rows, V, file_name_is, text};
 
-crate::artifact_table!("sockstat", "one row per protocol line of /proc/net/sockstat and sockstat6", [
-    ("protocol", Dict, false, "sockets, TCP, UDP, UDPLITE, RAW, FRAG, TCP6, UDP6 ..."),
-    ("inuse", U64, true, "sockets in use (hashed) in this namespace; for `sockets`, the `used` count"),
-    ("orphan", U64, true, "TCP sockets no longer attached to a file (machine-wide)"),
-    ("tw", U64, true, "TCP sockets in TIME_WAIT in this namespace"),
-    ("alloc", U64, true, "TCP sockets allocated, whatever their state (machine-wide)"),
-    ("mem", U64, true, "pages of memory used by the protocol (TCP: machine-wide; compare with net.ipv4.tcp_mem)"),
-    ("memory", U64, true, "bytes used by IP fragment reassembly (FRAG lines)"),
-]);
+crate::artifact_table!(
+    "sockstat",
+    "one row per protocol line of /proc/net/sockstat and sockstat6",
+    [
+        (
+            "protocol",
+            Dict,
+            false,
+            "sockets, TCP, UDP, UDPLITE, RAW, FRAG, TCP6, UDP6 ..."
+        ),
+        (
+            "inuse",
+            U64,
+            true,
+            "sockets in use (hashed) in this namespace; for `sockets`, the `used` count"
+        ),
+        (
+            "orphan",
+            U64,
+            true,
+            "TCP sockets no longer attached to a file (machine-wide)"
+        ),
+        (
+            "tw",
+            U64,
+            true,
+            "TCP sockets in TIME_WAIT in this namespace"
+        ),
+        (
+            "alloc",
+            U64,
+            true,
+            "TCP sockets allocated, whatever their state (machine-wide)"
+        ),
+        (
+            "mem",
+            U64,
+            true,
+            "pages of memory used by the protocol (TCP: machine-wide; compare with net.ipv4.tcp_mem)"
+        ),
+        (
+            "memory",
+            U64,
+            true,
+            "bytes used by IP fragment reassembly (FRAG lines)"
+        ),
+    ]
+);
 
 /// Reads sockstat and sockstat6.
 pub const READER: Reader = Reader {
@@ -96,11 +135,18 @@ mod tests {
     #[test]
     fn reads_every_protocol_line() {
         let input = b"sockets: used 229\nTCP: inuse 38 orphan 0 tw 3 alloc 7385 mem 101\nUDP: inuse 1 mem 0\nFRAG: inuse 0 memory 0\n";
-        let (batch, skipped, _) =
-            read(&READER, input, Origin::of("b", None, "netns/host/proc/net/sockstat")).unwrap();
+        let (batch, skipped, _) = read(
+            &READER,
+            input,
+            Origin::of("b", None, "netns/host/proc/net/sockstat"),
+        )
+        .unwrap();
         assert!(skipped.is_empty());
         assert_eq!(batch.num_rows(), 4);
-        assert_eq!(column(&batch, "inuse"), [Some(229), Some(38), Some(1), Some(0)]);
+        assert_eq!(
+            column(&batch, "inuse"),
+            [Some(229), Some(38), Some(1), Some(0)]
+        );
         assert_eq!(column(&batch, "alloc"), [None, Some(7385), None, None]);
         assert_eq!(column(&batch, "mem"), [None, Some(101), Some(0), None]);
         assert_eq!(column(&batch, "memory"), [None, None, None, Some(0)]);
@@ -109,7 +155,8 @@ mod tests {
     #[test]
     fn a_damaged_line_is_skipped_and_the_rest_kept() {
         let input = b"TCP: inuse x orphan 0\nUDP: inuse 1 mem 0\n";
-        let (batch, skipped, total) = read(&READER, input, Origin::of("b", None, "sockstat")).unwrap();
+        let (batch, skipped, total) =
+            read(&READER, input, Origin::of("b", None, "sockstat")).unwrap();
         assert_eq!(batch.num_rows(), 1);
         assert_eq!(total, 1);
         assert_eq!(skipped[0].line, 1);

@@ -396,7 +396,7 @@ pub(crate) mod tests {
     use crate::rows::{Origin, read};
     use arrow_array::RecordBatch;
     use arrow_array::cast::AsArray;
-    use arrow_array::types::{UInt64Type};
+    use arrow_array::types::UInt64Type;
 
     use crate::rows::testing::strings;
 
