@@ -281,31 +281,28 @@ impl Workspace {
         if self.ctx.table_exist("findings")? {
             return Ok(());
         }
-        let reports = self.detect(&[]).await?;
-        let mut json = Vec::new();
-        write_reports(&reports, crate::Format::Ndjson, &mut json)?;
-        let (mut id, mut severity, mut status, mut summary, mut evidence) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for line in json.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let o: serde_json::Value =
-                serde_json::from_slice(line).map_err(|e| Error::Output(e.into()))?;
-            let text = |k: &str| o[k].as_str().map(str::to_owned);
-            id.push(text("detection"));
-            severity.push(text("severity"));
-            status.push(text("status"));
-            summary.push(text("summary"));
-            evidence.push(o.get("evidence").map(|e| e.to_string()));
-        }
+        let objects = report_objects(&self.detect(&[]).await?)?;
+        let text = |k: &str| -> Vec<Option<String>> {
+            objects
+                .iter()
+                .map(|o| match &o[k] {
+                    serde_json::Value::Null => None,
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    v => Some(v.to_string()),
+                })
+                .collect()
+        };
+        let columns = ["detection", "severity", "status", "summary", "evidence"];
         use datafusion::arrow::array::ArrayRef;
         use datafusion::arrow::datatypes::{Field, Schema};
         let schema = std::sync::Arc::new(Schema::new(
-            ["detection", "severity", "status", "summary", "evidence"]
+            columns
                 .map(|n| Field::new(n, DataType::Utf8, true))
                 .to_vec(),
         ));
-        let columns: Vec<ArrayRef> = [id, severity, status, summary, evidence]
+        let columns: Vec<ArrayRef> = columns
             .into_iter()
-            .map(|c| std::sync::Arc::new(StringArray::from(c)) as ArrayRef)
+            .map(|c| std::sync::Arc::new(StringArray::from(text(c))) as ArrayRef)
             .collect();
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
         let table = datafusion::datasource::MemTable::try_new(schema, vec![vec![batch]])?;
@@ -481,33 +478,7 @@ pub fn write_reports(
         .any(|r| matches!(r.outcome, Outcome::Found(_)));
     match format {
         Format::Json | Format::Ndjson => {
-            let mut objects = Vec::new();
-            for r in reports {
-                let d = r.detection;
-                let base = |status: &str| {
-                    serde_json::json!({
-                        "detection": d.id, "title": d.title, "severity": d.severity.name(),
-                        "status": status, "why": d.why, "action": d.action,
-                    })
-                };
-                match &r.outcome {
-                    Outcome::Clear => objects.push(base("clear")),
-                    Outcome::CannotTell(why) => {
-                        let mut o = base("cannot_tell");
-                        o["summary"] = format!("cannot tell: {}", why.join("; ")).into();
-                        o["missing"] = why.clone().into();
-                        objects.push(o);
-                    }
-                    Outcome::Found(findings) => {
-                        for f in findings {
-                            let mut o = base("found");
-                            o["summary"] = f.summary.clone().into();
-                            o["evidence"] = rows_as_json(&f.evidence)?;
-                            objects.push(o);
-                        }
-                    }
-                }
-            }
+            let objects = report_objects(reports)?;
             if format == Format::Json {
                 serde_json::to_writer_pretty(&mut *out, &objects).map_err(std::io::Error::from)?;
                 writeln!(out)?;
@@ -555,6 +526,40 @@ pub fn write_reports(
     }
     out.flush()?;
     Ok(found)
+}
+
+/// One JSON object per finding, and one per detection that found nothing
+/// (`clear`) or could not tell: what `--format json` prints and what the
+/// `findings` table holds.
+fn report_objects(reports: &[Report]) -> Result<Vec<serde_json::Value>, Error> {
+    let mut objects = Vec::new();
+    for r in reports {
+        let d = r.detection;
+        let base = |status: &str| {
+            serde_json::json!({
+                "detection": d.id, "title": d.title, "severity": d.severity.name(),
+                "status": status, "why": d.why, "action": d.action,
+            })
+        };
+        match &r.outcome {
+            Outcome::Clear => objects.push(base("clear")),
+            Outcome::CannotTell(why) => {
+                let mut o = base("cannot_tell");
+                o["summary"] = format!("cannot tell: {}", why.join("; ")).into();
+                o["missing"] = why.clone().into();
+                objects.push(o);
+            }
+            Outcome::Found(findings) => {
+                for f in findings {
+                    let mut o = base("found");
+                    o["summary"] = f.summary.clone().into();
+                    o["evidence"] = rows_as_json(&f.evidence)?;
+                    objects.push(o);
+                }
+            }
+        }
+    }
+    Ok(objects)
 }
 
 fn rows_as_json(batch: &RecordBatch) -> Result<serde_json::Value, Error> {

@@ -322,18 +322,8 @@ fn read_head(path: &Path) -> Result<Vec<u8>, Error> {
 
 /// pcap (either byte order, micro or nano) or pcapng magic.
 fn is_capture(path: &Path, head: &[u8]) -> bool {
-    const MAGICS: [[u8; 4]; 7] = [
-        [0xd4, 0xc3, 0xb2, 0xa1],
-        [0xa1, 0xb2, 0xc3, 0xd4],
-        [0x4d, 0x3c, 0xb2, 0xa1],
-        [0xa1, 0xb2, 0x3c, 0x4d],
-        [0x34, 0xcd, 0xb2, 0xa1],
-        [0xa1, 0xb2, 0xcd, 0x34],
-        [0x0a, 0x0d, 0x0d, 0x0a],
-    ];
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    matches!(ext, "pcap" | "pcapng" | "cap")
-        || head.get(..4).is_some_and(|m| MAGICS.iter().any(|k| k == m))
+    matches!(ext, "pcap" | "pcapng" | "cap") || formats::is_capture(head)
 }
 
 /// `netns/<label>/packets.pcapng` is the capture point `<label>`; any other

@@ -687,22 +687,9 @@ fn shown_name(name: &[u8]) -> Option<Cow<'_, [u8]>> {
     }
 }
 
-/// Columns of the unix_diag.tsv bundle artifact, in order.
-pub const TSV_COLUMNS: [&str; 13] = [
-    "inode",
-    "kind",
-    "state",
-    "path",
-    "bound_dev",
-    "bound_ino",
-    "peer",
-    "rqueue",
-    "wqueue",
-    "path_now_dev",
-    "path_now_ino",
-    "path_now_kind",
-    "replaced",
-];
+/// Columns of the unix_diag.tsv bundle artifact, in order: the list the
+/// `unix_sockets` reader of `formats` reads back.
+pub const TSV_COLUMNS: [&str; 13] = formats::UNIX_DIAG_COLUMNS;
 
 /// Writes the `unix_diag.tsv` bundle artifact: a header line of
 /// [`TSV_COLUMNS`], then one line per socket, fields separated by one tab,

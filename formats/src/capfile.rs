@@ -499,6 +499,19 @@ pub struct Indexer {
     stopped: bool,
 }
 
+/// Whether `head` starts like a capture: a pcap magic (either byte order,
+/// micro, nano or the "modified" format) or a pcapng section header.
+pub fn is_capture(head: &[u8]) -> bool {
+    let Some(m) = head.first_chunk::<4>() else {
+        return false;
+    };
+    let le = u32::from_le_bytes(*m);
+    le == PCAPNG_SHB
+        || [le, le.swap_bytes()]
+            .iter()
+            .any(|m| matches!(*m, PCAP_US | PCAP_NS | PCAP_MODIFIED))
+}
+
 impl Indexer {
     /// Reads the file header from `head`, the file's first bytes (at least
     /// 24 of them, unless the file is shorter); `len` is the file's length.

@@ -466,31 +466,10 @@ mod tests {
     use crate::rows::{Origin, read};
     use arrow_array::RecordBatch;
     use arrow_array::cast::AsArray;
-    use arrow_array::types::{UInt8Type, UInt16Type, UInt32Type, UInt64Type};
 
     use crate::rows::testing::strings as strs;
 
-    fn u64s(batch: &RecordBatch, name: &str) -> Vec<Option<u64>> {
-        let col = batch.column_by_name(name).unwrap();
-        match col.data_type() {
-            arrow_schema::DataType::UInt8 => col
-                .as_primitive::<UInt8Type>()
-                .iter()
-                .map(|v| v.map(u64::from))
-                .collect(),
-            arrow_schema::DataType::UInt16 => col
-                .as_primitive::<UInt16Type>()
-                .iter()
-                .map(|v| v.map(u64::from))
-                .collect(),
-            arrow_schema::DataType::UInt32 => col
-                .as_primitive::<UInt32Type>()
-                .iter()
-                .map(|v| v.map(u64::from))
-                .collect(),
-            _ => col.as_primitive::<UInt64Type>().iter().collect(),
-        }
-    }
+    use crate::rows::testing::u64s;
 
     fn bools(batch: &RecordBatch, name: &str) -> Vec<bool> {
         batch

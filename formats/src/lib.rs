@@ -36,7 +36,7 @@ mod table;
 mod unix;
 
 pub use capfile::{
-    Chunk, Damage, Direction, Frame, Frames, Index, Indexer, Interface, Layout, index,
+    Chunk, Damage, Direction, Frame, Frames, Index, Indexer, Interface, Layout, index, is_capture,
 };
 pub use decode::{Addr, Headers, L3, Tcp, decode, link, tcp_flag};
 pub use error::{Error, Hex};
@@ -45,6 +45,7 @@ pub use manifest::{Manifest, Member};
 pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
 pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read};
 pub use table::{Column, Kind, Table, schema_of};
+pub use unix::DIAG_COLUMNS as UNIX_DIAG_COLUMNS;
 
 /// Every table this crate defines, in the order `capsnap tables` lists them.
 pub const TABLES: &[Table] = &[

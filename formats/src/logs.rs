@@ -632,7 +632,7 @@ mod tests {
     use crate::rows::{Origin, read};
     use arrow_array::RecordBatch;
     use arrow_array::cast::AsArray;
-    use arrow_array::types::{TimestampNanosecondType, UInt32Type, UInt64Type};
+    use arrow_array::types::TimestampNanosecondType;
 
     use crate::rows::testing::strings as strs;
 
@@ -649,17 +649,7 @@ mod tests {
             .collect()
     }
 
-    fn u(batch: &RecordBatch, name: &str) -> Vec<Option<u64>> {
-        let col = batch.column_by_name(name).unwrap();
-        match col.data_type() {
-            arrow_schema::DataType::UInt32 => col
-                .as_primitive::<UInt32Type>()
-                .iter()
-                .map(|v| v.map(u64::from))
-                .collect(),
-            _ => col.as_primitive::<UInt64Type>().iter().collect(),
-        }
-    }
+    use crate::rows::testing::u64s as u;
 
     fn load(input: &str, path: &str) -> (RecordBatch, Vec<crate::Skipped>, usize) {
         read(&READER, input.as_bytes(), Origin::of("b", Some("vm"), path)).unwrap()

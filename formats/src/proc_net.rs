@@ -377,18 +377,11 @@ pub(crate) mod tests {
     use crate::rows::{Origin, read};
     use arrow_array::RecordBatch;
     use arrow_array::cast::AsArray;
-    use arrow_array::types::{UInt16Type, UInt64Type};
+    use arrow_array::types::UInt16Type;
 
     use crate::rows::testing::strings;
 
-    fn u64s(batch: &RecordBatch, name: &str) -> Vec<Option<u64>> {
-        batch
-            .column_by_name(name)
-            .unwrap()
-            .as_primitive::<UInt64Type>()
-            .iter()
-            .collect()
-    }
+    use crate::rows::testing::u64s;
 
     fn ports(batch: &RecordBatch, name: &str) -> Vec<Option<u16>> {
         batch

@@ -455,7 +455,8 @@ pub fn empty(table: &Table) -> RecordBatch {
 pub(crate) mod testing {
     use arrow_array::RecordBatch;
     use arrow_array::cast::AsArray;
-    use arrow_array::types::Int32Type;
+    use arrow_array::types::{Int32Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type};
+    use arrow_schema::DataType;
 
     /// A string column, plain or dictionary-encoded, as owned strings.
     pub fn strings(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
@@ -473,6 +474,31 @@ pub(crate) mod testing {
                 .iter()
                 .map(|s| s.map(str::to_owned))
                 .collect()
+        }
+    }
+
+    /// An unsigned integer column of any width, as u64.
+    pub fn u64s(batch: &RecordBatch, name: &str) -> Vec<Option<u64>> {
+        let col = batch
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("no column {name}"));
+        match col.data_type() {
+            DataType::UInt8 => col
+                .as_primitive::<UInt8Type>()
+                .iter()
+                .map(|v| v.map(u64::from))
+                .collect(),
+            DataType::UInt16 => col
+                .as_primitive::<UInt16Type>()
+                .iter()
+                .map(|v| v.map(u64::from))
+                .collect(),
+            DataType::UInt32 => col
+                .as_primitive::<UInt32Type>()
+                .iter()
+                .map(|v| v.map(u64::from))
+                .collect(),
+            _ => col.as_primitive::<UInt64Type>().iter().collect(),
         }
     }
 }

@@ -244,9 +244,9 @@ fn proc_line(line: &str, has_inode: bool) -> Result<ProcLine<'_>, String> {
     })
 }
 
-/// Columns of unix_diag.tsv that this reader uses; the header decides their
-/// positions, so columns added later do not break it.
-const DIAG_COLUMNS: [&str; 13] = [
+/// Columns of unix_diag.tsv, in the order capsnap writes them. The reader
+/// finds them by the header, so columns added later do not break it.
+pub const DIAG_COLUMNS: [&str; 13] = [
     "inode",
     "kind",
     "state",
@@ -396,18 +396,10 @@ pub(crate) mod tests {
     use crate::rows::{Origin, read};
     use arrow_array::RecordBatch;
     use arrow_array::cast::AsArray;
-    use arrow_array::types::UInt64Type;
 
     use crate::rows::testing::strings;
 
-    fn u64s(batch: &RecordBatch, name: &str) -> Vec<Option<u64>> {
-        batch
-            .column_by_name(name)
-            .unwrap()
-            .as_primitive::<UInt64Type>()
-            .iter()
-            .collect()
-    }
+    use crate::rows::testing::u64s;
 
     fn bools(batch: &RecordBatch, name: &str) -> Vec<Option<bool>> {
         batch
