@@ -38,3 +38,4 @@ JOIN cfg ON cfg.bundle = c.bundle
 LEFT JOIN full_log f ON f.bundle = c.bundle
 WHERE coalesce(cfg.count_now, c.entries) >= 0.9 * cfg.max_entries
    OR c.insert_failed > 0 OR c.dropped > 0 OR c.early_drop > 0 OR f.lines > 0
+ORDER BY c.bundle, c.netns

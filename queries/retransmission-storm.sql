@@ -26,3 +26,4 @@ SELECT concat(t.netns, ': ', t.retrans_segs, ' of ', t.out_segs, ' TCP segments 
        ev.retransmits AS retransmit_events, ev.flows AS retransmitting_flows
 FROM t LEFT JOIN ev ON ev.bundle = t.bundle
 WHERE t.out_segs >= 1000 AND t.retrans_segs * 100 >= 5 * t.out_segs
+ORDER BY t.bundle, t.netns

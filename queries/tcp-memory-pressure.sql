@@ -31,3 +31,4 @@ FROM mem m
 JOIN lim l ON l.bundle = m.bundle
 LEFT JOIN oom o ON o.bundle = m.bundle
 WHERE m.pages >= l.pressure OR o.lines > 0
+ORDER BY m.bundle

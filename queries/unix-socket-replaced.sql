@@ -67,3 +67,4 @@ JOIN stale s ON s.bundle = x.bundle AND s.path = x.path
 JOIN (SELECT bundle, path, min(bound_ino) AS bound_ino, min(path_now_ino) AS path_now_ino
       FROM holders WHERE coalesce(replaced, false) GROUP BY bundle, path) h_old
   ON h_old.bundle = x.bundle AND h_old.path = x.path
+ORDER BY bundle, path, ts, pid

@@ -75,8 +75,8 @@ struct QueryArgs {
     #[arg(short = 'f', long = "file", value_name = "SQL_FILE")]
     sql_file: Option<PathBuf>,
     /// Output format.
-    #[arg(long, default_value = "table", value_parser = clap::builder::PossibleValuesParser::new(Format::NAMES))]
-    format: String,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
     /// Write the result to this file instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -88,8 +88,8 @@ struct DetectArgs {
     #[arg(required_unless_present = "list", value_name = "INPUT")]
     inputs: Vec<String>,
     /// Output: table (a readable list), json or ndjson (one object per finding).
-    #[arg(long, default_value = "table", value_parser = ["table", "json", "ndjson"])]
-    format: String,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
     /// Run only these detections (by id; repeatable).
     #[arg(long = "only", value_name = "ID")]
     only: Vec<String>,
@@ -240,7 +240,7 @@ struct QueryConfig {
 
 impl QueryConfig {
     fn from_args(a: QueryArgs) -> Result<QueryConfig> {
-        let format = Format::parse(&a.format).context("unknown format")?;
+        let format = a.format;
         let mut args = a.args;
         let sql = match a.sql_file {
             Some(f) => Some(
@@ -336,7 +336,10 @@ fn detect(a: DetectArgs) -> Result<Found> {
             bail!("--only {id}: no such detection (capsnap detect --list shows them)");
         }
     }
-    let format = Format::parse(&a.format).context("unknown format")?;
+    let format = a.format;
+    if !matches!(format, Format::Table | Format::Json | Format::Ndjson) {
+        bail!("detect --format {format}: findings are written as table, json or ndjson");
+    }
     let inputs: Vec<InputSpec> = a.inputs.iter().map(|a| InputSpec::parse(a)).collect();
     let rt = runtime()?;
     let reports = rt.block_on(async {

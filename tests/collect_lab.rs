@@ -264,7 +264,7 @@ fn collect_on_a_nat_lab_sees_both_sides_conntrack_fds_and_probes() {
     let m = unpack(&bundle, &x);
 
     // Manifest: format, window, both namespaces, every member hashed.
-    assert_eq!(m["format_version"], 1);
+    assert_eq!(m["format_version"], formats::bundle::FORMAT_VERSION);
     let labels: Vec<&str> = m["namespaces"]
         .as_array()
         .unwrap()
@@ -272,6 +272,14 @@ fn collect_on_a_nat_lab_sees_both_sides_conntrack_fds_and_probes() {
         .map(|n| n["label"].as_str().unwrap())
         .collect();
     assert_eq!(labels, vec!["host", &lab.ns("pod")]);
+    for n in m["namespaces"].as_array().unwrap() {
+        let dir = n["dir"].as_str().unwrap();
+        assert_eq!(dir, formats::bundle::dir_name(n["label"].as_str().unwrap()));
+        assert!(
+            x.join("netns").join(dir).join("packets.pcapng").is_file(),
+            "{dir}"
+        );
+    }
     for member in m["members"].as_array().unwrap() {
         assert!(
             x.join(member["path"].as_str().unwrap()).is_file(),

@@ -1,10 +1,19 @@
-//! `capsnap detect` on the incident samples: each kept bundle in samples/
-//! (made by samples/repro/<id>.sh on a lab of network namespaces) must fire
-//! its detection naming the objects its `<id>.expect.json` records, and
-//! the healthy bundle must fire nothing. `repro_scripts_reproduce_on_this_kernel`
-//! re-runs the reproductions here and checks fresh bundles the same way,
-//! so the detections are proven on the kernel CI runs, not only on kept
-//! files.
+//! `capsnap detect` on the kept samples, table-driven the way ruff tests
+//! its rules: every `samples/<id>.capsnap` has a snapshot
+//! `samples/<id>.expect.json` of `detect --format json` with its volatile
+//! values (pids, times, inodes) normalised, and
+//! one test compares them all. Adding a sample adds no test code.
+//!
+//! `CAPSNAP_BLESS=1 cargo nextest run --test detect_samples` rewrites the
+//! snapshots after an intended change (read the diff before committing).
+//!
+//! Each sample was made by `samples/repro/<id>.sh`, which reproduces the
+//! fault on a lab of network namespaces and writes `<id>.facts.json`: what
+//! it did and the objects (`named`) a correct finding must name.
+//! `repro_scripts_reproduce_on_this_kernel` re-runs every script here and
+//! checks the fresh bundle against the kept snapshot (the same detections
+//! fire) and its own facts, so the detections are proven on the kernel CI
+//! runs, not only on kept files.
 
 mod common;
 
@@ -12,16 +21,22 @@ use common::capsnap;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-const INCIDENTS: &[&str] = &[
-    "host-only-rst",
-    "connect-timeout",
-    "unix-socket-replaced",
-    "runtime-hang",
-    "socket-leak",
-];
-
 fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
+}
+
+/// The kept sample bundles, by id.
+fn kept() -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(samples())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            Some(name.strip_suffix(".capsnap")?.to_owned())
+        })
+        .collect();
+    ids.sort();
+    assert!(ids.len() >= 6, "samples/ lost its bundles: {ids:?}");
+    ids
 }
 
 /// Runs detect with JSON output: (exit code, objects).
@@ -38,170 +53,198 @@ fn detect(bundle: &Path) -> (i32, Vec<Value>) {
     (out.status.code().unwrap_or(-1), objects)
 }
 
-fn found<'a>(objects: &'a [Value], id: &str) -> Vec<&'a Value> {
-    objects
-        .iter()
-        .filter(|o| o["detection"] == id && o["status"] == "found")
-        .collect()
+/// Keys whose values change from one reproduction to the next.
+fn volatile(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "pid", "inode", "ts", "time", "started", "finished", "age_s", "_ns", "_ms",
+    ]
+    .iter()
+    .any(|v| key == *v || key.ends_with(v))
+        || key.starts_with("first_") && key.ends_with("ts")
+        || key.starts_with("last_") && key.ends_with("ts")
 }
 
-fn evidence(findings: &[&Value]) -> Vec<Value> {
-    findings
-        .iter()
-        .flat_map(|f| f["evidence"].as_array().cloned().unwrap_or_default())
-        .collect()
-}
-
-/// Asserts that `bundle` shows the incident `id` with the objects of
-/// `expect` (the `objects` of an expect.json).
-fn check_incident(id: &str, bundle: &Path, expect: &Value) {
-    let (code, objects) = detect(bundle);
-    assert_eq!(code, 1, "{id}: detect must exit 1 when it finds something");
-    let findings = found(&objects, id);
-    assert!(
-        !findings.is_empty(),
-        "{id} did not fire on {}: {objects:#?}",
-        bundle.display()
-    );
-    let summaries: Vec<&str> = findings
-        .iter()
-        .filter_map(|f| f["summary"].as_str())
-        .collect();
-    let rows = evidence(&findings);
-    let o = &expect["objects"];
-    let s = |k: &str| {
-        o[k].as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| o[k].to_string())
-    };
-    let any_summary = |parts: &[String]| {
-        summaries
-            .iter()
-            .any(|t| parts.iter().all(|p| t.contains(p.as_str())))
-    };
-    match id {
-        "host-only-rst" => {
-            let want = [
-                format!("{}:{}", s("nat_ip"), s("nat_port")),
-                format!("{}:{}", s("remote_ip"), s("remote_port")),
-                format!(
-                    "container flow {}:{}",
-                    s("container_ip"),
-                    s("container_port")
-                ),
-                format!("capture {}", s("netns_container")),
-            ];
-            assert!(
-                any_summary(&want),
-                "{id}: no finding names {want:?}: {summaries:?}"
-            );
-            let rsts = rows.iter().filter(|r| r["evidence"] == "rst").count() as u64;
-            assert_eq!(
-                rsts,
-                o["rst_count"].as_u64().unwrap(),
-                "{id}: RST rows: {rows:#?}"
-            );
-            assert!(
-                rows.iter().any(|r| r["evidence"] == "provoking packet"),
-                "{id}: no provoking packet"
-            );
-            assert!(
-                rows.iter().any(|r| r["evidence"] == "sysctl"
-                    && r["detail"]
-                        .as_str()
-                        .unwrap_or("")
-                        .contains("nf_conntrack_tcp_be_liberal = 0")),
-                "{id}: be_liberal not shown"
-            );
-        }
-        "connect-timeout" => {
-            let want = [
-                format!(
-                    ":{} -> {}:{}",
-                    s("local_port"),
-                    s("remote_ip"),
-                    s("remote_port")
-                ),
-                format!("FIN_WAIT2 socket {}", s("fin_wait2_local")),
-            ];
-            assert!(
-                any_summary(&want),
-                "{id}: no finding names {want:?}: {summaries:?}"
-            );
-        }
-        "unix-socket-replaced" => {
-            let want = [s("path"), format!("listener pid {}", s("listener_pid"))];
-            assert!(
-                any_summary(&want),
-                "{id}: no finding names {want:?}: {summaries:?}"
-            );
-            let exec = rows
-                .iter()
-                .find(|r| r["role"] == format!("exec by {}", s("replacer_parent_comm")))
-                .unwrap_or_else(|| panic!("{id}: no exec row by the replacer's parent: {rows:#?}"));
-            assert_eq!(exec["pid"], o["replacer_pid"]);
-            assert!(exec["cmdline"].as_str().unwrap().ends_with(" -V"));
-        }
-        "runtime-hang" => {
-            assert!(
-                rows.iter()
-                    .any(|r| r["kind"] == "process" && r["pid"] == o["runc_pid"]),
-                "{id}: runc pid not named: {rows:#?}"
-            );
-            assert!(rows.iter().any(|r| {
-                r["text"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("PLEG is not healthy")
-            }));
-        }
-        "socket-leak" => {
-            let row = rows
-                .iter()
-                .find(|r| r["pid"] == o["pid"])
-                .unwrap_or_else(|| panic!("{id}: pid not named: {rows:#?}"));
-            assert_eq!(row["comm"], o["comm"]);
-            assert_eq!(row["netns"], o["netns"]);
-            assert!(
-                row["unknown_socket_fds"].as_u64().unwrap() >= o["leaked_fds"].as_u64().unwrap()
-            );
-        }
-        other => panic!("no check for {other}"),
+/// The snapshot form of detect's output: volatile values replaced by
+/// `<key>`, and the words after `pid`/`inode` in summaries too.
+fn normalise(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let v = if volatile(k) && !v.is_null() {
+                        Value::String(format!("<{k}>"))
+                    } else {
+                        normalise(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(normalise).collect()),
+        Value::String(s) => Value::String(normalise_text(s)),
+        other => other.clone(),
     }
 }
 
-fn check_healthy(bundle: &Path) {
-    let (code, objects) = detect(bundle);
-    let fired: Vec<&Value> = objects.iter().filter(|o| o["status"] == "found").collect();
-    assert!(fired.is_empty(), "healthy bundle fired: {fired:#?}");
-    assert_eq!(code, 0);
-    // Every capsnap input is in a bundle: no detection may shrug.
-    let shrugged: Vec<&Value> = objects
-        .iter()
-        .filter(|o| o["status"] == "cannot_tell")
-        .collect();
-    assert!(
-        shrugged.is_empty(),
-        "healthy bundle has cannot-tell: {shrugged:#?}"
-    );
+/// `pid 26296` -> `pid <n>`, `inode 16119764` -> `inode <n>`.
+fn normalise_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut words = s.split(' ').peekable();
+    let mut first = true;
+    while let Some(w) = words.next() {
+        if !first {
+            out.push(' ');
+        }
+        first = false;
+        out.push_str(w);
+        if ["pid", "inode", "ppid"].contains(&w.trim_start_matches('('))
+            && let Some(next) = words.peek()
+            && next.chars().next().is_some_and(|c| c.is_ascii_digit())
+        {
+            let rest: String = next.trim_start_matches(|c: char| c.is_ascii_digit()).into();
+            words.next();
+            out.push_str(" <n>");
+            out.push_str(&rest);
+        }
+    }
+    out
 }
 
-fn expectation(path: &Path) -> Value {
+/// Where two JSON values first differ, as a path.
+fn first_difference(path: &str, a: &Value, b: &Value) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys()) {
+                let (va, vb) = (
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                );
+                if let Some(d) = first_difference(&format!("{path}.{k}"), va, vb) {
+                    return Some(d);
+                }
+            }
+            None
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                if let Some(d) = first_difference(&format!("{path}[{i}]"), va, vb) {
+                    return Some(d);
+                }
+            }
+            (x.len() != y.len())
+                .then(|| format!("{path}: {} items, snapshot has {}", x.len(), y.len()))
+        }
+        _ => (a != b).then(|| format!("{path}: {a}, snapshot has {b}")),
+    }
+}
+
+#[test]
+fn every_kept_sample_matches_its_snapshot() {
+    let bless = std::env::var_os("CAPSNAP_BLESS").is_some();
+    let mut failures = Vec::new();
+    for id in kept() {
+        let bundle = samples().join(format!("{id}.capsnap"));
+        let snapshot_path = samples().join(format!("{id}.expect.json"));
+        let (code, objects) = detect(&bundle);
+        let found = objects.iter().any(|o| o["status"] == "found");
+        assert_eq!(code, i32::from(found), "{id}: exit code {code}");
+        let got = normalise(&Value::Array(objects));
+        if bless {
+            let text = serde_json::to_string_pretty(&got).unwrap() + "\n";
+            std::fs::write(&snapshot_path, text).unwrap();
+            continue;
+        }
+        let Ok(text) = std::fs::read(&snapshot_path) else {
+            failures.push(format!(
+                "{id}: no snapshot {} (CAPSNAP_BLESS=1 writes it)",
+                snapshot_path.display()
+            ));
+            continue;
+        };
+        let want: Value = serde_json::from_slice(&text).unwrap();
+        if let Some(d) = first_difference("", &got, &want) {
+            failures.push(format!(
+                "{id}: detect output differs from {}: {d}\n(CAPSNAP_BLESS=1 rewrites the snapshots after an intended change)",
+                snapshot_path.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The facts a reproduction recorded.
+fn facts(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-#[test]
-fn kept_samples_fire_their_detection_with_its_objects() {
-    for id in INCIDENTS {
-        let expect = expectation(&samples().join(format!("{id}.expect.json")));
-        assert_eq!(expect["detection"], *id);
-        check_incident(id, &samples().join(format!("{id}.capsnap")), &expect);
+/// Checks a bundle against its facts and the kept snapshot: the same
+/// detections found (and the same ones unable to tell), and every object
+/// the facts name shown by the finding.
+fn check_against(id: &str, bundle: &Path, facts: &Value) {
+    let (code, objects) = detect(bundle);
+    let snapshot: Value = serde_json::from_slice(
+        &std::fs::read(samples().join(format!("{id}.expect.json"))).unwrap(),
+    )
+    .unwrap();
+    let outcomes = |objects: &[Value]| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = objects
+            .iter()
+            .filter(|o| o["status"] != "clear")
+            .map(|o| (o["detection"].to_string(), o["status"].to_string()))
+            .collect();
+        v.dedup();
+        v
+    };
+    assert_eq!(
+        outcomes(&objects),
+        outcomes(snapshot.as_array().unwrap()),
+        "{id}: not the detections of the kept sample"
+    );
+    assert_eq!(
+        code,
+        i32::from(objects.iter().any(|o| o["status"] == "found"))
+    );
+    let Some(detection) = facts["detection"].as_str() else {
+        return;
+    };
+    let shown: String = objects
+        .iter()
+        .filter(|o| o["detection"] == detection && o["status"] == "found")
+        .map(|o| format!("{} {}", o["summary"], o["evidence"]))
+        .collect();
+    for key in facts["named"].as_array().into_iter().flatten() {
+        let key = key.as_str().unwrap();
+        let value = &facts["objects"][key];
+        let wanted: Vec<String> = match value {
+            Value::Array(items) => items.iter().map(plain).collect(),
+            v => vec![plain(v)],
+        };
+        for w in wanted {
+            assert!(
+                shown.contains(&w) || shown.contains(&w.replace('"', "\\\"")),
+                "{id}: the finding does not show {key} = {w}: {shown}"
+            );
+        }
     }
 }
 
+fn plain(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
 #[test]
-fn kept_healthy_sample_fires_nothing() {
-    check_healthy(&samples().join("healthy.capsnap"));
+fn kept_samples_name_the_objects_of_their_facts() {
+    for id in kept() {
+        let facts_path = samples().join(format!("{id}.facts.json"));
+        if facts_path.exists() {
+            check_against(
+                &id,
+                &samples().join(format!("{id}.capsnap")),
+                &facts(&facts_path),
+            );
+        }
+    }
 }
 
 #[test]
@@ -211,7 +254,10 @@ fn a_detection_says_cannot_tell_when_its_input_is_missing() {
     // still found from the packets alone.
     let (code, objects) = detect(&samples().join("basic.pcapng"));
     assert_eq!(code, 1);
-    let timeouts = found(&objects, "connect-timeout");
+    let timeouts: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["detection"] == "connect-timeout" && o["status"] == "found")
+        .collect();
     assert!(
         timeouts.iter().any(|f| f["summary"]
             .as_str()
@@ -228,7 +274,7 @@ fn a_detection_says_cannot_tell_when_its_input_is_missing() {
         leak["summary"]
             .as_str()
             .unwrap()
-            .contains("no sockstat (no /proc/net files in the inputs)"),
+            .contains("no sockstat (no input holds /proc/net/sockstat, /proc/net/sockstat6)"),
         "{leak}"
     );
 }
@@ -277,10 +323,14 @@ fn repro_scripts_reproduce_on_this_kernel() {
     let mut failures = Vec::new();
     // One at a time: processes, eBPF events and sockstat are machine-wide,
     // so concurrent reproductions would see each other.
-    for id in INCIDENTS.iter().copied().chain(["healthy"]) {
+    for id in kept() {
+        let script = samples().join(format!("repro/{id}.sh"));
+        if !script.exists() {
+            continue;
+        }
         let out = dir.path().join(format!("{id}.capsnap"));
         let run = std::process::Command::new("bash")
-            .arg(samples().join(format!("repro/{id}.sh")))
+            .arg(&script)
             .arg(&out)
             .env("CAPSNAP", env!("CARGO_BIN_EXE_capsnap"))
             .output()
@@ -295,11 +345,7 @@ fn repro_scripts_reproduce_on_this_kernel() {
             continue;
         }
         let check = std::panic::catch_unwind(|| {
-            if id == "healthy" {
-                check_healthy(&out);
-            } else {
-                check_incident(id, &out, &expectation(&out.with_extension("expect.json")));
-            }
+            check_against(&id, &out, &facts(&out.with_extension("facts.json")));
         });
         if let Err(e) = check {
             let msg = e
@@ -347,7 +393,10 @@ fn classic_detections_fire_on_their_counters() {
     let (code, objects) = detect(&dir.path().join("node-7"));
     assert_eq!(code, 1);
     let summary = |id: &str| -> String {
-        let f = found(&objects, id);
+        let f: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o["detection"] == id && o["status"] == "found")
+            .collect();
         assert_eq!(f.len(), 1, "{id}: {objects:#?}");
         f[0]["summary"].as_str().unwrap().to_owned()
     };
@@ -366,4 +415,13 @@ fn classic_detections_fire_on_their_counters() {
         .find(|o| o["detection"] == "socket-leak")
         .unwrap();
     assert_eq!(leak["status"], "cannot_tell");
+}
+
+#[test]
+fn normalising_hides_what_changes_between_reproductions() {
+    let v: Value = serde_json::json!([{"summary": "listener pid 26296 (inode 16119764) on /tmp/x", "evidence": [{"pid": 7, "ts": "2026", "port": 443, "first_ts": 1}]}]);
+    assert_eq!(
+        normalise(&v),
+        serde_json::json!([{"summary": "listener pid <n> (inode <n>) on /tmp/x", "evidence": [{"pid": "<pid>", "ts": "<ts>", "port": 443, "first_ts": "<first_ts>"}]}])
+    );
 }

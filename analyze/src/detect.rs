@@ -13,61 +13,29 @@
 //! keys) are not shown. A blank line ends the header. Tables named in `requires:`
 //! that no input fed make the whole detection "cannot tell" before it runs.
 
-use crate::Workspace;
 use crate::error::Error;
+use crate::{Inputs, Workspace};
 use datafusion::arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
 use datafusion::arrow::compute::{cast, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::prelude::SessionContext;
 use std::sync::LazyLock;
 
-/// The detection files, in the order they run and are reported.
-const SOURCES: &[(&str, &str)] = &[
-    (
-        "host-only-rst.sql",
-        include_str!("../../queries/host-only-rst.sql"),
-    ),
-    (
-        "socket-leak.sql",
-        include_str!("../../queries/socket-leak.sql"),
-    ),
-    (
-        "unix-socket-replaced.sql",
-        include_str!("../../queries/unix-socket-replaced.sql"),
-    ),
-    (
-        "connect-timeout.sql",
-        include_str!("../../queries/connect-timeout.sql"),
-    ),
-    (
-        "runtime-hang.sql",
-        include_str!("../../queries/runtime-hang.sql"),
-    ),
-    (
-        "conntrack-full.sql",
-        include_str!("../../queries/conntrack-full.sql"),
-    ),
-    (
-        "tcp-memory-pressure.sql",
-        include_str!("../../queries/tcp-memory-pressure.sql"),
-    ),
-    (
-        "retransmission-storm.sql",
-        include_str!("../../queries/retransmission-storm.sql"),
-    ),
-    (
-        "half-open-flows.sql",
-        include_str!("../../queries/half-open-flows.sql"),
-    ),
-];
+/// Every `queries/*.sql` file, as (file name, text): found at build time
+/// (analyze/build.rs), so a new detection is one new file.
+const SOURCES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/detections.rs"));
 
-/// Every detection, parsed from [`SOURCES`].
+/// Every detection, parsed from [`SOURCES`], worst first (then by id): the
+/// order they run and are reported in.
 pub static DETECTIONS: LazyLock<Vec<Detection>> = LazyLock::new(|| {
-    SOURCES
+    let mut all: Vec<Detection> = SOURCES
         .iter()
         .map(|(file, text)| {
             Detection::parse(file, text).unwrap_or_else(|e| panic!("queries/{file}: {e}"))
         })
-        .collect()
+        .collect();
+    all.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.id.cmp(&b.id)));
+    all
 });
 
 /// The fields of a detection header; any other `--` line continues the
@@ -178,38 +146,31 @@ impl Detection {
     }
 }
 
-/// Why `table` has no input: the collector's own reason when a manifest
-/// records one for the source behind it, else what kind of input is absent.
+/// Why `table` has no input: the collector's own reason for every source
+/// that would have fed it (from the artifact registry), else which files
+/// would have.
 fn why_missing(table: &str, collection: &[(String, String)]) -> String {
-    let (sources, absent): (&[&str], &str) = match table {
-        "packets" | "flows" => (&["packets"], "no capture file in the inputs"),
-        "events" => (&["ebpf"], "no eBPF event log in the inputs"),
-        "logs" => (
-            &["kernel_log", "journal", "log_files"],
-            "no kernel log or journal in the inputs",
-        ),
-        "conntrack" => (&["tool:conntrack"], "no conntrack dump in the inputs"),
-        "processes" | "fds" => (&["processes"], "no process snapshot in the inputs"),
-        "sockets" | "sockstat" | "net_counters" | "interfaces" => {
-            (&["proc_net"], "no /proc/net files in the inputs")
-        }
-        "unix_sockets" => (
-            &["unix_diag", "proc_net"],
-            "no unix socket table in the inputs",
-        ),
-        "sysctls" => (&["sysctls"], "no sysctls in the inputs"),
-        _ => (&[], "no input holds it"),
-    };
+    let feeding: Vec<&formats::bundle::Artifact> = formats::bundle::feeding(table).collect();
     let reasons: Vec<&str> = collection
         .iter()
-        .filter(|(source, _)| sources.iter().any(|s| source.starts_with(s)))
+        .filter(|(source, _)| feeding.iter().any(|a| a.source == source))
         .map(|(_, text)| text.as_str())
         .collect();
-    if reasons.is_empty() {
-        absent.to_owned()
-    } else {
-        reasons.join("; ")
+    if !reasons.is_empty() {
+        return reasons.join("; ");
     }
+    let mut files: Vec<String> = Vec::new();
+    for a in &feeding {
+        let what = match a.parse {
+            formats::bundle::Parse::Capture => "a packet capture".to_owned(),
+            formats::bundle::Parse::Text(r) => r.what.to_owned(),
+            formats::bundle::Parse::Raw => continue,
+        };
+        if !files.contains(&what) {
+            files.push(what);
+        }
+    }
+    format!("no input holds {}", files.join(" or "))
 }
 
 /// What one detection concluded.
@@ -241,226 +202,190 @@ pub struct Report {
 impl Workspace {
     /// Runs every detection (or those whose id is in `only`).
     pub async fn detect(&self, only: &[String]) -> Result<Vec<Report>, Error> {
-        let mut reports = Vec::new();
-        let collection = self.collection_reasons().await?;
-        for d in DETECTIONS.iter() {
-            if !only.is_empty() && !only.contains(&d.id) {
-                continue;
-            }
-            // `a | b` in `requires:` means either will do.
-            let missing: Vec<String> = d
-                .requires
-                .iter()
-                .filter(|need| !need.split('|').any(|t| self.has_input(t.trim())))
-                .map(|need| {
-                    let why: Vec<String> = need
-                        .split('|')
-                        .map(|t| {
-                            format!("no {} ({})", t.trim(), why_missing(t.trim(), &collection))
-                        })
-                        .collect();
-                    why.join(" and ")
-                })
-                .collect();
-            let outcome = if missing.is_empty() {
-                self.run_detection(d).await?
-            } else {
-                Outcome::CannotTell(missing)
-            };
-            reports.push(Report {
-                detection: d,
-                outcome,
-            });
-        }
-        Ok(reports)
+        run(&self.ctx, &self.inputs, only).await
     }
 
-    /// Registers the `findings` table (what every detection reports) the
-    /// first time a query names it: detections run only when asked for.
-    pub async fn register_findings(&self) -> Result<(), Error> {
-        if self.ctx.table_exist("findings")? {
-            return Ok(());
-        }
-        let objects = report_objects(&self.detect(&[]).await?)?;
-        let text = |k: &str| -> Vec<Option<String>> {
-            objects
-                .iter()
-                .map(|o| match &o[k] {
-                    serde_json::Value::Null => None,
-                    serde_json::Value::String(s) => Some(s.clone()),
-                    v => Some(v.to_string()),
-                })
-                .collect()
-        };
-        let columns = ["detection", "severity", "status", "summary", "evidence"];
-        use datafusion::arrow::array::ArrayRef;
-        use datafusion::arrow::datatypes::{Field, Schema};
-        let schema = std::sync::Arc::new(Schema::new(
-            columns
-                .map(|n| Field::new(n, DataType::Utf8, true))
-                .to_vec(),
-        ));
-        let columns: Vec<ArrayRef> = columns
-            .into_iter()
-            .map(|c| std::sync::Arc::new(StringArray::from(text(c))) as ArrayRef)
-            .collect();
-        let batch = RecordBatch::try_new(schema.clone(), columns)?;
-        let table = datafusion::datasource::MemTable::try_new(schema, vec![vec![batch]])?;
-        self.ctx
-            .register_table("findings", std::sync::Arc::new(table))?;
-        Ok(())
-    }
-
-    /// Whether any input fed `table`.
-    fn has_input(&self, table: &str) -> bool {
-        if table == formats::PACKETS.name || table == formats::FLOWS.name {
-            return !self.sources.is_empty();
-        }
-        self.fed.get(table).is_some_and(|f| !f.is_empty())
-    }
-
-    /// `source: status: reason` of every source the collector did not
-    /// take in full, from the manifests of the inputs.
-    async fn collection_reasons(&self) -> Result<Vec<(String, String)>, Error> {
-        let batches = self
-            .ctx
-            .sql(
-                "select source, concat(source, ': ', status, coalesce(concat(': ', reason), '')) \
-                  from collection where status <> 'ok'",
-            )
-            .await?
-            .collect()
-            .await?;
-        let mut out = Vec::new();
-        for b in &batches {
-            let col = |i: usize| cast(b.column(i), &DataType::Utf8);
-            let (source, text) = (col(0)?, col(1)?);
-            let source = source.as_any().downcast_ref::<StringArray>();
-            let text = text.as_any().downcast_ref::<StringArray>();
-            if let (Some(source), Some(text)) = (source, text) {
-                for i in 0..b.num_rows() {
-                    out.push((source.value(i).to_owned(), text.value(i).to_owned()));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Runs a detection's statements: `CREATE TABLE` steps (tables made
-    /// here are dropped afterwards, whatever happens), then the final query,
-    /// whose schema and rows come back.
+    /// The evidence query of `d` on these inputs (its schema and rows).
     pub async fn detection_rows(
         &self,
         d: &Detection,
     ) -> Result<(SchemaRef, Vec<RecordBatch>), Error> {
-        let before = self.table_names();
-        let result = self.run_statements(&d.sql).await;
-        for name in self.table_names().difference(&before) {
-            let _ = self.ctx.deregister_table(name.as_str());
+        detection_rows(&self.ctx, d).await
+    }
+}
+
+/// Runs every detection (or those whose id is in `only`) in `ctx`, whose
+/// tables are those of `inputs`.
+pub(crate) async fn run(
+    ctx: &SessionContext,
+    inputs: &Inputs,
+    only: &[String],
+) -> Result<Vec<Report>, Error> {
+    let mut reports = Vec::new();
+    let collection = collection_reasons(ctx).await?;
+    for d in DETECTIONS.iter() {
+        if !only.is_empty() && !only.contains(&d.id) {
+            continue;
         }
-        result.map_err(|e| Error::Detection {
-            id: d.id.clone(),
-            source: Box::new(e),
+        let missing = missing_inputs(d, inputs, &collection);
+        let outcome = if missing.is_empty() {
+            run_detection(ctx, d).await?
+        } else {
+            Outcome::CannotTell(missing)
+        };
+        reports.push(Report {
+            detection: d,
+            outcome,
+        });
+    }
+    Ok(reports)
+}
+
+/// Why `d` cannot run on `inputs`: each table it requires that no input
+/// fed (`a | b` in `requires:` means either will do), with the reason.
+fn missing_inputs(d: &Detection, inputs: &Inputs, collection: &[(String, String)]) -> Vec<String> {
+    d.requires
+        .iter()
+        .filter(|need| !need.split('|').any(|t| inputs.has(t.trim())))
+        .map(|need| {
+            let why: Vec<String> = need
+                .split('|')
+                .map(|t| format!("no {} ({})", t.trim(), why_missing(t.trim(), collection)))
+                .collect();
+            why.join(" and ")
         })
-    }
+        .collect()
+}
 
-    fn table_names(&self) -> std::collections::BTreeSet<String> {
-        self.ctx
-            .catalog("datafusion")
-            .and_then(|c| c.schema("public"))
-            .map(|s| s.table_names().into_iter().collect())
-            .unwrap_or_default()
+/// `source: status: reason` of every source the collector did not take in
+/// full, from the manifests of the inputs.
+async fn collection_reasons(ctx: &SessionContext) -> Result<Vec<(String, String)>, Error> {
+    let batches = ctx
+        .sql(
+            "select source, concat(source, ': ', status, coalesce(concat(': ', reason), '')) \
+              from collection where status <> 'ok'",
+        )
+        .await?
+        .collect()
+        .await?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let col = |i: usize| cast(b.column(i), &DataType::Utf8);
+        let (source, text) = (col(0)?, col(1)?);
+        let source = source.as_any().downcast_ref::<StringArray>();
+        let text = text.as_any().downcast_ref::<StringArray>();
+        if let (Some(source), Some(text)) = (source, text) {
+            for i in 0..b.num_rows() {
+                out.push((source.value(i).to_owned(), text.value(i).to_owned()));
+            }
+        }
     }
+    Ok(out)
+}
 
-    async fn run_statements(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), Error> {
-        let statements = datafusion::sql::parser::DFParser::parse_sql(sql)?;
-        let last = statements.len().saturating_sub(1);
-        let mut answer = None;
-        for (i, statement) in statements.into_iter().enumerate() {
-            let plan = self.ctx.state().statement_to_plan(statement).await?;
-            let df = self.ctx.execute_logical_plan(plan).await?;
+/// Runs a detection's statements: `CREATE TABLE` steps (tables made here
+/// are dropped afterwards, whatever happens), then the final query, whose
+/// schema and rows come back.
+async fn detection_rows(
+    ctx: &SessionContext,
+    d: &Detection,
+) -> Result<(SchemaRef, Vec<RecordBatch>), Error> {
+    let before = table_names(ctx);
+    let result = async {
+        let mut statements = crate::sql::Statements::parse(&d.sql)?;
+        while let Some(next) = statements.next(ctx).await {
+            let (df, last) = next?;
             let schema = df.schema().inner().clone();
             let rows = df.collect().await?;
-            if i == last {
-                answer = Some((schema, rows));
+            if last {
+                return Ok((schema, rows));
             }
         }
-        answer.ok_or_else(|| {
-            Error::Query(datafusion::error::DataFusionError::Plan(
-                "no statement".into(),
-            ))
-        })
+        unreachable!("the last statement returns")
     }
+    .await;
+    for name in table_names(ctx).difference(&before) {
+        let _ = ctx.deregister_table(name.as_str());
+    }
+    result.map_err(|e: Error| Error::Detection {
+        id: d.id.clone(),
+        source: Box::new(e),
+    })
+}
 
-    async fn run_detection(&self, d: &Detection) -> Result<Outcome, Error> {
-        let (_, batches) = self.detection_rows(d).await?;
-        let mut findings: Vec<(String, Vec<(usize, u32)>)> = Vec::new();
-        let mut cannot = Vec::new();
-        for (b, batch) in batches.iter().enumerate() {
-            let text = |name: &str| -> Option<StringArray> {
-                let col = batch.column_by_name(name)?;
-                let col = cast(col, &DataType::Utf8).ok()?;
-                col.as_any().downcast_ref::<StringArray>().cloned()
-            };
-            let finding = text("finding");
-            let cannot_tell = text("cannot_tell");
-            for row in 0..batch.num_rows() {
-                if let Some(c) = &cannot_tell
-                    && c.is_valid(row)
-                {
-                    cannot.push(c.value(row).to_owned());
-                    continue;
-                }
-                let summary = finding
-                    .as_ref()
-                    .filter(|f| f.is_valid(row))
-                    .map_or_else(|| d.title.clone(), |f| f.value(row).to_owned());
-                match findings.iter_mut().find(|(s, _)| *s == summary) {
-                    Some((_, rows)) => rows.push((b, row as u32)),
-                    None => findings.push((summary, vec![(b, row as u32)])),
-                }
+fn table_names(ctx: &SessionContext) -> std::collections::BTreeSet<String> {
+    ctx.catalog("datafusion")
+        .and_then(|c| c.schema("public"))
+        .map(|s| s.table_names().into_iter().collect())
+        .unwrap_or_default()
+}
+
+async fn run_detection(ctx: &SessionContext, d: &Detection) -> Result<Outcome, Error> {
+    let (_, batches) = detection_rows(ctx, d).await?;
+    let mut findings: Vec<(String, Vec<(usize, u32)>)> = Vec::new();
+    let mut cannot = Vec::new();
+    for (b, batch) in batches.iter().enumerate() {
+        let text = |name: &str| -> Option<StringArray> {
+            let col = batch.column_by_name(name)?;
+            let col = cast(col, &DataType::Utf8).ok()?;
+            col.as_any().downcast_ref::<StringArray>().cloned()
+        };
+        let finding = text("finding");
+        let cannot_tell = text("cannot_tell");
+        for row in 0..batch.num_rows() {
+            if let Some(c) = &cannot_tell
+                && c.is_valid(row)
+            {
+                cannot.push(c.value(row).to_owned());
+                continue;
+            }
+            let summary = finding
+                .as_ref()
+                .filter(|f| f.is_valid(row))
+                .map_or_else(|| d.title.clone(), |f| f.value(row).to_owned());
+            match findings.iter_mut().find(|(s, _)| *s == summary) {
+                Some((_, rows)) => rows.push((b, row as u32)),
+                None => findings.push((summary, vec![(b, row as u32)])),
             }
         }
-        if !cannot.is_empty() && findings.is_empty() {
-            cannot.dedup();
-            return Ok(Outcome::CannotTell(cannot));
-        }
-        if findings.is_empty() {
-            return Ok(Outcome::Clear);
-        }
-        let mut out = Vec::new();
-        for (summary, rows) in findings {
-            let mut parts = Vec::new();
-            for (b, batch) in batches.iter().enumerate() {
-                let idx: Vec<u32> = rows
-                    .iter()
-                    .filter(|(rb, _)| *rb == b)
-                    .map(|(_, r)| *r)
-                    .collect();
-                if idx.is_empty() {
-                    continue;
-                }
-                let keep: Vec<usize> = batch
-                    .schema()
-                    .fields()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, f)| {
-                        f.name() != "finding"
-                            && f.name() != "cannot_tell"
-                            && !f.name().starts_with('_')
-                    })
-                    .map(|(i, _)| i)
-                    .collect();
-                let picked = take_record_batch(batch, &UInt32Array::from(idx))?;
-                parts.push(picked.project(&keep)?);
-            }
-            let schema = parts[0].schema();
-            let evidence = datafusion::arrow::compute::concat_batches(&schema, &parts)?;
-            out.push(Finding { summary, evidence });
-        }
-        Ok(Outcome::Found(out))
     }
+    if !cannot.is_empty() && findings.is_empty() {
+        cannot.dedup();
+        return Ok(Outcome::CannotTell(cannot));
+    }
+    if findings.is_empty() {
+        return Ok(Outcome::Clear);
+    }
+    let mut out = Vec::new();
+    for (summary, rows) in findings {
+        let mut parts = Vec::new();
+        for (b, batch) in batches.iter().enumerate() {
+            let idx: Vec<u32> = rows
+                .iter()
+                .filter(|(rb, _)| *rb == b)
+                .map(|(_, r)| *r)
+                .collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let keep: Vec<usize> = batch
+                .schema()
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| {
+                    f.name() != "finding" && f.name() != "cannot_tell" && !f.name().starts_with('_')
+                })
+                .map(|(i, _)| i)
+                .collect();
+            let picked = take_record_batch(batch, &UInt32Array::from(idx))?;
+            parts.push(picked.project(&keep)?);
+        }
+        let schema = parts[0].schema();
+        let evidence = datafusion::arrow::compute::concat_batches(&schema, &parts)?;
+        out.push(Finding { summary, evidence });
+    }
+    Ok(Outcome::Found(out))
 }
 
 /// Writes reports as a readable list (`Format::Table`) or as JSON (one
@@ -531,7 +456,7 @@ pub fn write_reports(
 /// One JSON object per finding, and one per detection that found nothing
 /// (`clear`) or could not tell: what `--format json` prints and what the
 /// `findings` table holds.
-fn report_objects(reports: &[Report]) -> Result<Vec<serde_json::Value>, Error> {
+pub(crate) fn report_objects(reports: &[Report]) -> Result<Vec<serde_json::Value>, Error> {
     let mut objects = Vec::new();
     for r in reports {
         let d = r.detection;
@@ -617,7 +542,7 @@ mod tests {
         for d in DETECTIONS.iter() {
             for t in d.requires.iter().flat_map(|n| n.split('|')) {
                 assert!(
-                    formats::TABLES.iter().any(|k| k.name == t.trim()),
+                    formats::tables().iter().any(|k| k.name == t.trim()),
                     "{}: requires unknown table {t}",
                     d.id
                 );
@@ -635,7 +560,7 @@ mod tests {
             });
             // Its step tables are gone again.
             assert!(
-                !ws.table_names()
+                !table_names(&ws.ctx)
                     .iter()
                     .any(|t| t.starts_with(&d.id.replace('-', "_")))
             );

@@ -44,6 +44,8 @@ pub enum Error {
     Parquet(#[from] datafusion::parquet::errors::ParquetError),
     #[error("parquet is binary: write it to a file with --output FILE or redirect stdout")]
     BinaryToTerminal,
+    #[error("no SQL statement given")]
+    NoStatement,
 }
 
 impl From<datafusion::error::DataFusionError> for Error {

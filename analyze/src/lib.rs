@@ -3,23 +3,27 @@
 //! [`Workspace::open`] resolves every input ([`load`]): capture files (each
 //! with a capture-point label; a file is indexed as it is first read),
 //! `.capsnap` bundles (extracted safely into the cache, [`bundle`]),
-//! directories and globs of them, and text artifacts, which the
-//! [`formats::READERS`] turn into record batches. It registers the tables of
-//! [`formats::TABLES`] in a DataFusion `SessionContext`: the capture tables
-//! stream from the files ([`scan`]), decoded in parallel, projected columns
-//! only; the artifact tables are in memory. [`Workspace::run`] plans SQL
-//! there and [`output::write_stream`] writes the answer in the format asked
-//! for; [`Workspace::detect`] runs the canned detections of `queries/`
-//! ([`detect`]). [`repl`] is the interactive prompt.
+//! directories and globs of them, and text artifacts, which the readers of
+//! [`formats::readers()`] turn into record batches. Every table of
+//! [`formats::tables()`] gets a provider: the capture tables stream from
+//! the files ([`scan`]), decoded in parallel, projected columns only; the
+//! artifact tables are in memory; `findings` runs the detections when a
+//! query first reads it ([`findings`]). SQL, however it arrives, runs
+//! through [`sql::for_each_statement`]; [`output::write_stream`] writes
+//! the answer in the format asked for, and [`Workspace::detect`] runs the
+//! canned detections of `queries/` ([`detect`]). [`repl`] is the
+//! interactive prompt.
 
 mod bundle;
 mod detect;
 mod error;
+mod findings;
 mod load;
 mod output;
 mod repl;
 mod scan;
 mod source;
+mod sql;
 
 pub use detect::{DETECTIONS, Detection, Finding, Outcome, Report, Severity, write_reports};
 pub use error::Error;
@@ -27,6 +31,7 @@ pub use output::{Format, write_stream};
 pub use repl::interactive;
 pub use source::{CaptureSource, InputSpec};
 
+use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -35,19 +40,47 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
+/// What the inputs hold: a provider for every table, and which files fed
+/// each. Shared by every SQL context made over the inputs.
+pub(crate) struct Inputs {
+    pub captures: Arc<Vec<Arc<CaptureSource>>>,
+    /// The files that fed each table (`bundle:path`); a table missing
+    /// here had no input at all, which detections report as "cannot tell".
+    pub fed: BTreeMap<&'static str, Vec<String>>,
+    /// Problems in artifact files (lines not read, files not recognised).
+    pub warnings: Vec<String>,
+    providers: Vec<(&'static str, Arc<dyn TableProvider>)>,
+}
+
+impl Inputs {
+    /// A SQL context holding every table of the inputs, `findings` too
+    /// when `findings` is set (the detections themselves run without it).
+    fn context(self: &Arc<Self>, findings: bool) -> Result<SessionContext, Error> {
+        let config = SessionConfig::new().with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        for (name, provider) in &self.providers {
+            ctx.register_table(*name, provider.clone())?;
+        }
+        if findings {
+            ctx.register_table(
+                findings::NAME,
+                Arc::new(findings::FindingsTable::new(self.clone())),
+            )?;
+        }
+        Ok(ctx)
+    }
+
+    /// Whether any input fed `table`.
+    pub fn has(&self, table: &str) -> bool {
+        self.fed.get(table).is_some_and(|f| !f.is_empty())
+    }
+}
+
 /// Opened inputs and the SQL context their tables live in.
 pub struct Workspace {
     pub ctx: SessionContext,
-    pub sources: Arc<Vec<Arc<CaptureSource>>>,
-    /// The files that fed each artifact table (`bundle:path`); a table
-    /// missing here had no input at all, which detections report as
-    /// "cannot tell".
-    pub fed: BTreeMap<&'static str, Vec<String>>,
-    /// Bundles and directories opened: name and host.
-    pub bundles: Vec<(String, Option<String>)>,
+    inputs: Arc<Inputs>,
     progress: ProgressBar,
-    /// Problems in artifact files (lines not read, files not recognised).
-    warnings: Vec<String>,
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal.
@@ -82,45 +115,36 @@ impl Workspace {
     }
 
     fn register(loaded: load::Loaded) -> Result<Workspace, Error> {
-        let warnings = loaded.warnings;
-        let sources = Arc::new(loaded.captures);
-        let config = SessionConfig::new().with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let captures = Arc::new(loaded.captures);
         let progress = progress_bar(0);
-        for (name, table) in [
-            (formats::PACKETS.name, CaptureTable::Packets),
-            (formats::FLOWS.name, CaptureTable::Flows),
-        ] {
-            ctx.register_table(
-                name,
-                Arc::new(CaptureProvider::new(
-                    table,
-                    sources.clone(),
+        let mut batches = loaded.batches;
+        let mut providers: Vec<(&'static str, Arc<dyn TableProvider>)> = Vec::new();
+        for table in formats::tables() {
+            let provider: Arc<dyn TableProvider> = match CaptureTable::of(table) {
+                Some(kind) => Arc::new(CaptureProvider::new(
+                    kind,
+                    captures.clone(),
                     progress.clone(),
                 )),
-            )?;
+                None => {
+                    let parts = batches
+                        .remove(table.name)
+                        .unwrap_or_else(|| vec![formats::empty(table)]);
+                    Arc::new(MemTable::try_new(table.schema(), vec![parts])?)
+                }
+            };
+            providers.push((table.name, provider));
         }
-        let mut batches = loaded.batches;
-        for table in formats::TABLES {
-            if table.name == formats::PACKETS.name || table.name == formats::FLOWS.name {
-                continue;
-            }
-            let parts = batches
-                .remove(table.name)
-                .unwrap_or_else(|| vec![formats::empty(table)]);
-            let schema = formats::schema_of(table.columns);
-            ctx.register_table(
-                table.name,
-                Arc::new(MemTable::try_new(schema, vec![parts])?),
-            )?;
-        }
-        Ok(Workspace {
-            ctx,
-            sources,
+        let inputs = Arc::new(Inputs {
+            captures,
             fed: loaded.fed,
-            bundles: loaded.bundles,
+            warnings: loaded.warnings,
+            providers,
+        });
+        Ok(Workspace {
+            ctx: inputs.context(true)?,
+            inputs,
             progress,
-            warnings,
         })
     }
 
@@ -128,8 +152,8 @@ impl Workspace {
     /// They are known once a file has been read to its end: this reads
     /// what no query has yet.
     pub fn warnings(&self) -> Result<Vec<String>, Error> {
-        let mut all = self.warnings.clone();
-        for s in self.sources.iter() {
+        let mut all = self.inputs.warnings.clone();
+        for s in self.inputs.captures.iter() {
             all.extend(s.warnings()?);
         }
         Ok(all)
@@ -143,14 +167,10 @@ impl Workspace {
         out: &mut (dyn Write + Send),
     ) -> Result<usize, Error> {
         let mut rows = 0;
-        if sql.to_ascii_lowercase().contains("findings") {
-            self.register_findings().await?;
-        }
-        let statements = datafusion::sql::parser::DFParser::parse_sql(sql)?;
-        for statement in statements {
-            let plan = self.ctx.state().statement_to_plan(statement).await?;
-            let df = self.ctx.execute_logical_plan(plan).await?;
-            let total: u64 = self.sources.iter().map(|s| s.len()).sum();
+        let total: u64 = self.inputs.captures.iter().map(|s| s.len()).sum();
+        let mut statements = sql::Statements::parse(sql)?;
+        while let Some(next) = statements.next(&self.ctx).await {
+            let (df, _last) = next?;
             self.progress.reset();
             self.progress.set_length(total);
             self.progress.set_message("reading");
@@ -169,7 +189,7 @@ impl Workspace {
     /// Writes the tables, their columns, types and meaning.
     pub fn describe(&self, out: &mut dyn Write) -> Result<(), Error> {
         describe_tables(out)?;
-        for s in self.sources.iter() {
+        for s in self.inputs.captures.iter() {
             let described = s.described()?;
             writeln!(
                 out,
@@ -184,17 +204,34 @@ impl Workspace {
     }
 }
 
-/// Writes every table capsnap knows, with column types and docs.
+/// Writes every table capsnap knows, with column types and docs, and the
+/// files that feed it.
 pub fn describe_tables(out: &mut dyn Write) -> Result<(), Error> {
-    for table in formats::TABLES {
+    use formats::bundle::{Parse, Scope};
+    for table in formats::tables() {
         writeln!(out, "{} — {}", table.name, table.doc)?;
-        let from: Vec<&str> = formats::READERS
-            .iter()
-            .filter(|r| r.table.name == table.name)
-            .map(|r| r.what)
-            .collect();
-        if !from.is_empty() {
-            writeln!(out, "  from: {}", from.join("; "))?;
+        let mut in_bundle: Vec<String> = Vec::new();
+        let mut by_hand: Vec<&str> = Vec::new();
+        for a in formats::bundle::feeding(table.name) {
+            match a.scope {
+                Scope::Node => in_bundle.push(a.path.to_owned()),
+                Scope::Netns => in_bundle.push(format!("netns/*/{}", a.path)),
+                Scope::Hand => {}
+            }
+            if let Parse::Text(r) = a.parse
+                && !by_hand.contains(&r.what)
+            {
+                by_hand.push(r.what);
+            }
+        }
+        in_bundle.dedup();
+        if !in_bundle.is_empty() {
+            writeln!(out, "  in a bundle: {}", in_bundle.join(", "))?;
+        }
+        if CaptureTable::of(table).is_some() {
+            writeln!(out, "  from: pcap and pcapng files")?;
+        } else if !by_hand.is_empty() {
+            writeln!(out, "  from: {}", by_hand.join("; "))?;
         }
         for c in table.columns {
             let ty = match c.kind {
@@ -205,10 +242,6 @@ pub fn describe_tables(out: &mut dyn Write) -> Result<(), Error> {
         }
         writeln!(out)?;
     }
-    writeln!(
-        out,
-        "findings — what `capsnap detect` reports, one row per finding (and per detection that found nothing or cannot tell); computed when a query names it\n  \
-         detection, severity, status (found, clear, cannot_tell), summary: string; evidence: the evidence rows as JSON\n"
-    )?;
+    writeln!(out, "{}", findings::DOC)?;
     Ok(())
 }

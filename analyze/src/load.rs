@@ -4,14 +4,16 @@
 //! [`bundle`](crate::bundle)), a directory (an unpacked bundle, or any
 //! sosreport-like tree of /proc files and tool output), a single saved
 //! artifact (`conntrack -L` output, a bcc tool log), or a glob of these.
-//! Every file of a directory goes to the capture reader or to each
-//! [`formats::READERS`] entry that claims it; the rows carry the input's
-//! `bundle` name and the manifest's `host`.
+//! Every file of a directory goes to the capture reader or to each reader
+//! of [`formats::readers()`] that claims it; the rows carry the input's
+//! `bundle` name, the manifest's `host`, and the namespace label the
+//! manifest records for the directory a file is in.
 
 use crate::bundle;
 use crate::error::Error;
 use crate::source::{CaptureSource, InputSpec};
 use datafusion::arrow::array::RecordBatch;
+use formats::bundle::CAPTURE_TABLES;
 use formats::{Manifest, Origin, Reader};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -34,8 +36,6 @@ pub struct Loaded {
     pub batches: BTreeMap<&'static str, Vec<RecordBatch>>,
     /// The files that fed each artifact table, as `bundle:path`.
     pub fed: BTreeMap<&'static str, Vec<String>>,
-    /// Bundles and directories opened: name, host.
-    pub bundles: Vec<(String, Option<String>)>,
     pub warnings: Vec<String>,
 }
 
@@ -87,16 +87,24 @@ impl Loaded {
             return Ok(());
         }
         let source = CaptureSource::open(spec)?;
-        self.captures.push(Arc::new(source));
+        self.capture(source, path.display().to_string());
         Ok(())
+    }
+
+    /// A capture feeds every capture table.
+    fn capture(&mut self, source: CaptureSource, shown: String) {
+        for table in CAPTURE_TABLES {
+            self.fed.entry(table.name).or_default().push(shown.clone());
+        }
+        self.captures.push(Arc::new(source));
     }
 
     /// Reads every file under `root`, a bundle named `name`.
     fn directory(&mut self, root: &Path, name: &str) -> Result<(), Error> {
-        let manifest_path = root.join("manifest.json");
+        let manifest_path = root.join(formats::bundle::MANIFEST_NAME);
         let manifest = match std::fs::read(&manifest_path) {
             Ok(bytes) => match Manifest::parse(&bytes) {
-                Ok(m) => Some(m),
+                Ok(m) => Some(Arc::new(m)),
                 Err(e) => {
                     self.warnings
                         .push(format!("{}: {e}", manifest_path.display()));
@@ -105,9 +113,7 @@ impl Loaded {
             },
             Err(_) => None,
         };
-        let host = manifest.as_ref().and_then(|m| m.host.clone());
-        let labels = Arc::new(manifest.map(|m| m.netns_labels).unwrap_or_default());
-        self.bundles.push((name.to_owned(), host.clone()));
+        let host = manifest.as_ref().and_then(|m| m.host()).map(str::to_owned);
         let mut files = Vec::new();
         walk(root, root, 0, &mut files, &mut self.warnings);
         files.sort();
@@ -121,15 +127,27 @@ impl Loaded {
                     continue;
                 }
             };
+            let origin = match &manifest {
+                Some(m) => Origin::in_bundle(name, m, &rel),
+                None => Origin::of(name, None, &rel),
+            };
             if is_capture(&path, &head) {
+                // `netns/<dir>/packets.pcapng` is the capture point of that
+                // namespace; any other capture is named after its path.
+                let label = origin
+                    .netns
+                    .clone()
+                    .unwrap_or_else(|| InputSpec::parse(&rel).label);
                 let spec = InputSpec {
-                    label: capture_label(&rel),
+                    label,
                     path: path.clone(),
                 };
                 match CaptureSource::open(&spec) {
                     Ok(source) => {
-                        self.captures
-                            .push(Arc::new(source.in_bundle(name, host.clone())));
+                        self.capture(
+                            source.in_bundle(name, host.clone()),
+                            format!("{name}:{rel}"),
+                        );
                     }
                     Err(e) => self.warnings.push(e.chain()),
                 }
@@ -145,8 +163,6 @@ impl Loaded {
             if readers.is_empty() {
                 continue;
             }
-            let mut origin = Origin::of(name, host.as_deref(), &rel);
-            origin.netns_labels = labels.clone();
             texts.push((path, origin, readers));
         }
         let results: Vec<_> = texts
@@ -226,8 +242,9 @@ fn parse_file(path: &Path, origin: Origin, readers: &[&'static Reader]) -> Parse
 
 /// The readers that take the file at `rel` with first bytes `head`.
 fn claimed(rel: &str, head: &[u8]) -> Option<Vec<&'static Reader>> {
-    let readers: Vec<&'static Reader> = formats::READERS
+    let readers: Vec<&'static Reader> = formats::readers()
         .iter()
+        .copied()
         .filter(|r| (r.claims)(rel, head))
         .collect();
     (!readers.is_empty()).then_some(readers)
@@ -326,17 +343,6 @@ fn is_capture(path: &Path, head: &[u8]) -> bool {
     matches!(ext, "pcap" | "pcapng" | "cap") || formats::is_capture(head)
 }
 
-/// `netns/<label>/packets.pcapng` is the capture point `<label>`; any other
-/// capture file is named after its path without the extension.
-fn capture_label(rel: &str) -> String {
-    if let Some(rest) = rel.strip_prefix("netns/")
-        && let Some((label, _)) = rest.rsplit_once('/')
-    {
-        return label.to_owned();
-    }
-    InputSpec::parse(rel).label
-}
-
 fn name_of(path: &Path) -> String {
     std::fs::canonicalize(path)
         .ok()
@@ -350,16 +356,6 @@ fn name_of(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn capture_points_of_bundle_files() {
-        assert_eq!(capture_label("netns/host/packets.pcapng"), "host");
-        assert_eq!(
-            capture_label("netns/pod/default/web/packets.pcapng"),
-            "pod/default/web"
-        );
-        assert_eq!(capture_label("captures/node.pcap"), "node");
-    }
 
     #[test]
     fn superseded_files_look_for_their_sibling() {

@@ -12,35 +12,34 @@ use futures::StreamExt;
 use std::io::Write;
 use std::sync::Arc;
 
-/// Output formats of `capsnap query`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Output formats of `capsnap query` (and, for the text ones, `detect`):
+/// the one list, whose names clap parses and `--help` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
+    /// A table for reading.
     #[default]
     Table,
     Csv,
     Tsv,
+    /// One JSON array of objects.
     Json,
+    /// One JSON object per line.
     Ndjson,
+    /// Apache Parquet (binary: use --output or redirect).
     Parquet,
 }
 
 impl Format {
-    pub const NAMES: &[&str] = &["table", "csv", "tsv", "json", "ndjson", "parquet"];
-
-    pub fn parse(name: &str) -> Option<Format> {
-        Some(match name {
-            "table" => Format::Table,
-            "csv" => Format::Csv,
-            "tsv" => Format::Tsv,
-            "json" => Format::Json,
-            "ndjson" => Format::Ndjson,
-            "parquet" => Format::Parquet,
-            _ => return None,
-        })
-    }
-
     pub fn is_binary(self) -> bool {
         self == Format::Parquet
+    }
+}
+
+impl std::fmt::Display for Format {
+    /// The name `--format` takes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = clap::ValueEnum::to_possible_value(self).expect("no format is hidden");
+        f.write_str(value.get_name())
     }
 }
 

@@ -33,11 +33,29 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// captures list their frames in file order even without ORDER BY.
 const SMALL_INPUT: u64 = 16 * 1024 * 1024;
 
-/// Which of the capture tables a provider serves.
+/// How each table of [`formats::bundle::CAPTURE_TABLES`] is built from
+/// the frames of a capture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaptureTable {
     Packets,
     Flows,
+}
+
+impl CaptureTable {
+    const ALL: [CaptureTable; 2] = [CaptureTable::Packets, CaptureTable::Flows];
+
+    /// The table this builds.
+    pub fn table(self) -> &'static formats::Table {
+        match self {
+            CaptureTable::Packets => &formats::PACKETS,
+            CaptureTable::Flows => &formats::FLOWS,
+        }
+    }
+
+    /// The builder of `table`, if it is a capture table.
+    pub fn of(table: &formats::Table) -> Option<CaptureTable> {
+        Self::ALL.into_iter().find(|k| k.table().name == table.name)
+    }
 }
 
 /// A capture table over one or more capture files.
@@ -65,10 +83,7 @@ impl CaptureProvider {
 #[async_trait]
 impl TableProvider for CaptureProvider {
     fn schema(&self) -> SchemaRef {
-        match self.table {
-            CaptureTable::Packets => formats::PACKETS.schema(),
-            CaptureTable::Flows => formats::FLOWS.schema(),
-        }
+        self.table.table().schema()
     }
 
     fn table_type(&self) -> TableType {

@@ -4,98 +4,16 @@
 //! and renamed only when complete, so a half-written bundle never looks
 //! like a finished one.
 
-use crate::report::SourceReport;
-use serde::Serialize;
+pub use formats::bundle::{FORMAT_VERSION, Manifest, Member};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-
-/// Bumped when the layout of a bundle changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
-
-/// One file of the bundle.
-#[derive(Debug, Clone, Serialize)]
-pub struct Member {
-    pub path: String,
-    pub size: u64,
-    pub sha256: String,
-}
-
-/// `manifest.json`.
-#[derive(Debug, Serialize)]
-pub struct Manifest {
-    pub format_version: u32,
-    pub capsnap_version: &'static str,
-    pub host: String,
-    pub kernel: String,
-    pub boot_id: String,
-    /// Collection window, UTC, RFC 3339 and nanoseconds since the epoch.
-    pub started: String,
-    pub finished: String,
-    pub started_ns: u64,
-    pub finished_ns: u64,
-    /// Whether capsnap ran as root (what it could see depends on it).
-    pub root: bool,
-    pub options: serde_json::Value,
-    pub namespaces: Vec<crate::netns::Netns>,
-    pub sources: Vec<SourceReport>,
-    pub members: Vec<Member>,
-}
 
 /// Nanoseconds since the epoch, now.
 pub fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// (year, month, day, hour, minute, second) of a UTC time.
-fn civil(ns: u64) -> (i64, u32, u32, u32, u32, u32) {
-    let secs = (ns / 1_000_000_000) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        m,
-        d,
-        (rem / 3600) as u32,
-        (rem % 3600 / 60) as u32,
-        (rem % 60) as u32,
-    )
-}
-
-/// RFC 3339 UTC with nanoseconds.
-pub fn rfc3339(ns: u64) -> String {
-    let (y, mo, d, h, mi, s) = civil(ns);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:09}Z",
-        ns % 1_000_000_000
-    )
-}
-
-/// Default bundle name: `capsnap-<host>-<UTC>.capsnap`.
-pub fn default_name(host: &str, ns: u64) -> String {
-    let (y, mo, d, h, mi, s) = civil(ns);
-    let host: String = host
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("capsnap-{host}-{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z.capsnap")
 }
 
 fn files_under(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
@@ -179,10 +97,10 @@ pub fn write(staging: &Path, manifest: &Manifest, out: &Path) -> std::io::Result
         {
             let mut tar = tar::Builder::new(&mut zst);
             let mtime = manifest.finished_ns / 1_000_000_000;
-            let json = serde_json::to_vec_pretty(manifest).map_err(std::io::Error::other)?;
+            let json = manifest.to_json();
             append(
                 &mut tar,
-                "manifest.json",
+                formats::bundle::MANIFEST_NAME,
                 &mut json.as_slice(),
                 json.len() as u64,
                 mtime,
@@ -211,18 +129,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn utc_formatting() {
-        // 2026-11-21T20:34:00.5Z
-        let ns = 1_795_293_240_500_000_000;
-        assert_eq!(rfc3339(ns), "2026-11-21T20:34:00.500000000Z");
-        assert_eq!(
-            default_name("node 1", ns),
-            "capsnap-node_1-20261121T203400Z.capsnap"
-        );
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
-    }
-
-    #[test]
     fn bundle_opens_with_tar_and_has_manifest_first() {
         let dir = tempfile::tempdir().unwrap();
         let staging = dir.path().join("s");
@@ -231,19 +137,10 @@ mod tests {
         std::fs::write(staging.join("fds.tsv"), "pid\tfd\ttarget\n").unwrap();
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
-            capsnap_version: "test",
             host: "h".into(),
-            kernel: "k".into(),
-            boot_id: "b".into(),
-            started: rfc3339(0),
-            finished: rfc3339(1),
-            started_ns: 0,
             finished_ns: 1,
-            root: true,
-            options: serde_json::json!({}),
-            namespaces: vec![],
-            sources: vec![],
             members: members(&staging).unwrap(),
+            ..Manifest::default()
         };
         assert_eq!(
             manifest

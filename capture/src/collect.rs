@@ -122,7 +122,7 @@ pub fn collect(
     let out = opts
         .output
         .clone()
-        .unwrap_or_else(|| PathBuf::from(bundle::default_name(&host, started_ns)));
+        .unwrap_or_else(|| PathBuf::from(formats::bundle::default_name(&host, started_ns)));
     let staging_parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -141,7 +141,8 @@ pub fn collect(
     let (runtime, runtime_reports) = crate::runtime::collect_runtime(&staging, opts.source_timeout);
     runtime.annotate(&mut all);
     sources.extend(runtime_reports);
-    let (chosen, unmatched) = netns::select(&all, &opts.selectors, proc);
+    let (mut chosen, unmatched) = netns::select(&all, &opts.selectors, proc);
+    formats::bundle::assign_dirs(&mut chosen);
     for s in unmatched {
         sources.push(SourceReport::new("netns_selector", None).with(
             Status::Failed,
@@ -197,11 +198,11 @@ pub fn collect(
             label: ns.label.clone(),
             netns: (ns.label != "host").then(|| ns.path.clone()),
             interfaces: opts.interfaces.clone(),
-            file: format!("{}/packets.pcapng", snapshot::netns_dir(&ns.label)),
+            file: formats::bundle::PACKETS.path_in(Some(&ns.dir)),
         })
         .collect();
-    for t in &targets {
-        let _ = std::fs::create_dir_all(staging.join(snapshot::netns_dir(&t.label)));
+    for ns in &chosen {
+        let _ = std::fs::create_dir_all(staging.join(formats::bundle::netns_path(&ns.dir)));
     }
     let cap_opts = CaptureOptions {
         duration: opts.duration,
@@ -319,12 +320,12 @@ pub fn collect(
     };
     let manifest = Manifest {
         format_version: bundle::FORMAT_VERSION,
-        capsnap_version: env!("CARGO_PKG_VERSION"),
+        capsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
         host,
         kernel,
         boot_id: read_trim("/proc/sys/kernel/random/boot_id"),
-        started: bundle::rfc3339(started_ns),
-        finished: bundle::rfc3339(finished_ns),
+        started: formats::bundle::rfc3339(started_ns),
+        finished: formats::bundle::rfc3339(finished_ns),
         started_ns,
         finished_ns,
         root,

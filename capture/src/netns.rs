@@ -1,34 +1,12 @@
 //! Network namespaces in use, found through /proc/*/ns/net, each tied to the
 //! processes, containers and pods living in it.
 
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// One network namespace and what lives in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Netns {
-    /// Label used in file names and table rows: `host` for the namespace
-    /// capsnap runs in, the `ip netns` name when it has one, else
-    /// `netns-<inode>`.
-    pub label: String,
-    /// Inode of the namespace (what `readlink /proc/PID/ns/net` shows).
-    pub inode: u64,
-    /// A file that enters it: `/proc/self/ns/net`, `/var/run/netns/NAME` or
-    /// `/proc/PID/ns/net` of its first process.
-    pub path: PathBuf,
-    /// Processes in it (sorted).
-    pub pids: Vec<u32>,
-    /// Container ids seen in the cgroups of those processes.
-    pub containers: Vec<String>,
-    /// Kubernetes pod UIDs seen in those cgroups.
-    pub pods: Vec<String>,
-    /// `ip netns` name, if the namespace is bound under /var/run/netns.
-    pub name: Option<String>,
-    /// Pods (`namespace/name`) and containers by name, from the runtimes.
-    pub pod_names: Vec<String>,
-    pub container_names: Vec<String>,
-}
+/// One network namespace and what lives in it: the manifest's record,
+/// filled in by [`discover`] and the runtimes.
+pub use formats::bundle::Namespace as Netns;
 
 /// The inode of a namespace link such as /proc/PID/ns/net or ns/mnt
 /// (`net:[4026531993]` -> 4026531993).
@@ -98,8 +76,7 @@ pub fn discover(proc: &Path) -> Vec<Netns> {
             containers: Vec::new(),
             pods: Vec::new(),
             name: names.get(&inode).cloned(),
-            pod_names: Vec::new(),
-            container_names: Vec::new(),
+            ..Netns::default()
         });
         ns.pids.push(pid);
         if let Ok(cg) = std::fs::read_to_string(proc.join(format!("{pid}/cgroup"))) {
@@ -126,8 +103,7 @@ pub fn discover(proc: &Path) -> Vec<Netns> {
             containers: Vec::new(),
             pods: Vec::new(),
             name: Some(name.clone()),
-            pod_names: Vec::new(),
-            container_names: Vec::new(),
+            ..Netns::default()
         });
     }
     let mut all: Vec<Netns> = by_inode.into_values().collect();

@@ -622,7 +622,7 @@ impl Capture {
             max_packets: opts.max_packets,
             max_bytes: opts.max_bytes,
             // Parsed by formats::InterfaceMeta::of; labels have no spaces.
-            description: format!("netns={label}"),
+            description: formats::InterfaceMeta::description(label),
             buf: vec![0; HEADROOM + snaplen],
             control: [0; 16],
             interfaces: Vec::new(),

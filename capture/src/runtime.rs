@@ -166,9 +166,7 @@ mod tests {
             pids: vec![42],
             containers: containers.iter().map(|s| s.to_string()).collect(),
             pods: pods.iter().map(|s| s.to_string()).collect(),
-            name: None,
-            pod_names: vec![],
-            container_names: vec![],
+            ..Netns::default()
         }
     }
 

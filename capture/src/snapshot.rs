@@ -7,6 +7,7 @@
 use crate::netns::Netns;
 use crate::redact::redact_cmdline;
 use crate::report::{SourceReport, Status};
+use formats::bundle::ProcessRecord;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -86,11 +87,6 @@ const TOOLS: &[(&str, &[&str])] = &[
     ("conntrack.txt", &["conntrack", "-L", "-o", "extended"]),
     ("conntrack-stats.txt", &["conntrack", "-S"]),
 ];
-
-/// Directory of a namespace's files inside the bundle.
-pub fn netns_dir(label: &str) -> String {
-    format!("netns/{}", label.replace('/', "_"))
-}
 
 fn elapsed_ms(t: Instant) -> u64 {
     t.elapsed().as_millis() as u64
@@ -247,7 +243,7 @@ fn copy_file(src: &Path, dst: &Path, source: &str, rel: &str, label: &str) -> So
 /// it, /proc/PID/net of a process inside is read instead and the sysctls
 /// are reported as not collected.
 pub fn snapshot_netns(ns: &Netns, root: &Path, tool_timeout: Duration) -> Vec<SourceReport> {
-    let dir_rel = netns_dir(&ns.label);
+    let dir_rel = formats::bundle::netns_path(&ns.dir);
     let dir = root.join(&dir_rel);
     let mut reports = Vec::new();
     if let Err(e) = std::fs::create_dir_all(dir.join("proc/net/stat")) {
@@ -450,25 +446,6 @@ fn boot_time(proc: &Path) -> Option<u64> {
         .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
 }
 
-/// One process, as written to processes.jsonl.
-#[derive(Debug, serde::Serialize)]
-struct ProcessRow {
-    pid: u32,
-    ppid: Option<u32>,
-    comm: Option<String>,
-    exe: Option<String>,
-    cmdline: Option<Vec<String>>,
-    uid: Option<u32>,
-    start_time_ns: Option<u64>,
-    netns_inode: Option<u64>,
-    mntns_inode: Option<u64>,
-    cgroup: Option<String>,
-    container_id: Option<String>,
-    pod_uid: Option<String>,
-    fd_count: Option<u64>,
-    socket_fd_count: Option<u64>,
-}
-
 /// Reads one process; `None` when it vanished before anything was read.
 fn read_process(
     proc: &Path,
@@ -477,7 +454,7 @@ fn read_process(
     btime: Option<u64>,
     redact: bool,
     fds: &mut String,
-) -> Option<ProcessRow> {
+) -> Option<ProcessRecord> {
     let base = proc.join(pid.to_string());
     let stat = std::fs::read_to_string(base.join("stat")).ok()?;
     // comm is in parentheses and may itself contain ") ": split at the last one.
@@ -537,7 +514,7 @@ fn read_process(
         fd_count = Some(n);
         socket_fd_count = Some(s);
     }
-    Some(ProcessRow {
+    Some(ProcessRecord {
         pid,
         ppid,
         comm: Some(comm),
@@ -596,7 +573,7 @@ pub fn snapshot_processes(proc: &Path, root: &Path, redact: bool) -> SourceRepor
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
     let mut procs = String::new();
-    let mut fds = String::from("pid\tfd\ttarget\n");
+    let mut fds = String::from(formats::bundle::FDS_HEADER);
     let mut hidden = 0;
     let mut count = 0;
     for (rows, f, h) in parts {

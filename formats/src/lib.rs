@@ -9,13 +9,17 @@
 //!
 //! Nothing here touches the file system or panics on bad bytes: damage is
 //! reported with its byte offset and everything readable around it is kept.
-//! [`TABLES`] is the one list of the tables this crate can build.
 //!
 //! Text artifacts (/proc files, tool output, JSON lines from the collector)
-//! go through [`READERS`]: each [`Reader`] claims files by path and first
+//! go through [`readers()`]: each [`Reader`] claims files by path and first
 //! bytes and appends [`Rows`] to its table, whose first columns are the
 //! [`CONTEXT`] (bundle, host, netns) taken from the file's [`Origin`].
+//!
+//! [`bundle`] is the contract between the collector and every reader: the
+//! manifest, the layout, and [`bundle::ARTIFACTS`], the one registry of
+//! what a bundle holds, from which [`tables()`] and [`readers()`] derive.
 
+pub mod bundle;
 mod capfile;
 mod conntrack;
 mod counters;
@@ -25,7 +29,6 @@ mod events;
 mod flows;
 mod interfaces;
 mod logs;
-mod manifest;
 mod packets;
 mod proc_net;
 mod processes;
@@ -35,68 +38,24 @@ mod sysctls;
 mod table;
 mod unix;
 
+pub use bundle::{Manifest, Member, readers, tables};
 pub use capfile::{
     Chunk, Damage, Direction, Frame, Frames, Index, Indexer, Interface, Layout, index, is_capture,
 };
 pub use decode::{Addr, Headers, L3, Tcp, decode, link, tcp_flag};
 pub use error::{Error, Hex};
 pub use flows::FlowTable;
-pub use manifest::{Manifest, Member};
 pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
 pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read};
 pub use table::{Column, Kind, Table, schema_of};
 pub use unix::DIAG_COLUMNS as UNIX_DIAG_COLUMNS;
-
-/// Every table this crate defines, in the order `capsnap tables` lists them.
-pub const TABLES: &[Table] = &[
-    packets::TABLE,
-    flows::TABLE,
-    proc_net::TABLE,
-    unix::TABLE,
-    processes::TABLE,
-    processes::fds::TABLE,
-    sockstat::TABLE,
-    sysctls::TABLE,
-    counters::TABLE,
-    conntrack::TABLE,
-    events::TABLE,
-    logs::TABLE,
-    interfaces::TABLE,
-    manifest::TABLE,
-    manifest::collection::TABLE,
-];
-
-/// Every reader of text artifacts, tried in this order on each file of a
-/// bundle or directory; every reader that claims a file reads it (the
-/// manifest feeds both `netns` and `collection`).
-pub const READERS: &[Reader] = &[
-    sockstat::READER,
-    processes::READER,
-    processes::fds::READER,
-    manifest::NETNS_READER,
-    manifest::collection::READER,
-    proc_net::READER,
-    unix::PROC_READER,
-    unix::DIAG_READER,
-    sysctls::READER,
-    counters::SNMP_READER,
-    counters::SNMP6_READER,
-    counters::NF_CONNTRACK_STAT_READER,
-    counters::CONNTRACK_STATS_READER,
-    interfaces::READER,
-    conntrack::PROC_READER,
-    conntrack::TOOL_READER,
-    events::JSONL_READER,
-    events::TOOLS_READER,
-    logs::READER,
-];
 
 /// The `packets` table.
 pub const PACKETS: Table = packets::TABLE;
 /// The `flows` table.
 pub const FLOWS: Table = flows::TABLE;
 
-/// Every reader in [`READERS`] against damaged input: arbitrary bytes, every
+/// Every reader of [`readers()`] against damaged input: arbitrary bytes, every
 /// prefix of a real sample, samples with bytes changed. Each must give rows,
 /// skipped lines or an error, never a panic (a null in a non-nullable column
 /// would panic in `Rows::finish`, so this also checks that).
@@ -164,7 +123,7 @@ mod reader_robustness {
     /// Runs every reader's claim and parser on `input` as if it were `path`.
     fn all_readers(path: &str, input: &[u8]) {
         let head = input.get(..4096).unwrap_or(input);
-        for reader in READERS {
+        for reader in readers() {
             let _ = (reader.claims)(path, head);
             let _ = read(reader, input, Origin::of("b", Some("h"), path));
         }
@@ -208,8 +167,11 @@ mod reader_robustness {
     fn no_two_readers_of_one_table_claim_the_same_sample() {
         for (path, bytes) in samples() {
             let head = bytes.get(..4096).unwrap_or(bytes);
-            let claimers: Vec<&Reader> =
-                READERS.iter().filter(|r| (r.claims)(path, head)).collect();
+            let claimers: Vec<&Reader> = readers()
+                .iter()
+                .copied()
+                .filter(|r| (r.claims)(path, head))
+                .collect();
             for (i, a) in claimers.iter().enumerate() {
                 for b in &claimers[i + 1..] {
                     assert!(

@@ -101,13 +101,24 @@ pub struct InterfaceMeta {
 }
 
 impl InterfaceMeta {
-    /// Labels of a pcapng interface. capsnap writes `netns=NAME` into
-    /// `if_description` of the interfaces it captures on.
+    /// The `if_description` capsnap writes for an interface it captures on
+    /// in the namespace `label`: `netns=` and the label, whole (a label may
+    /// hold spaces).
+    pub fn description(label: &str) -> String {
+        format!("netns={label}")
+    }
+
+    /// Labels of a pcapng interface: the namespace from a description
+    /// [`InterfaceMeta::description`] wrote, or from a `netns=NAME` word in
+    /// another tool's description.
     pub fn of(iface: &Interface) -> Self {
         let netns = iface
             .description
             .as_deref()
-            .and_then(|d| d.split_whitespace().find_map(|w| w.strip_prefix("netns=")))
+            .and_then(|d| {
+                d.strip_prefix("netns=")
+                    .or_else(|| d.split_whitespace().find_map(|w| w.strip_prefix("netns=")))
+            })
             .map(str::to_owned);
         InterfaceMeta {
             link_type: iface.link_type,

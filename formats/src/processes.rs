@@ -5,8 +5,8 @@
 //! target is the /proc/PID/fd link text (`socket:[123]`, `pipe:[9]`,
 //! `anon_inode:[eventfd]`, a path).
 
+use crate::bundle::{FDS_HEADER, ProcessRecord};
 use crate::rows::{Reader, Rows, V, file_name_is, text};
-use serde_json::Value;
 
 crate::artifact_table!(
     "processes",
@@ -74,52 +74,39 @@ pub const READER: Reader = Reader {
 };
 
 fn parse(input: &[u8], rows: &mut Rows) -> Result<(), String> {
-    let labels = rows.origin().netns_labels.clone();
+    let origin = rows.origin().clone();
     for (n, line) in text(input).lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let p: Value = match serde_json::from_str(line) {
-            Ok(v @ Value::Object(_)) => v,
-            Ok(_) => {
-                rows.skip(n + 1, "not a JSON object");
-                continue;
-            }
+        let p: ProcessRecord = match serde_json::from_str(line) {
+            Ok(p) => p,
             Err(e) => {
-                rows.skip(n + 1, format!("not JSON: {e}"));
+                rows.skip(n + 1, format!("not a process record: {e}"));
                 continue;
             }
         };
-        let Some(pid) = p["pid"].as_u64() else {
-            rows.skip(n + 1, "no pid");
-            continue;
-        };
-        let cmdline = p["cmdline"].as_array().map(|args| {
-            args.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(" ")
-        });
-        let cgroup = p["cgroup"].as_str().map(unified_cgroup);
-        let netns_inode = p["netns_inode"].as_u64();
-        let netns = netns_inode.and_then(|i| labels.get(&i)).map(String::as_str);
+        let cmdline = p.cmdline.as_ref().map(|args| args.join(" "));
+        let netns = p.netns_inode.and_then(|i| origin.label_of_inode(i));
         rows.push_in(
             netns,
             &[
-                V::U64(pid),
-                p["ppid"].as_u64().into(),
-                p["comm"].as_str().into(),
-                p["exe"].as_str().into(),
+                V::U64(p.pid.into()),
+                p.ppid.map(u64::from).into(),
+                p.comm.as_deref().into(),
+                p.exe.as_deref().into(),
                 cmdline.as_deref().into(),
-                p["uid"].as_u64().into(),
-                p["start_time_ns"].as_i64().map_or(V::Null, V::Ts),
-                netns_inode.into(),
-                p["mntns_inode"].as_u64().into(),
-                cgroup.into(),
-                p["container_id"].as_str().into(),
-                p["pod_uid"].as_str().into(),
-                p["fd_count"].as_u64().into(),
-                p["socket_fd_count"].as_u64().into(),
+                p.uid.map(u64::from).into(),
+                p.start_time_ns
+                    .and_then(|t| i64::try_from(t).ok())
+                    .map_or(V::Null, V::Ts),
+                p.netns_inode.into(),
+                p.mntns_inode.into(),
+                p.cgroup.as_deref().map(unified_cgroup).into(),
+                p.container_id.as_deref().into(),
+                p.pod_uid.as_deref().into(),
+                p.fd_count.into(),
+                p.socket_fd_count.into(),
             ],
         );
     }
@@ -165,7 +152,7 @@ pub mod fds {
         table: &TABLE,
         what: "fds.tsv (capsnap)",
         claims: |path, head| {
-            file_name_is(path, &["fds.tsv"]) || head.starts_with(b"pid\tfd\ttarget\n")
+            file_name_is(path, &["fds.tsv"]) || head.starts_with(FDS_HEADER.as_bytes())
         },
         superseded_by: None,
         parse,
@@ -173,7 +160,7 @@ pub mod fds {
 
     fn parse(input: &[u8], rows: &mut Rows) -> Result<(), String> {
         for (n, line) in text(input).lines().enumerate() {
-            if n == 0 && line.starts_with("pid\t") || line.is_empty() {
+            if n == 0 && line == FDS_HEADER.trim_end() || line.is_empty() {
                 continue;
             }
             let mut fields = line.splitn(3, '\t');
@@ -240,8 +227,11 @@ mod tests {
 not json
 {"pid":7,"comm":"leaky","netns_inode":99,"cmdline":[]}
 "#;
-        let mut origin = Origin::of("b", Some("n1"), "processes.jsonl");
-        origin.netns_labels = Arc::new([(4026531833, "host".to_string())].into());
+        let manifest = crate::Manifest::parse(
+            br#"{"format_version":2,"host":"n1","namespaces":[{"label":"host","dir":"host","inode":4026531833}]}"#,
+        )
+        .unwrap();
+        let origin = Origin::in_bundle("b", &Arc::new(manifest), "processes.jsonl");
         let (batch, skipped, _) = read(&READER, input, origin).unwrap();
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(skipped[0].line, 2);

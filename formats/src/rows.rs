@@ -9,6 +9,7 @@
 //! a parser pushes only its own values. A line a parser cannot read is
 //! recorded with [`Rows::skip`] and the lines around it are kept.
 
+use crate::bundle::{Manifest, label_of_dir_name};
 use crate::table::{Column, Kind, Table, schema_of};
 use arrow_array::builder::{
     ArrayBuilder, BooleanBuilder, Int64Builder, StringBuilder, StringDictionaryBuilder,
@@ -16,7 +17,6 @@ use arrow_array::builder::{
 };
 use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, RecordBatch};
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -44,36 +44,45 @@ pub const CONTEXT: &[Column] = &[
 
 /// Where a file comes from: the values of the [`CONTEXT`] columns, and the
 /// file's path inside its bundle or directory ('/'-separated).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Origin {
     pub bundle: String,
     pub host: Option<String>,
     pub netns: Option<String>,
     pub path: String,
-    /// Namespace labels by inode, from the bundle's manifest: for files
-    /// that describe processes of several namespaces (processes.jsonl).
-    pub netns_labels: Arc<BTreeMap<u64, String>>,
+    /// The bundle's manifest, parsed once by the loader: namespace labels
+    /// by directory and by inode, and what the `netns` and `collection`
+    /// tables are read from.
+    pub manifest: Option<Arc<Manifest>>,
 }
 
 impl Origin {
-    /// The origin of `path` inside a bundle or directory: files under
-    /// `netns/<label>/` belong to that namespace; `<label>` may itself
-    /// contain '/' (`pod/default/web`), so it ends where a known artifact
-    /// begins (`proc/`, or a file directly in the namespace directory).
+    /// The origin of `path` in a directory without a manifest (laid out
+    /// by hand): a file under `netns/<dir>/` belongs to the namespace that
+    /// [`label_of_dir_name`] gives.
     pub fn of(bundle: &str, host: Option<&str>, path: &str) -> Origin {
-        let netns = path.strip_prefix("netns/").map(|rest| {
-            let end = rest
-                .find("/proc/")
-                .or_else(|| rest.rfind('/'))
-                .unwrap_or(rest.len());
-            rest[..end].to_owned()
-        });
         Origin {
             bundle: bundle.to_owned(),
             host: host.map(str::to_owned),
+            netns: netns_dir(path).map(label_of_dir_name),
+            path: path.to_owned(),
+            manifest: None,
+        }
+    }
+
+    /// The origin of `path` in a bundle with `manifest`: its host, and the
+    /// namespace the manifest records for the directory the file is under.
+    pub fn in_bundle(bundle: &str, manifest: &Arc<Manifest>, path: &str) -> Origin {
+        let netns = netns_dir(path).map(|dir| match manifest.label_of_dir(dir) {
+            Some(label) => label.to_owned(),
+            None => label_of_dir_name(dir),
+        });
+        Origin {
+            bundle: bundle.to_owned(),
+            host: manifest.host().map(str::to_owned),
             netns,
             path: path.to_owned(),
-            netns_labels: Arc::default(),
+            manifest: Some(manifest.clone()),
         }
     }
 
@@ -81,6 +90,17 @@ impl Origin {
     pub fn file_name(&self) -> &str {
         self.path.rsplit('/').next().unwrap_or(&self.path)
     }
+
+    /// The label of the namespace with this inode, from the manifest.
+    pub fn label_of_inode(&self, inode: u64) -> Option<&str> {
+        self.manifest.as_ref()?.label_of_inode(inode)
+    }
+}
+
+/// The namespace directory of a bundle path (`netns/<dir>/...`).
+fn netns_dir(path: &str) -> Option<&str> {
+    let (dir, _) = path.strip_prefix("netns/")?.split_once('/')?;
+    Some(dir)
 }
 
 /// One value of a row, in the order of the table's own columns.
@@ -522,7 +542,7 @@ mod tests {
         let origin = Origin::of(
             "b.capsnap",
             Some("node1"),
-            "netns/pod/default/web/proc/net/sockstat",
+            "netns/pod%2Fdefault%2Fweb/proc/net/sockstat",
         );
         assert_eq!(origin.netns.as_deref(), Some("pod/default/web"));
         let mut rows = Rows::new(&TABLE, origin);

@@ -3,7 +3,7 @@
 # colliding with a sidecar's FIN_WAIT2 socket") and collects a bundle while
 # it happens:
 #   samples/repro/connect-timeout.sh OUT.capsnap
-# writes OUT.capsnap and OUT.expect.json (what a correct detection must name).
+# writes OUT.capsnap and OUT.facts.json (what a correct detection must name).
 #
 # The scene, Istio-like: a pod (cs-ct-pod, 10.244.3.7) whose iptables
 # REDIRECT every outbound TCP connection to port 7777 to a sidecar proxy on
@@ -186,10 +186,11 @@ say "bundle: eBPF SYN_SENT->CLOSE $closes, SYN retransmits $retrans; /proc/net/t
 IFS=, read -r flow_state flow_history flow_syn_retries <<<"$flow"
 [[ $flow_state == S0 ]] && ((flow_syn_retries >= 1)) || fail "the bundle's flow from port $LOCAL_PORT is '$flow'"
 
-"$PY" - "$EXPECT" "$WORK/connect.json" <<PY
+"$PY" - "$FACTS" "$WORK/connect.json" <<PY
 import json, sys
-expect = {
+facts = {
     "detection": "connect-timeout",
+    "named": ["local_port", "remote_ip", "remote_port", "fin_wait2_local"],
     "objects": {
         "local_port": $LOCAL_PORT,
         "remote_ip": "$REMOTE_IP",
@@ -242,7 +243,7 @@ expect = {
     ],
 }
 with open(sys.argv[1], "w") as f:
-    json.dump(expect, f, indent=2)
+    json.dump(facts, f, indent=2)
     f.write("\n")
 PY
-say "wrote $OUT and $EXPECT"
+say "wrote $OUT and $FACTS"

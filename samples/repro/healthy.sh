@@ -2,7 +2,7 @@
 # Collects a bundle from a healthy NAT setup, the sample every detection
 # must stay silent on:
 #   samples/repro/healthy.sh OUT.capsnap
-# writes OUT.capsnap and OUT.expect.json.
+# writes OUT.capsnap and OUT.facts.json.
 #
 # The scene: a pod (cs-ok-pod, 10.244.9.5) behind a node (cs-ok-node) that
 # MASQUERADEs it towards a web server (cs-ok-remote, 192.168.90.2:8080).
@@ -102,9 +102,9 @@ say "bundle: $bad RSTs in the captures, $flows connections to the web server in 
 ((flows >= 15)) || fail "the bundle's pod capture has $flows connections, expected at least 15"
 ((lab_retrans == 0)) || fail "the bundle has retransmit or reset events in the lab's namespaces"
 
-"$PY" - "$EXPECT" <<PY
+"$PY" - "$FACTS" <<PY
 import json, sys
-expect = {
+facts = {
     "detection": None,
     "objects": {},
     "description": "Healthy NAT setup: pod $POD_IP behind node MASQUERADE ($NAT_IP) talking "
@@ -126,7 +126,7 @@ expect = {
     ],
 }
 with open(sys.argv[1], "w") as f:
-    json.dump(expect, f, indent=2)
+    json.dump(facts, f, indent=2)
     f.write("\n")
 PY
-say "wrote $OUT and $EXPECT"
+say "wrote $OUT and $FACTS"

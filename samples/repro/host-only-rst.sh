@@ -2,7 +2,7 @@
 # Reproduces incident 3 (DESIGN.md; seed 002, "host-only RST") for real and
 # collects a bundle while it happens:
 #   samples/repro/host-only-rst.sh OUT.capsnap
-# writes OUT.capsnap and OUT.expect.json (what a correct detection must name).
+# writes OUT.capsnap and OUT.facts.json (what a correct detection must name).
 #
 # The scene, docker-like: a container (namespace cs-hr-ctr, 172.17.0.2 on
 # eth0) sits on a bridge of the node (cs-hr-node: cs-hr-br0 172.17.0.1,
@@ -173,10 +173,11 @@ else
     say "warning: no eBPF reset_sent from $NAT_IP:$nat_port in the bundle ($(tr -d ' \n' <"$B/ebpf/summary.json" | grep -o '"lost":[0-9]*'))"
 fi
 
-"$PY" - "$EXPECT" "$WORK/inject.json" "$WORK/inject-before.json" <<PY
+"$PY" - "$FACTS" "$WORK/inject.json" "$WORK/inject-before.json" <<PY
 import json, sys
-expect = {
+facts = {
     "detection": "host-only-rst",
+    "named": ["container_ip", "container_port", "nat_ip", "nat_port", "remote_ip", "remote_port", "netns_container"],
     "objects": {
         "container_ip": "$CTR_IP",
         "container_port": $CTR_PORT,
@@ -224,7 +225,7 @@ expect = {
     ],
 }
 with open(sys.argv[1], "w") as f:
-    json.dump(expect, f, indent=2)
+    json.dump(facts, f, indent=2)
     f.write("\n")
 PY
-say "wrote $OUT and $EXPECT"
+say "wrote $OUT and $FACTS"

@@ -22,7 +22,7 @@ lab_teardown() {
 
 fail() {
     echo "$ID: reproduction failed: $*" >&2
-    rm -f "$OUT" "$EXPECT"
+    rm -f "$OUT" "$FACTS"
     exit 1
 }
 
@@ -45,7 +45,7 @@ lab_preflight() {
         command -v "$tool" >/dev/null || { echo "$0: $tool is missing" >&2; exit 2; }
     done
     OUT=$(realpath -m "$1")
-    EXPECT=${OUT%.capsnap}.expect.json
+    FACTS=${OUT%.capsnap}.facts.json
     HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
     PY=$(python3 -c 'import sys; print(sys.executable)')
     CAPSNAP_BIN=$(command -v "${CAPSNAP:-capsnap}") ||
@@ -53,7 +53,7 @@ lab_preflight() {
     CAPSNAP_BIN=$(realpath "$CAPSNAP_BIN")
     command -v "$CAPSNAP_BIN" >/dev/null || { echo "$0: $CAPSNAP_BIN is not executable" >&2; exit 2; }
     mkdir -p "$(dirname "$OUT")"
-    rm -f "$OUT" "$EXPECT"
+    rm -f "$OUT" "$FACTS"
     WORK=$(mktemp -d "/tmp/$LAB-work.XXXXXX")
 }
 

@@ -2,7 +2,7 @@
 # Reproduces incident 2 (DESIGN.md; seed 001, "runtime hang / PLEG") and
 # collects a bundle while the fault is present:
 #   samples/repro/runtime-hang.sh OUT.capsnap
-# writes OUT.capsnap and OUT.expect.json (what a correct detection must name).
+# writes OUT.capsnap and OUT.facts.json (what a correct detection must name).
 #
 # What is real: a runc process (comm "runc", runc's argv as a docker 20.10
 # containerd-shim-runc-v2 runs it, --systemd-cgroup) blocked in read(2) on
@@ -55,7 +55,7 @@ OUT=$1
 case $OUT in
 /run/* | /var/run/* | /var/log/*) echo "$0: OUT must not be under /run or /var/log (hidden by this repro)" >&2; exit 2 ;;
 esac
-EXPECT=${OUT%.capsnap}.expect.json
+FACTS=${OUT%.capsnap}.facts.json
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=/run/cs-rth-work
 MIN_AGE_S=35
@@ -90,14 +90,14 @@ cleanup() {
 trap cleanup EXIT
 fail() {
     echo "$0: reproduction failed: $*" >&2
-    rm -f "$OUT" "$EXPECT"
+    rm -f "$OUT" "$FACTS"
     exit 1
 }
 
 mount -t tmpfs -o mode=755 cs-rth-run /run
 mount -t tmpfs -o mode=755 cs-rth-log /var/log
 mkdir -p "$WORK/bin" /run/dbus "$TASK" /var/run/docker/runtime-runc/moby "$(dirname "$OUT")"
-rm -f "$OUT" "$EXPECT"
+rm -f "$OUT" "$FACTS"
 cc -O2 -Wall -o "$WORK/bin/runc" "$HERE/runtime-hang-fakes.c"
 for name in dbus-daemon containerd-shim-runc-v2 containerd dockerd kubelet; do
     ln "$WORK/bin/runc" "$WORK/bin/$name"
@@ -230,10 +230,11 @@ PY
 ) || fail "the bundle lacks the evidence (see above; logs/messages needs a capsnap whose collector has the log_files source)"
 
 argv=$(tr '\0' ' ' <"/proc/$runc/cmdline")
-"$PY" - "$EXPECT" <<PY
+"$PY" - "$FACTS" <<PY
 import json, sys
-expect = {
+facts = {
     "detection": "runtime-hang",
+    "named": ["runc_pid", "log_patterns"],
     "objects": {
         "runc_pid": $runc,
         "runc_comm": "runc",
@@ -268,7 +269,7 @@ expect = {
     ],
 }
 with open(sys.argv[1], "w") as f:
-    json.dump(expect, f, indent=2)
+    json.dump(facts, f, indent=2)
     f.write("\n")
 PY
-echo "wrote $OUT and $EXPECT" >&2
+echo "wrote $OUT and $FACTS" >&2

@@ -2,7 +2,7 @@
 # Reproduces incident 5 (DESIGN.md; seed 004, "socket leak") for real and
 # collects a bundle while the fault is present:
 #   samples/repro/socket-leak.sh OUT.capsnap
-# writes OUT.capsnap and OUT.expect.json (what a correct detection must name).
+# writes OUT.capsnap and OUT.facts.json (what a correct detection must name).
 #
 # The scene: a "pod" (network namespace cs-skl-pod) runs leaky-exporter,
 # which scrapes an upstream in another namespace (cs-skl-up, over a veth
@@ -40,7 +40,7 @@ for tool in ip python3; do
 done
 
 OUT=$(realpath -m "$1")
-EXPECT=${OUT%.capsnap}.expect.json
+FACTS=${OUT%.capsnap}.facts.json
 CAPSNAP=${CAPSNAP:-capsnap}
 HERE=$(cd "$(dirname "$0")" && pwd)
 POD=cs-skl-pod
@@ -72,14 +72,14 @@ cleanup() {
 trap cleanup EXIT
 fail() {
     echo "$0: reproduction failed: $*" >&2
-    rm -f "$OUT" "$EXPECT"
+    rm -f "$OUT" "$FACTS"
     exit 1
 }
 nap() { read -rt "$1" <> <(:) || true; } # sleep without an exec (keeps the exec log clean)
 
 cleanup # a previous run killed with SIGKILL
 mkdir -p "$WORK" "$(dirname "$OUT")"
-rm -f "$OUT" "$EXPECT"
+rm -f "$OUT" "$FACTS"
 { echo "#!$PY"; tail -n +2 "$HERE/leaky-exporter.py"; } >"$WORK/leaky-exporter"
 chmod 755 "$WORK/leaky-exporter"
 
@@ -186,10 +186,11 @@ ok = (me and me[0]["socket_fd_count"] == count and len(socks) == count
 sys.exit(0 if ok else 1)
 PY
 
-"$PY" - "$EXPECT" <<PY
+"$PY" - "$FACTS" <<PY
 import json, sys
-expect = {
+facts = {
     "detection": "socket-leak",
+    "named": ["pid", "comm", "netns", "leaked_fds"],
     "objects": {
         "pid": $exporter,
         "comm": "leaky-exporter",
@@ -215,7 +216,7 @@ expect = {
     ],
 }
 with open(sys.argv[1], "w") as f:
-    json.dump(expect, f, indent=2)
+    json.dump(facts, f, indent=2)
     f.write("\n")
 PY
-echo "wrote $OUT and $EXPECT" >&2
+echo "wrote $OUT and $FACTS" >&2

@@ -2,7 +2,7 @@
 # Reproduces incident 1 (DESIGN.md; seed 000, "unix socket replaced") for real
 # and collects a bundle while the fault is present:
 #   samples/repro/unix-socket-replaced.sh OUT.capsnap
-# writes OUT.capsnap and OUT.expect.json (what a correct detection must name).
+# writes OUT.capsnap and OUT.facts.json (what a correct detection must name).
 #
 # The scene, as in the seed: a metrics daemon (nginx-custom-metrics, a small C
 # program: its comm is "nginx-custom-me") runs in a "pod" (network namespace
@@ -39,7 +39,7 @@ for tool in ip nsenter cc python3 bpftrace; do
 done
 
 OUT=$(realpath -m "$1")
-EXPECT=${OUT%.capsnap}.expect.json
+FACTS=${OUT%.capsnap}.facts.json
 CAPSNAP=${CAPSNAP:-capsnap}
 HERE=$(cd "$(dirname "$0")" && pwd)
 NS=cs-usr-pod
@@ -68,14 +68,14 @@ cleanup() {
 trap cleanup EXIT
 fail() {
     echo "$0: reproduction failed: $*" >&2
-    rm -f "$OUT" "$EXPECT"
+    rm -f "$OUT" "$FACTS"
     exit 1
 }
 nap() { read -rt "$1" <> <(:) || true; } # sleep without an exec (keeps the exec log clean)
 
 cleanup # a previous run killed with SIGKILL
 mkdir -p "$WORK/bin" "$(dirname "$OUT")"
-rm -f "$OUT" "$EXPECT"
+rm -f "$OUT" "$FACTS"
 cc -O2 -Wall -o "$WORK/bin/nginx-custom-metrics" "$HERE/nginx-custom-metrics.c"
 { echo "#!$PY"; tail -n +2 "$HERE/secagent.py"; } >"$WORK/bin/secagent"
 chmod 755 "$WORK/bin/secagent"
@@ -192,10 +192,11 @@ print(f"ebpf: exec of the probe {replacer} by secagent with -V logged: {bool(hit
 sys.exit(0 if ok and hit else 1)
 PY
 
-"$PY" - "$EXPECT" <<PY
+"$PY" - "$FACTS" <<PY
 import json, sys
-expect = {
+facts = {
     "detection": "unix-socket-replaced",
+    "named": ["path", "listener_pid", "replacer_pid", "replacer_argv", "replacer_parent_comm"],
     "objects": {
         "path": "$SOCK",
         "netns": "$NS",
@@ -224,7 +225,7 @@ expect = {
     ],
 }
 with open(sys.argv[1], "w") as f:
-    json.dump(expect, f, indent=2)
+    json.dump(facts, f, indent=2)
     f.write("\n")
 PY
-echo "wrote $OUT and $EXPECT" >&2
+echo "wrote $OUT and $FACTS" >&2

@@ -1,0 +1,373 @@
+//! The artifact registry: every file a bundle may hold, with the collector
+//! source that writes it, where it sits, and how it becomes table rows.
+//!
+//! This is the one list the two sides of a bundle agree through. The
+//! collector writes each artifact at [`Artifact::path_in`] and reports it
+//! under [`Artifact::source`]; the loader reads it with its reader; the
+//! table list, `capsnap tables`, the "cannot tell: no X (why)" of a
+//! detection and the robustness tests are all derived from it.
+//!
+//! Adding a table: write its reader (one file in `formats/src/`, declaring
+//! its `TABLE` and `READER`), then add one line here per file it reads.
+//! Entries are grouped by table in the order `capsnap tables` lists them.
+
+use crate::rows::Reader;
+use crate::table::Table;
+use crate::{
+    conntrack, counters, events, flows, interfaces, logs, packets, proc_net, processes, sockstat,
+    sysctls, unix,
+};
+use std::sync::LazyLock;
+
+/// Where an artifact sits in a bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Once per bundle, at its path from the bundle root.
+    Node,
+    /// Once per network namespace, under `netns/<dir>/`.
+    Netns,
+    /// Never written by the collector: files saved by hand (`capsnap query
+    /// DIR`), recognised by their reader's claim alone.
+    Hand,
+}
+
+/// How an artifact becomes rows.
+#[derive(Debug, Clone, Copy)]
+pub enum Parse {
+    /// Kept as captured, for people and other tools; no table reads it yet.
+    Raw,
+    /// A text file that this reader turns into rows of its table.
+    Text(&'static Reader),
+    /// A packet capture: every table of [`CAPTURE_TABLES`] streams from it.
+    Capture,
+}
+
+/// One kind of file in a bundle.
+#[derive(Debug, Clone, Copy)]
+pub struct Artifact {
+    /// Path from the bundle root ([`Scope::Node`]) or from the namespace's
+    /// directory ([`Scope::Netns`]). A path ending in `/` is a folder of
+    /// such files.
+    pub path: &'static str,
+    pub scope: Scope,
+    /// The collector source that writes it, as the manifest's `sources`
+    /// name it (a tool's source is `tool:` and the command it runs).
+    pub source: &'static str,
+    pub parse: Parse,
+}
+
+impl Artifact {
+    /// Its path in a bundle, for a per-namespace artifact under the
+    /// namespace directory `dir` (see [`Namespace::dir`](super::Namespace::dir)).
+    pub fn path_in(&self, dir: Option<&str>) -> String {
+        match (self.scope, dir) {
+            (Scope::Netns, Some(dir)) => format!("{}/{}", super::netns_path(dir), self.path),
+            _ => self.path.to_owned(),
+        }
+    }
+
+    /// The tables it feeds.
+    pub fn tables(&self) -> Vec<&'static Table> {
+        match self.parse {
+            Parse::Raw => Vec::new(),
+            Parse::Text(reader) => vec![reader.table],
+            Parse::Capture => CAPTURE_TABLES.to_vec(),
+        }
+    }
+
+    /// For a [`tool:`](Artifact::source) source, the command it runs.
+    pub fn command(&self) -> Option<Vec<&'static str>> {
+        Some(self.source.strip_prefix("tool:")?.split(' ').collect())
+    }
+
+    /// Whether `path` (a bundle path) is this artifact.
+    pub fn matches(&self, path: &str) -> bool {
+        let rel = match self.scope {
+            Scope::Hand => return false,
+            Scope::Node => path,
+            Scope::Netns => match path.strip_prefix("netns/").and_then(|p| p.split_once('/')) {
+                Some((_, rel)) => rel,
+                None => return false,
+            },
+        };
+        match self.path.strip_suffix('/') {
+            Some(folder) => rel
+                .strip_prefix(folder)
+                .and_then(|r| r.strip_prefix('/'))
+                .is_some_and(|r| !r.is_empty() && !r.contains('/')),
+            None => rel == self.path,
+        }
+    }
+}
+
+/// The tables that stream from packet captures.
+pub const CAPTURE_TABLES: &[&Table] = &[&packets::TABLE, &flows::TABLE];
+
+const fn netns(path: &'static str, source: &'static str, parse: Parse) -> Artifact {
+    Artifact {
+        path,
+        scope: Scope::Netns,
+        source,
+        parse,
+    }
+}
+
+const fn node(path: &'static str, source: &'static str, parse: Parse) -> Artifact {
+    Artifact {
+        path,
+        scope: Scope::Node,
+        source,
+        parse,
+    }
+}
+
+const fn hand(reader: &'static Reader) -> Artifact {
+    Artifact {
+        path: "",
+        scope: Scope::Hand,
+        source: "",
+        parse: Parse::Text(reader),
+    }
+}
+
+use Parse::{Capture, Raw, Text};
+
+/// The packet capture of one namespace.
+pub const PACKETS: Artifact = netns("packets.pcapng", "packets", Capture);
+pub const PROCESSES: Artifact = node("processes.jsonl", "processes", Text(&processes::READER));
+pub const FDS: Artifact = node("fds.tsv", "processes", Text(&processes::fds::READER));
+pub const SYSCTLS: Artifact = netns("sysctls.txt", "sysctls", Text(&sysctls::READER));
+pub const UNIX_DIAG: Artifact = netns("unix_diag.tsv", "unix_diag", Text(&unix::DIAG_READER));
+pub const EVENTS: Artifact = node("ebpf/events.jsonl", "ebpf", Text(&events::JSONL_READER));
+pub const KERNEL_LOG: Artifact = node("dmesg.txt", "kernel_log", Text(&logs::READER));
+pub const JOURNAL: Artifact = node("journal.txt", "journal", Text(&logs::READER));
+pub const LOG_FILES: Artifact = node("logs/", "log_files", Text(&logs::READER));
+pub const MANIFEST: Artifact = node(
+    "manifest.json",
+    "manifest",
+    Text(&super::tables::NETNS_READER),
+);
+
+/// Every artifact, grouped by the table it feeds.
+pub const ARTIFACTS: &[Artifact] = &[
+    PACKETS,
+    netns("proc/net/tcp", "proc_net_tcp", Text(&proc_net::READER)),
+    netns("proc/net/tcp6", "proc_net_tcp6", Text(&proc_net::READER)),
+    netns("proc/net/udp", "proc_net_udp", Text(&proc_net::READER)),
+    netns("proc/net/udp6", "proc_net_udp6", Text(&proc_net::READER)),
+    netns("proc/net/raw", "proc_net_raw", Text(&proc_net::READER)),
+    netns("proc/net/raw6", "proc_net_raw6", Text(&proc_net::READER)),
+    netns("proc/net/unix", "proc_net_unix", Text(&unix::PROC_READER)),
+    UNIX_DIAG,
+    PROCESSES,
+    FDS,
+    netns(
+        "proc/net/sockstat",
+        "proc_net_sockstat",
+        Text(&sockstat::READER),
+    ),
+    netns(
+        "proc/net/sockstat6",
+        "proc_net_sockstat6",
+        Text(&sockstat::READER),
+    ),
+    SYSCTLS,
+    netns(
+        "proc/net/snmp",
+        "proc_net_snmp",
+        Text(&counters::SNMP_READER),
+    ),
+    netns(
+        "proc/net/netstat",
+        "proc_net_netstat",
+        Text(&counters::SNMP_READER),
+    ),
+    netns(
+        "proc/net/snmp6",
+        "proc_net_snmp6",
+        Text(&counters::SNMP6_READER),
+    ),
+    netns(
+        "proc/net/stat/nf_conntrack",
+        "proc_net_stat_nf_conntrack",
+        Text(&counters::NF_CONNTRACK_STAT_READER),
+    ),
+    netns(
+        "conntrack-stats.txt",
+        "tool:conntrack -S",
+        Text(&counters::CONNTRACK_STATS_READER),
+    ),
+    netns(
+        "proc/net/nf_conntrack",
+        "proc_net_nf_conntrack",
+        Text(&conntrack::PROC_READER),
+    ),
+    netns(
+        "conntrack.txt",
+        "tool:conntrack -L -o extended",
+        Text(&conntrack::TOOL_READER),
+    ),
+    EVENTS,
+    hand(&events::TOOLS_READER),
+    KERNEL_LOG,
+    JOURNAL,
+    LOG_FILES,
+    netns("proc/net/dev", "proc_net_dev", Text(&interfaces::READER)),
+    MANIFEST,
+    node(
+        "manifest.json",
+        "manifest",
+        Text(&super::tables::COLLECTION_READER),
+    ),
+    // Raw: kept for people and tools, read by no table yet.
+    netns("proc/net/packet", "proc_net_packet", Raw),
+    netns("ip-addr.txt", "tool:ip -d -s addr", Raw),
+    netns("ip-link.txt", "tool:ip -d -s link", Raw),
+    netns("ip-route.txt", "tool:ip route show table all", Raw),
+    netns("ip6-route.txt", "tool:ip -6 route show table all", Raw),
+    netns("ip-rule.txt", "tool:ip rule", Raw),
+    netns("iptables-save.txt", "tool:iptables-save -c", Raw),
+    netns("ip6tables-save.txt", "tool:ip6tables-save -c", Raw),
+    netns("nft-ruleset.txt", "tool:nft list ruleset", Raw),
+    node("ebpf/bpftrace.stderr", "ebpf", Raw),
+    node("ebpf/probes.bt", "ebpf", Raw),
+    node("ebpf/clock.json", "ebpf", Raw),
+    node("ebpf/summary.json", "ebpf", Raw),
+    node("runtime/crictl-pods.json", "tool:crictl pods -o json", Raw),
+    node("runtime/crictl-ps.json", "tool:crictl ps -a -o json", Raw),
+    node(
+        "runtime/docker-ps.jsonl",
+        "tool:docker ps -a --no-trunc --format {{json .}}",
+        Raw,
+    ),
+];
+
+/// The artifacts of one collector source.
+pub fn of_source(source: &str) -> impl Iterator<Item = &'static Artifact> {
+    ARTIFACTS.iter().filter(move |a| a.source == source)
+}
+
+/// The artifacts that feed `table`.
+pub fn feeding(table: &str) -> impl Iterator<Item = &'static Artifact> {
+    ARTIFACTS
+        .iter()
+        .filter(move |a| a.tables().iter().any(|t| t.name == table))
+}
+
+/// The artifact a bundle path is, if the registry knows it.
+pub fn at(path: &str) -> Option<&'static Artifact> {
+    ARTIFACTS.iter().find(|a| a.matches(path))
+}
+
+/// Every reader, once, in registry order.
+pub fn readers() -> &'static [&'static Reader] {
+    static READERS: LazyLock<Vec<&'static Reader>> = LazyLock::new(|| {
+        let mut out: Vec<&'static Reader> = Vec::new();
+        for a in ARTIFACTS {
+            if let Parse::Text(r) = a.parse
+                && !out.iter().any(|o| std::ptr::eq(*o, r))
+            {
+                out.push(r);
+            }
+        }
+        out
+    });
+    &READERS
+}
+
+/// Every table, once, in registry order (the order `capsnap tables` lists).
+pub fn tables() -> &'static [&'static Table] {
+    static TABLES: LazyLock<Vec<&'static Table>> = LazyLock::new(|| {
+        let mut out: Vec<&'static Table> = Vec::new();
+        for t in ARTIFACTS.iter().flat_map(Artifact::tables) {
+            if !out.iter().any(|o| o.name == t.name) {
+                out.push(t);
+            }
+        }
+        out
+    });
+    &TABLES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_listed_in_the_design_order() {
+        let names: Vec<&str> = tables().iter().map(|t| t.name).collect();
+        assert_eq!(
+            names,
+            [
+                "packets",
+                "flows",
+                "sockets",
+                "unix_sockets",
+                "processes",
+                "fds",
+                "sockstat",
+                "sysctls",
+                "net_counters",
+                "conntrack",
+                "events",
+                "logs",
+                "interfaces",
+                "netns",
+                "collection"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_text_artifact_is_claimed_by_its_reader_at_its_bundle_path() {
+        for a in ARTIFACTS {
+            let Parse::Text(reader) = a.parse else {
+                continue;
+            };
+            if a.scope == Scope::Hand {
+                continue;
+            }
+            let path = a.path_in(Some("pod%2Fshop%2Fweb"));
+            let path = path
+                .strip_suffix('/')
+                .map_or(path.clone(), |f| format!("{f}/syslog"));
+            assert!(
+                (reader.claims)(&path, b""),
+                "{path}: not claimed by {}",
+                reader.what
+            );
+            assert_eq!(at(&path).map(|a| a.source), Some(a.source), "{path}");
+        }
+    }
+
+    #[test]
+    fn paths_are_unique_per_reader_and_tools_name_their_command() {
+        for (i, a) in ARTIFACTS.iter().enumerate() {
+            for b in &ARTIFACTS[i + 1..] {
+                let same_reader = match (a.parse, b.parse) {
+                    (Parse::Text(x), Parse::Text(y)) => std::ptr::eq(x, y),
+                    _ => true,
+                };
+                assert!(
+                    a.scope == Scope::Hand
+                        || a.path != b.path
+                        || a.scope != b.scope
+                        || !same_reader,
+                    "{} twice",
+                    a.path
+                );
+            }
+            if let Some(argv) = a.command() {
+                assert!(argv.iter().all(|w| !w.is_empty()), "{}", a.source);
+            }
+        }
+        assert!(PACKETS.matches("netns/pod%2Fx/packets.pcapng"));
+        assert!(!PACKETS.matches("netns/packets.pcapng"));
+        assert!(LOG_FILES.matches("logs/syslog"));
+        assert!(!LOG_FILES.matches("logs/a/b"));
+        assert_eq!(
+            of_source("processes").map(|a| a.path).collect::<Vec<_>>(),
+            ["processes.jsonl", "fds.tsv"]
+        );
+    }
+}
