@@ -42,13 +42,6 @@ pub struct Manifest {
     pub members: Vec<Member>,
 }
 
-/// Nanoseconds since the epoch, now.
-pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 /// (year, month, day, hour, minute, second) of a UTC time.
 fn civil(ns: u64) -> (i64, u32, u32, u32, u32, u32) {
     let secs = (ns / 1_000_000_000) as i64;

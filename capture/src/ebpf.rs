@@ -43,11 +43,11 @@
 //! `suppressed` lines and makes the source `partial`.
 
 use crate::report::{SourceReport, Status};
+use crate::sys;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -272,15 +272,14 @@ pub fn start_bpftrace(opts: &EbpfOptions, out_dir: &Path) -> Result<EbpfSession,
         report
     };
 
-    let Some(bin) = find_executable(&opts.bpftrace) else {
+    let Some(bin) = sys::find_executable(&opts.bpftrace) else {
         return Err(fail(
             Status::Skipped,
             "bpftrace not installed".to_string(),
             Vec::new(),
         ));
     };
-    // SAFETY: geteuid() cannot fail and touches no memory.
-    if unsafe { libc::geteuid() } != 0 {
+    if !sys::is_root() {
         return Err(fail(
             Status::Failed,
             "permission: bpftrace needs root (CAP_BPF, CAP_PERFMON)".to_string(),
@@ -559,28 +558,6 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Resolves `name` like execvp() would: a path if it has a slash, else the
-/// first executable file of that name on $PATH.
-fn find_executable(name: &str) -> Option<PathBuf> {
-    let is_exe = |p: &Path| {
-        fs::metadata(p)
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
-    };
-    if name.is_empty() {
-        return None;
-    }
-    if name.contains('/') {
-        let p = PathBuf::from(name);
-        return is_exe(&p).then_some(p);
-    }
-    let path = std::env::var_os("PATH")
-        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| is_exe(p))
-}
-
 /// Where tracefs is, and whether capsnap mounted it.
 struct Tracefs {
     path: PathBuf,
@@ -852,10 +829,9 @@ fn symbolic(format: &str, field: &str) -> Vec<(i64, String)> {
     out
 }
 
-/// Starts bpftrace on `script` with its output going to the given files.
+/// Starts bpftrace on `script` with its output going to the given files,
+/// tied to the calling thread ([`sys::spawn_tied`]).
 fn spawn(bin: &Path, script: &Path, events: File, stderr: File) -> io::Result<Child> {
-    // SAFETY: getpid() cannot fail.
-    let parent = unsafe { libc::getpid() };
     let mut cmd = Command::new(bin);
     // -q: no "Attaching N probes..." on stdout. -B line: every event line
     // reaches the file as it is printed (stdout is not a tty: full buffering
@@ -867,32 +843,15 @@ fn spawn(bin: &Path, script: &Path, events: File, stderr: File) -> io::Result<Ch
         .env("BPFTRACE_STRLEN", STRLEN)
         .stdin(Stdio::null())
         .stdout(events)
-        .stderr(stderr);
+        .stderr(stderr)
+        // Own process group (setpgid(0, 0) in the child before exec), so
+        // that stop/drop signal bpftrace and anything it starts, and a ^C
+        // meant for capsnap does not reach it before capsnap asks.
+        .process_group(0);
     // SAFETY: the closure runs in the forked child before exec and only
-    // makes async-signal-safe system calls.
+    // makes an async-signal-safe system call.
     unsafe {
-        cmd.pre_exec(move || {
-            // Own process group, so that stop/drop signal bpftrace and
-            // anything it starts, and a ^C meant for capsnap does not reach
-            // it before capsnap asks.
-            if libc::setpgid(0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // Die with capsnap, even if capsnap is SIGKILLed.
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            // capsnap died between fork and prctl: the signal will not come.
-            if libc::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
+        cmd.pre_exec(|| {
             // Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; bpftrace
             // tries to raise it itself. Failure is harmless on newer kernels.
             let unlimited = libc::rlimit {
@@ -903,7 +862,8 @@ fn spawn(bin: &Path, script: &Path, events: File, stderr: File) -> io::Result<Ch
             Ok(())
         });
     }
-    cmd.spawn()
+    // Die with capsnap, even if capsnap is SIGKILLed.
+    sys::spawn_tied(&mut cmd, None)
 }
 
 /// One reading of the clocks, taken back to back.
@@ -1257,14 +1217,14 @@ fn existing_files(dir: &Path, names: &[&str]) -> Vec<String> {
 mod tests {
     use super::*;
     use std::net::{TcpListener, TcpStream};
+    use std::os::unix::fs::PermissionsExt;
 
     /// Why the live tests cannot run here, if they cannot.
     fn live_skip_reason() -> Option<String> {
-        // SAFETY: geteuid() cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if !sys::is_root() {
             return Some("not root".to_string());
         }
-        if find_executable("bpftrace").is_none() {
+        if sys::find_executable("bpftrace").is_none() {
             return Some("bpftrace not installed".to_string());
         }
         None
