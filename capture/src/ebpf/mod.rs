@@ -135,7 +135,7 @@ const PROBES: &[Probe] = &[
         fields: &["filename", "old_pid"],
         counter: "n_exec",
         limit: 1000,
-        source: include_str!("../bpftrace/exec.bt"),
+        source: include_str!("../../bpftrace/exec.bt"),
     },
     Probe {
         events: "tcp_state, connect",
@@ -155,7 +155,7 @@ const PROBES: &[Probe] = &[
         ],
         counter: "n_tcp_state",
         limit: 2000,
-        source: include_str!("../bpftrace/tcp_state.bt"),
+        source: include_str!("../../bpftrace/tcp_state.bt"),
     },
     Probe {
         events: "retransmit",
@@ -173,7 +173,7 @@ const PROBES: &[Probe] = &[
         ],
         counter: "n_retransmit",
         limit: 1000,
-        source: include_str!("../bpftrace/retransmit.bt"),
+        source: include_str!("../../bpftrace/retransmit.bt"),
     },
     Probe {
         events: "retransmit (SYN-ACK)",
@@ -190,7 +190,7 @@ const PROBES: &[Probe] = &[
         ],
         counter: "n_retransmit",
         limit: 1000,
-        source: include_str!("../bpftrace/retransmit_synack.bt"),
+        source: include_str!("../../bpftrace/retransmit_synack.bt"),
     },
     Probe {
         events: "reset_received",
@@ -207,7 +207,7 @@ const PROBES: &[Probe] = &[
         ],
         counter: "n_reset_received",
         limit: 1000,
-        source: include_str!("../bpftrace/reset_received.bt"),
+        source: include_str!("../../bpftrace/reset_received.bt"),
     },
     Probe {
         events: "reset_sent",
@@ -222,7 +222,7 @@ const PROBES: &[Probe] = &[
         ],
         counter: "n_reset_sent",
         limit: 1000,
-        source: include_str!("../bpftrace/reset_sent.bt"),
+        source: include_str!("../../bpftrace/reset_sent.bt"),
     },
     Probe {
         events: "drop",
@@ -230,14 +230,14 @@ const PROBES: &[Probe] = &[
         fields: &["skbaddr", "location", "protocol", "reason"],
         counter: "n_drop",
         limit: 1000,
-        source: include_str!("../bpftrace/drop.bt"),
+        source: include_str!("../../bpftrace/drop.bt"),
     },
 ];
 
 /// The attach sentinel; comes last in the script (see `start.bt`).
 const START_TRACEPOINT: &str = "syscalls:sys_enter_prctl";
 const START_FIELDS: &[&str] = &["option", "arg2", "arg3", "arg4", "arg5"];
-const START_SOURCE: &str = include_str!("../bpftrace/start.bt");
+const START_SOURCE: &str = include_str!("../../bpftrace/start.bt");
 
 /// TCP state names (include/net/tcp_states.h; values are kernel ABI).
 const TCP_STATES: &[(i64, &str)] = &[
