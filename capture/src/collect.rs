@@ -12,7 +12,7 @@ use crate::bundle::{self, Manifest};
 use crate::netns::{self, Selector};
 use crate::packets::{CaptureOptions, CaptureTarget};
 use crate::report::{SourceReport, Status};
-use crate::{ebpf, snapshot};
+use crate::{ebpf, snapshot, sys};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -117,7 +117,7 @@ pub fn collect(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Outcome, Error> {
     let proc = Path::new("/proc");
-    let started_ns = bundle::now_ns();
+    let started_ns = sys::now_ns();
     let host = read_trim("/proc/sys/kernel/hostname");
     let out = opts
         .output
@@ -133,8 +133,7 @@ pub fn collect(
         source,
     })?;
     let _cleanup = RemoveDir(staging.clone());
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = sys::is_root();
     let mut sources = Vec::new();
 
     let mut all = netns::discover(proc);
@@ -296,28 +295,14 @@ pub fn collect(
         ));
     }
 
-    let finished_ns = bundle::now_ns();
+    let finished_ns = sys::now_ns();
     let members = bundle::members(&staging).map_err(|source| Error::Bundle {
         path: out.clone(),
         source,
     })?;
-    let mut uname: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: uname fills the struct it is given.
-    let kernel = if unsafe { libc::uname(&mut uname) } == 0 {
-        let s = |f: &[libc::c_char]| {
-            unsafe { std::ffi::CStr::from_ptr(f.as_ptr()) }
-                .to_string_lossy()
-                .into_owned()
-        };
-        format!(
-            "{} {} {}",
-            s(&uname.sysname),
-            s(&uname.release),
-            s(&uname.machine)
-        )
-    } else {
-        String::new()
-    };
+    let kernel = sys::kernel()
+        .map(|k| format!("{} {} {}", k.sysname, k.release, k.machine))
+        .unwrap_or_default();
     let manifest = Manifest {
         format_version: bundle::FORMAT_VERSION,
         capsnap_version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -19,6 +19,7 @@ mod redact;
 mod report;
 mod runtime;
 mod snapshot;
+mod sys;
 mod unix_diag;
 
 pub use bundle::{FORMAT_VERSION, Manifest, Member};

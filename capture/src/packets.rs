@@ -21,7 +21,6 @@ use formats::link;
 use pcapng_writer::{EpbFlags, Writer};
 use std::collections::HashSet;
 use std::ffi::{CStr, CString, c_int, c_void};
-use std::fs::File;
 use std::io::{self, BufWriter};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -217,7 +216,7 @@ fn capture_in_thread(
     started: Instant,
 ) -> Result<SourceReport, String> {
     if let Some(ns) = &target.netns {
-        enter_netns(ns)?;
+        crate::sys::enter_netns(ns)?;
     }
     let mut notes = Vec::new();
     let mut status = Status::Ok;
@@ -332,30 +331,6 @@ fn capture_in_thread(
         report = report.with(status, notes.join("; "));
     }
     Ok(report)
-}
-
-/// Moves the calling thread into the network namespace at `ns`.
-fn enter_netns(ns: &Path) -> Result<(), String> {
-    let file = File::open(ns).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => format!(
-            "namespace file {} not found (the namespace or its process is gone)",
-            ns.display()
-        ),
-        io::ErrorKind::PermissionDenied => format!("permission: cannot open {}", ns.display()),
-        _ => format!("cannot open namespace file {}: {e}", ns.display()),
-    })?;
-    // SAFETY: setns takes a file descriptor the File keeps open for the call.
-    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        let e = io::Error::last_os_error();
-        return Err(match e.raw_os_error() {
-            // setns(2): EPERM without CAP_SYS_ADMIN in the namespace's
-            // owning user namespace.
-            Some(libc::EPERM) => "permission: setns needs root".to_string(),
-            Some(libc::EINVAL) => format!("{} is not a network namespace", ns.display()),
-            _ => format!("cannot enter namespace {}: {e}", ns.display()),
-        });
-    }
-    Ok(())
 }
 
 /// Opens a packet socket on `ifindex` (0: every interface of the calling
@@ -479,15 +454,7 @@ fn ifname_of(ifindex: c_int) -> String {
 
 /// `Linux <release>` for the section header's `shb_os`.
 fn kernel() -> Option<String> {
-    // SAFETY: utsname is plain data; all-zero is a valid value of it.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: uname fills the struct it is given.
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return None;
-    }
-    // SAFETY: uname NUL-terminates its fields.
-    let release = unsafe { CStr::from_ptr(u.release.as_ptr()) };
-    Some(format!("Linux {}", release.to_string_lossy()))
+    crate::sys::kernel().map(|k| format!("Linux {}", k.release))
 }
 
 /// The pcapng link type for a device's ARPHRD_* type (`sll_hatype`,
@@ -756,7 +723,7 @@ impl Capture {
             net_offset,
             vlan,
         };
-        let ts_ns = ts_ns.unwrap_or_else(now_ns);
+        let ts_ns = ts_ns.unwrap_or_else(crate::sys::now_ns);
 
         let ifindex = from.sll_ifindex;
         let known = self
@@ -859,21 +826,11 @@ fn timespec_ns(t: &libc::timespec) -> Option<u64> {
     secs.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
-/// CLOCK_REALTIME now, for a packet that came without a kernel timestamp.
-fn now_ns() -> u64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut t) };
-    timespec_ns(&t).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::pcapng_writer::tests::{Owned, read_back};
     use super::*;
+    use crate::sys;
     use formats::{Direction, Headers, tcp_flag};
     use std::net::{TcpListener, TcpStream, UdpSocket};
     use std::process::Command;
@@ -1161,8 +1118,7 @@ mod tests {
     impl Lab {
         /// The lab, or why this machine cannot have one.
         fn new(tag: &str) -> Result<Lab, String> {
-            // SAFETY: geteuid has no preconditions.
-            if unsafe { libc::geteuid() } != 0 {
+            if !sys::is_root() {
                 return Err("needs root for network namespaces and AF_PACKET".into());
             }
             let pid = std::process::id();
@@ -1204,7 +1160,7 @@ mod tests {
     fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
         std::thread::scope(|s| {
             s.spawn(|| {
-                enter_netns(Path::new(&Lab::path(ns))).expect("setns");
+                sys::enter_netns(Path::new(&Lab::path(ns))).expect("setns");
                 f()
             })
             .join()
@@ -1389,7 +1345,7 @@ mod tests {
         let files: Vec<PathBuf> = targets.iter().map(|t| dir.path().join(&t.file)).collect();
         let stop = AtomicBool::new(false);
         let opts = opts(Duration::from_secs(3));
-        let wall_start = now_ns();
+        let wall_start = sys::now_ns();
         let (reports, veth_port, lo_port) = std::thread::scope(|s| {
             let capture = s.spawn(|| capture_packets(&targets, &opts, &stop, dir.path()));
             wait_ready(&files[..3]);
@@ -1398,7 +1354,7 @@ mod tests {
             send_tagged_frame(&lab.a, &lab.va);
             (capture.join().unwrap(), veth_port, lo_port)
         });
-        let wall_end = now_ns();
+        let wall_end = sys::now_ns();
 
         let summary: Vec<_> = reports
             .iter()

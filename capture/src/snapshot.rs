@@ -7,11 +7,11 @@
 use crate::netns::Netns;
 use crate::redact::redact_cmdline;
 use crate::report::{SourceReport, Status};
+use crate::sys;
 use formats::bundle::ProcessRecord;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -93,7 +93,7 @@ fn elapsed_ms(t: Instant) -> u64 {
 }
 
 /// Runs `argv` with stdout into `out`, inside `netns` when given, killed
-/// after `timeout`. Never outlives capsnap (PR_SET_PDEATHSIG).
+/// after `timeout`. Never outlives capsnap ([`sys::spawn_tied`]).
 pub fn run_tool(
     argv: &[&str],
     netns: Option<&File>,
@@ -119,20 +119,7 @@ pub fn run_tool(
         .stdin(Stdio::null())
         .stdout(file)
         .stderr(Stdio::piped());
-    let ns_fd = netns.map(|f| f.as_raw_fd());
-    // SAFETY: only async-signal-safe calls (setns, prctl) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if let Some(fd) = ns_fd
-                && libc::setns(fd, libc::CLONE_NEWNET) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = match cmd.spawn() {
+    let mut child = match sys::spawn_tied(&mut cmd, netns.map(File::as_fd)) {
         Ok(c) => c,
         Err(e) => {
             let _ = std::fs::remove_file(out);
@@ -263,8 +250,9 @@ pub fn snapshot_netns(ns: &Netns, root: &Path, tool_timeout: Duration) -> Vec<So
         s.spawn(|| {
             let entered = match &ns_file {
                 None => true,
-                // SAFETY: setns on this thread only; the fd is a namespace file.
-                Some(f) => unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) == 0 },
+                // Why it failed is not kept: the sources below take it for
+                // a lack of privilege (EPERM).
+                Some(f) => sys::enter_netns_file(f, &ns.path).is_ok(),
             };
             let mut out = Vec::new();
             let proc_net = if entered {
@@ -771,13 +759,14 @@ fn tail(path: &Path, max: u64) -> std::io::Result<(Vec<u8>, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     /// Regression: a listener in capsnap's own mount namespace was resolved
     /// through the root of another process of its network namespace (any
     /// one in another mount namespace), and reported replaced.
     #[test]
     fn socket_owners_are_only_processes_in_another_mount_namespace() {
-        if unsafe { libc::geteuid() } != 0 {
+        if !sys::is_root() {
             eprintln!("skipped: needs root (unshare -m)");
             return;
         }
