@@ -1297,10 +1297,11 @@ mod tests {
         }
     }
 
-    /// Real files from ../shared/corpus/pcap, and a stride of their prefixes.
+    /// Real files from the corpus's pcap folder, and a stride of their
+    /// prefixes.
     #[test]
     fn corpus_files_and_their_prefixes_never_panic() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pcap");
+        let dir = crate::testing::corpus().join("pcap");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             assert!(
                 std::env::var("CI").is_err(),

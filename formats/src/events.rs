@@ -1445,11 +1445,7 @@ Lost 7 events
     }
 
     fn tool_file(path: &str) -> (RecordBatch, usize) {
-        let full = format!(
-            "{}/../../shared/corpus/ebpf/{path}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let bytes = std::fs::read(&full).unwrap();
+        let bytes = std::fs::read(crate::testing::corpus().join("ebpf").join(path)).unwrap();
         assert!(
             (TOOLS_READER.claims)(path, &bytes[..bytes.len().min(4096)]),
             "{path} not claimed"
@@ -1640,11 +1636,7 @@ Lost 7 events
             "bcc/bcc__tcptop_example.txt",
             "bcc/bcc__tcpsubnet_example.txt",
         ] {
-            let full = format!(
-                "{}/../../shared/corpus/ebpf/{path}",
-                env!("CARGO_MANIFEST_DIR")
-            );
-            let bytes = std::fs::read(&full).unwrap();
+            let bytes = std::fs::read(crate::testing::corpus().join("ebpf").join(path)).unwrap();
             assert!(
                 !(TOOLS_READER.claims)(path, &bytes[..bytes.len().min(4096)]),
                 "{path}"

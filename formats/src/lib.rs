@@ -33,6 +33,8 @@ mod rows;
 mod sockstat;
 mod sysctls;
 mod table;
+#[cfg(test)]
+mod testing;
 mod unix;
 
 pub use capfile::{
@@ -106,15 +108,12 @@ mod reader_robustness {
     use proptest::prelude::*;
     use std::sync::OnceLock;
 
-    /// The text samples of ../shared/corpus (proc, ebpf, misc), by their path
+    /// The text samples of the corpus (proc, ebpf, misc), by their path
     /// inside the corpus, plus the inline fixtures of the readers' tests.
     fn samples() -> &'static [(String, Vec<u8>)] {
         static SAMPLES: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
         SAMPLES.get_or_init(|| {
-            let root = std::path::PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/corpus"
-            ));
+            let root = crate::testing::corpus();
             let mut out = Vec::new();
             for dir in ["proc", "ebpf", "misc"] {
                 walk(&root, &root.join(dir), &mut out);

@@ -623,7 +623,7 @@ pub(crate) mod tests {
 
     #[test]
     fn corpus_samples_load() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/proc");
+        let dir = crate::testing::corpus().join("proc");
         for (path, rows, skipped, protocol) in [
             ("prometheus-procfs/proc/net/tcp", 3, 0, "tcp"),
             ("prometheus-procfs/proc/net/tcp6", 2, 0, "tcp6"),
@@ -633,7 +633,7 @@ pub(crate) mod tests {
             ("prometheus-procfs/proc/net/udp_broken", 0, 1, "udp"),
             ("node_exporter/proc/net/udp", 1, 0, "udp"),
         ] {
-            let bytes = std::fs::read(format!("{dir}/{path}")).unwrap();
+            let bytes = std::fs::read(dir.join(path)).unwrap();
             assert!((READER.claims)(path, &bytes), "{path}");
             let (batch, skip, total) = read_as(path, &bytes);
             assert_eq!(
@@ -649,7 +649,7 @@ pub(crate) mod tests {
                 );
             }
         }
-        let bytes = std::fs::read(format!("{dir}/prometheus-procfs/proc/net/tcp")).unwrap();
+        let bytes = std::fs::read(dir.join("prometheus-procfs/proc/net/tcp")).unwrap();
         let (batch, _, _) = read_as("proc/net/tcp", &bytes);
         assert_eq!(
             strings(&batch, "local_address")[0].as_deref(),
@@ -657,7 +657,7 @@ pub(crate) mod tests {
         );
         assert_eq!(u64s(&batch, "tx_queue"), [Some(0), Some(1), Some(1)]);
         assert_eq!(u64s(&batch, "rx_queue"), [Some(1), Some(0), Some(1)]);
-        let bytes = std::fs::read(format!("{dir}/prometheus-procfs/proc/net/tcp6")).unwrap();
+        let bytes = std::fs::read(dir.join("prometheus-procfs/proc/net/tcp6")).unwrap();
         let (batch, _, _) = read_as("proc/net/tcp6", &bytes);
         assert_eq!(
             strings(&batch, "local_address")[1].as_deref(),
