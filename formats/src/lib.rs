@@ -15,6 +15,9 @@
 //! go through [`READERS`]: each [`Reader`] claims files by path and first
 //! bytes and appends [`Rows`] to its table, whose first columns are the
 //! [`CONTEXT`] (bundle, host, netns) taken from the file's [`Origin`].
+//!
+//! What the collector and the readers must agree on is defined here once:
+//! the collector writes its captures with [`pcapng::Writer`].
 
 mod capfile;
 mod conntrack;
@@ -33,10 +36,12 @@ mod rows;
 mod sockstat;
 mod sysctls;
 mod table;
-#[cfg(test)]
-mod testing;
+#[doc(hidden)]
+pub mod testing;
 mod unix;
 
+/// The pcapng writer the collector records captures with.
+pub use capfile::writer as pcapng;
 pub use capfile::{
     Chunk, Damage, Direction, Frame, Frames, Index, Indexer, Interface, Layout, index, is_capture,
 };

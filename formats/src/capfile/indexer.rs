@@ -279,10 +279,11 @@ impl Chunker {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::{
-        all, block, epb, idb, pcap, read_everything, same_as_whole, sample_pcapng, shb,
+        all, block, pcap, read_everything, same_as_whole, sample_pcapng, section,
     };
     use super::super::pcap::{MAGIC_NS, MAGIC_US};
     use super::*;
+    use crate::link;
 
     #[test]
     fn not_a_capture_names_the_magic() {
@@ -307,17 +308,17 @@ mod tests {
 
     #[test]
     fn indexing_in_pieces_keeps_sections_and_numbers() {
-        let mut d = shb();
-        d.extend(idb(1, None));
-        d.extend(epb(0, 1, b"a", None));
+        // Two sections: a custom block ends the first, the second describes
+        // two interfaces before its packets use them.
+        let mut d = section(&[link::ETHERNET], &[(0, 1, b"a")]);
         d.extend(block(0x0bad, &[0; 8]));
-        d.extend(shb());
-        d.extend(idb(101, None));
-        d.extend(idb(113, None));
-        d.extend(epb(1, 2, b"b", None));
-        d.extend(epb(0, 3, b"c", None));
+        d.extend(section(
+            &[link::RAW, link::LINUX_SLL],
+            &[(1, 2, b"b"), (0, 3, b"c")],
+        ));
         let ix = index(&d).unwrap();
         assert_eq!(ix.frames, 3);
+        assert_eq!(ix.sections_len(), 2);
         for piece in 1..=d.len() {
             same_as_whole(&d, &ix, piece);
         }

@@ -1,4 +1,4 @@
-//! Classic pcap and pcapng, read from borrowed bytes.
+//! Classic pcap and pcapng, read from borrowed bytes (and pcapng written).
 //!
 //! One record walker serves two passes. [`index`] walks the whole file once,
 //! hopping from header to header, to learn the sections and interfaces, to
@@ -11,8 +11,8 @@
 //!
 //! This file holds the public types and the walker both passes share
 //! ([`Walk`] reads one record, [`Frames`] follows a chunk); `pcap` and
-//! `pcapng` read the records of each format, and `indexer` is the indexing
-//! pass.
+//! `pcapng` read the records of each format, `indexer` is the indexing pass
+//! and `writer` the pcapng writer the collector uses.
 //!
 //! Formats: pcap with micro- or nanosecond timestamps in either byte order,
 //! the Kuznetzov "modified" pcap (24-byte records), and pcapng with any number
@@ -24,6 +24,7 @@
 mod indexer;
 mod pcap;
 mod pcapng;
+pub mod writer;
 
 pub use indexer::{Indexer, index};
 
@@ -455,6 +456,23 @@ mod fixtures {
             b.extend(f.to_le_bytes());
         }
         block(pcapng::BT_EPB, &b)
+    }
+
+    /// One section written by [`writer::Writer`]: an interface per link
+    /// type (named after its position), then `(interface, ts_ns, data)`
+    /// packets.
+    pub fn section(links: &[u16], packets: &[(u32, u64, &[u8])]) -> Vec<u8> {
+        use writer::{EpbFlags, Writer};
+        let mut w = Writer::new(Vec::new(), "capsnap tests", None).unwrap();
+        for (i, link) in links.iter().enumerate() {
+            w.interface(*link, 0, &format!("if{i}"), "").unwrap();
+        }
+        for (iface, ts, data) in packets {
+            let wire = data.len() as u32;
+            w.packet(*iface, *ts, data, wire, EpbFlags(EpbFlags::INBOUND))
+                .unwrap();
+        }
+        w.into_inner().unwrap()
     }
 
     /// A small pcapng file with two interfaces, a custom block and packets

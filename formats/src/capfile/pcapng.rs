@@ -1,7 +1,8 @@
 //! pcapng blocks and their options (draft-ietf-opsawg-pcapng): section
 //! headers of either byte order, interface descriptions, enhanced, simple
 //! and obsolete packet blocks, and the blocks Wireshark numbers like
-//! frames.
+//! frames. The block types and option codes here are also the ones the
+//! writer (`writer.rs`) puts down.
 
 use super::{Direction, Interface, Record, Step, Stop, TsResolution, u16_at, u32_at};
 
@@ -26,6 +27,8 @@ pub(super) const BYTE_ORDER_MAGIC: u32 = 0x1a2b_3c4d;
 /// Option codes (sections 3.5, 4.1, 4.2, 4.3).
 pub(super) const OPT_ENDOFOPT: u16 = 0;
 pub(super) const OPT_COMMENT: u16 = 1;
+pub(super) const SHB_OS: u16 = 3;
+pub(super) const SHB_USERAPPL: u16 = 4;
 pub(super) const IF_NAME: u16 = 2;
 pub(super) const IF_DESCRIPTION: u16 = 3;
 pub(super) const IF_TSRESOL: u16 = 9;
@@ -233,9 +236,10 @@ pub(super) fn block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{all, block, epb, idb, shb};
+    use super::super::fixtures::{all, block, epb, idb, section, shb};
     use super::super::index;
     use super::*;
+    use crate::link;
 
     #[test]
     fn pcapng_sections_interfaces_resolutions_and_flags() {
@@ -273,10 +277,7 @@ mod tests {
 
     #[test]
     fn pcapng_packet_for_unknown_interface_is_skipped_and_reported() {
-        let mut d = shb();
-        d.extend(idb(1, None));
-        d.extend(epb(7, 0, b"bad", None));
-        d.extend(epb(0, 0, b"good", None));
+        let d = section(&[link::ETHERNET], &[(7, 0, b"bad"), (0, 0, b"good")]);
         let (ix, frames) = all(&d);
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].0, 1);
