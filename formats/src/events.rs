@@ -29,6 +29,7 @@
 //! printed time is kept in `time_text`.
 
 use crate::rows::{Reader, Rows, V, file_name_is, text};
+use crate::tcp_state::tcp_state_of_text;
 use std::net::IpAddr;
 
 crate::artifact_table!(
@@ -179,23 +180,6 @@ pub const TOOLS_READER: Reader = Reader {
 const RECORD_START: &str = "{\"event\":\"";
 const CAPSNAP_TOOL: &str = "capsnap-bpftrace";
 
-/// TCP state names as /proc and capsnap print them (include/net/tcp_states.h).
-const TCP_STATES: &[&str] = &[
-    "ESTABLISHED",
-    "SYN_SENT",
-    "SYN_RECV",
-    "FIN_WAIT1",
-    "FIN_WAIT2",
-    "TIME_WAIT",
-    "CLOSE",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-    "LISTEN",
-    "CLOSING",
-    "NEW_SYN_RECV",
-    "BOUND_INACTIVE",
-];
-
 /// One row before it is pushed: tools attach stack lines after the event.
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Event {
@@ -294,28 +278,6 @@ fn address(s: &str) -> String {
     let s = s.trim_start_matches('[').trim_end_matches(']');
     s.parse::<IpAddr>()
         .map_or_else(|_| s.to_owned(), |a| a.to_string())
-}
-
-/// A TCP state name as /proc prints it: without `TCP_`, upper case, and
-/// completed when a tool cut it to its column width (bpftrace tcpdrop
-/// prints `ESTABLISHE`).
-fn tcp_state(s: &str) -> Option<String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = upper.strip_prefix("TCP_").unwrap_or(&upper);
-    if TCP_STATES.contains(&name) {
-        return Some(name.to_owned());
-    }
-    let mut candidates = TCP_STATES
-        .iter()
-        .filter(|st| name.len() >= 4 && st.starts_with(name));
-    match (candidates.next(), candidates.next()) {
-        (Some(one), None) => Some((*one).to_owned()),
-        _ => Some(s.to_owned()),
-    }
 }
 
 /// Milliseconds as printed (`0.23`, `3059`) in microseconds.
@@ -575,9 +537,9 @@ fn capsnap_event(
             "daddr" => e.daddr = opt(text).map(|a| address(&a)),
             "sport" => e.sport = Some(u16::try_from(num()?).map_err(|_| bad())?),
             "dport" => e.dport = Some(u16::try_from(num()?).map_err(|_| bad())?),
-            "state" => e.state = tcp_state(text),
-            "oldstate" => e.old_state = tcp_state(text),
-            "newstate" => e.new_state = tcp_state(text),
+            "state" => e.state = tcp_state_of_text(text),
+            "oldstate" => e.old_state = tcp_state_of_text(text),
+            "newstate" => e.new_state = tcp_state_of_text(text),
             // "0": no socket (a RST sent for a segment no socket matched).
             "sk" => e.sk = opt(text).filter(|s| s != "0"),
             "comm" => e.comm = opt(text),
@@ -1100,9 +1062,9 @@ fn event_of(s: &Section, values: &[&str]) -> Result<Event, String> {
                     return Err(bad());
                 }
             }
-            "STATE" => e.state = tcp_state(v),
-            "OLDSTATE" => e.old_state = tcp_state(v),
-            "NEWSTATE" => e.new_state = tcp_state(v),
+            "STATE" => e.state = tcp_state_of_text(v),
+            "OLDSTATE" => e.old_state = tcp_state_of_text(v),
+            "NEWSTATE" => e.new_state = tcp_state_of_text(v),
             "(FLAGS)" => {
                 let f = v
                     .strip_prefix('(')
@@ -1826,21 +1788,6 @@ This output shows three TCP retransmits, 4 of them\n\
         let (b, _) = read_ok(&TOOLS_READER, input, "x.txt");
         assert_eq!(str_at(&b, "comm", 0).as_deref(), Some("Web Content"));
         assert_eq!(num_at(&b, "dport", 0), Some(443));
-    }
-
-    #[test]
-    fn tcp_state_names() {
-        for (printed, want) in [
-            ("ESTABLISHE", "ESTABLISHED"),
-            ("TCP_SYN_SENT", "SYN_SENT"),
-            ("fin_wait2", "FIN_WAIT2"),
-            ("CLOSE", "CLOSE"),
-            ("CLOS", "CLOS"),
-            ("WEIRD", "WEIRD"),
-        ] {
-            assert_eq!(tcp_state(printed).as_deref(), Some(want), "{printed}");
-        }
-        assert_eq!(tcp_state(""), None);
     }
 
     proptest::proptest! {

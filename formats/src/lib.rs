@@ -17,7 +17,8 @@
 //! [`CONTEXT`] (bundle, host, netns) taken from the file's [`Origin`].
 //!
 //! What the collector and the readers must agree on is defined here once:
-//! the collector writes its captures with [`pcapng::Writer`].
+//! the collector writes its captures with [`pcapng::Writer`] and names TCP
+//! states from [`TCP_STATES`].
 
 mod capfile;
 mod conntrack;
@@ -36,6 +37,7 @@ mod rows;
 mod sockstat;
 mod sysctls;
 mod table;
+mod tcp_state;
 #[doc(hidden)]
 pub mod testing;
 mod unix;
@@ -52,6 +54,7 @@ pub use manifest::{Manifest, Member};
 pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
 pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read};
 pub use table::{Column, Kind, Table, schema_of};
+pub use tcp_state::{TCP_STATES, tcp_state_name};
 pub use unix::DIAG_COLUMNS as UNIX_DIAG_COLUMNS;
 
 /// Every table this crate defines, in the order `capsnap tables` lists them.

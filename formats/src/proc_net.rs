@@ -48,6 +48,7 @@
 //!   header, and its family by that word or by the address length.
 
 use crate::rows::{Reader, Rows, V, file_name_is, text};
+use crate::tcp_state::tcp_state_name;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 #[rustfmt::skip]
@@ -337,25 +338,13 @@ fn address(hex_text: &str) -> Option<std::net::IpAddr> {
     }
 }
 
-/// include/net/tcp_states.h, as `ss` and netstat name them (upper case).
+/// `st` by its name in [`TCP_STATES`](crate::tcp_state::TCP_STATES); a
+/// number the kernel does not define keeps its value.
 fn state_name(state: u8) -> std::borrow::Cow<'static, str> {
-    let name = match state {
-        1 => "ESTABLISHED",
-        2 => "SYN_SENT",
-        3 => "SYN_RECV",
-        4 => "FIN_WAIT1",
-        5 => "FIN_WAIT2",
-        6 => "TIME_WAIT",
-        7 => "CLOSE",
-        8 => "CLOSE_WAIT",
-        9 => "LAST_ACK",
-        10 => "LISTEN",
-        11 => "CLOSING",
-        12 => "NEW_SYN_RECV",
-        13 => "BOUND_INACTIVE",
-        other => return format!("UNKNOWN_{other:02X}").into(),
-    };
-    name.into()
+    match tcp_state_name(state) {
+        Some(name) => name.into(),
+        None => format!("UNKNOWN_{state:02X}").into(),
+    }
 }
 
 /// The `tr` field (see the module doc).
