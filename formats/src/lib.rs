@@ -96,8 +96,8 @@ pub const READERS: &[Reader] = &[
     interfaces::READER,
     conntrack::PROC_READER,
     conntrack::TOOL_READER,
-    events::JSONL_READER,
-    events::TOOLS_READER,
+    events::bpftrace::READER,
+    events::tools::READER,
     logs::READER,
 ];
 
