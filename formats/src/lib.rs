@@ -17,8 +17,9 @@
 //! [`CONTEXT`] (bundle, host, netns) taken from the file's [`Origin`].
 //!
 //! What the collector and the readers must agree on is defined here once:
-//! the collector writes its captures with [`pcapng::Writer`] and names TCP
-//! states from [`TCP_STATES`].
+//! the collector writes its captures with [`pcapng::Writer`], counts its
+//! eBPF events with the record joiner of [`bpftrace`], and names TCP states
+//! from [`TCP_STATES`].
 
 mod capfile;
 mod conntrack;
@@ -49,6 +50,7 @@ pub use capfile::{
 };
 pub use decode::{Addr, Headers, L3, Tcp, decode, link, tcp_flag};
 pub use error::{Error, Hex};
+pub use events::bpftrace;
 pub use flows::FlowTable;
 pub use manifest::{Manifest, Member};
 pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};

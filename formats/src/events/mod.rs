@@ -8,7 +8,7 @@
 //! address, milliseconds as microseconds. TCP state names come from the
 //! crate's one table (`tcp_state`).
 
-pub(crate) mod bpftrace;
+pub mod bpftrace;
 pub(crate) mod tools;
 
 use crate::rows::{Rows, V};
