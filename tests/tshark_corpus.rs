@@ -118,9 +118,16 @@ fn tshark_frames(file: &Path) -> Option<HashMap<u64, Frame>> {
             continue;
         }
         let protos: Vec<&str> = f[2].split(':').collect();
-        let Some(ip_at) = protos.iter().position(|p| *p == "ip" || *p == "ipv6") else {
+        let Some(mut ip_at) = protos.iter().position(|p| *p == "ip" || *p == "ipv6") else {
             continue;
         };
+        // tshark's IPv4 dissector hands a packet whose version nibble is 6
+        // on to IPv6 without reading an IPv4 header (`ip:ipv6`, no ip.src):
+        // tcpdump's LINKTYPE_IPV4_invalid.pcap. That IPv6 header is the
+        // packet's, as capsnap reads it too.
+        if protos[ip_at] == "ip" && protos.get(ip_at + 1) == Some(&"ipv6") && f[3].is_empty() {
+            ip_at += 1;
+        }
         let next = protos[ip_at + 1..]
             .iter()
             .find(|p| !p.starts_with("ipv6."))

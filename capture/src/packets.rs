@@ -13,12 +13,9 @@
 //! change to any interface, bounded by time, packet count and file size,
 //! and it always ends (poll with a short timeout, every thread joined).
 
-#[path = "pcapng_writer.rs"]
-mod pcapng_writer;
-
 use crate::report::{SourceReport, Status};
 use formats::link;
-use pcapng_writer::{EpbFlags, Writer};
+use formats::pcapng::{self, EpbFlags, Writer};
 use std::collections::HashSet;
 use std::ffi::{CStr, CString, c_int, c_void};
 use std::io::{self, BufWriter};
@@ -740,12 +737,12 @@ impl Capture {
             &meta,
             self.snaplen,
         );
-        let mut need = pcapng_writer::packet_block_len(range.len()) as u64;
+        let mut need = pcapng::packet_block_len(range.len()) as u64;
         // A new interface is named now, inside the namespace, because an
         // ifindex means nothing outside it.
         let new_name = known.is_none().then(|| ifname_of(ifindex));
         if let Some(name) = &new_name {
-            need += pcapng_writer::interface_block_len(name, &self.description) as u64;
+            need += pcapng::interface_block_len(name, &self.description) as u64;
         }
         if self.max_bytes > 0 && writer.written() + need > self.max_bytes {
             return Err(Step::End(End::ByteLimit));
@@ -828,9 +825,9 @@ fn timespec_ns(t: &libc::timespec) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::pcapng_writer::tests::{Owned, read_back};
     use super::*;
     use crate::sys;
+    use formats::testing::{Owned, read_back};
     use formats::{Direction, Headers, tcp_flag};
     use std::net::{TcpListener, TcpStream, UdpSocket};
     use std::process::Command;

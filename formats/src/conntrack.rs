@@ -706,15 +706,12 @@ ipv4     2 tcp      6 116 TIME_WAIT src=172.30.53.2 dst=10.99.53.2 sport=37952 d
 
     #[test]
     fn corpus_samples_load() {
-        let dir = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/corpus/proc/capsnap-lab/node"
-        );
+        let dir = crate::testing::corpus().join("proc/capsnap-lab/node");
         for (path, reader, use_count) in [
             ("proc/net/nf_conntrack", &PROC_READER, 2),
             ("conntrack-L-extended.txt", &TOOL_READER, 1),
         ] {
-            let bytes = std::fs::read(format!("{dir}/{path}")).unwrap();
+            let bytes = std::fs::read(dir.join(path)).unwrap();
             assert!((reader.claims)(path, &bytes), "{path}");
             let (b, skipped, _) = read(reader, &bytes, Origin::of("c", None, path)).unwrap();
             assert!(skipped.is_empty(), "{path}: {skipped:?}");

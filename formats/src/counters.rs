@@ -518,8 +518,8 @@ Tcp: 1 200 120000 -1 1103 9 8 51 15 653161 594855 348 98 1038 0
 
     #[test]
     fn corpus_samples_load() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/proc");
-        let file = |p: &str| std::fs::read(format!("{dir}/{p}")).unwrap();
+        let dir = crate::testing::corpus().join("proc");
+        let file = |p: &str| std::fs::read(dir.join(p)).unwrap();
         for path in [
             "prometheus-procfs/proc/26231/net/snmp",
             "prometheus-procfs/proc/26231/net/netstat",

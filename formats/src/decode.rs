@@ -193,9 +193,10 @@ pub fn decode(link_type: u16, d: &[u8], h: &mut Headers) {
                     _ => {}
                 }
             }
-        link::RAW | link::RAW_OPENBSD | link::RAW_BSDOS => raw_ip(d, h),
-        link::IPV4 => ethertype(ETH_IPV4, d, h),
-        link::IPV6 => ethertype(ETH_IPV6, d, h),
+        // LINKTYPE_IPV4 and LINKTYPE_IPV6 promise one version, but the
+        // packet's version nibble is what the bytes are: Wireshark's IPv4
+        // dissector hands a version-6 packet to IPv6 the same way.
+        link::RAW | link::RAW_OPENBSD | link::RAW_BSDOS | link::IPV4 | link::IPV6 => raw_ip(d, h),
         link::PPP | link::PPP_HDLC => ppp(d, h),
         link::NFLOG => nflog(d, h),
         link::PKTAP
@@ -213,6 +214,7 @@ pub fn decode(link_type: u16, d: &[u8], h: &mut Headers) {
     }
 }
 
+/// An IP packet with no link header: IPv4 or IPv6 by its version nibble.
 fn raw_ip(d: &[u8], h: &mut Headers) {
     match d.first().map(|b| b >> 4) {
         Some(4) => ethertype(ETH_IPV4, d, h),
@@ -461,6 +463,38 @@ mod tests {
             decode(link::ETHERNET, &VLAN_TCP_RST[..n], &mut h);
             assert_eq!(h.src.is_some(), n >= 18 + 20, "prefix {n}");
             assert_eq!(h.src_port.is_some(), n >= 18 + 20 + 4, "prefix {n}");
+        }
+    }
+
+    /// tcpdump's LINKTYPE_IPV4_invalid.pcap holds an IPv6 packet in a
+    /// LINKTYPE_IPV4 file; tshark reads it as IPv6, and so does capsnap.
+    #[test]
+    fn raw_ip_link_types_decode_by_the_version_nibble() {
+        let v4 = &VLAN_TCP_RST[18..];
+        let mut v6 = vec![0x60, 0, 0, 0, 0, 8, 17, 64];
+        v6.extend([0x20, 1, 0xd, 0xb8].iter().chain(&[0; 11]).chain(&[1]));
+        v6.extend([0x20, 1, 0xd, 0xb8].iter().chain(&[0; 11]).chain(&[2]));
+        v6.extend([0x30, 0x39, 0, 53, 0, 8, 0, 0]);
+        for link_type in [
+            link::RAW,
+            link::RAW_OPENBSD,
+            link::RAW_BSDOS,
+            link::IPV4,
+            link::IPV6,
+        ] {
+            let mut h = Headers::default();
+            decode(link_type, v4, &mut h);
+            assert_eq!(
+                (h.src.map(|a| a.to_string()), h.dst_port),
+                (Some("10.0.0.1".into()), Some(51000)),
+                "IPv4 on link type {link_type}"
+            );
+            decode(link_type, &v6, &mut h);
+            assert_eq!(
+                (h.src.map(|a| a.to_string()), h.dst_port),
+                (Some("2001:db8::1".into()), Some(53)),
+                "IPv6 on link type {link_type}"
+            );
         }
     }
 

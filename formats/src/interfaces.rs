@@ -177,21 +177,18 @@ pub(crate) mod tests {
 
     #[test]
     fn corpus_samples_load() {
-        let dir = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/corpus/proc/prometheus-procfs/proc"
-        );
+        let dir = crate::testing::corpus().join("proc/prometheus-procfs/proc");
         for (path, names_want) in [
             ("net/dev", &["vethf345468", "lo", "docker0", "eth0"][..]),
             ("26231/net/dev", &["lo", "eth0"][..]),
         ] {
-            let bytes = std::fs::read(format!("{dir}/{path}")).unwrap();
+            let bytes = std::fs::read(dir.join(path)).unwrap();
             assert!((READER.claims)(path, &bytes));
             let (batch, skipped, _) = read(&READER, &bytes, Origin::of("c", None, path)).unwrap();
             assert!(skipped.is_empty(), "{path}");
             assert_eq!(names(&batch), names_want);
         }
-        let bytes = std::fs::read(format!("{dir}/net/dev")).unwrap();
+        let bytes = std::fs::read(dir.join("net/dev")).unwrap();
         let (batch, _, _) = read(&READER, &bytes, Origin::of("c", None, "net/dev")).unwrap();
         assert_eq!(u64s(&batch, "rx_bytes")[3], 874354587);
         assert_eq!(u64s(&batch, "tx_packets")[3], 732147);

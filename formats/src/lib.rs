@@ -15,9 +15,12 @@
 //! bytes and appends [`Rows`] to its table, whose first columns are the
 //! [`CONTEXT`] (bundle, host, netns) taken from the file's [`Origin`].
 //!
-//! [`bundle`] is the contract between the collector and every reader: the
-//! manifest, the layout, and [`bundle::ARTIFACTS`], the one registry of
-//! what a bundle holds, from which [`tables()`] and [`readers()`] derive.
+//! What the collector and the readers must agree on is defined here once.
+//! [`bundle`] is the contract between them: the manifest, the layout, and
+//! [`bundle::ARTIFACTS`], the one registry of what a bundle holds, from
+//! which [`tables()`] and [`readers()`] derive. The collector writes its
+//! captures with [`pcapng::Writer`], counts its eBPF events with the record
+//! joiner of [`bpftrace`], and names TCP states from [`TCP_STATES`].
 
 pub mod bundle;
 mod capfile;
@@ -36,18 +39,25 @@ mod rows;
 mod sockstat;
 mod sysctls;
 mod table;
+mod tcp_state;
+#[doc(hidden)]
+pub mod testing;
 mod unix;
 
 pub use bundle::{Manifest, Member, readers, tables};
+/// The pcapng writer the collector records captures with.
+pub use capfile::writer as pcapng;
 pub use capfile::{
     Chunk, Damage, Direction, Frame, Frames, Index, Indexer, Interface, Layout, index, is_capture,
 };
 pub use decode::{Addr, Headers, L3, Tcp, decode, link, tcp_flag};
 pub use error::{Error, Hex};
+pub use events::bpftrace;
 pub use flows::FlowTable;
 pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
 pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read};
 pub use table::{Column, Kind, Table, schema_of};
+pub use tcp_state::{TCP_STATES, tcp_state_name};
 pub use unix::DIAG_COLUMNS as UNIX_DIAG_COLUMNS;
 
 /// The `packets` table.
@@ -65,15 +75,12 @@ mod reader_robustness {
     use proptest::prelude::*;
     use std::sync::OnceLock;
 
-    /// The text samples of ../shared/corpus (proc, ebpf, misc), by their path
+    /// The text samples of the corpus (proc, ebpf, misc), by their path
     /// inside the corpus, plus the inline fixtures of the readers' tests.
     fn samples() -> &'static [(String, Vec<u8>)] {
         static SAMPLES: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
         SAMPLES.get_or_init(|| {
-            let root = std::path::PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/corpus"
-            ));
+            let root = crate::testing::corpus();
             let mut out = Vec::new();
             for dir in ["proc", "ebpf", "misc"] {
                 walk(&root, &root.join(dir), &mut out);

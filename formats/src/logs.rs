@@ -898,10 +898,7 @@ W1121 22:18:48.000001    4321 reflector.go:535] watch of *v1.Pod ended\n";
 
     #[test]
     fn corpus_netfilter_logs() {
-        let dir = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/corpus/misc/netfilter-log/crowdsec-hub"
-        );
+        let dir = crate::testing::corpus().join("misc/netfilter-log/crowdsec-hub");
         // (file, rows, ident of the first row)
         for (file, rows, ident) in [
             ("crowdsec-hub__iptables-logs.log", 4, Some("kernel")),
@@ -917,14 +914,14 @@ W1121 22:18:48.000001    4321 reflector.go:535] watch of *v1.Pod ended\n";
             ),
             ("crowdsec-hub__unifi-logs.log", 4, None),
         ] {
-            let bytes = std::fs::read(format!("{dir}/{file}")).unwrap();
+            let bytes = std::fs::read(dir.join(file)).unwrap();
             assert!((READER.claims)(file, &bytes), "{file}");
             let (b, skipped, _) = read(&READER, &bytes, Origin::of("c", None, file)).unwrap();
             assert!(skipped.is_empty(), "{file}: {skipped:?}");
             assert_eq!(b.num_rows(), rows, "{file}");
             assert_eq!(at(&b, "ident", 0).as_deref(), ident, "{file}");
         }
-        let bytes = std::fs::read(format!("{dir}/crowdsec-hub__iptables-logs.log")).unwrap();
+        let bytes = std::fs::read(dir.join("crowdsec-hub__iptables-logs.log")).unwrap();
         let (b, _, _) = read(&READER, &bytes, Origin::of("c", None, "x.log")).unwrap();
         assert_eq!(u(&b, "uptime_ns")[3], Some(203_842_973_000));
         assert!(
@@ -932,7 +929,7 @@ W1121 22:18:48.000001    4321 reflector.go:535] watch of *v1.Pod ended\n";
                 .unwrap()
                 .starts_with("IPTABLES-DROP: IN=lo OUT= ")
         );
-        let bytes = std::fs::read(format!("{dir}/crowdsec-hub__proxmox-iptables.log")).unwrap();
+        let bytes = std::fs::read(dir.join("crowdsec-hub__proxmox-iptables.log")).unwrap();
         let (b, _, _) = read(&READER, &bytes, Origin::of("c", None, "pve-firewall.log")).unwrap();
         // 20/Jun/2022:13:09:14 +0200 = 11:09:14Z.
         assert_eq!(ts(&b)[0], Some(1_655_723_354_000_000_000));

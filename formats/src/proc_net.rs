@@ -48,6 +48,7 @@
 //!   header, and its family by that word or by the address length.
 
 use crate::rows::{Reader, Rows, V, file_name_is, text};
+use crate::tcp_state::tcp_state_name;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 #[rustfmt::skip]
@@ -337,25 +338,13 @@ fn address(hex_text: &str) -> Option<std::net::IpAddr> {
     }
 }
 
-/// include/net/tcp_states.h, as `ss` and netstat name them (upper case).
+/// `st` by its name in [`TCP_STATES`](crate::tcp_state::TCP_STATES); a
+/// number the kernel does not define keeps its value.
 fn state_name(state: u8) -> std::borrow::Cow<'static, str> {
-    let name = match state {
-        1 => "ESTABLISHED",
-        2 => "SYN_SENT",
-        3 => "SYN_RECV",
-        4 => "FIN_WAIT1",
-        5 => "FIN_WAIT2",
-        6 => "TIME_WAIT",
-        7 => "CLOSE",
-        8 => "CLOSE_WAIT",
-        9 => "LAST_ACK",
-        10 => "LISTEN",
-        11 => "CLOSING",
-        12 => "NEW_SYN_RECV",
-        13 => "BOUND_INACTIVE",
-        other => return format!("UNKNOWN_{other:02X}").into(),
-    };
-    name.into()
+    match tcp_state_name(state) {
+        Some(name) => name.into(),
+        None => format!("UNKNOWN_{state:02X}").into(),
+    }
 }
 
 /// The `tr` field (see the module doc).
@@ -623,7 +612,7 @@ pub(crate) mod tests {
 
     #[test]
     fn corpus_samples_load() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/proc");
+        let dir = crate::testing::corpus().join("proc");
         for (path, rows, skipped, protocol) in [
             ("prometheus-procfs/proc/net/tcp", 3, 0, "tcp"),
             ("prometheus-procfs/proc/net/tcp6", 2, 0, "tcp6"),
@@ -633,7 +622,7 @@ pub(crate) mod tests {
             ("prometheus-procfs/proc/net/udp_broken", 0, 1, "udp"),
             ("node_exporter/proc/net/udp", 1, 0, "udp"),
         ] {
-            let bytes = std::fs::read(format!("{dir}/{path}")).unwrap();
+            let bytes = std::fs::read(dir.join(path)).unwrap();
             assert!((READER.claims)(path, &bytes), "{path}");
             let (batch, skip, total) = read_as(path, &bytes);
             assert_eq!(
@@ -649,7 +638,7 @@ pub(crate) mod tests {
                 );
             }
         }
-        let bytes = std::fs::read(format!("{dir}/prometheus-procfs/proc/net/tcp")).unwrap();
+        let bytes = std::fs::read(dir.join("prometheus-procfs/proc/net/tcp")).unwrap();
         let (batch, _, _) = read_as("proc/net/tcp", &bytes);
         assert_eq!(
             strings(&batch, "local_address")[0].as_deref(),
@@ -657,7 +646,7 @@ pub(crate) mod tests {
         );
         assert_eq!(u64s(&batch, "tx_queue"), [Some(0), Some(1), Some(1)]);
         assert_eq!(u64s(&batch, "rx_queue"), [Some(1), Some(0), Some(1)]);
-        let bytes = std::fs::read(format!("{dir}/prometheus-procfs/proc/net/tcp6")).unwrap();
+        let bytes = std::fs::read(dir.join("prometheus-procfs/proc/net/tcp6")).unwrap();
         let (batch, _, _) = read_as("proc/net/tcp6", &bytes);
         assert_eq!(
             strings(&batch, "local_address")[1].as_deref(),

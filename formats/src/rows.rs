@@ -1,7 +1,7 @@
 //! Text artifacts (/proc files, tool output, JSON lines) as tables.
 //!
 //! A [`Reader`] recognises one kind of file by its path and first bytes and
-//! parses it into [`Rows`] of its table. [`READERS`](crate::READERS) is the
+//! parses it into [`Rows`] of its table. [`readers()`](crate::readers) is the
 //! one list of them: loading, `capsnap tables` and the tests iterate it.
 //!
 //! Every artifact table starts with the same context columns ([`CONTEXT`]:

@@ -164,14 +164,14 @@ mod tests {
 
     #[test]
     fn corpus_samples_load() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/proc");
+        let dir = crate::testing::corpus().join("proc");
         for path in [
             "capsnap-lab/node/proc/net/sockstat",
             "prometheus-procfs/proc/net/sockstat",
             "prometheus-procfs/proc/net/sockstat6",
             "node_exporter/proc/net/sockstat",
         ] {
-            let bytes = std::fs::read(format!("{dir}/{path}")).unwrap();
+            let bytes = std::fs::read(dir.join(path)).unwrap();
             assert!((READER.claims)(path, &bytes));
             let (batch, skipped, _) = read(&READER, &bytes, Origin::of("c", None, path)).unwrap();
             assert!(skipped.is_empty(), "{path}: {skipped:?}");

@@ -229,7 +229,7 @@ net.netfilter.nf_conntrack_count = 0
 
     #[test]
     fn corpus_samples_load() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/proc");
+        let dir = crate::testing::corpus().join("proc");
         for (path, want) in [
             (
                 "node_exporter/proc/sys/net/netfilter/nf_conntrack_max",
@@ -240,7 +240,7 @@ net.netfilter.nf_conntrack_count = 0
                 ("net.netfilter.nf_conntrack_count", "123"),
             ),
         ] {
-            let bytes = std::fs::read(format!("{dir}/{path}")).unwrap();
+            let bytes = std::fs::read(dir.join(path)).unwrap();
             assert!((READER.claims)(path, &bytes));
             let (batch, _, _) = read(&READER, &bytes, Origin::of("c", None, path)).unwrap();
             assert_eq!(pairs(&batch), [(want.0.to_owned(), want.1.to_owned())]);

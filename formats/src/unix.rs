@@ -673,12 +673,9 @@ x\tstream\tlisten\t\t\t\t\t\t\t\t\t\t
 
     #[test]
     fn corpus_samples_load() {
-        let dir = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/corpus/proc/prometheus-procfs/proc/net"
-        );
+        let dir = crate::testing::corpus().join("proc/prometheus-procfs/proc/net");
         for (name, inode) in [("unix", Some(3442596)), ("unix_without_inode", None)] {
-            let bytes = std::fs::read(format!("{dir}/{name}")).unwrap();
+            let bytes = std::fs::read(dir.join(name)).unwrap();
             let path = format!("proc/net/{name}");
             assert!((PROC_READER.claims)(&path, &bytes), "{name}");
             let (batch, skipped, _) =

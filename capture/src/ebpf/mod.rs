@@ -35,9 +35,11 @@
 //! invalid JSON, and a newline (common in `sh -c` scripts) splits it over
 //! several lines. Every event starts a line with `{"event":"` and its string
 //! fields come last, in the fixed order of its probe file, so a reader can
-//! join the continuation lines and take such an event apart ([`Item`] does
-//! the joining; `summary.json` counts them as `unescaped`). Strings are cut
-//! at 63 bytes (`BPFTRACE_STRLEN`), argv after 4 entries. Each kind is
+//! join the continuation lines and take such an event apart
+//! ([`formats::bpftrace`] does the joining; `summary.json` counts them as
+//! `unescaped`). Strings are cut at 63 bytes (`BPFTRACE_STRLEN` is
+//! [`formats::bpftrace::STRLEN`], which `exec.bt` is sized for: its printf
+//! record is built on the 512-byte BPF stack), argv after 4 entries. Each kind is
 //! limited to 1000-2000 lines a second (the `limit` of each [`Probe`]) so
 //! that a storm cannot fill the disk; what was left out is reported by
 //! `suppressed` lines and makes the source `partial`.
@@ -51,7 +53,6 @@
 //!
 //! [`PROBES`]: probes::PROBES
 //! [`Probe`]: probes::Probe
-//! [`Item`]: summary::Item
 
 mod clock;
 mod probes;
@@ -106,9 +107,6 @@ const SOURCE: &str = "ebpf";
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// How often the start line is polled for.
 const ATTACH_POLL: Duration = Duration::from_millis(50);
-/// String size for bpftrace. `exec.bt` is sized for it: its printf record is
-/// built on the 512-byte BPF stack.
-const STRLEN: &str = "64";
 
 const EVENTS_FILE: &str = "events.jsonl";
 const STDERR_FILE: &str = "bpftrace.stderr";
@@ -429,7 +427,7 @@ fn spawn(bin: &Path, script: &Path, events: File, stderr: File) -> io::Result<Ch
         .arg("-B")
         .arg("line")
         .arg(script)
-        .env("BPFTRACE_STRLEN", STRLEN)
+        .env("BPFTRACE_STRLEN", formats::bpftrace::STRLEN.to_string())
         .stdin(Stdio::null())
         .stdout(events)
         .stderr(stderr)
@@ -544,12 +542,12 @@ mod tests {
     fn events(dir: &Path) -> (Vec<serde_json::Value>, Vec<String>) {
         let (mut good, mut bad) = (Vec::new(), Vec::new());
         for_each_item(&dir.join("ebpf").join(EVENTS_FILE), |item| match item {
-            Item::Record(r) => match serde_json::from_slice(r) {
+            Item::Record { bytes: r, .. } => match serde_json::from_slice(&r) {
                 Ok(v) => good.push(v),
-                Err(_) => bad.push(String::from_utf8_lossy(r).into_owned()),
+                Err(_) => bad.push(String::from_utf8_lossy(&r).into_owned()),
             },
-            Item::Lost(n) => panic!("bpftrace lost {n} events"),
-            Item::Stray(l) => panic!("stray line: {}", String::from_utf8_lossy(l)),
+            Item::Lost { count, .. } => panic!("bpftrace lost {count} events"),
+            Item::Stray { bytes, .. } => panic!("stray line: {}", String::from_utf8_lossy(bytes)),
         })
         .expect("events file");
         (good, bad)

@@ -150,23 +150,6 @@ const START_SOURCE: &str = include_str!("../../bpftrace/start.bt");
 /// SYSCALL_DEFINE5(prctl) default case).
 pub(super) const START_MAGIC: libc::c_int = 0x6361_7073; // "caps"
 
-/// TCP state names (include/net/tcp_states.h; values are kernel ABI).
-const TCP_STATES: &[(i64, &str)] = &[
-    (1, "ESTABLISHED"),
-    (2, "SYN_SENT"),
-    (3, "SYN_RECV"),
-    (4, "FIN_WAIT1"),
-    (5, "FIN_WAIT2"),
-    (6, "TIME_WAIT"),
-    (7, "CLOSE"),
-    (8, "CLOSE_WAIT"),
-    (9, "LAST_ACK"),
-    (10, "LISTEN"),
-    (11, "CLOSING"),
-    (12, "NEW_SYN_RECV"),
-    (13, "BOUND_INACTIVE"),
-];
-
 /// A random number to tell our start sentinel from anyone else's; kept
 /// below 2^53 so that bpftrace and JSON readers take it as is.
 pub(super) fn nonce() -> u64 {
@@ -256,9 +239,9 @@ pub(super) fn plan(tracefs: &Path, nonce: u64) -> Result<Plan, String> {
             s.push_str(&format!("  @{map}[{value}] = \"{name}\";\n"));
         }
     };
-    let states: Vec<(i64, String)> = TCP_STATES
+    let states: Vec<(i64, String)> = formats::TCP_STATES
         .iter()
-        .map(|&(v, n)| (v, n.to_string()))
+        .map(|&(v, n)| (i64::from(v), n.to_string()))
         .collect();
     names("tcp_state_name", &states);
     let mut maps = vec!["tcp_state_name"];

@@ -2,10 +2,11 @@
 //! session stops: events by kind, lines lost, suppressed, unescaped or
 //! not events at all.
 
+pub(super) use formats::bpftrace::{self, Item};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 /// `summary.json`: what the events file holds.
@@ -35,88 +36,24 @@ pub(super) struct Summary {
     pub(super) mounted_tracefs: Option<String>,
 }
 
-/// Every line bpftrace prints for an event starts with this.
-const RECORD_START: &[u8] = b"{\"event\":\"";
-
-/// What the events file is made of.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Item<'a> {
-    /// One event: a line starting with [`RECORD_START`], joined with the
-    /// lines after it when a string in it held a newline (then the record
-    /// holds that newline raw and is not valid JSON).
-    Record(&'a [u8]),
-    /// `Lost N events`: bpftrace's notice of a perf buffer overflow.
-    Lost(u64),
-    /// A line that belongs to no event.
-    Stray(&'a [u8]),
-}
-
-/// Reads the events file item by item, without loading it whole.
-pub(super) fn for_each_item(path: &Path, mut f: impl FnMut(Item<'_>)) -> io::Result<()> {
-    let is_json = |r: &[u8]| serde_json::from_slice::<serde::de::IgnoredAny>(r).is_ok();
-    let mut reader = BufReader::new(File::open(path)?);
-    // A record that is not JSON yet: the lines after it may complete it.
-    let mut pending: Option<Vec<u8>> = None;
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        if text.starts_with(RECORD_START) {
-            if let Some(r) = pending.take() {
-                f(Item::Record(&r));
-            }
-            if is_json(text) {
-                f(Item::Record(text));
-            } else {
-                pending = Some(text.to_vec());
-            }
-        } else if let Some(n) = text
-            .strip_prefix(b"Lost ")
-            .and_then(|r| r.strip_suffix(b" events"))
-            .and_then(|n| std::str::from_utf8(n).ok())
-            .and_then(|n| n.parse::<u64>().ok())
-        {
-            f(Item::Lost(n));
-        } else if let Some(r) = pending.as_mut() {
-            // The rest of a string that held a newline.
-            r.push(b'\n');
-            r.extend_from_slice(text);
-            if is_json(r) {
-                f(Item::Record(r));
-                pending = None;
-            }
-        } else if !text.trim_ascii().is_empty() {
-            f(Item::Stray(text));
-        }
-    }
-    if let Some(r) = pending {
-        f(Item::Record(&r));
-    }
-    Ok(())
-}
-
-/// The event kind of a record, read from its start when it is not JSON.
-fn record_kind(record: &[u8]) -> Option<&str> {
-    let rest = record.strip_prefix(RECORD_START)?;
-    let end = rest.iter().position(|&b| b == b'"')?;
-    std::str::from_utf8(&rest[..end]).ok()
+/// Reads the events file item by item with the shared record joiner,
+/// without loading it whole.
+pub(super) fn for_each_item(path: &Path, f: impl FnMut(Item<'_>)) -> io::Result<()> {
+    bpftrace::read_records(BufReader::new(File::open(path)?), f)
 }
 
 pub(super) fn count_events(path: &Path) -> io::Result<Summary> {
     let mut summary = Summary::default();
     for_each_item(path, |item| match item {
-        Item::Lost(n) => summary.lost += n,
-        Item::Stray(_) => summary.unparsed += 1,
-        Item::Record(r) => {
-            let value: Option<serde_json::Value> = serde_json::from_slice(r).ok();
+        Item::Lost { count, .. } => summary.lost += count,
+        Item::Stray { .. } => summary.unparsed += 1,
+        Item::Record { bytes: r, .. } => {
+            let value: Option<serde_json::Value> = serde_json::from_slice(&r).ok();
             if value.is_none() {
                 summary.unescaped += 1;
             }
             let field = |k: &str| value.as_ref().and_then(|v| v.get(k));
-            match record_kind(r).unwrap_or("?") {
+            match bpftrace::event_kind(&r).unwrap_or("?") {
                 "start" => summary.started = true,
                 "stop" => summary.stopped = true,
                 "suppressed" => {
@@ -199,9 +136,9 @@ mod tests {
         let mut items = Vec::new();
         for_each_item(&path, |item| {
             items.push(match item {
-                Item::Record(r) => String::from_utf8_lossy(r).into_owned(),
-                Item::Lost(n) => format!("lost {n}"),
-                Item::Stray(l) => format!("stray {}", String::from_utf8_lossy(l)),
+                Item::Record { bytes, .. } => String::from_utf8_lossy(&bytes).into_owned(),
+                Item::Lost { count, .. } => format!("lost {count}"),
+                Item::Stray { bytes, .. } => format!("stray {}", String::from_utf8_lossy(bytes)),
             })
         })
         .expect("items");
@@ -212,7 +149,7 @@ mod tests {
             "{\"event\":\"exec\",\"ts_ns\":4,\"argv\":[\"sh\",\"-c\",\"a\n\nb\",\"\"]}"
         );
         assert_eq!(items[6], "stray what is this");
-        assert_eq!(record_kind(items[3].as_bytes()), Some("exec"));
+        assert_eq!(bpftrace::event_kind(items[3].as_bytes()), Some("exec"));
 
         let s = count_events(&path).expect("count");
         assert_eq!(s.total, 4);

@@ -138,7 +138,7 @@ pub const PROCESSES: Artifact = node("processes.jsonl", "processes", Text(&proce
 pub const FDS: Artifact = node("fds.tsv", "processes", Text(&processes::fds::READER));
 pub const SYSCTLS: Artifact = netns("sysctls.txt", "sysctls", Text(&sysctls::READER));
 pub const UNIX_DIAG: Artifact = netns("unix_diag.tsv", "unix_diag", Text(&unix::DIAG_READER));
-pub const EVENTS: Artifact = node("ebpf/events.jsonl", "ebpf", Text(&events::JSONL_READER));
+pub const EVENTS: Artifact = node("ebpf/events.jsonl", "ebpf", Text(&events::bpftrace::READER));
 pub const KERNEL_LOG: Artifact = node("dmesg.txt", "kernel_log", Text(&logs::READER));
 pub const JOURNAL: Artifact = node("journal.txt", "journal", Text(&logs::READER));
 pub const LOG_FILES: Artifact = node("logs/", "log_files", Text(&logs::READER));
@@ -208,7 +208,7 @@ pub const ARTIFACTS: &[Artifact] = &[
         Text(&conntrack::TOOL_READER),
     ),
     EVENTS,
-    hand(&events::TOOLS_READER),
+    hand(&events::tools::READER),
     KERNEL_LOG,
     JOURNAL,
     LOG_FILES,

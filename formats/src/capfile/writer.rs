@@ -1,31 +1,20 @@
-//! A little-endian pcapng writer (draft-ietf-opsawg-pcapng): one section
-//! header, interface description blocks and enhanced packet blocks.
+//! The pcapng writer (draft-ietf-opsawg-pcapng), beside the reader so the
+//! two agree on every block type and option code: one little-endian
+//! section header, interface description blocks and enhanced packet
+//! blocks, written as a stream. The collector writes its captures with it.
 //!
 //! Every block is assembled in one reused buffer and handed to the
 //! underlying writer with a single `write_all`. With a `BufWriter` below,
 //! that keeps the file on disk ending at a block boundary whenever the
 //! writer flushes (the buffer only ever holds whole blocks), so a capture
-//! cut short at any point still reads as a valid file; the reader in
-//! `formats` also tolerates a torn last block should a disk fill up.
+//! cut short at any point still reads as a valid file; the reader also
+//! tolerates a torn last block should a disk fill up.
 
+use super::pcapng::{
+    BT_EPB, BT_IDB, BT_SHB, BYTE_ORDER_MAGIC, EPB_FLAGS, IF_DESCRIPTION, IF_NAME, IF_TSRESOL,
+    OPT_ENDOFOPT, SHB_OS, SHB_USERAPPL,
+};
 use std::io::{self, Write};
-
-/// Block types, draft-ietf-opsawg-pcapng section 11.1.
-const BT_SHB: u32 = 0x0a0d_0d0a;
-const BT_IDB: u32 = 0x0000_0001;
-const BT_EPB: u32 = 0x0000_0006;
-/// Byte-order magic, section 4.1: read back as 1a2b3c4d it says "same
-/// byte order as the reader".
-const BYTE_ORDER_MAGIC: u32 = 0x1a2b_3c4d;
-
-/// Option codes (sections 3.5, 4.1, 4.2, 4.3).
-const OPT_ENDOFOPT: u16 = 0;
-const SHB_OS: u16 = 3;
-const SHB_USERAPPL: u16 = 4;
-const IF_NAME: u16 = 2;
-const IF_DESCRIPTION: u16 = 3;
-const IF_TSRESOL: u16 = 9;
-const EPB_FLAGS: u16 = 2;
 
 /// `if_tsresol` value 9: timestamps count 10^-9 s (section 4.2). Linux
 /// gives packet sockets nanosecond timestamps (SO_TIMESTAMPNS), so none of
@@ -41,15 +30,21 @@ const EPB_OPTIONS: usize = 12;
 /// What the `epb_flags` option says about a packet (section 4.3.1): bits
 /// 0-1 are the direction, bits 2-4 the reception type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct EpbFlags(pub(crate) u32);
+pub struct EpbFlags(pub u32);
 
 impl EpbFlags {
-    pub(crate) const INBOUND: u32 = 1;
-    pub(crate) const OUTBOUND: u32 = 2;
-    pub(crate) const UNICAST: u32 = 1 << 2;
-    pub(crate) const MULTICAST: u32 = 2 << 2;
-    pub(crate) const BROADCAST: u32 = 3 << 2;
-    pub(crate) const PROMISCUOUS: u32 = 4 << 2;
+    /// Direction: received by the host.
+    pub const INBOUND: u32 = 1;
+    /// Direction: sent by the host.
+    pub const OUTBOUND: u32 = 2;
+    /// Reception type: to this host's address.
+    pub const UNICAST: u32 = 1 << 2;
+    /// Reception type: to a multicast group.
+    pub const MULTICAST: u32 = 2 << 2;
+    /// Reception type: to the link's broadcast address.
+    pub const BROADCAST: u32 = 3 << 2;
+    /// Reception type: for another host, seen in promiscuous mode.
+    pub const PROMISCUOUS: u32 = 4 << 2;
 }
 
 fn pad4(n: usize) -> usize {
@@ -57,19 +52,19 @@ fn pad4(n: usize) -> usize {
 }
 
 /// Bytes an EPB takes for a packet of `caplen` captured bytes.
-pub(crate) fn packet_block_len(caplen: usize) -> usize {
+pub fn packet_block_len(caplen: usize) -> usize {
     EPB_FIXED + pad4(caplen) + EPB_OPTIONS
 }
 
 /// Bytes an IDB takes with these labels.
-pub(crate) fn interface_block_len(name: &str, description: &str) -> usize {
+pub fn interface_block_len(name: &str, description: &str) -> usize {
     // type, length, link type + reserved, snaplen, trailing length.
     20 + 4 + pad4(name.len()) + 4 + pad4(description.len()) + 8 + 4
 }
 
 /// Writes one pcapng section to `W`. Counts the bytes it has written so
 /// the caller can bound the file size.
-pub(crate) struct Writer<W: Write> {
+pub struct Writer<W: Write> {
     out: W,
     /// One block at a time is built here; reused, so writing a packet does
     /// not allocate once the buffer has grown to the largest block.
@@ -82,7 +77,7 @@ impl<W: Write> Writer<W> {
     /// Starts a section: writes the SHB with `shb_userappl` and, when
     /// given, `shb_os`. The section length is -1 ("not specified", section
     /// 4.1) because the file is written as a stream.
-    pub(crate) fn new(out: W, userappl: &str, os: Option<&str>) -> io::Result<Self> {
+    pub fn new(out: W, userappl: &str, os: Option<&str>) -> io::Result<Self> {
         let mut w = Writer {
             out,
             block: Vec::with_capacity(512),
@@ -105,7 +100,7 @@ impl<W: Write> Writer<W> {
 
     /// Writes an IDB and returns its interface id (the IDB's position in
     /// the section, section 4.2), which packets on it refer to.
-    pub(crate) fn interface(
+    pub fn interface(
         &mut self,
         link_type: u16,
         snaplen: u32,
@@ -129,7 +124,7 @@ impl<W: Write> Writer<W> {
     /// Writes an EPB: `data` (already cut to the snap length) captured on
     /// `interface` at `ts_ns` nanoseconds since the epoch, `wire_len`
     /// bytes long on the wire.
-    pub(crate) fn packet(
+    pub fn packet(
         &mut self,
         interface: u32,
         ts_ns: u64,
@@ -152,16 +147,17 @@ impl<W: Write> Writer<W> {
     }
 
     /// Bytes written so far (whole blocks).
-    pub(crate) fn written(&self) -> u64 {
+    pub fn written(&self) -> u64 {
         self.written
     }
 
-    pub(crate) fn flush(&mut self) -> io::Result<()> {
+    /// Flushes the underlying writer.
+    pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 
     /// The underlying writer, flushed.
-    pub(crate) fn into_inner(mut self) -> io::Result<W> {
+    pub fn into_inner(mut self) -> io::Result<W> {
         self.out.flush()?;
         Ok(self.out)
     }
@@ -210,42 +206,13 @@ impl<W: Write> Writer<W> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
-    use formats::{Direction, link};
+    use crate::testing::read_back;
+    use crate::{Direction, link};
 
     /// (interface, ts_ns, data, wire_len, flags)
     type Packet = (u32, u64, &'static [u8], u32, u32);
-
-    /// A [`formats::Frame`] that owns its bytes.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub(crate) struct Owned {
-        pub number: u64,
-        pub ts_ns: Option<i64>,
-        pub interface: u32,
-        pub data: Vec<u8>,
-        pub wire_len: u32,
-        pub direction: Option<Direction>,
-    }
-
-    /// Reads a capture back with the `formats` reader, as the analyzer will.
-    pub(crate) fn read_back(bytes: &[u8]) -> (formats::Index, Vec<Owned>) {
-        let ix = formats::index(bytes).expect("pcapng parses");
-        let frames = ix
-            .chunks
-            .iter()
-            .flat_map(|c| ix.frames(bytes, c))
-            .map(|f| Owned {
-                number: f.number,
-                ts_ns: f.ts_ns,
-                interface: f.interface,
-                data: f.data.to_vec(),
-                wire_len: f.wire_len,
-                direction: f.direction,
-            })
-            .collect();
-        (ix, frames)
-    }
 
     #[test]
     fn packets_on_two_interfaces_read_back_with_labels_times_and_directions() {
