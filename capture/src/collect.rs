@@ -1,19 +1,20 @@
 //! `capsnap collect`: one bounded run from discovery to bundle.
 //!
-//! Order: find namespaces; start bpftrace and wait until its probes are
-//! attached; start packet capture in every selected namespace at once;
-//! when the window ends (duration or Ctrl-C/SIGTERM), snapshot the
-//! namespaces and the processes (so their counters include the window's
-//! traffic), stop capture and probes, read the kernel log, journal and log
-//! files, write the manifest and bundle.
-//! A source that fails is recorded and the rest goes on.
+//! Order: find the namespaces and name them; start every window source of
+//! [`SOURCES`] (eBPF probes, packet capture in every selected namespace)
+//! and open the window once all are ready; when it ends (duration or
+//! Ctrl-C/SIGTERM), run the snapshot sources (per namespace on a thread
+//! inside it, bounded in time; then the node's), collect the window
+//! sources' reports, write the manifest and bundle. A source that fails is
+//! recorded and the rest goes on.
 
 use crate::bundle::{self, Manifest};
-use crate::netns::{self, Selector};
-use crate::packets::{CaptureOptions, CaptureTarget};
+use crate::netns::{self, Netns, Selector};
 use crate::report::{SourceReport, Status};
-use crate::{ebpf, snapshot, sys};
+use crate::source::{Context, InNetns, Phase, SOURCES, Scope, Source, Window, WindowState};
+use crate::sys;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -134,16 +135,18 @@ pub fn collect(
     })?;
     let _cleanup = RemoveDir(staging.clone());
     let root = sys::is_root();
-    let mut sources = Vec::new();
+    let mut reports = Vec::new();
 
+    // Discovery: the namespaces in use, named by the runtimes where they
+    // can, before any source runs.
     let mut all = netns::discover(proc);
     let (runtime, runtime_reports) = crate::runtime::collect_runtime(&staging, opts.source_timeout);
     runtime.annotate(&mut all);
-    sources.extend(runtime_reports);
+    reports.extend(runtime_reports);
     let (mut chosen, unmatched) = netns::select(&all, &opts.selectors, proc);
     formats::bundle::assign_dirs(&mut chosen);
     for s in unmatched {
-        sources.push(SourceReport::new("netns_selector", None).with(
+        reports.push(SourceReport::new("netns_selector", None).with(
             Status::Failed,
             format!("--netns {s} matches no namespace in use"),
         ));
@@ -153,145 +156,110 @@ pub fn collect(
         all.len(),
         chosen.len()
     ));
+    let cx = Arc::new(Context {
+        opts: opts.clone(),
+        staging: staging.clone(),
+        proc: proc.to_owned(),
+        namespaces: chosen,
+    });
 
-    let ebpf_session = if opts.ebpf {
-        progress("attaching eBPF probes");
-        let eopts = ebpf::EbpfOptions {
-            bpftrace: opts.bpftrace.clone(),
-            attach_timeout: Duration::from_secs(30).min(opts.source_timeout * 3),
-        };
-        match ebpf::start_bpftrace(&eopts, &staging) {
-            Ok(s) => Some(s),
-            Err(report) => {
-                sources.push(report);
-                None
+    // Window sources start first; the window opens once all are ready.
+    let runs = runs_of(&cx, Phase::Window);
+    let state = WindowState::new(runs.len());
+    let ticking = AtomicBool::new(true);
+    let (window_reports, close_reports, window_ms) = std::thread::scope(|s| {
+        progress(&format!(
+            "starting {}",
+            names(runs.iter().map(|(src, _)| *src)).join(", ")
+        ));
+        let handles: Vec<_> = runs
+            .into_iter()
+            .map(|(src, ns)| {
+                let (cx, state) = (&cx, &state);
+                s.spawn(move || {
+                    let window = state.member();
+                    let reports = run_source(src, cx, ns, &window);
+                    window.ready();
+                    reports
+                })
+            })
+            .collect();
+        state.wait_ready();
+        let window_start = Instant::now();
+        state.open();
+        let notes = state.notes();
+        // Scripts that cause a fault inside the window (samples/repro) wait
+        // for this line (CAPSNAP_PROGRESS=1 shows it when stderr is not a
+        // terminal).
+        progress(&format!(
+            "window open for {:?}: {}",
+            opts.duration,
+            if notes.is_empty() {
+                "nothing attached".to_owned()
+            } else {
+                notes.join(", ")
             }
-        }
-    } else {
-        sources.push(
-            SourceReport::new("ebpf", None).with(Status::Skipped, "not asked for (--no-ebpf)"),
-        );
-        None
-    };
-
-    let window_start = Instant::now();
-    // Scripts that cause a fault inside the window (samples/repro) wait for
-    // this line (CAPSNAP_PROGRESS=1 shows it when stderr is not a terminal).
-    progress(&format!(
-        "window open for {:?}: {}{}",
-        opts.duration,
-        if ebpf_session.is_some() {
-            "eBPF probes attached"
-        } else {
-            "no eBPF"
-        },
+        ));
         if opts.packets {
-            ", capture starting"
-        } else {
-            ""
-        }
-    ));
-    let targets: Vec<CaptureTarget> = chosen
-        .iter()
-        .map(|ns| CaptureTarget {
-            label: ns.label.clone(),
-            netns: (ns.label != "host").then(|| ns.path.clone()),
-            interfaces: opts.interfaces.clone(),
-            file: formats::bundle::PACKETS.path_in(Some(&ns.dir)),
-        })
-        .collect();
-    for ns in &chosen {
-        let _ = std::fs::create_dir_all(staging.join(formats::bundle::netns_path(&ns.dir)));
-    }
-    let cap_opts = CaptureOptions {
-        duration: opts.duration,
-        max_packets: opts.max_packets,
-        max_bytes: opts.max_bytes / targets.len().max(1) as u64,
-        snaplen: opts.snaplen,
-    };
-    let ticker_done = AtomicBool::new(false);
-    let sources_done = std::sync::atomic::AtomicUsize::new(sources.len());
-    let (capture_reports, mut snap_reports) = std::thread::scope(|s| {
-        let capture = opts.packets.then(|| {
-            progress(&format!(
-                "capturing packets in {} namespaces for {:?}",
-                targets.len(),
-                opts.duration
-            ));
-            s.spawn(|| crate::packets::capture_packets(&targets, &cap_opts, stop, &staging))
-        });
-        // A progress line tells the packets captured and the time left.
-        if opts.packets {
-            s.spawn(|| {
-                while !ticker_done.load(Ordering::SeqCst)
-                    && !stop.load(Ordering::SeqCst)
-                    && window_start.elapsed() < opts.duration
-                {
+            let ticking = &ticking;
+            s.spawn(move || {
+                while ticking.load(Ordering::SeqCst) && window_start.elapsed() < opts.duration {
                     let left = opts.duration.saturating_sub(window_start.elapsed());
                     progress(&format!(
-                        "capturing: {} packets, {} sources done, {} s left",
+                        "capturing: {} packets, {} s left",
                         crate::packets::PACKETS_CAPTURED.load(Ordering::Relaxed),
-                        sources_done.load(Ordering::Relaxed),
                         left.as_secs()
                     ));
                     std::thread::sleep(Duration::from_secs(1).min(left));
                 }
             });
         }
-        // Snapshots are taken when the window ends, so counters, sockets and
-        // conntrack show what the window's traffic left behind (a fault
-        // seen in the capture is also in the counters).
-        if capture.is_some() || ebpf_session.is_some() {
-            while window_start.elapsed() < opts.duration && !stop.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        while window_start.elapsed() < opts.duration && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
         }
-        let mut snaps = Vec::new();
-        for (i, ns) in chosen.iter().enumerate() {
+        if stop.load(Ordering::SeqCst) {
+            state.interrupt();
+        }
+        ticking.store(false, Ordering::SeqCst);
+        state.close();
+        let window_ms = window_start.elapsed().as_millis();
+        // Snapshots when the window closes, so counters, sockets and
+        // conntrack show what the window's traffic left behind.
+        let mut close = Vec::new();
+        for (i, ns) in cx.namespaces.iter().enumerate() {
             progress(&format!(
                 "snapshot of namespace {} ({}/{})",
                 ns.label,
                 i + 1,
-                chosen.len()
+                cx.namespaces.len()
             ));
-            snaps.extend(bounded_snapshot(ns, &staging, opts.source_timeout));
-            sources_done.store(sources.len() + snaps.len(), Ordering::Relaxed);
+            close.extend(bounded_netns_snapshot(&cx, i));
         }
-        progress("snapshot of processes and fds");
-        snaps.push(snapshot::snapshot_processes(proc, &staging, opts.redact));
-        sources_done.store(sources.len() + snaps.len(), Ordering::Relaxed);
-        ticker_done.store(true, Ordering::SeqCst);
-        let captured = match capture {
-            Some(h) => h.join().unwrap_or_else(|_| {
-                vec![
-                    SourceReport::new("packets", None)
-                        .with(Status::Failed, "capture thread panicked"),
-                ]
-            }),
-            None => vec![
-                SourceReport::new("packets", None)
-                    .with(Status::Skipped, "not asked for (--no-packets)"),
-            ],
-        };
-        (captured, snaps)
+        for (src, _) in runs_of(&cx, Phase::Close)
+            .into_iter()
+            .filter(|(src, _)| src.scope() == Scope::Node)
+        {
+            progress(&format!("snapshot of {}", src.name()));
+            close.extend(run_source(src, &cx, None, &WindowState::new(0).member()));
+        }
+        let window: Vec<SourceReport> = handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    vec![
+                        SourceReport::new("window", None).with(Status::Failed, "a source panicked"),
+                    ]
+                })
+            })
+            .collect();
+        (window, close, window_ms)
     });
-    if let Some(session) = ebpf_session {
-        progress("stopping eBPF probes");
-        sources.push(session.stop());
-    }
-    sources.extend(capture_reports);
-    sources.append(&mut snap_reports);
-    progress("kernel log, journal and log files");
-    sources.push(snapshot::snapshot_kernel_log(&staging, opts.source_timeout));
-    sources.push(snapshot::snapshot_journal(&staging, opts.source_timeout));
-    sources.push(snapshot::snapshot_log_files(&staging));
+    reports.extend(window_reports);
+    reports.extend(close_reports);
     if stop.load(Ordering::SeqCst) {
-        sources.push(SourceReport::new("window", None).with(
+        reports.push(SourceReport::new("window", None).with(
             Status::Partial,
-            format!(
-                "interrupted after {} ms by a signal; what was collected is kept",
-                window_start.elapsed().as_millis()
-            ),
+            format!("interrupted after {window_ms} ms by a signal; what was collected is kept"),
         ));
     }
 
@@ -303,6 +271,12 @@ pub fn collect(
     let kernel = sys::kernel()
         .map(|k| format!("{} {} {}", k.sysname, k.release, k.machine))
         .unwrap_or_default();
+    let cx = Arc::try_unwrap(cx).unwrap_or_else(|cx| Context {
+        opts: cx.opts.clone(),
+        staging: cx.staging.clone(),
+        proc: cx.proc.clone(),
+        namespaces: cx.namespaces.clone(),
+    });
     let manifest = Manifest {
         format_version: bundle::FORMAT_VERSION,
         capsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -315,8 +289,8 @@ pub fn collect(
         finished_ns,
         root,
         options: serde_json::to_value(opts).unwrap_or_default(),
-        namespaces: chosen,
-        sources: sources.clone(),
+        namespaces: cx.namespaces,
+        sources: reports.clone(),
         members,
     };
     progress("writing bundle");
@@ -327,28 +301,108 @@ pub fn collect(
     Ok(Outcome {
         bundle: out,
         size,
-        sources,
+        sources: reports,
     })
 }
 
-/// Snapshots a namespace on a thread of its own and waits at most for the
-/// tool time limit times the number of tools: a /proc read or a stat that
-/// hangs (a dead NFS mount) is reported and left behind, never blocking the
-/// rest of the collection.
-fn bounded_snapshot(
-    ns: &netns::Netns,
-    staging: &Path,
-    tool_timeout: Duration,
+/// Every run of the sources of `phase`: (source, namespace index) for a
+/// per-namespace source in each namespace, (source, none) for a node one.
+fn runs_of(cx: &Context, phase: Phase) -> Vec<(&'static dyn Source, Option<usize>)> {
+    let mut runs = Vec::new();
+    for &src in SOURCES.iter().filter(|s| s.phase() == phase) {
+        match src.scope() {
+            Scope::Node => runs.push((src, None)),
+            Scope::Netns => runs.extend((0..cx.namespaces.len()).map(|i| (src, Some(i)))),
+        }
+    }
+    runs
+}
+
+/// The sources' names, once each.
+fn names<'a>(sources: impl Iterator<Item = &'a dyn Source>) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for s in sources {
+        if !out.contains(&s.name()) {
+            out.push(s.name());
+        }
+    }
+    out
+}
+
+/// Runs `src` on this thread: for a namespace, after entering it.
+fn run_source(
+    src: &dyn Source,
+    cx: &Context,
+    ns: Option<usize>,
+    window: &Window,
 ) -> Vec<SourceReport> {
+    match ns {
+        None => src.run(cx, None, window),
+        Some(i) => {
+            let inside = enter(&cx.namespaces[i]);
+            src.run(cx, Some(&inside), window)
+        }
+    }
+}
+
+/// Enters `ns` on this thread (setns(2) moves only the calling thread).
+/// `host` is the namespace capsnap runs in. A namespace whose file is gone
+/// is never read through another: its sources say it is gone.
+fn enter(ns: &Netns) -> InNetns<'_> {
+    if ns.label == "host" {
+        return InNetns {
+            ns,
+            entered: true,
+            gone: false,
+            why_not: None,
+        };
+    }
+    match sys::enter_netns(&ns.path) {
+        Ok(()) => InNetns {
+            ns,
+            entered: true,
+            gone: false,
+            why_not: None,
+        },
+        Err(why) => InNetns {
+            ns,
+            entered: false,
+            gone: !ns.path.exists(),
+            why_not: Some(why),
+        },
+    }
+}
+
+/// Runs the per-namespace snapshot sources of namespace `i` on a thread of
+/// its own and waits at most the tool time limit for each tool plus two:
+/// a /proc read or a stat that hangs (a dead NFS mount) is reported and
+/// left behind, never blocking the rest of the collection.
+fn bounded_netns_snapshot(cx: &Arc<Context>, i: usize) -> Vec<SourceReport> {
+    let runs: Vec<&'static dyn Source> = runs_of(cx, Phase::Close)
+        .into_iter()
+        .filter(|(_, ns)| *ns == Some(i))
+        .map(|(src, _)| src)
+        .collect();
+    let tools = runs
+        .iter()
+        .flat_map(|s| s.writes())
+        .filter(|a| a.command.is_some())
+        .count();
+    let limit = cx.opts.source_timeout * (tools as u32 + 2);
     let (tx, rx) = std::sync::mpsc::channel();
-    let (ns2, staging2) = (ns.clone(), staging.to_owned());
+    let cx2 = cx.clone();
     std::thread::spawn(move || {
-        let _ = tx.send(snapshot::snapshot_netns(&ns2, &staging2, tool_timeout));
+        let inside = enter(&cx2.namespaces[i]);
+        let window = WindowState::new(0);
+        let reports: Vec<SourceReport> = runs
+            .iter()
+            .flat_map(|src| src.run(&cx2, Some(&inside), &window.member()))
+            .collect();
+        let _ = tx.send(reports);
     });
-    let limit = tool_timeout * (snapshot::TOOL_COUNT as u32 + 2);
     rx.recv_timeout(limit).unwrap_or_else(|_| {
         vec![
-            SourceReport::new("netns_snapshot", Some(ns.label.clone())).with(
+            SourceReport::new("netns_snapshot", Some(cx.namespaces[i].label.clone())).with(
                 Status::Partial,
                 format!(
                     "timed out after {} s; files written until then are kept",

@@ -18,8 +18,10 @@ mod packets;
 mod redact;
 mod report;
 mod runtime;
-mod snapshot;
+mod source;
+mod sources;
 mod sys;
+mod tool;
 mod unix_diag;
 
 pub use bundle::{FORMAT_VERSION, Manifest, Member};

@@ -140,8 +140,31 @@ pub fn capture_packets(
     })
 }
 
+/// Captures on `target` from the calling thread (which enters
+/// `target.netns` first, when set) until `opts.duration` passes, `stop`
+/// becomes true or a bound is hit: what [`capture_packets`] does for each
+/// of its targets on a thread of its own.
+pub fn capture_here(
+    target: &CaptureTarget,
+    opts: &CaptureOptions,
+    stop: &AtomicBool,
+    out_dir: &Path,
+) -> SourceReport {
+    match checked_file(&target.file) {
+        Ok(path) => capture_one(
+            target,
+            opts,
+            stop,
+            &out_dir.join(path),
+            Instant::now().checked_add(opts.duration),
+        ),
+        Err(why) => failed(target, why),
+    }
+}
+
 fn failed(target: &CaptureTarget, why: impl Into<String>) -> SourceReport {
-    SourceReport::new("packets", Some(target.label.clone())).with(Status::Failed, why)
+    SourceReport::new(formats::bundle::PACKETS.source, Some(target.label.clone()))
+        .with(Status::Failed, why)
 }
 
 /// `file` as a path that stays inside the output directory, `.` parts
@@ -272,7 +295,7 @@ fn capture_in_thread(
         }
     };
 
-    let mut report = SourceReport::new("packets", Some(target.label.clone()));
+    let mut report = SourceReport::new(formats::bundle::PACKETS.source, Some(target.label.clone()));
     report.files = vec![target.file.clone()];
     let mut capture = Capture::new(opts, &target.label);
     let end = capture.run(&sockets, &mut writer, stop, deadline, &mut notes);
