@@ -292,6 +292,7 @@ pub fn collect(
         namespaces: cx.namespaces,
         sources: reports.clone(),
         members,
+        trigger: None,
     };
     progress("writing bundle");
     let size = bundle::write(&staging, &manifest, &out).map_err(|source| Error::Bundle {

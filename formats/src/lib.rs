@@ -48,7 +48,8 @@ pub use bundle::{Manifest, Member, readers, tables};
 /// The pcapng writer the collector records captures with.
 pub use capfile::writer as pcapng;
 pub use capfile::{
-    Chunk, Damage, Direction, Frame, Frames, Index, Indexer, Interface, Layout, index, is_capture,
+    Chunk, Damage, Direction, Frame, Frames, Index, Indexer, Interface, InterfaceStats, Layout,
+    index, is_capture,
 };
 pub use decode::{Addr, Headers, L3, Tcp, decode, link, tcp_flag};
 pub use error::{Error, Hex};

@@ -28,8 +28,8 @@ pub use artifacts::{
     PACKETS, PROCESSES, Parse, SYSCTLS, Scope, UNIX_DIAG, at, feeding, of_source, readers, tables,
 };
 pub use manifest::{
-    FORMAT_VERSION, Manifest, Member, Namespace, OLDEST_READABLE, SourceReport, Status,
-    assign_dirs, dir_name, label_of_dir_name, netns_path,
+    FORMAT_VERSION, Manifest, Member, Namespace, OLDEST_READABLE, PacketCounts, SourceReport,
+    Status, Trigger, assign_dirs, dir_name, label_of_dir_name, netns_path,
 };
 pub use records::{FDS_HEADER, ProcessRecord};
 

@@ -3,7 +3,9 @@
 //! interfaces, finds where the readable data ends and why, and cuts it into
 //! [`Chunk`]s at record boundaries ([`Chunker`]).
 
-use super::{Chunk, Damage, Index, Layout, Record, Section, Stop, Walk, pcap, pcapng};
+use super::{
+    Chunk, Damage, Index, InterfaceStats, Layout, Record, Section, Stop, Walk, pcap, pcapng,
+};
 use crate::error::Error;
 
 /// A chunk is closed after this many bytes, so that even a small capture is
@@ -52,6 +54,7 @@ impl Indexer {
                 frames: 0,
                 end: 0,
                 damage: Vec::new(),
+                stats: Vec::new(),
             };
             return Ok(Indexer::start(
                 ix,
@@ -116,6 +119,7 @@ impl Indexer {
             frames: self.ix.frames,
             end: self.pos,
             damage: Vec::new(),
+            stats: Vec::new(),
         }
     }
 
@@ -200,6 +204,29 @@ impl Indexer {
                 offset: pos as u64,
                 message: format!("{message}; block skipped"),
             }),
+            Record::Stats(raw) => match ix.sections.last() {
+                Some(s) if raw.interface < s.interfaces => {
+                    let interface = s.first_interface + raw.interface;
+                    let ns = |units| ix.ts_ns(interface, units);
+                    let stats = InterfaceStats {
+                        interface,
+                        ts_ns: ns(raw.ts_units),
+                        start_ns: raw.start_units.map(ns),
+                        end_ns: raw.end_units.map(ns),
+                        if_received: raw.if_received,
+                        if_dropped: raw.if_dropped,
+                        filter_accepted: raw.filter_accepted,
+                        os_dropped: raw.os_dropped,
+                        delivered: raw.delivered,
+                        comment: raw.comment,
+                    };
+                    ix.stats.push(stats);
+                }
+                _ => ix.damage.push(Damage {
+                    offset: pos as u64,
+                    message: format!("statistics block refers to interface {}, which its section never described; block skipped", raw.interface),
+                }),
+            },
             Record::Numbered => self.chunker.numbered(),
             Record::Other => {}
         }
