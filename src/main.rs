@@ -32,6 +32,23 @@ enum Command {
         Ctrl-C ends the capture window early and still writes a valid bundle."
     )]
     Collect(CollectArgs),
+    /// Keep the last minutes of packets and eBPF events; write a bundle when a trigger fires.
+    #[command(
+        long_about = "Leave capsnap running on a node with an intermittent fault: it keeps the last --keep of\n\
+        packets (every capture point) and eBPF events in a bounded ring, reads cheap counters every\n\
+        second, and when a trigger fires writes an ordinary bundle into DIR (the --keep before the\n\
+        trigger, the --after following it, then the node's snapshot), printing its path on stdout:\n  \
+        sudo capsnap watch -o /var/tmp/capsnap --keep 60s --for 24h\n  \
+        sudo capsnap watch -o /var/tmp/capsnap --trigger host-only-rst --trigger signal\n\n\
+        Triggers (all on by default): host-only-rst (the node RSTs a NATed flow), connect-timeout\n\
+        (SYN_SENT -> CLOSE after SYN retransmits), unix-socket-replaced (a listening unix socket's\n\
+        path re-bound while it listens, or an exec of a --watch-exec name), log (\"TCP: out of\n\
+        memory\", \"table full\", \"time wait bucket table overflow\", \"PLEG is not healthy\"), counter\n\
+        (ListenOverflows, TCPTimeWaitOverflow, IPReversePathFilter, conntrack drop/insert_failed\n\
+        rise), signal (kill -USR1). The manifest records the trigger and its evidence. Runs until\n\
+        --for ends or SIGINT/SIGTERM; probes and work files never outlive it."
+    )]
+    Watch(WatchArgs),
     /// Run SQL over bundles, directories and capture files.
     #[command(
         long_about = "Run SQL over bundles, directories of artifacts and capture files.\n\n\
@@ -98,6 +115,56 @@ struct DetectArgs {
     list: bool,
 }
 
+/// What `collect` and `watch` both take: where to look, how much of each
+/// packet to keep, eBPF, tool time limits, redaction.
+#[derive(Args)]
+struct NodeArgs {
+    /// Namespaces to cover besides the host: all (default), a pid, a container id,
+    /// a pod UID, an `ip netns` name, or a namespace file such as /var/run/netns/NAME.
+    #[arg(long, value_name = "SELECTOR")]
+    netns: Vec<String>,
+    /// Interfaces to capture on (default: all, in every selected namespace).
+    #[arg(short, long, value_name = "IF")]
+    interface: Vec<String>,
+    /// Bytes kept of each packet (headers by default), except DNS, kept whole.
+    #[arg(
+        long,
+        default_value_t = 128,
+        long_help = "Bytes kept of each packet (headers by default; 0 keeps all). DNS (UDP and TCP port 53) \
+        is kept whole whatever this says, so that the dns table has every question and answer."
+    )]
+    snaplen: u32,
+    /// Time limit of each tool run (iptables-save, conntrack, ...).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    source_timeout: Duration,
+    /// Do not run the eBPF probes.
+    #[arg(long)]
+    no_ebpf: bool,
+    /// Keep command lines as they are (secrets are masked by default).
+    #[arg(long)]
+    no_redact: bool,
+}
+
+impl NodeArgs {
+    /// The collector's options with these set.
+    fn options(self) -> capture::Options {
+        capture::Options {
+            selectors: self
+                .netns
+                .iter()
+                .map(|s| capture::Selector::parse(s))
+                .collect(),
+            selector_args: self.netns,
+            ebpf: !self.no_ebpf,
+            interfaces: self.interface,
+            snaplen: self.snaplen,
+            source_timeout: self.source_timeout,
+            redact: !self.no_redact,
+            ..capture::Options::default()
+        }
+    }
+}
+
 #[derive(Args)]
 struct CollectArgs {
     /// Length of the packet capture and eBPF window (e.g. 5s, 2m, 500ms).
@@ -106,34 +173,61 @@ struct CollectArgs {
     /// Bundle path (default: capsnap-<host>-<UTC>.capsnap in the current directory).
     #[arg(short, long, value_name = "PATH")]
     output: Option<PathBuf>,
-    /// Namespaces to cover besides the host: all (default), a pid, a container id,
-    /// a pod UID, an `ip netns` name, or a namespace file such as /var/run/netns/NAME.
-    #[arg(long, value_name = "SELECTOR")]
-    netns: Vec<String>,
-    /// Interfaces to capture on (default: all, in every selected namespace).
-    #[arg(short, long, value_name = "IF")]
-    interface: Vec<String>,
-    /// Bytes kept of each packet (headers by default).
-    #[arg(long, default_value_t = 128)]
-    snaplen: u32,
-    /// Stop capturing at a capture point after this many packets.
+    #[command(flatten)]
+    node: NodeArgs,
+    /// Stop capturing at a capture point after this many packets (0: no bound).
     #[arg(long, default_value_t = 1_000_000)]
     max_packets: u64,
     /// Cap on captured bytes across all capture points (e.g. 256M, 1G).
     #[arg(long, default_value = "256M", value_parser = parse_bytes)]
     max_bytes: u64,
-    /// Time limit of each tool run (iptables-save, conntrack, ...).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    source_timeout: Duration,
     /// Do not capture packets.
     #[arg(long)]
     no_packets: bool,
-    /// Do not run the eBPF probes.
-    #[arg(long)]
-    no_ebpf: bool,
-    /// Keep command lines as they are (secrets are masked by default).
-    #[arg(long)]
-    no_redact: bool,
+}
+
+#[derive(Args)]
+struct WatchArgs {
+    /// Directory the bundles are written into (it must exist).
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+    /// Kept before a trigger: the bundle starts this long before it.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    keep: Duration,
+    /// Captured after a trigger, before the node's snapshot is taken.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    after: Duration,
+    /// How long to watch.
+    #[arg(long = "for", default_value = "24h", value_parser = parse_duration)]
+    run_for: Duration,
+    /// Bundles written at most.
+    #[arg(long, default_value_t = 10)]
+    max_bundles: u32,
+    /// After a bundle's trigger, other triggers are ignored this long.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    cooldown: Duration,
+    /// Memory for the ring of packets and events, across capture points.
+    #[arg(long, default_value = "256M", value_parser = parse_bytes)]
+    ring: u64,
+    /// Bytes of bundles written at most; no bundle is started past it.
+    #[arg(long, default_value = "2G", value_parser = parse_bytes)]
+    max_total: u64,
+    /// Triggers to fire on (repeatable; default all): host-only-rst, connect-timeout,
+    /// unix-socket-replaced, log, counter, signal.
+    #[arg(long = "trigger", value_name = "NAME", value_parser = parse_trigger)]
+    triggers: Vec<capture::TriggerKind>,
+    /// A binary name whose exec fires unix-socket-replaced (repeatable), e.g. nginx.
+    #[arg(long, value_name = "NAME")]
+    watch_exec: Vec<String>,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+fn parse_trigger(s: &str) -> Result<capture::TriggerKind, String> {
+    capture::TriggerKind::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = capture::TriggerKind::ALL.iter().map(|k| k.name()).collect();
+        format!("{s:?} is not a trigger; one of {}", names.join(", "))
+    })
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -178,21 +272,10 @@ fn collect(a: CollectArgs) -> Result<()> {
     let opts = capture::Options {
         duration: a.duration,
         output: a.output,
-        selectors: a
-            .netns
-            .iter()
-            .map(|s| capture::Selector::parse(s))
-            .collect(),
-        selector_args: a.netns,
         packets: !a.no_packets,
-        ebpf: !a.no_ebpf,
-        interfaces: a.interface,
-        snaplen: a.snaplen,
         max_packets: a.max_packets,
         max_bytes: a.max_bytes,
-        source_timeout: a.source_timeout,
-        redact: !a.no_redact,
-        ..capture::Options::default()
+        ..a.node.options()
     };
     let stop = capture::install_signal_handlers();
     let verbose = std::io::stderr().is_terminal() || std::env::var_os("CAPSNAP_PROGRESS").is_some();
@@ -227,6 +310,57 @@ fn collect(a: CollectArgs) -> Result<()> {
         not_ok.len()
     );
     println!("{}", outcome.bundle.display());
+    Ok(())
+}
+
+fn watch(a: WatchArgs) -> Result<()> {
+    if !a.output.is_dir() {
+        bail!(
+            "watch -o {}: not a directory (create it first)",
+            a.output.display()
+        );
+    }
+    if a.ring < 4 << 20 {
+        bail!("--ring {}: the ring needs at least 4M", a.ring);
+    }
+    if a.keep.is_zero() {
+        bail!("--keep must be more than 0");
+    }
+    let opts = capture::WatchOptions {
+        dir: a.output,
+        keep: a.keep,
+        after: a.after,
+        run_for: a.run_for,
+        max_bundles: a.max_bundles,
+        cooldown: a.cooldown,
+        ring_bytes: usize::try_from(a.ring).unwrap_or(usize::MAX),
+        max_total_bytes: a.max_total,
+        triggers: a.triggers,
+        watch_exec: a.watch_exec,
+        collect: a.node.options(),
+    };
+    let stop = capture::install_signal_handlers();
+    let verbose = std::io::stderr().is_terminal() || std::env::var_os("CAPSNAP_PROGRESS").is_some();
+    let summary = capture::watch(
+        &opts,
+        stop,
+        &|step| {
+            if verbose {
+                eprintln!("capsnap: {step}");
+            }
+        },
+        &mut |bundle| {
+            // One line per bundle, as soon as it is there.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", bundle.display());
+            let _ = out.flush();
+        },
+    )?;
+    eprintln!(
+        "capsnap: watch ended: {} bundles written, {} triggers without a bundle",
+        summary.bundles.len(),
+        summary.ignored
+    );
     Ok(())
 }
 
@@ -354,6 +488,7 @@ fn detect(a: DetectArgs) -> Result<Found> {
 fn run(cli: Cli) -> Result<Found> {
     match cli.command {
         Command::Collect(args) => collect(args).map(|()| Found(false)),
+        Command::Watch(args) => watch(args).map(|()| Found(false)),
         Command::Query(args) => query(QueryConfig::from_args(args)?).map(|()| Found(false)),
         Command::Detect(args) => detect(args),
         Command::Tables { inputs } => {

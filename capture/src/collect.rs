@@ -134,28 +134,10 @@ pub fn collect(
         source,
     })?;
     let _cleanup = RemoveDir(staging.clone());
-    let root = sys::is_root();
     let mut reports = Vec::new();
 
-    // Discovery: the namespaces in use, named by the runtimes where they
-    // can, before any source runs.
-    let mut all = netns::discover(proc);
-    let (runtime, runtime_reports) = crate::runtime::collect_runtime(&staging, opts.source_timeout);
-    runtime.annotate(&mut all);
-    reports.extend(runtime_reports);
-    let (mut chosen, unmatched) = netns::select(&all, &opts.selectors, proc);
-    formats::bundle::assign_dirs(&mut chosen);
-    for s in unmatched {
-        reports.push(SourceReport::new("netns_selector", None).with(
-            Status::Failed,
-            format!("--netns {s} matches no namespace in use"),
-        ));
-    }
-    progress(&format!(
-        "{} network namespaces in use, {} selected",
-        all.len(),
-        chosen.len()
-    ));
+    let (chosen, discovery) = namespaces(opts, &staging, proc, progress);
+    reports.extend(discovery);
     let cx = Arc::new(Context {
         opts: opts.clone(),
         staging: staging.clone(),
@@ -225,23 +207,7 @@ pub fn collect(
         let window_ms = window_start.elapsed().as_millis();
         // Snapshots when the window closes, so counters, sockets and
         // conntrack show what the window's traffic left behind.
-        let mut close = Vec::new();
-        for (i, ns) in cx.namespaces.iter().enumerate() {
-            progress(&format!(
-                "snapshot of namespace {} ({}/{})",
-                ns.label,
-                i + 1,
-                cx.namespaces.len()
-            ));
-            close.extend(bounded_netns_snapshot(&cx, i));
-        }
-        for (src, _) in runs_of(&cx, Phase::Close)
-            .into_iter()
-            .filter(|(src, _)| src.scope() == Scope::Node)
-        {
-            progress(&format!("snapshot of {}", src.name()));
-            close.extend(run_source(src, &cx, None, &WindowState::new(0).member()));
-        }
+        let close = close_snapshot(&cx, progress);
         let window: Vec<SourceReport> = handles
             .into_iter()
             .flat_map(|h| {
@@ -263,46 +229,113 @@ pub fn collect(
         ));
     }
 
-    let finished_ns = sys::now_ns();
-    let members = bundle::members(&staging).map_err(|source| Error::Bundle {
-        path: out.clone(),
-        source,
-    })?;
-    let kernel = sys::kernel()
-        .map(|k| format!("{} {} {}", k.sysname, k.release, k.machine))
-        .unwrap_or_default();
     let cx = Arc::try_unwrap(cx).unwrap_or_else(|cx| Context {
         opts: cx.opts.clone(),
         staging: cx.staging.clone(),
         proc: cx.proc.clone(),
         namespaces: cx.namespaces.clone(),
     });
+    progress("writing bundle");
+    let size = write_bundle(&cx, &host, started_ns, reports.clone(), None, &out)?;
+    Ok(Outcome {
+        bundle: out,
+        size,
+        sources: reports,
+    })
+}
+
+/// The namespaces of a run: those in use, named by the container runtimes
+/// (whose listings go into `staging`), then selected; with the reports of
+/// the runtimes and of selectors that matched nothing.
+pub(crate) fn namespaces(
+    opts: &Options,
+    staging: &Path,
+    proc: &Path,
+    progress: &(dyn Fn(&str) + Sync),
+) -> (Vec<Netns>, Vec<SourceReport>) {
+    let mut all = netns::discover(proc);
+    let (runtime, mut reports) = crate::runtime::collect_runtime(staging, opts.source_timeout);
+    runtime.annotate(&mut all);
+    let (mut chosen, unmatched) = netns::select(&all, &opts.selectors, proc);
+    formats::bundle::assign_dirs(&mut chosen);
+    for s in unmatched {
+        reports.push(SourceReport::new("netns_selector", None).with(
+            Status::Failed,
+            format!("--netns {s} matches no namespace in use"),
+        ));
+    }
+    progress(&format!(
+        "{} network namespaces in use, {} selected",
+        all.len(),
+        chosen.len()
+    ));
+    (chosen, reports)
+}
+
+/// The snapshot sources ([`Phase::Close`]): those of each namespace on a
+/// thread inside it, bounded in time, then the node's.
+pub(crate) fn close_snapshot(
+    cx: &Arc<Context>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Vec<SourceReport> {
+    let mut close = Vec::new();
+    for (i, ns) in cx.namespaces.iter().enumerate() {
+        progress(&format!(
+            "snapshot of namespace {} ({}/{})",
+            ns.label,
+            i + 1,
+            cx.namespaces.len()
+        ));
+        close.extend(bounded_netns_snapshot(cx, i));
+    }
+    for (src, _) in runs_of(cx, Phase::Close)
+        .into_iter()
+        .filter(|(src, _)| src.scope() == Scope::Node)
+    {
+        progress(&format!("snapshot of {}", src.name()));
+        close.extend(run_source(src, cx, None, &WindowState::new(0).member()));
+    }
+    close
+}
+
+/// Writes the manifest of what `cx.staging` holds and the bundle `out`;
+/// returns its size.
+pub(crate) fn write_bundle(
+    cx: &Context,
+    host: &str,
+    started_ns: u64,
+    sources: Vec<SourceReport>,
+    trigger: Option<formats::bundle::Trigger>,
+    out: &Path,
+) -> Result<u64, Error> {
+    let finished_ns = sys::now_ns();
+    let members = bundle::members(&cx.staging).map_err(|source| Error::Bundle {
+        path: out.to_owned(),
+        source,
+    })?;
+    let kernel = sys::kernel()
+        .map(|k| format!("{} {} {}", k.sysname, k.release, k.machine))
+        .unwrap_or_default();
     let manifest = Manifest {
         format_version: bundle::FORMAT_VERSION,
         capsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
-        host,
+        host: host.to_owned(),
         kernel,
         boot_id: read_trim("/proc/sys/kernel/random/boot_id"),
         started: formats::bundle::rfc3339(started_ns),
         finished: formats::bundle::rfc3339(finished_ns),
         started_ns,
         finished_ns,
-        root,
-        options: serde_json::to_value(opts).unwrap_or_default(),
-        namespaces: cx.namespaces,
-        sources: reports.clone(),
+        root: sys::is_root(),
+        options: serde_json::to_value(&cx.opts).unwrap_or_default(),
+        namespaces: cx.namespaces.clone(),
+        sources,
         members,
-        trigger: None,
+        trigger,
     };
-    progress("writing bundle");
-    let size = bundle::write(&staging, &manifest, &out).map_err(|source| Error::Bundle {
-        path: out.clone(),
+    bundle::write(&cx.staging, &manifest, out).map_err(|source| Error::Bundle {
+        path: out.to_owned(),
         source,
-    })?;
-    Ok(Outcome {
-        bundle: out,
-        size,
-        sources: reports,
     })
 }
 

@@ -313,14 +313,27 @@ pub struct UnixDump {
 
 /// Like [`unix_sockets`], also counting what was skipped.
 pub fn dump_unix_sockets() -> io::Result<UnixDump> {
-    dump_with_buffer(RECV_BUF_LEN)
+    dump_with_buffer(RECV_BUF_LEN, ALL_STATES)
 }
 
-fn dump_with_buffer(len: usize) -> io::Result<UnixDump> {
+/// The listening unix sockets of the calling thread's namespace, each path
+/// stat'ed as [`unix_sockets`] does: the kernel leaves the others out
+/// (`udiag_states`), so this stays cheap enough to repeat every few
+/// seconds (`capsnap watch`).
+pub fn listening_unix_sockets() -> io::Result<Vec<UnixSocket>> {
+    // include/net/tcp_states.h TCP_LISTEN, which unix sockets use too.
+    const TCP_LISTEN: u32 = 10;
+    dump_with_buffer(RECV_BUF_LEN, 1 << TCP_LISTEN).map(|d| d.sockets)
+}
+
+/// `udiag_states`: a mask of 1 << sk_state.
+const ALL_STATES: u32 = u32::MAX;
+
+fn dump_with_buffer(len: usize, states: u32) -> io::Result<UnixDump> {
     let mut buf = vec![0u8; len];
     for _ in 0..MAX_ATTEMPTS {
         let mut dump = UnixDump::default();
-        match dump_once(&mut buf, &mut dump)? {
+        match dump_once(&mut buf, &mut dump, states)? {
             Attempt::Done => {
                 // The dump walks hash slots across recv calls with no
                 // consistency check (unix_diag_dump remembers slot and index
@@ -355,10 +368,10 @@ enum Progress {
     Done,
 }
 
-fn dump_once(buf: &mut [u8], dump: &mut UnixDump) -> io::Result<Attempt> {
+fn dump_once(buf: &mut [u8], dump: &mut UnixDump, states: u32) -> io::Result<Attempt> {
     let started = Instant::now();
     let fd = diag_socket()?;
-    let req = dump_request(SEQ);
+    let req = dump_request(SEQ, states);
     // SAFETY: sockaddr_nl is plain old data; all zeroes is a valid value.
     let mut kernel: libc::sockaddr_nl = unsafe { mem::zeroed() };
     kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
@@ -468,7 +481,7 @@ fn diag_socket() -> io::Result<OwnedFd> {
 }
 
 /// nlmsghdr + unix_diag_req asking for every unix socket in every state.
-fn dump_request(seq: u32) -> [u8; NLMSG_HDRLEN + UNIX_DIAG_REQ_LEN] {
+fn dump_request(seq: u32, states: u32) -> [u8; NLMSG_HDRLEN + UNIX_DIAG_REQ_LEN] {
     let mut b = [0u8; NLMSG_HDRLEN + UNIX_DIAG_REQ_LEN];
     b[0..4].copy_from_slice(&((NLMSG_HDRLEN + UNIX_DIAG_REQ_LEN) as u32).to_ne_bytes());
     b[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
@@ -477,7 +490,7 @@ fn dump_request(seq: u32) -> [u8; NLMSG_HDRLEN + UNIX_DIAG_REQ_LEN] {
     // nlmsg_pid stays 0, as in any request to the kernel.
     b[16] = libc::AF_UNIX as u8; // sdiag_family; sdiag_protocol and pad stay 0
     // udiag_states is a mask of 1 << sk_state.
-    b[20..24].copy_from_slice(&u32::MAX.to_ne_bytes());
+    b[20..24].copy_from_slice(&states.to_ne_bytes());
     // udiag_ino 0: a dump, not a lookup of one socket.
     let show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN;
     b[28..32].copy_from_slice(&show.to_ne_bytes());
@@ -917,7 +930,7 @@ mod tests {
         let pairs: Vec<_> = (0..150).map(|_| UnixStream::pair().unwrap()).collect();
         // 64 bytes cannot hold one datagram: the dump restarts with a buffer
         // the size MSG_TRUNC reported, and then spans many datagrams.
-        let dump = dump_with_buffer(64).unwrap();
+        let dump = dump_with_buffer(64, ALL_STATES).unwrap();
         assert_eq!(dump.skipped, 0);
         for (a, b) in &pairs {
             assert_eq!(find(&dump.sockets, sock_ino(a)).peer, Some(sock_ino(b)));

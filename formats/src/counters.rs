@@ -290,6 +290,46 @@ fn parse_conntrack_s(input: &[u8], rows: &mut Rows) -> Result<(), String> {
     Ok(())
 }
 
+/// The counters of one /proc/net/snmp, netstat or stat/nf_conntrack text
+/// by nstat's name (group and name joined: `TcpExtListenOverflows`,
+/// `nf_conntrackinsert_failed`), read as the `net_counters` table reads
+/// them (what `capsnap watch` compares second by second). `path` says
+/// which file it is (`net/netstat`, `net/stat/nf_conntrack`).
+pub fn named_values(path: &str, input: &[u8]) -> Result<Vec<(String, i64)>, String> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int32Type, Int64Type};
+    let reader = if path.ends_with("stat/nf_conntrack") {
+        &NF_CONNTRACK_STAT_READER
+    } else {
+        &SNMP_READER
+    };
+    let (batch, _, _) = crate::rows::read(reader, input, crate::rows::Origin::of("", None, path))?;
+    let strings = |name: &str| -> Vec<String> {
+        let Some(dict) = batch
+            .column_by_name(name)
+            .and_then(|c| c.as_dictionary_opt::<Int32Type>())
+        else {
+            return Vec::new();
+        };
+        let values = dict.values().as_string::<i32>();
+        dict.keys()
+            .iter()
+            .map(|k| k.map_or("", |k| values.value(k as usize)).to_owned())
+            .collect()
+    };
+    let (groups, names) = (strings("group"), strings("name"));
+    let values = batch
+        .column_by_name("value")
+        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+        .ok_or("no value column")?;
+    Ok(groups
+        .into_iter()
+        .zip(names)
+        .zip(values.iter())
+        .map(|((g, n), v)| (g + &n, v.unwrap_or(0)))
+        .collect())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -327,6 +367,25 @@ pub(crate) mod tests {
     fn load(reader: &Reader, path: &str, input: &[u8]) -> (Vec<(String, String, i64)>, usize) {
         let (batch, _, total) = read(reader, input, Origin::of("b", None, path)).unwrap();
         (triples(&batch), total)
+    }
+
+    #[test]
+    fn named_values_are_what_nstat_calls_them() {
+        let netstat = b"TcpExt: SyncookiesSent ListenOverflows\nTcpExt: 0 7\n";
+        let got = named_values("net/netstat", netstat).unwrap();
+        assert_eq!(
+            got,
+            [
+                ("TcpExtSyncookiesSent".into(), 0),
+                ("TcpExtListenOverflows".into(), 7)
+            ]
+        );
+        let ct = b"entries  searched found new invalid ignore delete delete_list insert insert_failed drop early_drop error  expect_new expect_create expect_delete search_restart\n00000006  00000000 00000000 00000000 00000002 00000000 00000000 00000000 00000000 00000001 00000003 00000000 00000000  00000000 00000000 00000000 00000000\n00000006  00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000001 00000000 00000000 00000000  00000000 00000000 00000000 00000000\n";
+        let got = named_values("net/stat/nf_conntrack", ct).unwrap();
+        let get = |k: &str| got.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+        assert_eq!(get("nf_conntrackinsert_failed"), Some(2));
+        assert_eq!(get("nf_conntrackdrop"), Some(3));
+        assert_eq!(get("nf_conntrackentries"), Some(6));
     }
 
     /// An excerpt of a real bundle's netns/host/proc/net/snmp.

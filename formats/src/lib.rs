@@ -51,6 +51,8 @@ pub use capfile::{
     Chunk, Damage, Direction, Frame, Frames, Index, Indexer, Interface, InterfaceStats, Layout,
     index, is_capture,
 };
+pub use conntrack::{CtEntry, CtTuple, parse_entry as parse_conntrack_entry};
+pub use counters::named_values as counter_values;
 pub use decode::{Addr, Headers, L3, Tcp, decode, link, tcp_flag};
 pub use error::{Error, Hex};
 pub use events::bpftrace;
