@@ -9,6 +9,7 @@
 //! same flow behind NAT on the node (same ports, another address) are one
 //! ladder.
 
+use super::sections::Collected;
 use super::sql::{Grid, clock, grid, int, lit};
 use crate::error::Error;
 use datafusion::prelude::SessionContext;
@@ -17,11 +18,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
-/// One flow a finding names: its two ports and every address seen with
-/// them (the container's and the NAT address on the node, say).
+/// One flow a finding names: every `address:port` end seen in it (the
+/// container's, the NAT address on the node, the remote end).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowKey {
-    pub ports: (u16, u16),
     pub endpoints: BTreeSet<(String, u16)>,
 }
 
@@ -87,22 +87,26 @@ pub fn evidence_flows(summary: &str, evidence: &Grid) -> Vec<FlowKey> {
             pairs.push([a.clone(), b.clone()]);
         }
     }
+    // Pairs sharing an end are one flow (the container's view and the
+    // node's NAT view share the remote end; a redirected connect shares
+    // its local end).
     let mut flows: Vec<FlowKey> = Vec::new();
     for [a, b] in pairs {
         if a.1 == 0 || b.1 == 0 || a == b {
             continue;
         }
-        let ports = (a.1.min(b.1), a.1.max(b.1));
-        match flows.iter_mut().find(|f| f.ports == ports) {
-            Some(f) => {
-                f.endpoints.insert(a);
-                f.endpoints.insert(b);
+        let mut merged = FlowKey {
+            endpoints: [a, b].into_iter().collect(),
+        };
+        flows.retain(|f| {
+            if f.endpoints.is_disjoint(&merged.endpoints) {
+                true
+            } else {
+                merged.endpoints.extend(f.endpoints.iter().cloned());
+                false
             }
-            None => flows.push(FlowKey {
-                ports,
-                endpoints: [a, b].into_iter().collect(),
-            }),
-        }
+        });
+        flows.push(merged);
     }
     flows
 }
@@ -113,8 +117,10 @@ struct Pkt {
     view: usize,
     ts: i64,
     frame: String,
-    src: (String, u16),
-    dst: (String, u16),
+    /// Sent from the left end to the right one.
+    rightward: bool,
+    /// The end that is not the anchor's side.
+    other: (String, u16),
     flags: u16,
     seq: u32,
     ack: u32,
@@ -127,9 +133,9 @@ struct Pkt {
 struct View {
     capture: String,
     ifname: String,
-    /// The flow's inner end (left) and outer end (right) as seen here.
-    left: (String, u16),
-    right: (String, u16),
+    /// The ends seen on the left and on the right here.
+    left: BTreeSet<(String, u16)>,
+    right: BTreeSet<(String, u16)>,
     first_ns: i64,
     last_ns: i64,
 }
@@ -138,7 +144,7 @@ struct View {
 #[derive(Debug, Clone)]
 struct Row {
     ts: i64,
-    /// Towards the outer end.
+    /// From left to right.
     outbound: bool,
     cells: Vec<Option<Pkt>>,
 }
@@ -152,13 +158,16 @@ const CONTEXT: usize = 2;
 
 /// The SQL listing the packets of `flow` at every capture point.
 pub fn packets_sql(flow: &FlowKey) -> String {
-    let ips: BTreeSet<&str> = flow.endpoints.iter().map(|(a, _)| a.as_str()).collect();
-    let ips = ips.iter().map(|a| lit(a)).collect::<Vec<_>>().join(", ");
-    let (a, b) = flow.ports;
+    let ends = flow
+        .endpoints
+        .iter()
+        .map(|(a, p)| lit(&format!("{a}:{p}")))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         "select capture, ifname, frame, ts, src_ip, src_port, dst_ip, dst_port, tcp_flags, seq, ack_seq, payload_bytes, ip_id \
-         from packets where proto = 'tcp' and ((src_port = {a} and dst_port = {b}) or (src_port = {b} and dst_port = {a})) \
-         and src_ip in ({ips}) and dst_ip in ({ips}) order by ts, capture, frame"
+         from packets where proto = 'tcp' and concat(src_ip, ':', src_port) in ({ends}) \
+         and concat(dst_ip, ':', dst_port) in ({ends}) order by ts, capture, frame"
     )
 }
 
@@ -166,8 +175,17 @@ pub fn packets_sql(flow: &FlowKey) -> String {
 pub async fn ladders(
     ctx: &SessionContext,
     flows: &[FlowKey],
+    collected: &Collected,
     draw: bool,
 ) -> Result<Vec<Ladder>, Error> {
+    // When each capture point was capturing, as far as its packets tell
+    // (capture points start one after the other): a point is not said to
+    // have missed a packet sent before its first packet or after its last.
+    let windows: BTreeMap<String, (i64, i64)> = collected
+        .captures
+        .iter()
+        .map(|c| (c.capture.clone(), (c.first_ns, c.last_ns)))
+        .collect();
     let mut out = Vec::new();
     for flow in flows.iter().take(3) {
         let query = packets_sql(flow);
@@ -175,18 +193,6 @@ pub async fn ladders(
         if g.rows.is_empty() {
             continue;
         }
-        // Capture windows: a point that was not capturing at a moment is
-        // not said to have missed a packet.
-        let windows = grid(
-            ctx,
-            "SELECT capture, cast(min(ts) AS BIGINT), cast(max(ts) AS BIGINT) FROM packets GROUP BY capture",
-        )
-        .await?;
-        let windows: BTreeMap<String, (i64, i64)> = windows
-            .rows
-            .iter()
-            .map(|r| (r[0].clone(), (int(&r[1]), int(&r[2]))))
-            .collect();
         out.push(build(flow, &g, &windows, query, draw)?);
     }
     Ok(out)
@@ -219,27 +225,49 @@ fn build(
         col("payload_bytes"),
         col("ip_id"),
     );
-    // The outer end is the server's: the port the first SYN went to,
-    // else the lower port.
+    // The anchor is the end in most packets (the client socket, or the
+    // server behind NAT); it is drawn on the right when it is the
+    // server's (the port the first SYN went to, else the lower port).
+    let ends = |r: &Vec<String>| {
+        (
+            (r[c_sip].clone(), int(&r[c_sp]) as u16),
+            (r[c_dip].clone(), int(&r[c_dp]) as u16),
+        )
+    };
+    let mut freq: BTreeMap<(String, u16), usize> = BTreeMap::new();
+    for r in &g.rows {
+        let (s, d) = ends(r);
+        *freq.entry(s).or_default() += 1;
+        *freq.entry(d).or_default() += 1;
+    }
+    let anchor = freq
+        .iter()
+        .max_by_key(|(e, n)| (**n, std::cmp::Reverse((*e).clone())))
+        .map(|(e, _)| e.clone())
+        .unwrap_or_default();
     let server_port = g
         .rows
         .iter()
         .find(|r| int(&r[c_fl]) & 0x12 == 0x02)
-        .map_or(flow.ports.0, |r| int(&r[c_dp]) as u16);
+        .map(|r| int(&r[c_dp]) as u16);
+    let anchor_right = match server_port {
+        Some(p) => anchor.1 == p,
+        None => flow.endpoints.iter().all(|e| e.1 >= anchor.1),
+    };
     let mut views: Vec<View> = Vec::new();
     let mut pkts = Vec::new();
     for r in &g.rows {
-        let src = (r[c_sip].clone(), int(&r[c_sp]) as u16);
-        let dst = (r[c_dip].clone(), int(&r[c_dp]) as u16);
-        let (left, right) = if src.1 == server_port && dst.1 != server_port {
-            (dst.clone(), src.clone())
-        } else {
-            (src.clone(), dst.clone())
-        };
+        let (src, dst) = ends(r);
+        // near: the anchor's side of this packet (the anchor itself, or
+        // the end with its port behind NAT).
+        let src_near = src == anchor || (dst != anchor && src.1 == anchor.1);
+        let (near, far) = if src_near { (src.clone(), dst.clone()) } else { (dst.clone(), src.clone()) };
+        let (left, right) = if anchor_right { (far, near) } else { (near, far) };
+        let rightward = if anchor_right { !src_near } else { src_near };
         let ts = super::sql::parse_ts(&r[c_ts]).unwrap_or(0);
         let v = match views
             .iter()
-            .position(|v| v.capture == r[c_cap] && v.ifname == r[c_if] && v.left == left)
+            .position(|v| v.capture == r[c_cap] && v.ifname == r[c_if])
         {
             Some(v) => v,
             None => {
@@ -247,20 +275,22 @@ fn build(
                 views.push(View {
                     capture: r[c_cap].clone(),
                     ifname: r[c_if].clone(),
-                    left,
-                    right,
+                    left: BTreeSet::new(),
+                    right: BTreeSet::new(),
                     first_ns,
                     last_ns,
                 });
                 views.len() - 1
             }
         };
+        views[v].left.insert(left.clone());
+        views[v].right.insert(right.clone());
         pkts.push(Pkt {
             view: v,
             ts,
             frame: r[c_frame].clone(),
-            src,
-            dst,
+            rightward,
+            other: if anchor_right { left } else { right },
             flags: int(&r[c_fl]) as u16,
             seq: int(&r[c_seq]) as u32,
             ack: int(&r[c_ack]) as u32,
@@ -271,13 +301,17 @@ fn build(
     // Column order: capture points inside a namespace of their own first,
     // then the node's; within a point, the interface nearest the inner end.
     let node_side = |c: &str| c == "host" || c == "node" || c.starts_with("host") || c.starts_with("node");
-    let inner: Option<String> = views.iter().find(|v| !node_side(&v.capture)).map(|v| v.left.0.clone());
+    let inner = views
+        .iter()
+        .find(|v| !node_side(&v.capture))
+        .map(|v| if anchor_right { v.left.clone() } else { v.right.clone() });
     let mut order: Vec<usize> = (0..views.len()).collect();
     order.sort_by_key(|&i| {
         let v = &views[i];
+        let side = if anchor_right { &v.left } else { &v.right };
         (
             node_side(&v.capture),
-            inner.as_ref() != Some(&v.left.0),
+            inner.as_ref().is_some_and(|s| s.is_disjoint(side)),
             v.capture.clone(),
             v.ifname.clone(),
         )
@@ -298,7 +332,7 @@ fn build(
     let mut rows: Vec<Row> = Vec::new();
     let mut open: BTreeMap<(bool, u32, u32, u16, u32, String), Vec<usize>> = BTreeMap::new();
     for p in pkts {
-        let outbound = p.dst == views[p.view].right;
+        let outbound = p.rightward;
         let key = (outbound, p.seq, p.ack, p.flags, p.len, p.ip_id.clone());
         let slot = open.entry(key).or_default();
         let found = slot
@@ -322,6 +356,7 @@ fn build(
     }
     rows.sort_by_key(|r| r.ts);
     let packets = rows.iter().map(|r| r.cells.iter().flatten().count()).sum();
+    let (views, rows) = merge_alike(views, rows);
     // Rows that matter: handshake, FIN and RST, and any packet a capture
     // point missed while it was capturing.
     let missed = |r: &Row| {
@@ -358,12 +393,13 @@ fn build(
     }
     let elided = keep.iter().filter(|k| !**k).count();
     let title = {
-        let ends: Vec<String> = flow
+        let others: Vec<String> = flow
             .endpoints
             .iter()
-            .map(|(a, p)| if a.contains(':') { format!("[{a}]:{p}") } else { format!("{a}:{p}") })
+            .filter(|e| **e != anchor)
+            .map(end_text)
             .collect();
-        format!("ports {} ↔ {} ({})", flow.ports.0, flow.ports.1, ends.join(", "))
+        format!("{} ↔ {}", end_text(&anchor), others.join(", "))
     };
     // Relative sequence numbers per direction, from the first packet seen.
     let mut base: [Option<u32>; 2] = [None, None];
@@ -374,12 +410,19 @@ fn build(
         }
     }
     let label = |r: &Row, p: &Pkt| {
+        // Relative to the first packet that way; a number far outside
+        // that sequence space (an RST of another connection's) stays as is.
         let rel = p.seq.wrapping_sub(base[usize::from(r.outbound)].unwrap_or(p.seq));
-        let mut s = format!("[{}] seq {rel}", flag_text(p.flags));
+        let seq = if rel < 1 << 30 { rel } else { p.seq };
+        let mut s = format!("[{}] seq {seq}", flag_text(p.flags));
         if p.len > 0 {
             s.push_str(&format!(" len {}", p.len));
         }
         s.push_str(&format!(" #{}", p.frame));
+        let v = &views[p.view];
+        if v.left.len() > 1 || v.right.len() > 1 {
+            s.push_str(&format!(" ({})", end_text(&p.other)));
+        }
         s
     };
     let markdown = md(&views, &rows, &keep, &matters, &label);
@@ -398,8 +441,62 @@ fn build(
     })
 }
 
+/// Interfaces of one capture point that saw exactly the same packets (a
+/// bridge and its port, say) become one column, named after all of them.
+fn merge_alike(views: Vec<View>, rows: Vec<Row>) -> (Vec<View>, Vec<Row>) {
+    let seen = |v: usize| -> Vec<bool> { rows.iter().map(|r| r.cells[v].is_some()).collect() };
+    let mut into: Vec<usize> = (0..views.len()).collect();
+    for j in 0..views.len() {
+        for i in 0..j {
+            if into[i] == i
+                && views[i].capture == views[j].capture
+                && views[i].left == views[j].left
+                && views[i].right == views[j].right
+                && seen(i) == seen(j)
+            {
+                into[j] = i;
+                break;
+            }
+        }
+    }
+    let kept: Vec<usize> = (0..views.len()).filter(|&v| into[v] == v).collect();
+    let merged_views = kept
+        .iter()
+        .map(|&i| {
+            let mut v = views[i].clone();
+            let names: Vec<&str> = (0..views.len())
+                .filter(|&j| into[j] == i)
+                .map(|j| views[j].ifname.as_str())
+                .collect();
+            v.ifname = names.join(", ");
+            v
+        })
+        .collect();
+    let merged_rows = rows
+        .into_iter()
+        .map(|mut r| {
+                r.cells = kept
+                .iter()
+                .enumerate()
+                .map(|(n, &i)| {
+                    r.cells[i].take().map(|mut p| {
+                        p.view = n;
+                        p
+                    })
+                })
+                .collect();
+            r
+        })
+        .collect();
+    (merged_views, merged_rows)
+}
+
 fn view_title(v: &View) -> String {
     format!("{} · {}", v.capture, v.ifname)
+}
+
+fn ends_text(ends: &BTreeSet<(String, u16)>) -> String {
+    ends.iter().map(end_text).collect::<Vec<_>>().join(" / ")
 }
 
 fn end_text(e: &(String, u16)) -> String {
@@ -418,7 +515,7 @@ fn md(
         "| time | {} |\n|---|{}\n",
         views
             .iter()
-            .map(|v| format!("{} ({} → {})", view_title(v), end_text(&v.left), end_text(&v.right)))
+            .map(|v| format!("{} ({} ↔ {})", view_title(v), ends_text(&v.left), ends_text(&v.right)))
             .collect::<Vec<_>>()
             .join(" | "),
         "---|".repeat(views.len())
@@ -446,7 +543,7 @@ fn md(
     out.trim_end().to_owned()
 }
 
-const COL_W: i32 = 300;
+const COL_W: i32 = 280;
 const TIME_W: i32 = 120;
 const HEAD_H: i32 = 58;
 const ROW_H: i32 = 19;
@@ -503,8 +600,8 @@ fn svg(
                 .color(&INK)
                 .pos(Pos::new(HPos::Center, VPos::Center));
             root.draw(&Text::new(view_title(v), (mid, 12), bold))?;
-            root.draw(&Text::new(end_text(&v.left), (x0, 32), font(11, &INK, HPos::Center)))?;
-            root.draw(&Text::new(end_text(&v.right), (x1, 32), font(11, &INK, HPos::Center)))?;
+            root.draw(&Text::new(ends_text(&v.left), (x0, 32), font(11, &INK, HPos::Center)))?;
+            root.draw(&Text::new(ends_text(&v.right), (x1, 32), font(11, &INK, HPos::Center)))?;
             for x in [x0, x1] {
                 root.draw(&PathElement::new(vec![(x, HEAD_H - 16), (x, h - 6)], LINE.stroke_width(2)))?;
             }
@@ -602,10 +699,10 @@ mod tests {
             &g,
         );
         assert_eq!(flows.len(), 2, "{flows:?}");
-        assert_eq!(flows[0].ports, (443, 40100));
-        let ips: Vec<&str> = flows[0].endpoints.iter().map(|(a, _)| a.as_str()).collect();
-        assert_eq!(ips, ["10.99.52.1", "10.99.52.2", "172.17.0.2"]);
-        assert_eq!(flows[1].ports, (7777, 44410));
+        let ends: Vec<String> = flows[0].endpoints.iter().map(end_text).collect();
+        assert_eq!(ends, ["10.99.52.1:40100", "10.99.52.2:443", "172.17.0.2:40100"]);
+        let ends: Vec<String> = flows[1].endpoints.iter().map(end_text).collect();
+        assert_eq!(ends, ["10.244.3.7:44410", "192.168.77.2:7777"]);
         assert_eq!(endpoint("[::1]:80"), Some(("::1".into(), 80)));
         assert_eq!(endpoint("(1.2.3.4:5)"), Some(("1.2.3.4".into(), 5)));
     }

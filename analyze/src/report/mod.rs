@@ -149,7 +149,6 @@ async fn build(ws: &Workspace, inputs: &[String], format: ReportFormat) -> Resul
     let mut moments = Vec::new();
     for (n, (d, f)) in findings.iter().enumerate() {
         let mut evidence = sql::Grid::of(std::slice::from_ref(&f.evidence))?;
-        tidy_evidence(&mut evidence, collected.bundles.len() > 1);
         for row in &evidence.rows {
             for (c, name) in evidence.columns.iter().enumerate() {
                 if (name == "ts" || name.ends_with("_ts"))
@@ -162,8 +161,9 @@ async fn build(ws: &Workspace, inputs: &[String], format: ReportFormat) -> Resul
                 }
             }
         }
+        tidy_evidence(&mut evidence, collected.bundles.len() > 1);
         let flows = ladder::evidence_flows(&f.summary, &evidence);
-        let ladders = ladder::ladders(ctx, &flows, format == ReportFormat::Html).await?;
+        let ladders = ladder::ladders(ctx, &flows, &collected, format == ReportFormat::Html).await?;
         let mut commands = vec![format!("capsnap detect {shown_inputs} --only {}", d.id)];
         for l in &ladders {
             commands.push(format!("capsnap query {shown_inputs} \"{}\"", l.query));

@@ -204,6 +204,9 @@ pub struct Namespace {
 impl Namespace {
     /// `ESTABLISHED 3, LISTEN 2` ... in one line.
     pub fn sockets_line(&self) -> String {
+        if self.sockets.is_empty() {
+            return "none".into();
+        }
         self.sockets
             .iter()
             .map(|(k, v)| format!("{k}: {v}"))
@@ -334,17 +337,20 @@ pub async fn namespaces(ctx: &SessionContext) -> Result<Vec<Namespace>, Error> {
     }
     let addresses = if has_table(ctx, "addresses") {
         "(SELECT coalesce(host, '') AS host, netns, ifname,
-                 array_to_string(array_agg(concat(address, '/', prefix_len) ORDER BY family, address), ' ') AS addresses,
-                 max(mtu) AS mtu, max(state) AS state
-          FROM addresses WHERE address IS NOT NULL OR ifname IS NOT NULL GROUP BY 1, 2, 3)"
+                 array_to_string(array_agg(CASE WHEN address IS NOT NULL THEN concat(address, '/', prefix_len) END
+                                           ORDER BY family, address), ' ') AS addresses,
+                 max(mtu) AS mtu, max(state) AS state,
+                 max(concat_ws(' ', kind, CASE WHEN master IS NOT NULL THEN concat('in ', master) END,
+                               CASE WHEN link_netns IS NOT NULL THEN concat('peer in ', link_netns) END)) AS link
+          FROM addresses GROUP BY 1, 2, 3)"
     } else {
-        "(SELECT '' AS host, '' AS netns, '' AS ifname, '' AS addresses, NULL AS mtu, '' AS state WHERE false)"
+        "(SELECT '' AS host, '' AS netns, '' AS ifname, '' AS addresses, NULL AS mtu, '' AS state, '' AS link WHERE false)"
     };
     let ifaces = by_netns(
         grid(
             ctx,
             &format!(
-                "SELECT coalesce(i.host, '') AS host, i.netns, i.name AS interface,
+                "SELECT coalesce(i.host, '') AS host, i.netns, i.name AS interface, coalesce(a.link, '') AS link,
                         coalesce(a.addresses, '') AS addresses, coalesce(a.state, '') AS state,
                         coalesce(cast(a.mtu AS VARCHAR), '') AS mtu,
                         i.rx_packets, i.tx_packets, i.rx_bytes, i.tx_bytes,

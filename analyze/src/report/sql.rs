@@ -72,11 +72,6 @@ pub async fn grid(ctx: &SessionContext, sql: &str) -> Result<Grid, Error> {
     Ok(g)
 }
 
-/// A number cell (empty or not a number: 0).
-pub fn num(cell: &str) -> f64 {
-    cell.parse().unwrap_or(0.0)
-}
-
 /// An integer cell (empty or not an integer: 0).
 pub fn int(cell: &str) -> i64 {
     cell.parse().unwrap_or(0)

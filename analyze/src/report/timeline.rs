@@ -220,6 +220,21 @@ async fn one(
     }
     let secs = bucket_ms as f64 / 1000.0;
     let mut lines = Vec::new();
+    let when = |l: &Lane| {
+        let n: i64 = l.counts.values().sum();
+        let first = l.counts.keys().next().copied().unwrap_or(0);
+        let last = l.counts.keys().next_back().copied().unwrap_or(0);
+        if first == last {
+            format!("{} {n} at {}", l.name, clock(start + first * b, 1))
+        } else {
+            format!(
+                "{} {n} from {} to {}",
+                l.name,
+                clock(start + first * b, 1),
+                clock(start + last * b, 1)
+            )
+        }
+    };
     for p in &points {
         let total: i64 = p.packets.values().sum();
         let (peak_bin, peak) = p
@@ -228,23 +243,15 @@ async fn one(
             .max_by_key(|(_, v)| **v)
             .map_or((0, 0), |(k, v)| (*k, *v));
         let mut parts = vec![format!(
-            "{total} packets, peak {:.0}/s at {}",
+            "{total} packets (peak {:.0}/s at {})",
             peak as f64 / secs,
             clock(start + peak_bin * b, 0)
         )];
-        for l in &p.lanes {
-            let n: i64 = l.counts.values().sum();
-            if n > 0 {
-                let first = l.counts.keys().next().copied().unwrap_or(0);
-                parts.push(format!("{n} {} (first at {})", l.name, clock(start + first * b, 1)));
-            }
-        }
-        lines.push(format!("capture {}: {}", p.name, parts.join(", ")));
+        parts.extend(p.lanes.iter().filter(|l| !l.counts.is_empty()).map(when));
+        lines.push(format!("capture point `{}`: {}", p.name, parts.join("; ")));
     }
     for l in &node_lanes {
-        let n: i64 = l.counts.values().sum();
-        let first = l.counts.keys().next().copied().unwrap_or(0);
-        lines.push(format!("{}: {n} (first at {})", l.name, clock(start + first * b, 1)));
+        lines.push(when(l));
     }
     let mut svg = String::new();
     if draw {
@@ -328,6 +335,8 @@ fn chart(
                 .disable_x_mesh()
                 .x_labels(0)
                 .y_labels(3)
+                .label_style(("sans-serif", 12).into_font().color(&INK))
+                .axis_desc_style(("sans-serif", 12).into_font().color(&GREY))
                 .y_desc("packets/s")
                 .y_label_formatter(&|v| format!("{v:.0}"))
                 .light_line_style(RGBColor(241, 245, 249))
@@ -362,6 +371,8 @@ fn chart(
             .x_labels(10)
             .x_desc(format!("seconds since {} UTC", clock(start, 0)))
             .x_label_formatter(&|v| format!("{v:.1}"))
+            .label_style(("sans-serif", 12).into_font().color(&INK))
+            .axis_desc_style(("sans-serif", 12).into_font().color(&GREY))
             .axis_style(RGBColor(203, 213, 225))
             .draw()?;
         let (x0, x1) = x_px.unwrap_or((
@@ -370,8 +381,13 @@ fn chart(
         ));
         // The findings' moments, across every panel.
         let bottom = y - AXIS_H as i32;
+        let mut drawn: Vec<(i32, &str)> = Vec::new();
         for m in moments {
             let x = x0 + (((m.ns - start) as f64 / 1e9) / dur * f64::from(x1 - x0)).round() as i32;
+            if drawn.iter().any(|(px, l)| (px - x).abs() < 3 && *l == m.label) {
+                continue;
+            }
+            drawn.push((x, &m.label));
             root.draw(&PathElement::new(
                 vec![(x, CAPTION_H as i32), (x, bottom)],
                 RED_.mix(0.55).stroke_width(2),
@@ -418,6 +434,7 @@ fn lanes_panel(
         .disable_x_mesh()
         .x_labels(0)
         .y_labels(n as usize)
+        .label_style(("sans-serif", 12).into_font().color(&INK))
         .y_label_formatter(&label)
         .light_line_style(RGBColor(241, 245, 249))
         .bold_line_style(RGBColor(226, 232, 240))
