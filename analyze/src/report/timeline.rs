@@ -23,6 +23,8 @@ pub struct Timeline {
     pub host: String,
     pub window: String,
     pub bucket: String,
+    /// The collection window was widened to a finding's moment.
+    pub widened: bool,
     pub svg: String,
     /// One line per capture point and lane, for markdown.
     pub lines: Vec<String>,
@@ -33,6 +35,9 @@ const BUCKETS_MS: &[i64] = &[
     10, 20, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10_000, 15_000, 30_000, 60_000, 120_000,
     300_000, 600_000, 1_800_000, 3_600_000,
 ];
+/// How far a finding's moment may lie outside the collection window and
+/// still widen the chart to it.
+const MAX_WIDEN_NS: i64 = 15 * 60 * 1_000_000_000;
 /// Most buckets a window is cut into.
 const MAX_BUCKETS: i64 = 150;
 
@@ -66,10 +71,47 @@ pub async fn timelines(
 ) -> Result<Vec<Timeline>, Error> {
     let mut out = Vec::new();
     for host in collected.nodes() {
-        let Some((start, end)) = collected.window_of(&host) else {
+        let Some((mut start, mut end)) = collected.window_of(&host) else {
             continue;
         };
-        out.push(one(ctx, &host, start, end, moments, draw).await?);
+        // A finding's moment shortly before or after the window (a stuck
+        // process started, the log lines that led to the collection)
+        // widens it, so the marks of what led there are drawn too.
+        for m in moments {
+            // A second's margin: a syslog line of the same second has no
+            // fraction.
+            if m.ns < start && start - m.ns <= MAX_WIDEN_NS {
+                start = m.ns - 1_000_000_000;
+            }
+            if m.ns > end && m.ns - end <= MAX_WIDEN_NS {
+                end = m.ns + 1_000_000_000;
+            }
+        }
+        // Nothing timed in the window (no capture, no eBPF): the chart
+        // goes back to the log lines of the minutes before it, what led
+        // someone to collect.
+        let node = format!("coalesce(host, '') = {}", lit(&host));
+        let timed = grid(
+            ctx,
+            &format!(
+                "SELECT (SELECT count(*) FROM events WHERE {node} AND cast(ts AS BIGINT) BETWEEN {start} AND {end})
+                      + (SELECT count(*) FROM flows WHERE {node} AND cast(last_ts AS BIGINT) >= {start}
+                                                         AND cast(first_ts AS BIGINT) <= {end}),
+                        (SELECT cast(min(ts) AS BIGINT) FROM logs WHERE {node}
+                           AND cast(ts AS BIGINT) BETWEEN {} AND {start})",
+                start - MAX_WIDEN_NS
+            ),
+        )
+        .await?;
+        if let Some(r) = timed.rows.first()
+            && int(&r[0]) == 0
+            && !r[1].is_empty()
+        {
+            start = start.min(int(&r[1]) - 1_000_000_000);
+        }
+        let mut t = one(ctx, &host, start, end, moments, draw).await?;
+        t.widened = collected.window_of(&host) != Some((start, end));
+        out.push(t);
     }
     Ok(out)
 }
@@ -105,6 +147,8 @@ async fn one(
         .find(|b| span_ms / b <= MAX_BUCKETS)
         .unwrap_or(3_600_000);
     let b = bucket_ms * 1_000_000;
+    // Buckets on whole multiples of their width, so times read round.
+    let start = start - start.rem_euclid(b);
     let node = format!("coalesce(host, '') = {}", lit(host));
     let bin = |col: &str| format!("(cast({col} AS BIGINT) - {start}) / {b}");
     let in_window = |col: &str| {
@@ -174,17 +218,29 @@ async fn one(
         ),
     )
     .await?;
-    let logs = counts(
+    // Log lines: their own time, or a syslog time without a year (read in
+    // the window's year, as UTC like the logs table reads `dmesg -T`).
+    let log_lines = grid(
         ctx,
         &format!(
             "SELECT CASE WHEN level IN ('emerg', 'alert', 'crit', 'err') THEN 'log errors'
                          WHEN level = 'warning' THEN 'log warnings' ELSE 'log lines' END,
-                    {}, count(*) FROM logs WHERE {node} AND {} GROUP BY 1, 2",
-            bin("ts"),
-            in_window("ts")
+                    cast(ts AS BIGINT), time_text
+             FROM logs WHERE {node} AND (ts IS NOT NULL OR time_text IS NOT NULL)"
         ),
     )
     .await?;
+    let mut logs: BTreeMap<String, BTreeMap<i64, i64>> = BTreeMap::new();
+    for r in &log_lines.rows {
+        let t = if r[1].is_empty() {
+            syslog_ns(&r[2], start)
+        } else {
+            Some(int(&r[1]))
+        };
+        if let Some(t) = t.filter(|t| (start..=end).contains(t)) {
+            *logs.entry(r[0].clone()).or_default().entry((t - start) / b).or_default() += 1;
+        }
+    }
     let mut points: Vec<Point> = Vec::new();
     for (capture, per) in &packets {
         let lane = |name: &str, m: &BTreeMap<String, BTreeMap<i64, i64>>, color| Lane {
@@ -253,8 +309,11 @@ async fn one(
     for l in &node_lanes {
         lines.push(when(l));
     }
+    if points.is_empty() && node_lanes.is_empty() {
+        lines.push("no packets, eBPF events or timed log lines in the window".into());
+    }
     let mut svg = String::new();
-    if draw {
+    if draw && !(points.is_empty() && node_lanes.is_empty()) {
         let in_window: Vec<&Moment> = moments
             .iter()
             .filter(|m| m.ns >= start && m.ns <= end)
@@ -270,12 +329,30 @@ async fn one(
         } else {
             format!("{bucket_ms} ms")
         },
+        widened: false,
         svg,
         lines,
     })
 }
 
-const WIDTH: u32 = 1000;
+/// A syslog time without a year (`Nov 21 23:16:24[.123]`) in the year of
+/// `near` (the year before when that would put it a day or more after).
+fn syslog_ns(text: &str, near: i64) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mut words = text.split_whitespace();
+    let name = words.next()?;
+    let month = MONTHS.iter().position(|m| *m == name)? + 1;
+    let day: u32 = words.next()?.parse().ok()?;
+    let time = words.next()?;
+    let year: i64 = formats::bundle::rfc3339(u64::try_from(near).ok()?).get(..4)?.parse().ok()?;
+    let at = |y: i64| super::sql::parse_ts(&format!("{y:04}-{month:02}-{day:02}T{time}Z"));
+    let t = at(year)?;
+    if t - near >= 86_400 * 1_000_000_000 { at(year - 1) } else { Some(t) }
+}
+
+const WIDTH: u32 = 1160;
 const LABELS: u32 = 150;
 const RATE_H: u32 = 90;
 const LANE_H: u32 = 18;
@@ -453,4 +530,23 @@ fn lanes_panel(
         }))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syslog_times_take_the_year_of_the_window() {
+        let near = super::super::sql::parse_ts("2026-11-21T23:16:44Z").unwrap();
+        assert_eq!(
+            syslog_ns("Nov 21 23:16:24", near),
+            super::super::sql::parse_ts("2026-11-21T23:16:24Z")
+        );
+        assert_eq!(
+            syslog_ns("Dec 31 23:59:59", near),
+            super::super::sql::parse_ts("2025-12-31T23:59:59Z")
+        );
+        assert_eq!(syslog_ns("1121 22:18:45.123456", near), None);
+    }
 }
