@@ -105,7 +105,9 @@ fn outside_references(html: &str) -> Vec<String> {
             found.push(format!("<{tag}>"));
         }
         let tag = tag.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
-        for attr in [" src=", " href=", ":href=", " action=", " srcset=", " poster=", " data="] {
+        for attr in [
+            " src=", " href=", ":href=", " action=", " srcset=", " poster=", " data=",
+        ] {
             for (i, _) in tag.match_indices(attr) {
                 let value = tag[i + attr.len()..].trim_start_matches(['"', '\'']);
                 if !value.starts_with('#') {
@@ -156,7 +158,9 @@ fn section<'a>(dom: &'a str, id: &str) -> &'a str {
     let start = dom
         .find(&format!("<section id=\"{id}\""))
         .unwrap_or_else(|| panic!("no section {id}"));
-    let end = dom[start..].find("</section>").map_or(dom.len(), |e| start + e);
+    let end = dom[start..]
+        .find("</section>")
+        .map_or(dom.len(), |e| start + e);
     &dom[start..end]
 }
 
@@ -198,9 +202,21 @@ fn decode_png(bytes: &[u8]) -> (usize, usize, usize, Vec<u8>) {
     for y in 0..height {
         let line = &raw[y * (stride + 1)..(y + 1) * (stride + 1)];
         for x in 0..stride {
-            let a = if x >= bpp { out[y * stride + x - bpp] as i32 } else { 0 };
-            let b = if y > 0 { out[(y - 1) * stride + x] as i32 } else { 0 };
-            let c = if x >= bpp && y > 0 { out[(y - 1) * stride + x - bpp] as i32 } else { 0 };
+            let a = if x >= bpp {
+                out[y * stride + x - bpp] as i32
+            } else {
+                0
+            };
+            let b = if y > 0 {
+                out[(y - 1) * stride + x] as i32
+            } else {
+                0
+            };
+            let c = if x >= bpp && y > 0 {
+                out[(y - 1) * stride + x - bpp] as i32
+            } else {
+                0
+            };
             let pred = match line[0] {
                 0 => 0,
                 1 => a,
@@ -209,7 +225,13 @@ fn decode_png(bytes: &[u8]) -> (usize, usize, usize, Vec<u8>) {
                 4 => {
                     let p = a + b - c;
                     let (pa, pb, pc) = ((p - a).abs(), (p - b).abs(), (p - c).abs());
-                    if pa <= pb && pa <= pc { a } else if pb <= pc { b } else { c }
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
                 }
                 f => panic!("PNG filter {f}"),
             };
@@ -259,7 +281,11 @@ fn render_all(dir: &Path) -> Vec<Rendered> {
             );
             assert!(out.stdout.is_empty(), "{id}: the page went to stdout too");
             let md = capsnap(&["report", bundle.to_str().unwrap(), "--format", "markdown"]);
-            assert!(md.status.success(), "{id}: {}", String::from_utf8_lossy(&md.stderr));
+            assert!(
+                md.status.success(),
+                "{id}: {}",
+                String::from_utf8_lossy(&md.stderr)
+            );
             let expect: Vec<Value> = serde_json::from_slice(
                 &std::fs::read(samples().join(format!("{id}.expect.json"))).unwrap(),
             )
@@ -288,7 +314,11 @@ fn every_sample_page_is_self_contained_and_small() {
         assert!(size < MAX_HTML, "{}: {size} bytes", r.id);
         assert!(html.starts_with("<!DOCTYPE html>"), "{}", r.id);
         let outside = outside_references(&html);
-        assert!(outside.is_empty(), "{}: refers outside itself: {outside:?}", r.id);
+        assert!(
+            outside.is_empty(),
+            "{}: refers outside itself: {outside:?}",
+            r.id
+        );
         // Input text reaches the page escaped: no bundle string makes markup.
         assert_eq!(html.matches("<script").count(), 1, "{}", r.id);
     }
@@ -323,22 +353,43 @@ fn every_sample_reads_well_as_markdown() {
         let lines = md.lines().count();
         assert!(lines < MAX_MD_LINES, "{}: {lines} lines", r.id);
         assert!(md.starts_with("# capsnap report: "), "{}", r.id);
-        assert!(!md.contains("<svg") && !md.contains("<div"), "{}: markup in markdown", r.id);
+        assert!(
+            !md.contains("<svg") && !md.contains("<div"),
+            "{}: markup in markdown",
+            r.id
+        );
         assert!(!md.contains("\n\n\n"), "{}: runs of blank lines", r.id);
         for f in found(&r.expect) {
             let id = f["detection"].as_str().unwrap();
-            assert!(md.contains(&format!("(`{id}`)")), "{}: no finding {id}", r.id);
-            assert!(md.contains(f["action"].as_str().unwrap()), "{}: no action for {id}", r.id);
-            assert!(md.contains(&format!("--only {id}")), "{}: no command for {id}", r.id);
+            assert!(
+                md.contains(&format!("(`{id}`)")),
+                "{}: no finding {id}",
+                r.id
+            );
+            assert!(
+                md.contains(f["action"].as_str().unwrap()),
+                "{}: no action for {id}",
+                r.id
+            );
+            assert!(
+                md.contains(&format!("--only {id}")),
+                "{}: no command for {id}",
+                r.id
+            );
         }
         for ns in namespaces(&r.bundle) {
-            assert!(md.contains(&format!("| {ns} |")), "{}: no namespace {ns}", r.id);
+            assert!(
+                md.contains(&format!("| {ns} |")),
+                "{}: no namespace {ns}",
+                r.id
+            );
         }
         // Tables keep their shape: every row of a table has the header's cells.
         let mut width = None;
         for line in md.lines() {
             if line.starts_with('|') {
-                let cells = line.matches(" | ").count() + line.matches("|---").count().saturating_sub(1);
+                let cells =
+                    line.matches(" | ").count() + line.matches("|---").count().saturating_sub(1);
                 let w = *width.get_or_insert(cells);
                 assert_eq!(cells, w, "{}: a table row of another width: {line}", r.id);
             } else {
@@ -359,44 +410,84 @@ fn every_sample_page_renders_in_a_browser() {
     let dir = tempfile::tempdir().unwrap();
     for r in render_all(dir.path()) {
         let dom = headless(&chrome, &r.html, &["--dump-dom"]);
-        assert!(dom.contains("capsnap report"), "{}: no page in the DOM", r.id);
+        assert!(
+            dom.contains("capsnap report"),
+            "{}: no page in the DOM",
+            r.id
+        );
         // What was collected.
-        assert!(section(&dom, "collected").contains("Linux"), "{}: no kernel", r.id);
+        assert!(
+            section(&dom, "collected").contains("Linux"),
+            "{}: no kernel",
+            r.id
+        );
         // Every finding, with its evidence; every RST frame of the
         // evidence as a marked row.
         let findings = section(&dom, "findings");
         for f in found(&r.expect) {
             let id = f["detection"].as_str().unwrap();
-            assert!(findings.contains(&format!("({id})")), "{}: no finding {id}", r.id);
+            assert!(
+                findings.contains(&format!("({id})")),
+                "{}: no finding {id}",
+                r.id
+            );
             for row in f["evidence"].as_array().into_iter().flatten() {
                 if row["evidence"] == "rst" {
                     let frame = row["frame"].to_string();
-                    let marked = findings
-                        .split("<tr class=\"mark\">")
-                        .skip(1)
-                        .any(|tr| tr.split("</tr>").next().unwrap_or("").contains(&format!("<td>{frame}</td>")));
-                    assert!(marked, "{}: RST frame {frame} not a marked evidence row", r.id);
+                    let marked = findings.split("<tr class=\"mark\">").skip(1).any(|tr| {
+                        tr.split("</tr>")
+                            .next()
+                            .unwrap_or("")
+                            .contains(&format!("<td>{frame}</td>"))
+                    });
+                    assert!(
+                        marked,
+                        "{}: RST frame {frame} not a marked evidence row",
+                        r.id
+                    );
                 }
             }
         }
         // Every namespace.
         let ns_section = section(&dom, "namespaces");
         for ns in namespaces(&r.bundle) {
-            assert!(ns_section.contains(&format!("<h3>{ns}")), "{}: no namespace {ns}", r.id);
+            assert!(
+                ns_section.contains(&format!("<h3>{ns}")),
+                "{}: no namespace {ns}",
+                r.id
+            );
         }
         // A chart of the window.
-        assert!(section(&dom, "timeline").contains("<svg"), "{}: no timeline chart", r.id);
+        assert!(
+            section(&dom, "timeline").contains("<svg"),
+            "{}: no timeline chart",
+            r.id
+        );
         // An RST only the node saw is drawn as such in the flow's ladder.
-        if found(&r.expect).iter().any(|f| f["detection"] == "host-only-rst") {
+        if found(&r.expect)
+            .iter()
+            .any(|f| f["detection"] == "host-only-rst")
+        {
             let flows = section(&dom, "flows");
-            assert!(flows.contains("<svg") && flows.contains("[R] seq"), "{}: no ladder with the RST", r.id);
-            assert!(flows.contains("not seen here"), "{}: the ladder does not show the missing RST", r.id);
+            assert!(
+                flows.contains("<svg") && flows.contains("[R] seq"),
+                "{}: no ladder with the RST",
+                r.id
+            );
+            assert!(
+                flows.contains("not seen here"),
+                "{}: the ladder does not show the missing RST",
+                r.id
+            );
         }
         let shot = dir.path().join(format!("{}.png", r.id));
         headless(
             &chrome,
             &r.html,
-            &["--window-size=1280,1600", &format!("--screenshot={}", shot.display())],
+            &[
+                "--window-size=1280,1600",
+                &format!("--screenshot={}", shot.display()),
+            ],
         );
         let (share, colours) = ink(&shot);
         assert!(
@@ -421,7 +512,10 @@ fn a_blank_screenshot_is_seen_as_blank() {
     headless(
         &chrome,
         &page,
-        &["--window-size=640,480", &format!("--screenshot={}", shot.display())],
+        &[
+            "--window-size=640,480",
+            &format!("--screenshot={}", shot.display()),
+        ],
     );
     let (w, h, _, _) = decode_png(&std::fs::read(&shot).unwrap());
     assert_eq!((w, h), (640, 480));
@@ -439,17 +533,31 @@ fn captures_alone_and_globs_of_bundles_give_a_page() {
         "-o",
         page.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let html = std::fs::read_to_string(&page).unwrap();
     // The SYNs to port 82 that were never answered (make-basic-capture.sh).
-    assert!(html.contains("timed out after 3 SYN retransmits"), "no connect-timeout finding");
+    assert!(
+        html.contains("timed out after 3 SYN retransmits"),
+        "no connect-timeout finding"
+    );
     assert!(html.contains("cannot tell") || html.contains("Could not tell"));
     let glob = format!("{}/*.capsnap", samples().display());
     let md = capsnap(&["report", &glob, "--format", "markdown"]);
-    assert!(md.status.success(), "{}", String::from_utf8_lossy(&md.stderr));
+    assert!(
+        md.status.success(),
+        "{}",
+        String::from_utf8_lossy(&md.stderr)
+    );
     let md = String::from_utf8(md.stdout).unwrap();
     for id in kept() {
-        assert!(md.contains(&format!("`{id}.capsnap`")), "glob page lacks bundle {id}");
+        assert!(
+            md.contains(&format!("`{id}.capsnap`")),
+            "glob page lacks bundle {id}"
+        );
     }
 }
 
@@ -459,7 +567,10 @@ fn detect_points_to_the_report() {
     let out = capsnap(&["detect", bundle.to_str().unwrap()]);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
-        stdout.contains(&format!("capsnap report {} -o report.html", bundle.display())),
+        stdout.contains(&format!(
+            "capsnap report {} -o report.html",
+            bundle.display()
+        )),
         "{stdout}"
     );
 }

@@ -90,12 +90,7 @@ fn header(line: &str) -> Option<Iface<'_>> {
         .and_then(|r| r.split_once('>'))
         .map(|(f, _)| f);
     let words: Vec<&str> = rest.split_whitespace().collect();
-    let after = |key: &str| {
-        words
-            .windows(2)
-            .find(|w| w[0] == key)
-            .map(|w| w[1])
-    };
+    let after = |key: &str| words.windows(2).find(|w| w[0] == key).map(|w| w[1]);
     Some(Iface {
         index,
         name,
@@ -108,7 +103,12 @@ fn header(line: &str) -> Option<Iface<'_>> {
     })
 }
 
-fn push_iface(rows: &mut Rows, i: &Iface, family: Option<&str>, addr: Option<(&str, Option<u64>, Option<&str>)>) {
+fn push_iface(
+    rows: &mut Rows,
+    i: &Iface,
+    family: Option<&str>,
+    addr: Option<(&str, Option<u64>, Option<&str>)>,
+) {
     let (address, prefix, scope) = addr.map_or((None, None, None), |(a, p, s)| (Some(a), p, s));
     rows.push(&[
         V::U64(i.index),
@@ -237,24 +237,46 @@ pub(crate) mod tests {
 
     #[test]
     fn addresses_and_bare_interfaces_become_rows() {
-        let (b, skipped, _) = read(&READER, IP_ADDR, Origin::of("b", Some("h"), "netns/host/ip-addr.txt")).unwrap();
+        let (b, skipped, _) = read(
+            &READER,
+            IP_ADDR,
+            Origin::of("b", Some("h"), "netns/host/ip-addr.txt"),
+        )
+        .unwrap();
         assert!(skipped.is_empty(), "{skipped:?}");
         let some = |v: &[&str]| v.iter().map(|s| Some((*s).to_owned())).collect::<Vec<_>>();
-        assert_eq!(strings(&b, "ifname"), some(&["lo", "lo", "cs-hr-veth0", "cs-hr-up"]));
+        assert_eq!(
+            strings(&b, "ifname"),
+            some(&["lo", "lo", "cs-hr-veth0", "cs-hr-up"])
+        );
         assert_eq!(
             strings(&b, "address"),
-            [Some("127.0.0.1".into()), Some("::1".into()), None, Some("10.99.52.1".into())]
+            [
+                Some("127.0.0.1".into()),
+                Some("::1".into()),
+                None,
+                Some("10.99.52.1".into())
+            ]
         );
-        assert_eq!(strings(&b, "kind"), [None, None, Some("veth".into()), Some("veth".into())]);
+        assert_eq!(
+            strings(&b, "kind"),
+            [None, None, Some("veth".into()), Some("veth".into())]
+        );
         assert_eq!(strings(&b, "master")[2].as_deref(), Some("cs-hr-br0"));
-        assert_eq!(strings(&b, "link_netns")[3].as_deref(), Some("cs-hr-remote"));
+        assert_eq!(
+            strings(&b, "link_netns")[3].as_deref(),
+            Some("cs-hr-remote")
+        );
         assert_eq!(strings(&b, "link")[2].as_deref(), Some("if2"));
         assert_eq!(strings(&b, "state")[0].as_deref(), Some("UNKNOWN"));
         assert!((READER.claims)("x/ip-addr.txt", b""));
         assert!((READER.claims)("saved", IP_ADDR));
         assert!(!(READER.claims)("saved", b"net.ipv4.tcp_mem = 1 2 3\n"));
         // `ip link` output: the same headers, no addresses.
-        assert!(!(READER.claims)("netns/host/ip-link.txt", b"1: lo: <LOOPBACK,UP> mtu 65536 qdisc noqueue\n    link/loopback 00:00:00:00:00:00\n"));
+        assert!(!(READER.claims)(
+            "netns/host/ip-link.txt",
+            b"1: lo: <LOOPBACK,UP> mtu 65536 qdisc noqueue\n    link/loopback 00:00:00:00:00:00\n"
+        ));
         assert!(read(&READER, b"garbage\n", Origin::of("b", None, "ip-addr.txt")).is_err());
     }
 }

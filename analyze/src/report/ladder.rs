@@ -149,6 +149,11 @@ struct Row {
     cells: Vec<Option<Pkt>>,
 }
 
+/// What makes a packet the same at two capture points: direction,
+/// sequence and acknowledgement numbers, flags, length, IP id (NAT changes
+/// addresses and ports, not these).
+type PacketKey = (bool, u32, u32, u16, u32, String);
+
 /// Most packets read for one ladder.
 const MAX_PACKETS: usize = 20_000;
 /// Most rows drawn; the rest are folded into "… n packets …" rows.
@@ -217,7 +222,12 @@ fn build(
 ) -> Result<Ladder, Error> {
     let col = |n: &str| g.col(n).unwrap_or(0);
     let (c_cap, c_if, c_frame, c_ts) = (col("capture"), col("ifname"), col("frame"), col("ts"));
-    let (c_sip, c_sp, c_dip, c_dp) = (col("src_ip"), col("src_port"), col("dst_ip"), col("dst_port"));
+    let (c_sip, c_sp, c_dip, c_dp) = (
+        col("src_ip"),
+        col("src_port"),
+        col("dst_ip"),
+        col("dst_port"),
+    );
     let (c_fl, c_seq, c_ack, c_len, c_id) = (
         col("tcp_flags"),
         col("seq"),
@@ -261,8 +271,16 @@ fn build(
         // near: the anchor's side of this packet (the anchor itself, or
         // the end with its port behind NAT).
         let src_near = src == anchor || (dst != anchor && src.1 == anchor.1);
-        let (near, far) = if src_near { (src.clone(), dst.clone()) } else { (dst.clone(), src.clone()) };
-        let (left, right) = if anchor_right { (far, near) } else { (near, far) };
+        let (near, far) = if src_near {
+            (src.clone(), dst.clone())
+        } else {
+            (dst.clone(), src.clone())
+        };
+        let (left, right) = if anchor_right {
+            (far, near)
+        } else {
+            (near, far)
+        };
         let rightward = if anchor_right { !src_near } else { src_near };
         let ts = super::sql::parse_ts(&r[c_ts]).unwrap_or(0);
         let v = match views
@@ -300,11 +318,15 @@ fn build(
     }
     // Column order: capture points inside a namespace of their own first,
     // then the node's; within a point, the interface nearest the inner end.
-    let node_side = |c: &str| c == "host" || c == "node" || c.starts_with("host") || c.starts_with("node");
-    let inner = views
-        .iter()
-        .find(|v| !node_side(&v.capture))
-        .map(|v| if anchor_right { v.left.clone() } else { v.right.clone() });
+    let node_side =
+        |c: &str| c == "host" || c == "node" || c.starts_with("host") || c.starts_with("node");
+    let inner = views.iter().find(|v| !node_side(&v.capture)).map(|v| {
+        if anchor_right {
+            v.left.clone()
+        } else {
+            v.right.clone()
+        }
+    });
     let mut order: Vec<usize> = (0..views.len()).collect();
     order.sort_by_key(|&i| {
         let v = &views[i];
@@ -330,15 +352,14 @@ fn build(
     // Rows: the same packet at several points (same direction, sequence
     // and acknowledgement numbers, flags, length and IP id) is one row.
     let mut rows: Vec<Row> = Vec::new();
-    let mut open: BTreeMap<(bool, u32, u32, u16, u32, String), Vec<usize>> = BTreeMap::new();
+    let mut open: BTreeMap<PacketKey, Vec<usize>> = BTreeMap::new();
     for p in pkts {
         let outbound = p.rightward;
         let key = (outbound, p.seq, p.ack, p.flags, p.len, p.ip_id.clone());
         let slot = open.entry(key).or_default();
-        let found = slot
-            .iter()
-            .copied()
-            .find(|&r| rows[r].cells[p.view].is_none() && (p.ts - rows[r].ts).abs() < 1_000_000_000);
+        let found = slot.iter().copied().find(|&r| {
+            rows[r].cells[p.view].is_none() && (p.ts - rows[r].ts).abs() < 1_000_000_000
+        });
         match found {
             Some(r) => {
                 let view = p.view;
@@ -349,7 +370,11 @@ fn build(
                 let ts = p.ts;
                 let view = p.view;
                 cells[view] = Some(p);
-                rows.push(Row { ts, outbound, cells });
+                rows.push(Row {
+                    ts,
+                    outbound,
+                    cells,
+                });
                 slot.push(rows.len() - 1);
             }
         }
@@ -364,27 +389,27 @@ fn build(
             r.cells[i].is_none() && r.ts >= v.first_ns && r.ts <= v.last_ns && views.len() > 1
         })
     };
-    let flags_of = |r: &Row| r.cells.iter().flatten().map(|p| p.flags).fold(0, |a, b| a | b);
+    let flags_of = |r: &Row| {
+        r.cells
+            .iter()
+            .flatten()
+            .map(|p| p.flags)
+            .fold(0, |a, b| a | b)
+    };
     let matters: Vec<bool> = rows
         .iter()
         .map(|r| flags_of(r) & 0x07 != 0 || missed(r))
         .collect();
-    let mut keep = vec![false; rows.len()];
-    for i in 0..rows.len().min(3) {
-        keep[i] = true;
-    }
-    for i in rows.len().saturating_sub(3)..rows.len() {
-        keep[i] = true;
-    }
+    let n = rows.len();
+    let mut keep: Vec<bool> = (0..n).map(|i| i < 3 || i + 3 >= n).collect();
     // The latest rows that matter are kept first (an RST ends a flow).
     let mut budget = MAX_ROWS;
-    for i in (0..rows.len()).rev() {
+    for i in (0..n).rev() {
         if matters[i] && budget > 0 {
-            for j in i.saturating_sub(CONTEXT)..(i + CONTEXT + 1).min(rows.len()) {
-                if !keep[j] {
-                    keep[j] = true;
-                    budget = budget.saturating_sub(1);
-                }
+            let around = i.saturating_sub(CONTEXT)..(i + CONTEXT + 1).min(n);
+            for k in keep[around].iter_mut().filter(|k| !**k) {
+                *k = true;
+                budget = budget.saturating_sub(1);
             }
         }
     }
@@ -412,7 +437,9 @@ fn build(
     let label = |r: &Row, p: &Pkt| {
         // Relative to the first packet that way; a number far outside
         // that sequence space (an RST of another connection's) stays as is.
-        let rel = p.seq.wrapping_sub(base[usize::from(r.outbound)].unwrap_or(p.seq));
+        let rel = p
+            .seq
+            .wrapping_sub(base[usize::from(r.outbound)].unwrap_or(p.seq));
         let seq = if rel < 1 << 30 { rel } else { p.seq };
         let mut s = format!("[{}] seq {seq}", flag_text(p.flags));
         if p.len > 0 {
@@ -475,7 +502,7 @@ fn merge_alike(views: Vec<View>, rows: Vec<Row>) -> (Vec<View>, Vec<Row>) {
     let merged_rows = rows
         .into_iter()
         .map(|mut r| {
-                r.cells = kept
+            r.cells = kept
                 .iter()
                 .enumerate()
                 .map(|(n, &i)| {
@@ -500,7 +527,11 @@ fn ends_text(ends: &BTreeSet<(String, u16)>) -> String {
 }
 
 fn end_text(e: &(String, u16)) -> String {
-    if e.0.contains(':') { format!("[{}]:{}", e.0, e.1) } else { format!("{}:{}", e.0, e.1) }
+    if e.0.contains(':') {
+        format!("[{}]:{}", e.0, e.1)
+    } else {
+        format!("{}:{}", e.0, e.1)
+    }
 }
 
 /// The rows that matter as a markdown table (at most 12).
@@ -515,14 +546,23 @@ fn md(
         "| time | {} |\n|---|{}\n",
         views
             .iter()
-            .map(|v| format!("{} ({} ↔ {})", view_title(v), ends_text(&v.left), ends_text(&v.right)))
+            .map(|v| format!(
+                "{} ({} ↔ {})",
+                view_title(v),
+                ends_text(&v.left),
+                ends_text(&v.right)
+            ))
             .collect::<Vec<_>>()
             .join(" | "),
         "---|".repeat(views.len())
     );
     let picked: Vec<usize> = (0..rows.len()).filter(|&i| keep[i] && matters[i]).collect();
     let picked: Vec<usize> = if picked.len() > 12 {
-        picked[..4].iter().chain(&picked[picked.len() - 8..]).copied().collect()
+        picked[..4]
+            .iter()
+            .chain(&picked[picked.len() - 8..])
+            .copied()
+            .collect()
     } else {
         picked
     };
@@ -534,7 +574,9 @@ fn md(
             .enumerate()
             .map(|(v, c)| match c {
                 Some(p) => format!("{} {}", if r.outbound { "→" } else { "←" }, label(r, p)),
-                None if r.ts >= views[v].first_ns && r.ts <= views[v].last_ns => "**not seen**".into(),
+                None if r.ts >= views[v].first_ns && r.ts <= views[v].last_ns => {
+                    "**not seen**".into()
+                }
                 None => "(not capturing)".into(),
             })
             .collect();
@@ -587,10 +629,22 @@ fn svg(
         let root = SVGBackend::with_string(&mut buf, (w as u32, h as u32)).into_drawing_area();
         root.fill(&WHITE)?;
         let font = |size: i32, color: &RGBColor, h: HPos| {
-            ("sans-serif", size).into_font().color(color).pos(Pos::new(h, VPos::Center))
+            ("sans-serif", size)
+                .into_font()
+                .color(color)
+                .pos(Pos::new(h, VPos::Center))
         };
-        let x_of = |v: usize| (TIME_W + COL_W * v as i32 + 40, TIME_W + COL_W * (v as i32 + 1) - 40);
-        root.draw(&Text::new("time (UTC)", (8, HEAD_H - 14), font(11, &MUTED, HPos::Left)))?;
+        let x_of = |v: usize| {
+            (
+                TIME_W + COL_W * v as i32 + 40,
+                TIME_W + COL_W * (v as i32 + 1) - 40,
+            )
+        };
+        root.draw(&Text::new(
+            "time (UTC)",
+            (8, HEAD_H - 14),
+            font(11, &MUTED, HPos::Left),
+        ))?;
         for (i, v) in views.iter().enumerate() {
             let (x0, x1) = x_of(i);
             let mid = (x0 + x1) / 2;
@@ -600,10 +654,21 @@ fn svg(
                 .color(&INK)
                 .pos(Pos::new(HPos::Center, VPos::Center));
             root.draw(&Text::new(view_title(v), (mid, 12), bold))?;
-            root.draw(&Text::new(ends_text(&v.left), (x0, 32), font(11, &INK, HPos::Center)))?;
-            root.draw(&Text::new(ends_text(&v.right), (x1, 32), font(11, &INK, HPos::Center)))?;
+            root.draw(&Text::new(
+                ends_text(&v.left),
+                (x0, 32),
+                font(11, &INK, HPos::Center),
+            ))?;
+            root.draw(&Text::new(
+                ends_text(&v.right),
+                (x1, 32),
+                font(11, &INK, HPos::Center),
+            ))?;
             for x in [x0, x1] {
-                root.draw(&PathElement::new(vec![(x, HEAD_H - 16), (x, h - 6)], LINE.stroke_width(2)))?;
+                root.draw(&PathElement::new(
+                    vec![(x, HEAD_H - 16), (x, h - 6)],
+                    LINE.stroke_width(2),
+                ))?;
             }
         }
         for (n, line) in lines.iter().enumerate() {
@@ -685,7 +750,13 @@ mod tests {
     #[test]
     fn flows_come_from_text_and_address_columns() {
         let g = Grid {
-            columns: vec!["packet".into(), "saddr".into(), "sport".into(), "daddr".into(), "dport".into()],
+            columns: vec![
+                "packet".into(),
+                "saddr".into(),
+                "sport".into(),
+                "daddr".into(),
+                "dport".into(),
+            ],
             rows: vec![vec![
                 "10.99.52.2:443 -> 10.99.52.1:40100".into(),
                 "10.244.3.7".into(),
@@ -700,7 +771,10 @@ mod tests {
         );
         assert_eq!(flows.len(), 2, "{flows:?}");
         let ends: Vec<String> = flows[0].endpoints.iter().map(end_text).collect();
-        assert_eq!(ends, ["10.99.52.1:40100", "10.99.52.2:443", "172.17.0.2:40100"]);
+        assert_eq!(
+            ends,
+            ["10.99.52.1:40100", "10.99.52.2:443", "172.17.0.2:40100"]
+        );
         let ends: Vec<String> = flows[1].endpoints.iter().map(end_text).collect();
         assert_eq!(ends, ["10.244.3.7:44410", "192.168.77.2:7777"]);
         assert_eq!(endpoint("[::1]:80"), Some(("::1".into(), 80)));

@@ -122,7 +122,11 @@ impl Workspace {
 
 async fn build(ws: &Workspace, inputs: &[String], format: ReportFormat) -> Result<Page, Error> {
     let ctx = &ws.ctx;
-    let shown_inputs = inputs.iter().map(|i| shell_quote(i)).collect::<Vec<_>>().join(" ");
+    let shown_inputs = inputs
+        .iter()
+        .map(|i| shell_quote(i))
+        .collect::<Vec<_>>()
+        .join(" ");
     let collected = sections::collected(ctx).await?;
     let reports = ws.detect(&[]).await?;
     let mut findings = Vec::new();
@@ -143,7 +147,7 @@ async fn build(ws: &Workspace, inputs: &[String], format: ReportFormat) -> Resul
         }
     }
     // Worst first; detections are already sorted by severity, keep their order.
-    findings.sort_by(|a, b| b.0.severity.cmp(&a.0.severity));
+    findings.sort_by_key(|(d, _)| std::cmp::Reverse(d.severity));
     let worst = findings.first().map(|(d, _)| d.severity);
     let mut views = Vec::new();
     let mut moments = Vec::new();
@@ -163,7 +167,8 @@ async fn build(ws: &Workspace, inputs: &[String], format: ReportFormat) -> Resul
         }
         tidy_evidence(&mut evidence, collected.bundles.len() > 1);
         let flows = ladder::evidence_flows(&f.summary, &evidence);
-        let ladders = ladder::ladders(ctx, &flows, &collected, format == ReportFormat::Html).await?;
+        let ladders =
+            ladder::ladders(ctx, &flows, &collected, format == ReportFormat::Html).await?;
         let mut commands = vec![format!("capsnap detect {shown_inputs} --only {}", d.id)];
         for l in &ladders {
             commands.push(format!("capsnap query {shown_inputs} \"{}\"", l.query));
@@ -199,12 +204,15 @@ async fn build(ws: &Workspace, inputs: &[String], format: ReportFormat) -> Resul
             ladders,
         });
     }
-    let timelines = timeline::timelines(ctx, &collected, &moments, format == ReportFormat::Html).await?;
+    let timelines =
+        timeline::timelines(ctx, &collected, &moments, format == ReportFormat::Html).await?;
     let namespaces = sections::namespaces(ctx).await?;
     let counters = sections::counters(ctx).await?;
     let host = collected.hosts();
     let headline = match views.len() {
-        0 if cannot_tell.is_empty() => "Nothing found: every detection ran and found nothing.".to_owned(),
+        0 if cannot_tell.is_empty() => {
+            "Nothing found: every detection ran and found nothing.".to_owned()
+        }
         0 => format!(
             "Nothing found, but {} detection(s) could not tell (inputs missing, see below).",
             cannot_tell.len()
@@ -262,13 +270,26 @@ fn md_table(g: &sql::Grid, limit: usize) -> String {
         s
     };
     let mut out = String::new();
-    out.push_str(&format!("| {} |\n", g.columns.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")));
+    out.push_str(&format!(
+        "| {} |\n",
+        g.columns
+            .iter()
+            .map(|c| esc(c))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    ));
     out.push_str(&format!("|{}\n", "---|".repeat(g.columns.len())));
     for r in g.rows.iter().take(limit) {
-        out.push_str(&format!("| {} |\n", r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")));
+        out.push_str(&format!(
+            "| {} |\n",
+            r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
+        ));
     }
     if g.rows.len() > limit {
-        out.push_str(&format!("\n({} more rows in the HTML report)\n", g.rows.len() - limit));
+        out.push_str(&format!(
+            "\n({} more rows in the HTML report)\n",
+            g.rows.len() - limit
+        ));
     }
     out.trim_end().to_owned()
 }
@@ -309,6 +330,9 @@ mod tests {
             columns: vec!["a".into()],
             rows: vec![vec!["x|y\nz".into()], vec!["2".into()]],
         };
-        assert_eq!(md_table(&g, 1), "| a |\n|---|\n| x\\|y z |\n\n(1 more rows in the HTML report)");
+        assert_eq!(
+            md_table(&g, 1),
+            "| a |\n|---|\n| x\\|y z |\n\n(1 more rows in the HTML report)"
+        );
     }
 }

@@ -88,9 +88,19 @@ impl Collected {
 
     /// The window of a node's captures and collections (ns), if any.
     pub fn window_of(&self, host: &str) -> Option<(i64, i64)> {
-        let b = self.bundles.iter().filter(|b| b.host == host && b.started_ns > 0);
-        let c = self.captures.iter().filter(|c| c.host == host && c.first_ns > 0);
-        let start = b.clone().map(|b| b.started_ns).chain(c.clone().map(|c| c.first_ns)).min()?;
+        let b = self
+            .bundles
+            .iter()
+            .filter(|b| b.host == host && b.started_ns > 0);
+        let c = self
+            .captures
+            .iter()
+            .filter(|c| c.host == host && c.first_ns > 0);
+        let start = b
+            .clone()
+            .map(|b| b.started_ns)
+            .chain(c.clone().map(|c| c.first_ns))
+            .min()?;
         let end = b.map(|b| b.finished_ns).chain(c.map(|c| c.last_ns)).max()?;
         (end > start).then_some((start, end))
     }
@@ -224,7 +234,10 @@ impl Namespace {
 
     /// Interface names with their addresses, in one line.
     pub fn addresses_line(&self) -> String {
-        let (Some(n), Some(a)) = (self.interfaces.col("interface"), self.interfaces.col("addresses")) else {
+        let (Some(n), Some(a)) = (
+            self.interfaces.col("interface"),
+            self.interfaces.col("addresses"),
+        ) else {
             return String::new();
         };
         self.interfaces
@@ -256,10 +269,12 @@ impl Namespace {
 fn by_netns(g: Grid) -> BTreeMap<(String, String), Grid> {
     let mut out: BTreeMap<(String, String), Grid> = BTreeMap::new();
     for r in g.rows {
-        let e = out.entry((r[0].clone(), r[1].clone())).or_insert_with(|| Grid {
-            columns: g.columns[2..].to_vec(),
-            rows: Vec::new(),
-        });
+        let e = out
+            .entry((r[0].clone(), r[1].clone()))
+            .or_insert_with(|| Grid {
+                columns: g.columns[2..].to_vec(),
+                rows: Vec::new(),
+            });
         e.rows.push(r[2..].to_vec());
     }
     out
@@ -375,7 +390,9 @@ pub async fn namespaces(ctx: &SessionContext) -> Result<Vec<Namespace>, Error> {
     .await?;
     let mut socket_lines: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
     for r in &sockets.rows {
-        let lines = socket_lines.entry((r[0].clone(), r[1].clone())).or_default();
+        let lines = socket_lines
+            .entry((r[0].clone(), r[1].clone()))
+            .or_default();
         let part = format!("{} {}", r[3], r[4]);
         match lines.iter_mut().find(|(p, _)| *p == r[2]) {
             Some((_, v)) => {
@@ -444,35 +461,107 @@ pub async fn namespaces(ctx: &SessionContext) -> Result<Vec<Namespace>, Error> {
 const NOTABLE: &[(&str, &str, &str)] = &[
     ("Tcp", "RetransSegs", "TCP segments sent again"),
     ("Tcp", "OutRsts", "RSTs sent"),
-    ("Tcp", "AttemptFails", "connects that failed (SYN_SENT/SYN_RECV to CLOSE)"),
+    (
+        "Tcp",
+        "AttemptFails",
+        "connects that failed (SYN_SENT/SYN_RECV to CLOSE)",
+    ),
     ("Tcp", "EstabResets", "established connections reset"),
     ("Tcp", "InErrs", "TCP segments received in error"),
-    ("TcpExt", "ListenOverflows", "accept queue full: SYNs/ACKs dropped"),
-    ("TcpExt", "ListenDrops", "connection requests dropped at a listener"),
+    (
+        "TcpExt",
+        "ListenOverflows",
+        "accept queue full: SYNs/ACKs dropped",
+    ),
+    (
+        "TcpExt",
+        "ListenDrops",
+        "connection requests dropped at a listener",
+    ),
     ("TcpExt", "TCPTimeouts", "retransmission timer expirations"),
     ("TcpExt", "TCPSynRetrans", "SYNs and SYN-ACKs sent again"),
     ("TcpExt", "TCPLostRetransmit", "retransmits lost again"),
-    ("TcpExt", "TCPAbortOnData", "connections reset: data arrived after close"),
-    ("TcpExt", "TCPAbortOnMemory", "connections killed for lack of TCP memory"),
-    ("TcpExt", "TCPAbortOnTimeout", "connections killed after too many retransmits"),
-    ("TcpExt", "TCPMemoryPressures", "times TCP entered memory pressure"),
-    ("TcpExt", "PruneCalled", "receive queues pruned for lack of memory"),
-    ("TcpExt", "TCPBacklogDrop", "segments dropped: socket backlog full"),
-    ("TcpExt", "TCPRcvQDrop", "segments dropped: receive queue full"),
-    ("TcpExt", "TCPTimeWaitOverflow", "TIME_WAIT sockets not created: bucket limit"),
-    ("TcpExt", "TCPReqQFullDrop", "SYNs dropped: request queue full"),
+    (
+        "TcpExt",
+        "TCPAbortOnData",
+        "connections reset: data arrived after close",
+    ),
+    (
+        "TcpExt",
+        "TCPAbortOnMemory",
+        "connections killed for lack of TCP memory",
+    ),
+    (
+        "TcpExt",
+        "TCPAbortOnTimeout",
+        "connections killed after too many retransmits",
+    ),
+    (
+        "TcpExt",
+        "TCPMemoryPressures",
+        "times TCP entered memory pressure",
+    ),
+    (
+        "TcpExt",
+        "PruneCalled",
+        "receive queues pruned for lack of memory",
+    ),
+    (
+        "TcpExt",
+        "TCPBacklogDrop",
+        "segments dropped: socket backlog full",
+    ),
+    (
+        "TcpExt",
+        "TCPRcvQDrop",
+        "segments dropped: receive queue full",
+    ),
+    (
+        "TcpExt",
+        "TCPTimeWaitOverflow",
+        "TIME_WAIT sockets not created: bucket limit",
+    ),
+    (
+        "TcpExt",
+        "TCPReqQFullDrop",
+        "SYNs dropped: request queue full",
+    ),
     ("Ip", "InDiscards", "IP packets discarded on receive"),
     ("Ip", "OutNoRoutes", "IP packets with no route"),
     ("IpExt", "InNoRoutes", "IP packets received with no route"),
-    ("Udp", "RcvbufErrors", "UDP datagrams dropped: receive buffer full"),
+    (
+        "Udp",
+        "RcvbufErrors",
+        "UDP datagrams dropped: receive buffer full",
+    ),
     ("Udp", "NoPorts", "UDP datagrams to a closed port"),
     ("Udp", "InErrors", "UDP datagrams received in error"),
-    ("nf_conntrack", "invalid", "packets conntrack could not track (INVALID)"),
-    ("nf_conntrack", "insert_failed", "connections not inserted into the table"),
-    ("nf_conntrack", "drop", "packets dropped: conntrack table full"),
+    (
+        "nf_conntrack",
+        "invalid",
+        "packets conntrack could not track (INVALID)",
+    ),
+    (
+        "nf_conntrack",
+        "insert_failed",
+        "connections not inserted into the table",
+    ),
+    (
+        "nf_conntrack",
+        "drop",
+        "packets dropped: conntrack table full",
+    ),
     ("nf_conntrack", "early_drop", "entries evicted to make room"),
-    ("conntrack", "invalid", "packets conntrack could not track (INVALID)"),
-    ("conntrack", "insert_failed", "connections not inserted into the table"),
+    (
+        "conntrack",
+        "invalid",
+        "packets conntrack could not track (INVALID)",
+    ),
+    (
+        "conntrack",
+        "insert_failed",
+        "connections not inserted into the table",
+    ),
     ("conntrack", "drop", "packets dropped: conntrack table full"),
 ];
 
@@ -517,7 +606,10 @@ pub async fn counters(ctx: &SessionContext) -> Result<Counters, Error> {
         let meaning = NOTABLE
             .iter()
             .find(|(gr, n, _)| *gr == r[2] && *n == r[3])
-            .map_or("packets dropped or in error at the interface", |(_, _, m)| m);
+            .map_or(
+                "packets dropped or in error at the interface",
+                |(_, _, m)| m,
+            );
         c.notable.push([
             r[0].clone(),
             r[1].clone(),

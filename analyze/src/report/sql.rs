@@ -21,7 +21,12 @@ impl Grid {
         for b in batches {
             let b = crate::output::plain_batch(b)?;
             if grid.columns.is_empty() {
-                grid.columns = b.schema().fields().iter().map(|f| f.name().clone()).collect();
+                grid.columns = b
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
             }
             let cols: Vec<StringArray> = b
                 .columns()
@@ -92,7 +97,10 @@ pub fn parse_ts(text: &str) -> Option<i64> {
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
     let mut h = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
     let (hh, mm, ss) = (h.next()??, h.next()??, h.next()??);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let frac_ns: i64 = format!("{frac:0<9}").get(..9)?.parse().ok()?;

@@ -238,7 +238,11 @@ async fn one(
             Some(int(&r[1]))
         };
         if let Some(t) = t.filter(|t| (start..=end).contains(t)) {
-            *logs.entry(r[0].clone()).or_default().entry((t - start) / b).or_default() += 1;
+            *logs
+                .entry(r[0].clone())
+                .or_default()
+                .entry((t - start) / b)
+                .or_default() += 1;
         }
     }
     let mut points: Vec<Point> = Vec::new();
@@ -263,7 +267,8 @@ async fn one(
     for (name, per) in events.into_iter().chain(logs) {
         let color = if name.contains("drop") || name.contains("failed") || name.contains("errors") {
             RED_
-        } else if name.contains("retransmit") || name.contains("reset") || name.contains("warnings") {
+        } else if name.contains("retransmit") || name.contains("reset") || name.contains("warnings")
+        {
             ORANGE
         } else {
             GREY
@@ -346,10 +351,17 @@ fn syslog_ns(text: &str, near: i64) -> Option<i64> {
     let month = MONTHS.iter().position(|m| *m == name)? + 1;
     let day: u32 = words.next()?.parse().ok()?;
     let time = words.next()?;
-    let year: i64 = formats::bundle::rfc3339(u64::try_from(near).ok()?).get(..4)?.parse().ok()?;
+    let year: i64 = formats::bundle::rfc3339(u64::try_from(near).ok()?)
+        .get(..4)?
+        .parse()
+        .ok()?;
     let at = |y: i64| super::sql::parse_ts(&format!("{y:04}-{month:02}-{day:02}T{time}Z"));
     let t = at(year)?;
-    if t - near >= 86_400 * 1_000_000_000 { at(year - 1) } else { Some(t) }
+    if t - near >= 86_400 * 1_000_000_000 {
+        at(year - 1)
+    } else {
+        Some(t)
+    }
 }
 
 const WIDTH: u32 = 1160;
@@ -404,7 +416,10 @@ fn chart(
                 .margin_top(4)
                 .caption(
                     format!("capture point {}", p.name),
-                    ("sans-serif", 14).into_font().style(FontStyle::Bold).color(&INK),
+                    ("sans-serif", 14)
+                        .into_font()
+                        .style(FontStyle::Bold)
+                        .color(&INK),
                 )
                 .y_label_area_size(LABELS)
                 .build_cartesian_2d(0f64..dur, 0f64..ymax)?;
@@ -427,13 +442,24 @@ fn chart(
                     )
                 })
                 .collect();
-            c.draw_series(AreaSeries::new(pts, 0.0, BLUE.mix(0.15)).border_style(BLUE.stroke_width(2)))?;
-            x_px = Some((c.backend_coord(&(0.0, 0.0)).0, c.backend_coord(&(dur, 0.0)).0));
+            c.draw_series(
+                AreaSeries::new(pts, 0.0, BLUE.mix(0.15)).border_style(BLUE.stroke_width(2)),
+            )?;
+            x_px = Some((
+                c.backend_coord(&(0.0, 0.0)).0,
+                c.backend_coord(&(dur, 0.0)).0,
+            ));
             lanes_panel(&areas[k + 1], &p.lanes, dur, secs, None)?;
             k += 2;
         }
         if !node_lanes.is_empty() {
-            lanes_panel(&areas[k], node_lanes, dur, secs, Some("node: eBPF events and log lines"))?;
+            lanes_panel(
+                &areas[k],
+                node_lanes,
+                dur,
+                secs,
+                Some("node: eBPF events and log lines"),
+            )?;
             k += 1;
         }
         // The time axis, alone at the bottom.
@@ -461,7 +487,10 @@ fn chart(
         let mut drawn: Vec<(i32, &str)> = Vec::new();
         for m in moments {
             let x = x0 + (((m.ns - start) as f64 / 1e9) / dur * f64::from(x1 - x0)).round() as i32;
-            if drawn.iter().any(|(px, l)| (px - x).abs() < 3 && *l == m.label) {
+            if drawn
+                .iter()
+                .any(|(px, l)| (px - x).abs() < 3 && *l == m.label)
+            {
                 continue;
             }
             drawn.push((x, &m.label));
@@ -493,7 +522,13 @@ fn lanes_panel(
     let mut b = ChartBuilder::on(area);
     b.margin_right(20).y_label_area_size(LABELS);
     if let Some(c) = caption {
-        b.caption(c, ("sans-serif", 14).into_font().style(FontStyle::Bold).color(&INK));
+        b.caption(
+            c,
+            ("sans-serif", 14)
+                .into_font()
+                .style(FontStyle::Bold)
+                .color(&INK),
+        );
     }
     let names: Vec<String> = lanes
         .iter()

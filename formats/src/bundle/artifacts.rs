@@ -14,8 +14,8 @@
 use crate::rows::Reader;
 use crate::table::Table;
 use crate::{
-    addresses, conntrack, counters, events, flows, interfaces, logs, packets, proc_net, processes, sockstat,
-    sysctls, unix,
+    addresses, conntrack, counters, events, flows, interfaces, logs, packets, proc_net, processes,
+    sockstat, sysctls, unix,
 };
 use std::sync::LazyLock;
 
