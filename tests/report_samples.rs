@@ -574,3 +574,46 @@ fn detect_points_to_the_report() {
         "{stdout}"
     );
 }
+
+#[test]
+fn text_from_the_inputs_cannot_make_markup() {
+    // A namespace label is whatever the node called it: here, markup.
+    let dir = tempfile::tempdir().unwrap();
+    let label = "<script>alert(1)</script>|x";
+    let ns = dir
+        .path()
+        .join("node-1/netns/%3Cscript%3Ealert(1)%3C%2Fscript%3E%7Cx/proc/net");
+    std::fs::create_dir_all(&ns).unwrap();
+    std::fs::write(
+        ns.join("sockstat"),
+        "sockets: used 3\nTCP: inuse 1 orphan 0 tw 0 alloc 1 mem 1\n",
+    )
+    .unwrap();
+    let input = dir.path().join("node-1");
+    let page = dir.path().join("page.html");
+    let out = capsnap(&[
+        "report",
+        input.to_str().unwrap(),
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    let escaped = [
+        "&lt;script&gt;alert(1)&lt;/script&gt;|x",
+        "&#60;script&#62;alert(1)&#60;/script&#62;|x",
+    ];
+    assert!(
+        escaped.iter().any(|e| html.contains(e)),
+        "label not shown escaped"
+    );
+    assert!(!html.contains(label));
+    assert_eq!(html.matches("<script").count(), 1);
+    let md = capsnap(&["report", input.to_str().unwrap(), "--format", "markdown"]);
+    let md = String::from_utf8(md.stdout).unwrap();
+    assert!(md.contains("| <script>alert(1)</script>\\|x |"), "{md}");
+}

@@ -259,16 +259,21 @@ fn tidy_evidence(g: &mut sql::Grid, many_bundles: bool) {
     }
 }
 
+/// `text` as one markdown table cell: `|` escaped, lines joined, cut to
+/// 120 characters.
+pub(crate) fn md_cell(text: impl AsRef<str>) -> String {
+    let text = text.as_ref();
+    let mut s = text.replace('|', "\\|").replace(['\n', '\r'], " ");
+    if s.chars().count() > 120 {
+        s = s.chars().take(117).collect::<String>() + "...";
+    }
+    s
+}
+
 /// A markdown table of the first `limit` rows (cells with `|` and line
 /// breaks escaped, long cells cut).
 fn md_table(g: &sql::Grid, limit: usize) -> String {
-    let esc = |s: &str| {
-        let mut s = s.replace('|', "\\|").replace(['\n', '\r'], " ");
-        if s.chars().count() > 120 {
-            s = s.chars().take(117).collect::<String>() + "...";
-        }
-        s
-    };
+    let esc = |s: &str| md_cell(s);
     let mut out = String::new();
     out.push_str(&format!(
         "| {} |\n",

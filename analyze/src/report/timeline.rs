@@ -23,8 +23,8 @@ pub struct Timeline {
     pub host: String,
     pub window: String,
     pub bucket: String,
-    /// The collection window was widened to a finding's moment.
-    pub widened: bool,
+    /// Why the chart covers more than the collection window, if it does.
+    pub widened: String,
     pub svg: String,
     /// One line per capture point and lane, for markdown.
     pub lines: Vec<String>,
@@ -74,6 +74,7 @@ pub async fn timelines(
         let Some((mut start, mut end)) = collected.window_of(&host) else {
             continue;
         };
+        let mut widened = String::new();
         // A finding's moment shortly before or after the window (a stuck
         // process started, the log lines that led to the collection)
         // widens it, so the marks of what led there are drawn too.
@@ -82,9 +83,11 @@ pub async fn timelines(
             // fraction.
             if m.ns < start && start - m.ns <= MAX_WIDEN_NS {
                 start = m.ns - 1_000_000_000;
+                widened = "the collection window, widened to the findings' moments".into();
             }
             if m.ns > end && m.ns - end <= MAX_WIDEN_NS {
                 end = m.ns + 1_000_000_000;
+                widened = "the collection window, widened to the findings' moments".into();
             }
         }
         // Nothing timed in the window (no capture, no eBPF): the chart
@@ -108,9 +111,10 @@ pub async fn timelines(
             && !r[1].is_empty()
         {
             start = start.min(int(&r[1]) - 1_000_000_000);
+            widened = "nothing timed in the collection window: from the log lines before it".into();
         }
         let mut t = one(ctx, &host, start, end, moments, draw).await?;
-        t.widened = collected.window_of(&host) != Some((start, end));
+        t.widened = widened;
         out.push(t);
     }
     Ok(out)
@@ -334,7 +338,7 @@ async fn one(
         } else {
             format!("{bucket_ms} ms")
         },
-        widened: false,
+        widened: String::new(),
         svg,
         lines,
     })
