@@ -111,7 +111,7 @@ impl Workspace {
     /// The report over these inputs; `inputs` are the arguments that
     /// opened them, shown in the commands that reproduce the evidence.
     pub async fn report(&self, inputs: &[String], format: ReportFormat) -> Result<String, Error> {
-        let page = build(self, inputs, format).await?;
+        let page = sql::with_flows(&self.ctx, build(self, inputs, format)).await?;
         let text = match format {
             ReportFormat::Html => HtmlPage { page: &page }.render(),
             ReportFormat::Markdown => MarkdownPage { page: &page }.render(),

@@ -1,7 +1,7 @@
 //! The report's sections that are plain tables: what was collected, the
 //! namespaces, the counters.
 
-use super::sql::{Grid, cell, clock, grid, int, lit};
+use super::sql::{FLOWS, Grid, cell, clock, grid, int, lit};
 use crate::error::Error;
 use datafusion::prelude::SessionContext;
 use std::collections::BTreeMap;
@@ -314,10 +314,13 @@ pub async fn namespaces(ctx: &SessionContext) -> Result<Vec<Namespace>, Error> {
     // Namespaces met in any table, in case there is no manifest to list them.
     let seen = grid(
         ctx,
-        "SELECT DISTINCT coalesce(host, '') AS host, netns FROM (
-            SELECT host, netns FROM sockets UNION ALL SELECT host, netns FROM sockstat
-            UNION ALL SELECT host, netns FROM interfaces UNION ALL SELECT host, netns FROM flows)
-         WHERE netns IS NOT NULL ORDER BY host, netns",
+        &format!(
+            "SELECT DISTINCT coalesce(host, '') AS host, netns FROM (
+                SELECT host, netns FROM sockets UNION ALL SELECT host, netns FROM sockstat
+                UNION ALL SELECT host, netns FROM interfaces
+                UNION ALL SELECT host, coalesce(netns, capture) FROM {FLOWS})
+             WHERE netns IS NOT NULL ORDER BY host, netns"
+        ),
     )
     .await?;
     let mut out: Vec<Namespace> = Vec::new();
@@ -413,6 +416,7 @@ pub async fn namespaces(ctx: &SessionContext) -> Result<Vec<Namespace>, Error> {
     );
     let talkers = grid(
         ctx,
+        &format!(
         "SELECT host, netns, flow, proto, conn_state, packets, bytes FROM (
             SELECT coalesce(host, '') AS host, netns,
                    concat(src_ip, coalesce(concat(':', src_port), ''), ' → ', dst_ip, coalesce(concat(':', dst_port), '')) AS flow,
@@ -420,8 +424,10 @@ pub async fn namespaces(ctx: &SessionContext) -> Result<Vec<Namespace>, Error> {
                    row_number() OVER (PARTITION BY host, netns ORDER BY bytes DESC, packets DESC) AS n
             FROM (SELECT host, netns, src_ip, src_port, dst_ip, dst_port, proto,
                          max(conn_state) AS conn_state, max(packets) AS packets, max(bytes) AS bytes
-                  FROM flows WHERE netns IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7))
-         WHERE n <= 5 ORDER BY host, netns, n",
+                  FROM (SELECT host, coalesce(netns, capture) AS netns, src_ip, src_port, dst_ip, dst_port, proto,
+                               conn_state, packets, bytes FROM {FLOWS})
+                  GROUP BY 1, 2, 3, 4, 5, 6, 7))
+         WHERE n <= 5 ORDER BY host, netns, n"),
     )
     .await?;
     let mut talkers = by_netns(talkers);

@@ -7,6 +7,28 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
 
+/// The flows of the inputs, computed once for the whole report (each read
+/// of `flows` aggregates the captures again).
+pub const FLOWS: &str = "report_flows";
+
+/// Runs `body` with [`FLOWS`] registered in `ctx`, and drops it again
+/// whatever `body` returns.
+pub async fn with_flows<T>(
+    ctx: &SessionContext,
+    body: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    ctx.sql(&format!(
+        "CREATE TABLE {FLOWS} AS SELECT bundle, host, capture, netns, proto, src_ip, src_port, dst_ip, dst_port, \
+         first_ts, last_ts, packets, bytes, history, conn_state FROM flows"
+    ))
+    .await?
+    .collect()
+    .await?;
+    let result = body.await;
+    let _ = ctx.deregister_table(FLOWS);
+    result
+}
+
 /// Rows of text cells under named columns (a null is an empty cell).
 #[derive(Debug, Clone, Default)]
 pub struct Grid {

@@ -4,7 +4,7 @@
 //! red lines across all of it. Drawn as SVG by `plotters`.
 
 use super::sections::Collected;
-use super::sql::{clock, grid, int, lit};
+use super::sql::{FLOWS, clock, grid, int, lit};
 use crate::error::Error;
 use datafusion::prelude::SessionContext;
 use plotters::coord::Shift;
@@ -94,12 +94,14 @@ pub async fn timelines(
         // goes back to the log lines of the minutes before it, what led
         // someone to collect.
         let node = format!("coalesce(host, '') = {}", lit(&host));
+        let captured = collected
+            .captures
+            .iter()
+            .any(|c| c.host == host && c.last_ns >= start && c.first_ns <= end);
         let timed = grid(
             ctx,
             &format!(
-                "SELECT (SELECT count(*) FROM events WHERE {node} AND cast(ts AS BIGINT) BETWEEN {start} AND {end})
-                      + (SELECT count(*) FROM flows WHERE {node} AND cast(last_ts AS BIGINT) >= {start}
-                                                         AND cast(first_ts AS BIGINT) <= {end}),
+                "SELECT (SELECT count(*) FROM events WHERE {node} AND cast(ts AS BIGINT) BETWEEN {start} AND {end}),
                         (SELECT cast(min(ts) AS BIGINT) FROM logs WHERE {node}
                            AND cast(ts AS BIGINT) BETWEEN {} AND {start})",
                 start - MAX_WIDEN_NS
@@ -107,6 +109,7 @@ pub async fn timelines(
         )
         .await?;
         if let Some(r) = timed.rows.first()
+            && !captured
             && int(&r[0]) == 0
             && !r[1].is_empty()
         {
@@ -158,24 +161,30 @@ async fn one(
     let in_window = |col: &str| {
         format!("{col} IS NOT NULL AND cast({col} AS BIGINT) BETWEEN {start} AND {end}")
     };
-    let packets = counts(
+    // Packets and RSTs in one pass over the captures.
+    let per_bin = grid(
         ctx,
         &format!(
-            "SELECT capture, {}, count(*) FROM packets WHERE {node} AND {} GROUP BY 1, 2",
+            "SELECT capture, {}, count(*), sum(CASE WHEN rst THEN 1 ELSE 0 END)
+             FROM packets WHERE {node} AND {} GROUP BY 1, 2",
             bin("ts"),
             in_window("ts")
         ),
     )
     .await?;
-    let rsts = counts(
-        ctx,
-        &format!(
-            "SELECT capture, {}, count(*) FROM packets WHERE {node} AND rst AND {} GROUP BY 1, 2",
-            bin("ts"),
-            in_window("ts")
-        ),
-    )
-    .await?;
+    let mut packets: BTreeMap<String, BTreeMap<i64, i64>> = BTreeMap::new();
+    let mut rsts: BTreeMap<String, BTreeMap<i64, i64>> = BTreeMap::new();
+    for r in &per_bin.rows {
+        packets
+            .entry(r[0].clone())
+            .or_default()
+            .insert(int(&r[1]), int(&r[2]));
+        if int(&r[3]) > 0 {
+            rsts.entry(r[0].clone())
+                .or_default()
+                .insert(int(&r[1]), int(&r[3]));
+        }
+    }
     // A retransmit: a segment carrying data (or SYN/FIN) whose sequence
     // number the same interface already saw on the same 5-tuple.
     let retrans = counts(
@@ -195,7 +204,7 @@ async fn one(
     let connects = counts(
         ctx,
         &format!(
-            "SELECT capture, {}, count(*) FROM flows WHERE {node} AND proto = 'tcp' AND history LIKE 'S%' AND {} GROUP BY 1, 2",
+            "SELECT capture, {}, count(*) FROM {FLOWS} WHERE {node} AND proto = 'tcp' AND history LIKE 'S%' AND {} GROUP BY 1, 2",
             bin("first_ts"),
             in_window("first_ts")
         ),
@@ -204,7 +213,7 @@ async fn one(
     let failed = counts(
         ctx,
         &format!(
-            "SELECT capture, {}, count(*) FROM flows WHERE {node} AND proto = 'tcp'
+            "SELECT capture, {}, count(*) FROM {FLOWS} WHERE {node} AND proto = 'tcp'
                AND conn_state IN ('S0', 'REJ', 'RSTOS0', 'RSTRH', 'SH') AND {} GROUP BY 1, 2",
             bin("last_ts"),
             in_window("last_ts")
