@@ -1,7 +1,7 @@
 //! The `capsnap` command: parses arguments, hands them to the library
 //! crates, reports errors as `capsnap: ...` with exit code 2.
 
-use analyze::{Format, InputSpec, Workspace};
+use analyze::{Format, InputSpec, ReportFormat, Workspace};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::io::{IsTerminal, Write};
@@ -55,6 +55,17 @@ enum Command {
         Exit code: 0 nothing found, 1 something found, 2 error."
     )]
     Detect(DetectArgs),
+    /// Write one page for the ticket: findings, evidence, timeline, namespaces, flows.
+    #[command(
+        long_about = "Write one page for the people who read the ticket: what was collected, the findings\n\
+        worst first with their evidence and what to do, a timeline of the window per capture point,\n\
+        each namespace, a ladder diagram of every evidence flow, and the counters.\n\n\
+        HTML is one self-contained file (no network, opens offline and as a mail attachment);\n\
+        markdown is for pasting into the ticket:\n  \
+        capsnap report capsnap-node1-20261121T101500Z.capsnap -o report.html\n  \
+        capsnap report host=node.pcap pod/web=web.pcap --format markdown"
+    )]
+    Report(ReportArgs),
     /// List the tables with their columns, types and meaning.
     #[command(
         long_about = "List the tables with their columns, types and meaning.\n\n\
@@ -96,6 +107,19 @@ struct DetectArgs {
     /// List the detections and exit.
     #[arg(long)]
     list: bool,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Inputs: bundles, directories, globs, [LABEL=]capture files.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<String>,
+    /// Page format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    format: ReportFormat,
+    /// Write the page to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -348,7 +372,34 @@ fn detect(a: DetectArgs) -> Result<Found> {
         warn(&ws)?;
         anyhow::Ok(reports)
     })?;
-    Ok(Found(analyze::write_reports(&reports, format, &mut out)?))
+    let found = analyze::write_reports(&reports, format, &mut out)?;
+    if format == Format::Table {
+        writeln!(
+            out,
+            "\nthe page for the ticket (timeline, flow diagrams, namespaces): {}",
+            analyze::report_command(&a.inputs)
+        )?;
+    }
+    Ok(Found(found))
+}
+
+fn report(a: ReportArgs) -> Result<()> {
+    let inputs: Vec<InputSpec> = a.inputs.iter().map(|a| InputSpec::parse(a)).collect();
+    let rt = runtime()?;
+    let page = rt.block_on(async {
+        let ws = Workspace::open(&inputs)?;
+        let page = ws.report(&a.inputs, a.format).await?;
+        warn(&ws)?;
+        anyhow::Ok(page)
+    })?;
+    match &a.output {
+        Some(p) => {
+            std::fs::write(p, page).with_context(|| format!("writing {}", p.display()))?;
+            eprintln!("capsnap: wrote {}", p.display());
+        }
+        None => std::io::stdout().lock().write_all(page.as_bytes())?,
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<Found> {
@@ -356,6 +407,7 @@ fn run(cli: Cli) -> Result<Found> {
         Command::Collect(args) => collect(args).map(|()| Found(false)),
         Command::Query(args) => query(QueryConfig::from_args(args)?).map(|()| Found(false)),
         Command::Detect(args) => detect(args),
+        Command::Report(args) => report(args).map(|()| Found(false)),
         Command::Tables { inputs } => {
             let mut out = std::io::stdout().lock();
             if inputs.is_empty() {

@@ -46,6 +46,9 @@ pub enum Error {
     BinaryToTerminal,
     #[error("no SQL statement given")]
     NoStatement,
+    /// The report's template or a chart could not be drawn.
+    #[error("rendering the report: {0}")]
+    Render(String),
 }
 
 impl From<datafusion::error::DataFusionError> for Error {

@@ -12,7 +12,8 @@
 //! through [`sql::for_each_statement`]; [`output::write_stream`] writes
 //! the answer in the format asked for, and [`Workspace::detect`] runs the
 //! canned detections of `queries/` ([`detect`]). [`repl`] is the
-//! interactive prompt.
+//! interactive prompt. [`Workspace::report`] draws the page a ticket
+//! reader reads: findings, timeline, namespaces and flows ([`report`]).
 
 mod bundle;
 mod detect;
@@ -21,6 +22,7 @@ mod findings;
 mod load;
 mod output;
 mod repl;
+mod report;
 mod scan;
 mod source;
 mod sql;
@@ -29,6 +31,7 @@ pub use detect::{DETECTIONS, Detection, Finding, Outcome, Report, Severity, writ
 pub use error::Error;
 pub use output::{Format, write_stream};
 pub use repl::interactive;
+pub use report::{ReportFormat, command_for as report_command};
 pub use source::{CaptureSource, InputSpec};
 
 use datafusion::catalog::TableProvider;

@@ -22,6 +22,7 @@
 //! captures with [`pcapng::Writer`], counts its eBPF events with the record
 //! joiner of [`bpftrace`], and names TCP states from [`TCP_STATES`].
 
+mod addresses;
 pub mod bundle;
 mod capfile;
 mod conntrack;
@@ -96,7 +97,7 @@ mod reader_robustness {
         })
     }
 
-    fn inline() -> [(&'static str, &'static [u8]); 9] {
+    fn inline() -> [(&'static str, &'static [u8]); 10] {
         [
             ("netns/host/proc/net/tcp", proc_net::tests::TCP),
             ("netns/host/proc/net/udp", proc_net::tests::UDP),
@@ -110,6 +111,7 @@ mod reader_robustness {
                 counters::tests::CONNTRACK_S,
             ),
             ("netns/host/proc/net/dev", interfaces::tests::DEV),
+            ("netns/host/ip-addr.txt", addresses::tests::IP_ADDR),
         ]
     }
 
