@@ -12,6 +12,8 @@ use crate::bundle::{self, Manifest};
 use crate::netns::{self, Netns, Selector};
 use crate::report::{SourceReport, Status};
 use crate::source::{Context, InNetns, Phase, SOURCES, Scope, Source, Window, WindowState};
+use crate::space::DiskBudget;
+use std::os::unix::fs::DirBuilderExt;
 use crate::sys;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -77,6 +79,9 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The output cannot be written safely; nothing was collected.
+    #[error("output {0}")]
+    Target(String),
 }
 
 /// Set by SIGINT/SIGTERM: ends the capture window early.
@@ -124,16 +129,27 @@ pub fn collect(
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(formats::bundle::default_name(&host, started_ns)));
-    let staging_parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let staging = staging_parent.join(format!(".capsnap-staging-{}", std::process::id()));
-    std::fs::create_dir(&staging).map_err(|source| Error::Staging {
-        path: staging.clone(),
-        source,
-    })?;
+    let target = bundle::Target::check(&out).map_err(Error::Target)?;
+    if target == bundle::Target::Stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(Error::Target(
+            "- is a terminal: a bundle is binary; redirect standard output to a file or a pipe"
+                .into(),
+        ));
+    }
+    // Staging sits on the output's file system, whose space the disk
+    // budget watches (a file system of its own would hide the pressure).
+    let staging_parent = target.dir();
+    sweep_stale_staging(&staging_parent);
+    let staging = staging_parent.join(format!("{STAGING_PREFIX}{}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(|source| Error::Staging {
+            path: staging.clone(),
+            source,
+        })?;
     let _cleanup = RemoveDir(staging.clone());
+    let disk = Arc::new(DiskBudget::new(&staging));
     let root = sys::is_root();
     let mut reports = Vec::new();
 
@@ -161,6 +177,7 @@ pub fn collect(
         staging: staging.clone(),
         proc: proc.to_owned(),
         namespaces: chosen,
+        disk: disk.clone(),
     });
 
     // Window sources start first; the window opens once all are ready.
@@ -264,10 +281,11 @@ pub fn collect(
     }
 
     let finished_ns = sys::now_ns();
-    let members = bundle::members(&staging).map_err(|source| Error::Bundle {
+    let mut members = bundle::members(&staging).map_err(|source| Error::Bundle {
         path: out.clone(),
         source,
     })?;
+    reports.extend(fit_members(&mut members, &staging, &disk));
     let kernel = sys::kernel()
         .map(|k| format!("{} {} {}", k.sysname, k.release, k.machine))
         .unwrap_or_default();
@@ -276,8 +294,9 @@ pub fn collect(
         staging: cx.staging.clone(),
         proc: cx.proc.clone(),
         namespaces: cx.namespaces.clone(),
+        disk: cx.disk.clone(),
     });
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         format_version: bundle::FORMAT_VERSION,
         capsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
         host,
@@ -294,12 +313,27 @@ pub fn collect(
         members,
     };
     progress("writing bundle");
-    let size = bundle::write(&staging, &manifest, &out).map_err(|source| Error::Bundle {
+    let mut written = bundle::write_to(&staging, &manifest, &target);
+    // The disk filled while writing (another writer took the space): the
+    // captures go, the rest is kept.
+    if let Err(e) = &written
+        && e.kind() == std::io::ErrorKind::StorageFull
+        && target != bundle::Target::Stdout
+    {
+        let why = format!("the bundle did not fit on the output's file system ({e})");
+        let cut = cut_captures(&mut manifest.members, usize::MAX, &why);
+        if !cut.is_empty() {
+            manifest.sources.extend(cut.clone());
+            reports.extend(cut);
+            written = bundle::write_to(&staging, &manifest, &target);
+        }
+    }
+    let (bundle, size) = written.map_err(|source| Error::Bundle {
         path: out.clone(),
         source,
     })?;
     Ok(Outcome {
-        bundle: out,
+        bundle,
         size,
         sources: reports,
     })
@@ -411,6 +445,100 @@ fn bounded_netns_snapshot(cx: &Arc<Context>, i: usize) -> Vec<SourceReport> {
             ),
         ]
     })
+}
+
+/// The staging directory of a collection: `<prefix><pid>` next to the
+/// output.
+const STAGING_PREFIX: &str = ".capsnap-staging-";
+
+/// Removes staging directories left in `dir` by collections that were
+/// killed outright (SIGKILL, OOM): only directories of ours whose pid no
+/// longer runs (a pid reused since only delays the removal).
+fn sweep_stale_staging(dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    // SAFETY: geteuid() cannot fail and touches no memory.
+    let uid = unsafe { libc::geteuid() };
+    for e in entries.flatten() {
+        let Some(pid) = e
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix(STAGING_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let ours = std::fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir() && m.uid() == uid);
+        if ours && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Leaves captures out of the bundle, largest first, until the members
+/// fit the free space of the staging file system (the bundle is written
+/// next to the staging, which still holds every member). One report per
+/// capture left out, saying why.
+fn fit_members(
+    members: &mut Vec<formats::Member>,
+    staging: &Path,
+    disk: &DiskBudget,
+) -> Vec<SourceReport> {
+    let Some((free, _)) = crate::space::statvfs(staging) else {
+        return Vec::new();
+    };
+    let need = |m: &[formats::Member]| m.iter().map(|m| m.size + 1024).sum::<u64>() + (1 << 20);
+    if need(members) <= free {
+        return Vec::new();
+    }
+    let why = format!(
+        "left out of the bundle: {free} bytes free on the file system of {} for {} bytes of members{}",
+        staging.display(),
+        need(members),
+        if disk.is_low() {
+            " (the capture had already stopped on low disk space)"
+        } else {
+            ""
+        }
+    );
+    let mut reports = Vec::new();
+    while need(members) > free {
+        let cut = cut_captures(members, 1, &why);
+        if cut.is_empty() {
+            break;
+        }
+        reports.extend(cut);
+    }
+    reports
+}
+
+/// Removes up to `n` capture members (the largest first) from `members`;
+/// one partial report each, naming it.
+fn cut_captures(members: &mut Vec<formats::Member>, n: usize, why: &str) -> Vec<SourceReport> {
+    let mut reports = Vec::new();
+    for _ in 0..n {
+        let Some(i) = members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| {
+                formats::bundle::at(&m.path).is_some_and(|a| a.path == formats::bundle::PACKETS.path)
+            })
+            .max_by_key(|(_, m)| m.size)
+            .map(|(i, _)| i)
+        else {
+            break;
+        };
+        let m = members.remove(i);
+        reports.push(
+            SourceReport::new(formats::bundle::PACKETS.source, None).with(
+                Status::Partial,
+                format!("{} ({} bytes) {why}", m.path, m.size),
+            ),
+        );
+    }
+    reports
 }
 
 /// Removes the staging directory however the collection ends.

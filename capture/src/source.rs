@@ -86,6 +86,10 @@ pub struct Context {
     pub proc: PathBuf,
     /// The selected namespaces, each with its bundle directory.
     pub namespaces: Vec<Netns>,
+    /// The disk budget of the staging directory's file system: a source
+    /// that writes much (the packet capture) claims every write from it
+    /// and stops when it says the disk is low.
+    pub disk: std::sync::Arc<crate::space::DiskBudget>,
 }
 
 impl Context {
