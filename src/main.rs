@@ -309,6 +309,11 @@ fn check_input(arg: &str, input: &InputSpec) -> Result<()> {
                 input.path.display()
             )
         }
+        // ELOOP (asm-generic/errno.h): "Too many levels of symbolic links".
+        Err(e) if e.raw_os_error() == Some(40) => bail!(
+            "input {arg}: {} is a loop of symbolic links (a link that leads back to itself)",
+            input.path.display()
+        ),
         Err(e) => Err(e).with_context(|| format!("input {arg}: {}", input.path.display())),
     }
 }
@@ -456,7 +461,19 @@ fn query(config: QueryConfig) -> Result<()> {
         anyhow::Ok(())
     });
     match (&file, ran) {
-        (Some(f), Err(e)) if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some() || c.downcast_ref::<analyze::Error>().is_some_and(|a| matches!(a, analyze::Error::Output(_) | analyze::Error::Arrow(_) | analyze::Error::Parquet(_)))) => {
+        (Some(f), Err(e))
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some()
+                    || c.downcast_ref::<analyze::Error>().is_some_and(|a| {
+                        matches!(
+                            a,
+                            analyze::Error::Output(_)
+                                | analyze::Error::Arrow(_)
+                                | analyze::Error::Parquet(_)
+                        )
+                    })
+            }) =>
+        {
             Err(e).with_context(|| format!("writing {}", f.path.display()))
         }
         (_, Err(e)) => Err(e),
@@ -539,8 +556,11 @@ fn main() -> ExitCode {
         .spawn(move || run(cli))
         .map_err(anyhow::Error::from)
         .and_then(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("internal error (a panic): please report it")))
+            h.join().unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "internal error (a panic): please report it"
+                ))
+            })
         });
     match ran {
         Ok(Found(false)) => ExitCode::SUCCESS,

@@ -127,21 +127,44 @@ fn cache_dir() -> Result<PathBuf, String> {
         std::env::var_os(k)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
     };
     // SAFETY: geteuid() cannot fail and touches no memory.
     let uid = unsafe { libc::geteuid() };
-    let (base, private) = match env("XDG_CACHE_HOME").or_else(|| env("HOME").map(|h| h.join(".cache"))) {
-        Some(home) => (home.join("capsnap"), false),
+    let (base, private) = cache_base(
+        env("XDG_CACHE_HOME"),
+        env("HOME"),
+        &std::env::temp_dir(),
+        uid,
+    );
+    prepare(&base, private, uid)
+}
+
+/// Where the cache is: `$XDG_CACHE_HOME/capsnap`, `~/.cache/capsnap`, or
+/// (private: true) `capsnap-<uid>` in the shared temp dir. Relative
+/// values are ignored, as the XDG base directory spec says.
+fn cache_base(
+    xdg: Option<PathBuf>,
+    home: Option<PathBuf>,
+    tmp: &Path,
+    uid: u32,
+) -> (PathBuf, bool) {
+    let absolute = |p: Option<PathBuf>| p.filter(|p| p.is_absolute());
+    match absolute(xdg).or_else(|| absolute(home).map(|h| h.join(".cache"))) {
+        Some(dir) => (dir.join("capsnap"), false),
         // No home: a directory of our own in the shared temp dir, which
         // anyone could have made first; `owned` refuses it then.
-        None => (std::env::temp_dir().join(format!("capsnap-{uid}")), true),
-    };
+        None => (tmp.join(format!("capsnap-{uid}")), true),
+    }
+}
+
+/// Creates `base/bundles` (mode 0700) as needed and checks `base` and
+/// `base/bundles`; returns the latter.
+fn prepare(base: &Path, private: bool, uid: u32) -> Result<PathBuf, String> {
     if !private && let Some(parent) = base.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
     let bundles = base.join("bundles");
-    for dir in [&base, &bundles] {
+    for dir in [base, &bundles] {
         match std::fs::DirBuilder::new().mode(0o700).create(dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -155,8 +178,7 @@ fn cache_dir() -> Result<PathBuf, String> {
 /// Checks that `dir` itself (not what a link points to) is a directory
 /// owned by `uid` with none of the `forbidden` mode bits.
 fn owned(dir: &Path, uid: u32, forbidden: u32) -> Result<(), String> {
-    let m = std::fs::symlink_metadata(dir)
-        .map_err(|e| format!("cache {}: {e}", dir.display()))?;
+    let m = std::fs::symlink_metadata(dir).map_err(|e| format!("cache {}: {e}", dir.display()))?;
     if !m.file_type().is_dir() {
         return Err(format!(
             "cache {} is not a directory (a link or file someone else may have put there): remove it or set XDG_CACHE_HOME",
@@ -291,6 +313,86 @@ mod tests {
 
     const F: tar::EntryType = tar::EntryType::Regular;
 
+    fn uid() -> u32 {
+        // SAFETY: geteuid() cannot fail and touches no memory.
+        unsafe { libc::geteuid() }
+    }
+
+    #[test]
+    fn the_cache_is_never_a_shared_temp_dir_3() {
+        let tmp = Path::new("/tmp");
+        let (base, private) = cache_base(None, None, tmp, 1000);
+        assert_eq!((base, private), (tmp.join("capsnap-1000"), true));
+        // A relative HOME is ignored like a missing one.
+        assert!(cache_base(None, Some("rel".into()), tmp, 1000).1);
+        let (base, private) = cache_base(None, Some("/home/u".into()), tmp, 1000);
+        assert_eq!(
+            (base, private),
+            (PathBuf::from("/home/u/.cache/capsnap"), false)
+        );
+        let (base, _) = cache_base(Some("/x".into()), Some("/home/u".into()), tmp, 1000);
+        assert_eq!(base, PathBuf::from("/x/capsnap"));
+    }
+
+    #[test]
+    fn a_planted_link_or_open_cache_dir_is_refused_3() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // Another user's trick: the private dir is a link to where root
+        // would then extract.
+        let target = dir.path().join("elsewhere");
+        std::fs::create_dir(&target).unwrap();
+        let planted = dir.path().join("capsnap-0");
+        std::os::unix::fs::symlink(&target, &planted).unwrap();
+        let err = prepare(&planted, true, uid()).unwrap_err();
+        assert!(err.contains("is not a directory (a link"), "{err}");
+        assert!(!target.join("bundles").exists());
+        // A directory others may write to (where a forged extraction and
+        // its completion marker could be put).
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = prepare(&open, true, uid()).unwrap_err();
+        assert!(err.contains("has mode 777"), "{err}");
+        // Not ours.
+        let err = prepare(&dir.path().join("mine"), true, uid() + 1).unwrap_err();
+        assert!(err.contains("not to us"), "{err}");
+        // Ours, made here: 0700.
+        let made = prepare(&dir.path().join("new"), true, uid()).unwrap();
+        let mode = std::fs::metadata(&made).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_changed_bundle_with_its_mtime_restored_gets_a_new_key_3() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("b");
+        std::fs::write(&f, b"x").unwrap();
+        let meta = std::fs::metadata(&f).unwrap();
+        // Same size, same mtime, another manifest (members' hashes differ).
+        let a = cache_key(&manifest(&[("a.txt", b"good")]), &meta);
+        let b = cache_key(&manifest(&[("a.txt", b"evil")]), &meta);
+        assert_ne!(a, b);
+        assert_eq!(a, cache_key(&manifest(&[("a.txt", b"good")]), &meta));
+    }
+
+    #[test]
+    fn extractions_of_dead_processes_are_removed_9() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = dir.path().join(format!("abc{TMP}{dead}"));
+        let live = dir.path().join(format!("abc{TMP}{}", std::process::id()));
+        for d in [&stale, &live] {
+            std::fs::create_dir_all(d.join("netns/host")).unwrap();
+            std::fs::write(d.join("netns/host/x"), b"1").unwrap();
+        }
+        sweep(dir.path());
+        assert!(!stale.exists(), "the dead pid's extraction stays");
+        assert!(live.exists(), "a running extraction was removed");
+    }
+
     #[test]
     fn a_valid_bundle_extracts_and_verifies() {
         let m = manifest(&[("netns/host/proc/net/sockstat", b"TCP: inuse 1\n")]);
@@ -326,7 +428,7 @@ mod tests {
     }
 
     #[test]
-    fn a_decompression_bomb_stops_at_the_declared_size() {
+    fn a_long_name_record_is_refused_by_its_claimed_size_5() {
         // The manifest declares one 4-byte file; before it, the archive
         // carries a 64 MiB GNU long-name record (compressing to a few KiB),
         // which a tar reader would load into memory.

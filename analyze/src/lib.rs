@@ -225,7 +225,10 @@ impl Workspace {
             self.progress.reset();
             self.progress.set_length(total);
             self.progress.set_message("reading");
-            let stream = df.execute_stream().await.map_err(|e| self.memory(e.into()))?;
+            let stream = df
+                .execute_stream()
+                .await
+                .map_err(|e| self.memory(e.into()))?;
             let progress = self.progress.clone();
             let held = MemoryConsumer::new("result held for --format table")
                 .register(&self.inputs.runtime.memory_pool);

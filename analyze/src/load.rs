@@ -195,7 +195,9 @@ impl Loaded {
             let mut bytes = 0u64;
             while let Some(next) = texts.peek() {
                 let len = std::fs::metadata(&next.0).map_or(0, |m| m.len());
-                if !group.is_empty() && (bytes + len > self.budget / 4 || group.len() >= GROUP_FILES) {
+                if !group.is_empty()
+                    && (bytes + len > self.budget / 4 || group.len() >= GROUP_FILES)
+                {
                     break;
                 }
                 bytes += len;
@@ -297,7 +299,10 @@ struct Parsed {
 }
 
 /// Concatenates `run` into one batch (emptying it).
-fn concat(schema: &datafusion::arrow::datatypes::SchemaRef, run: &mut Vec<RecordBatch>) -> Vec<RecordBatch> {
+fn concat(
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+    run: &mut Vec<RecordBatch>,
+) -> Vec<RecordBatch> {
     if run.is_empty() {
         return Vec::new();
     }

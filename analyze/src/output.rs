@@ -1,6 +1,5 @@
 //! Query results written as table, CSV, TSV, JSON, NDJSON or Parquet.
 
-use datafusion::execution::memory_pool::MemoryReservation;
 use crate::error::Error;
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -8,6 +7,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::util::pretty::pretty_format_batches_with_schema;
 use datafusion::arrow::{csv, json};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::memory_pool::MemoryReservation;
 use datafusion::parquet::arrow::ArrowWriter;
 use futures::StreamExt;
 use std::io::Write;

@@ -315,6 +315,69 @@ fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    fn staged() -> (tempfile::TempDir, PathBuf, Manifest) {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join("s");
+        std::fs::create_dir_all(&staging).unwrap();
+        std::fs::write(staging.join("fds.tsv"), "pid\tfd\ttarget\n").unwrap();
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            host: "h".into(),
+            members: members(&staging).unwrap(),
+            ..Manifest::default()
+        };
+        (dir, staging, manifest)
+    }
+
+    #[test]
+    fn two_collects_with_one_output_keep_both_bundles_2() {
+        let (dir, staging, manifest) = staged();
+        let out = dir.path().join("b.capsnap");
+        // Both checked the name before either wrote: neither saw a file.
+        let (a, b) = (Target::check(&out).unwrap(), Target::check(&out).unwrap());
+        let (first, _) = write_to(&staging, &manifest, &a).unwrap();
+        let (second, _) = write_to(&staging, &manifest, &b).unwrap();
+        assert_eq!(first, out);
+        assert_ne!(second, out, "the second bundle replaced the first");
+        for p in [&first, &second] {
+            let bytes = std::fs::read(p).unwrap();
+            let mut ar = tar::Archive::new(zstd::Decoder::new(&bytes[..]).unwrap());
+            assert_eq!(ar.entries().unwrap().count(), 2, "{}", p.display());
+        }
+        // Temp names are unique per run and none is left.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
+        // Replacing our own regular file is what -o asks for.
+        let again = Target::check(&out).unwrap();
+        assert_eq!(write_to(&staging, &manifest, &again).unwrap().0, out);
+    }
+
+    #[test]
+    fn a_target_swapped_for_a_link_meanwhile_is_not_replaced_1() {
+        let (dir, staging, manifest) = staged();
+        let out = dir.path().join("b.capsnap");
+        std::fs::write(&out, b"old").unwrap();
+        let target = Target::check(&out).unwrap();
+        std::fs::remove_file(&out).unwrap();
+        std::os::unix::fs::symlink("/dev/null", &out).unwrap();
+        let err = write_to(&staging, &manifest, &target).unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        assert!(
+            std::fs::symlink_metadata(&out)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "a temp file is left"
+        );
+    }
+
     #[test]
     fn bundle_opens_with_tar_and_has_manifest_first() {
         let dir = tempfile::tempdir().unwrap();

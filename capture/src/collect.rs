@@ -13,8 +13,8 @@ use crate::netns::{self, Netns, Selector};
 use crate::report::{SourceReport, Status};
 use crate::source::{Context, InNetns, Phase, SOURCES, Scope, Source, Window, WindowState};
 use crate::space::DiskBudget;
-use std::os::unix::fs::DirBuilderExt;
 use crate::sys;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -281,11 +281,10 @@ pub fn collect(
     }
 
     let finished_ns = sys::now_ns();
-    let mut members = bundle::members(&staging).map_err(|source| Error::Bundle {
+    let members = bundle::members(&staging).map_err(|source| Error::Bundle {
         path: out.clone(),
         source,
     })?;
-    reports.extend(fit_members(&mut members, &staging, &disk));
     let kernel = sys::kernel()
         .map(|k| format!("{} {} {}", k.sysname, k.release, k.machine))
         .unwrap_or_default();
@@ -314,19 +313,22 @@ pub fn collect(
     };
     progress("writing bundle");
     let mut written = bundle::write_to(&staging, &manifest, &target);
-    // The disk filled while writing (another writer took the space): the
-    // captures go, the rest is kept.
-    if let Err(e) = &written
+    // The bundle did not fit (the disk filled while writing, or the
+    // captures did not compress as the budget hoped): captures go, the
+    // largest first, and the rest is kept, the manifest saying so.
+    while let Err(e) = &written
         && e.kind() == std::io::ErrorKind::StorageFull
         && target != bundle::Target::Stdout
     {
-        let why = format!("the bundle did not fit on the output's file system ({e})");
-        let cut = cut_captures(&mut manifest.members, usize::MAX, &why);
-        if !cut.is_empty() {
-            manifest.sources.extend(cut.clone());
-            reports.extend(cut);
-            written = bundle::write_to(&staging, &manifest, &target);
+        let why = format!("left out: the bundle did not fit on the output's file system ({e})");
+        let cut = cut_captures(&mut manifest.members, 1, &why);
+        if cut.is_empty() {
+            break;
         }
+        progress("the bundle did not fit: writing it again without the largest capture");
+        manifest.sources.extend(cut.clone());
+        reports.extend(cut);
+        written = bundle::write_to(&staging, &manifest, &target);
     }
     let (bundle, size) = written.map_err(|source| Error::Bundle {
         path: out.clone(),
@@ -477,43 +479,6 @@ fn sweep_stale_staging(dir: &Path) {
     }
 }
 
-/// Leaves captures out of the bundle, largest first, until the members
-/// fit the free space of the staging file system (the bundle is written
-/// next to the staging, which still holds every member). One report per
-/// capture left out, saying why.
-fn fit_members(
-    members: &mut Vec<formats::Member>,
-    staging: &Path,
-    disk: &DiskBudget,
-) -> Vec<SourceReport> {
-    let Some((free, _)) = crate::space::statvfs(staging) else {
-        return Vec::new();
-    };
-    let need = |m: &[formats::Member]| m.iter().map(|m| m.size + 1024).sum::<u64>() + (1 << 20);
-    if need(members) <= free {
-        return Vec::new();
-    }
-    let why = format!(
-        "left out of the bundle: {free} bytes free on the file system of {} for {} bytes of members{}",
-        staging.display(),
-        need(members),
-        if disk.is_low() {
-            " (the capture had already stopped on low disk space)"
-        } else {
-            ""
-        }
-    );
-    let mut reports = Vec::new();
-    while need(members) > free {
-        let cut = cut_captures(members, 1, &why);
-        if cut.is_empty() {
-            break;
-        }
-        reports.extend(cut);
-    }
-    reports
-}
-
 /// Removes up to `n` capture members (the largest first) from `members`;
 /// one partial report each, naming it.
 fn cut_captures(members: &mut Vec<formats::Member>, n: usize, why: &str) -> Vec<SourceReport> {
@@ -523,7 +488,8 @@ fn cut_captures(members: &mut Vec<formats::Member>, n: usize, why: &str) -> Vec<
             .iter()
             .enumerate()
             .filter(|(_, m)| {
-                formats::bundle::at(&m.path).is_some_and(|a| a.path == formats::bundle::PACKETS.path)
+                formats::bundle::at(&m.path)
+                    .is_some_and(|a| a.path == formats::bundle::PACKETS.path)
             })
             .max_by_key(|(_, m)| m.size)
             .map(|(i, _)| i)
@@ -547,5 +513,29 @@ struct RemoveDir(PathBuf);
 impl Drop for RemoveDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_of_a_dead_collect_is_removed_9() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = dir.path().join(format!("{STAGING_PREFIX}{dead}"));
+        let live = dir
+            .path()
+            .join(format!("{STAGING_PREFIX}{}", std::process::id()));
+        let other = dir.path().join(".capsnap-staging-x");
+        for d in [&stale, &live, &other] {
+            std::fs::create_dir_all(d.join("netns/host")).unwrap();
+        }
+        sweep_stale_staging(dir.path());
+        assert!(!stale.exists(), "the dead collect's staging stays");
+        assert!(live.exists() && other.exists());
     }
 }

@@ -89,7 +89,8 @@ impl DiskBudget {
         self.staged.load(Ordering::Relaxed)
     }
 
-    fn why(&self) -> io::Error {
+    /// Why writers were stopped (or would be): the file system and figures.
+    pub fn why(&self) -> io::Error {
         let free = statvfs(&self.dir).map_or(0, |(f, _)| f);
         io::Error::new(
             io::ErrorKind::StorageFull,
@@ -135,7 +136,10 @@ mod tests {
         // the reserve.
         let err = b.claim(free - 1000).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::StorageFull);
-        assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&dir.path().display().to_string()),
+            "{err}"
+        );
         assert!(b.is_low());
         assert!(b.claim(1).is_err(), "a stopped writer stays stopped");
     }

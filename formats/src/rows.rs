@@ -287,7 +287,11 @@ const FIRST_ROWS: usize = 16;
 fn builder(kind: Kind) -> Box<dyn ArrayBuilder> {
     let n = FIRST_ROWS;
     match kind {
-        Kind::Dict => Box::new(StringDictionaryBuilder::<Int32Type>::with_capacity(n, n, n * 16)),
+        Kind::Dict => Box::new(StringDictionaryBuilder::<Int32Type>::with_capacity(
+            n,
+            n,
+            n * 16,
+        )),
         Kind::Str => Box::new(StringBuilder::with_capacity(n, n * 16)),
         Kind::Bool => Box::new(BooleanBuilder::with_capacity(n)),
         Kind::U8 => Box::new(UInt8Builder::with_capacity(n)),

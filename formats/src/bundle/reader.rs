@@ -91,9 +91,9 @@ pub fn read(input: impl Read, sink: &mut dyn Sink) -> Result<Manifest, String> {
     sink.manifest(&bytes, total)?;
     // From here the stream may hold the members' data plus their headers
     // (with long-name records) and the end-of-archive blocks.
-    left.set(total.saturating_add(
-        (2 * 512 + MAX_NAME_RECORD.min(4096)) * (declared.len() as u64 + 4),
-    ));
+    left.set(
+        total.saturating_add((2 * 512 + MAX_NAME_RECORD.min(4096)) * (declared.len() as u64 + 4)),
+    );
     let mut seen = 0usize;
     let mut buf = vec![0u8; 256 * 1024];
     while let Some((name, mut entry)) = next_member(&mut entries, seen)? {
@@ -266,8 +266,9 @@ fn next_member<'a, S: Read>(
                 long_name = Some(data);
             } else if kind.is_pax_local_extensions() {
                 for ext in tar::PaxExtensions::new(&data) {
-                    let ext = ext
-                        .map_err(|e| format!("a PAX record after {seen} members is damaged: {e}"))?;
+                    let ext = ext.map_err(|e| {
+                        format!("a PAX record after {seen} members is damaged: {e}")
+                    })?;
                     if ext.key_bytes() == b"path" {
                         long_name = Some(ext.value_bytes().to_vec());
                     }

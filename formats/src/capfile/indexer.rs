@@ -212,9 +212,15 @@ impl Indexer {
                     ix.interfaces.push(iface);
                 }
             }
-            Record::Packet { local_interface, .. } => match ix.sections.last() {
+            Record::Packet {
+                local_interface, ..
+            } => match ix.sections.last() {
                 Some(s) if local_interface < s.interfaces => self.chunker.packet(ix, pos),
-                _ => damage(ix, pos, || format!("packet block refers to interface {local_interface}, which its section never described; packet skipped")),
+                _ => damage(ix, pos, || {
+                    format!(
+                        "packet block refers to interface {local_interface}, which its section never described; packet skipped"
+                    )
+                }),
             },
             Record::Skip(message) => damage(ix, pos, || format!("{message}; block skipped")),
             Record::Numbered => self.chunker.numbered(),
