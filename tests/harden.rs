@@ -514,3 +514,120 @@ fn a_closed_pipe_ends_quietly_10() {
         assert_eq!(stderr(&o), "", "{format}");
     }
 }
+
+/// The fuzz targets (fuzz/, one per parser and the bundle reader) each run
+/// for a few seconds on seeds from the samples and the corpus, so a
+/// target that no longer builds or crashes at once fails CI; the long runs
+/// are `fuzz/run.sh`. Needs the nightly toolchain and cargo-fuzz (.ci/run
+/// installs it); says so and skips without them. Costs a dev-profile build
+/// of formats (a few minutes cold, seconds warm) and 2 s per target.
+#[test]
+fn every_fuzz_target_runs_briefly_without_a_crash() {
+    let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let have = Command::new("cargo")
+        .args(["+nightly", "fuzz", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        eprintln!(
+            "skipped: needs `cargo +nightly fuzz` (rustup toolchain install nightly; cargo install cargo-fuzz)"
+        );
+        return;
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| PathBuf::from(format!("{}-fuzz", d.to_string_lossy())))
+        .unwrap_or_else(|| fuzz.join("target"));
+    let build = Command::new("cargo")
+        .args([
+            "+nightly",
+            "fuzz",
+            "build",
+            "--dev",
+            "-s",
+            "none",
+            "--target-dir",
+        ])
+        .arg(&target_dir)
+        .current_dir(&fuzz)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "fuzz build: {}", stderr(&build));
+    let list = Command::new("cargo")
+        .args(["+nightly", "fuzz", "list"])
+        .current_dir(&fuzz)
+        .output()
+        .unwrap();
+    let targets: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(targets.len() >= 25, "{targets:?}");
+    let bins = target_dir.join("x86_64-unknown-linux-gnu/debug");
+    let seeds = tempfile::tempdir().unwrap();
+    let corpus = common::corpus_dir();
+    let mut pick = |name: &str, from: &[PathBuf]| {
+        let dir = seeds.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, f) in from.iter().take(40).enumerate() {
+            let _ = std::fs::copy(f, dir.join(i.to_string()));
+        }
+        dir
+    };
+    let files = |dir: PathBuf| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let captures = pick("capture", &files(corpus.join("pcap")));
+    let text = pick("text", &files(corpus.join("proc/node_exporter/proc/net")));
+    let events = pick("events", &files(corpus.join("ebpf/bcc")));
+    let bundles = pick(
+        "bundle",
+        &files(samples())
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "capsnap"))
+            .collect::<Vec<_>>(),
+    );
+    for t in &targets {
+        let seed = match t.as_str() {
+            "capture" | "indexer" | "decode" => &captures,
+            "bundle" => &bundles,
+            "joiner" | "reader_events" | "reader_tools" => &events,
+            _ => &text,
+        };
+        let work = seeds.path().join(format!("run-{t}"));
+        std::fs::create_dir_all(&work).unwrap();
+        let o = Command::new(bins.join(t))
+            .arg(&work)
+            .arg(seed)
+            .args([
+                "-max_total_time=2",
+                "-max_len=65536",
+                "-rss_limit_mb=1024",
+                "-timeout=10",
+            ])
+            .arg(format!("-artifact_prefix={}/", work.display()))
+            .output()
+            .unwrap();
+        let log = stderr(&o);
+        assert!(
+            o.status.success(),
+            "fuzz target {t} crashed:\n{}",
+            log.lines()
+                .filter(|l| !l.starts_with('#') && !l.starts_with("INFO"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
