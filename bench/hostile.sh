@@ -20,8 +20,9 @@ bin=${1:-$CARGO_TARGET_DIR/release/capsnap}
 if [[ ! -x $bin ]]; then
     cargo build --release --quiet --bin capsnap --example gen_capture || exit 2
 fi
-gen=$(dirname "$bin")/examples/gen_capture
-[[ -x $gen ]] || cargo build --quiet --example gen_capture --profile "$(basename "$(dirname "$bin")" | sed 's/^debug$/dev/')"
+gen=$CARGO_TARGET_DIR/release/examples/gen_capture
+[[ -x $gen ]] || gen=$CARGO_TARGET_DIR/debug/examples/gen_capture
+[[ -x $gen ]] || { cargo build --release --quiet --example gen_capture && gen=$CARGO_TARGET_DIR/release/examples/gen_capture; }
 w=${2:-bench/data/hostile}
 mkdir -p "$w"
 w=$(cd "$w" && pwd)

@@ -569,7 +569,7 @@ fn every_fuzz_target_runs_briefly_without_a_crash() {
     let bins = target_dir.join("x86_64-unknown-linux-gnu/debug");
     let seeds = tempfile::tempdir().unwrap();
     let corpus = common::corpus_dir();
-    let mut pick = |name: &str, from: &[PathBuf]| {
+    let pick = |name: &str, from: &[PathBuf]| {
         let dir = seeds.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         for (i, f) in from.iter().take(40).enumerate() {

@@ -66,10 +66,10 @@ impl DiskBudget {
         }
         let staged = self.staged.fetch_add(n, Ordering::Relaxed) + n;
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if staged.saturating_sub(seen.1) >= RESTAT_BYTES {
-            if let Some((free, _)) = statvfs(&self.dir) {
-                *seen = (free, staged);
-            }
+        if staged.saturating_sub(seen.1) >= RESTAT_BYTES
+            && let Some((free, _)) = statvfs(&self.dir)
+        {
+            *seen = (free, staged);
         }
         let free = seen.0.saturating_sub(staged.saturating_sub(seen.1));
         if free < self.reserve.saturating_add(staged) {

@@ -173,8 +173,11 @@ pub fn hex(bytes: &[u8]) -> String {
 
 type Stream<R> = Bounded<zstd::stream::read::Decoder<'static, std::io::BufReader<R>>>;
 
+/// The tar archive of a bundle and the bound on its decompressed size.
+type Opened<R> = (tar::Archive<Stream<R>>, Rc<Cell<u64>>);
+
 /// The tar archive of a bundle, its decompressed size bounded by `left`.
-fn open<R: Read>(input: R) -> Result<(tar::Archive<Stream<R>>, Rc<Cell<u64>>), String> {
+fn open<R: Read>(input: R) -> Result<Opened<R>, String> {
     let decoder =
         zstd::stream::read::Decoder::new(input).map_err(|e| format!("not a zstd stream: {e}"))?;
     // Until the manifest is read, nothing bounds the stream but the
