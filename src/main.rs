@@ -323,10 +323,13 @@ fn check_input(arg: &str, input: &InputSpec) -> Result<()> {
 /// a tree thousands deep (8 MiB, the main thread's default, overflows
 /// near 5,000 terms in a debug build). Only the pages touched are used.
 const SQL_STACK: usize = 512 << 20;
+/// Stack of the runtime's threads, which evaluate the planned expressions
+/// (as deep as the SQL, but with smaller frames than the planner's).
+const EXEC_STACK: usize = 64 << 20;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
-        .thread_stack_size(SQL_STACK)
+        .thread_stack_size(EXEC_STACK)
         .enable_all()
         .build()?)
 }
