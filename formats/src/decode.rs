@@ -7,6 +7,7 @@
 //! it are read: tunnels and ICMP-quoted packets keep the outer addresses.
 
 use crate::capfile::Direction;
+use crate::tcp_options::TcpOptions;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// LINKTYPE_* values, tcpdump.org/linktypes.html.
@@ -117,6 +118,8 @@ pub struct Tcp {
     pub seq: u32,
     pub ack: u32,
     pub window: u16,
+    /// MSS, window scale, SACK and timestamps, as far as captured.
+    pub options: TcpOptions,
 }
 
 /// The headers of one frame. Reset by [`decode`] before each use.
@@ -399,6 +402,10 @@ fn transport(proto: u8, d: &[u8], ip_payload: usize, h: &mut Headers) {
                     ack: u32::from_be_bytes([d[8], d[9], d[10], d[11]]),
                     flags: (u16::from(d[12] & 0x0f) << 8) | u16::from(d[13]),
                     window: be16(d, 14).unwrap_or(0),
+                    options: d
+                        .get(20..off.min(d.len()))
+                        .map(TcpOptions::parse)
+                        .unwrap_or_default(),
                 });
                 if off >= 20 {
                     h.payload_len = Some(ip_payload.saturating_sub(off) as u32);
@@ -447,12 +454,40 @@ mod tests {
                 flags: tcp_flag::RST | tcp_flag::ACK,
                 seq: 1,
                 ack: 2,
-                window: 256
+                window: 256,
+                options: TcpOptions::default(),
             })
         );
         assert_eq!(
             (h.ttl, h.ip_id, h.payload_len, h.fragment),
             (Some(64), Some(0x1234), Some(0), false)
+        );
+    }
+
+    #[test]
+    fn tcp_options_are_read_as_far_as_captured() {
+        // IPv4 + TCP SYN with MSS 1460, SACK-permitted, timestamps, NOP, wscale 7.
+        let mut d = vec![
+            0x45, 0, 0, 60, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, //
+            0x30, 0x39, 0, 80, 0, 0, 0, 7, 0, 0, 0, 0, 0xa0, 0x02, 0xff, 0xff, 0, 0, 0, 0,
+        ];
+        d.extend([
+            2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 9, 0, 0, 0, 0, 1, 3, 3, 7,
+        ]);
+        let mut h = Headers::default();
+        decode(link::RAW, &d, &mut h);
+        let o = h.tcp.unwrap().options;
+        assert_eq!(
+            (o.mss, o.sack_permitted, o.timestamps, o.wscale),
+            (Some(1460), true, Some((9, 0)), Some(7))
+        );
+        assert_eq!(h.payload_len, Some(0));
+        // Cut by a snap length inside the timestamps: MSS and SACK-permitted stay.
+        decode(link::RAW, &d[..50], &mut h);
+        let o = h.tcp.unwrap().options;
+        assert_eq!(
+            (o.mss, o.sack_permitted, o.timestamps),
+            (Some(1460), true, None)
         );
     }
 
