@@ -12,7 +12,7 @@
 //! [`FlowTable`] per thread, merged at the end.
 //!
 //! ```sh
-//! cargo run --release -p capsnap-formats --example decode_bench -- FILE [--walker ours|pcap-parser] [--decoder ours|etherparse] [--threads N]
+//! cargo run --release -p capsnap-formats --example decode_bench -- FILE [--walker ours|pcap-parser] [--decoder ours|etherparse|none] [--threads N]
 //! cargo run --release -p capsnap-formats --example decode_bench -- --check FILE_OR_DIR...
 //! ```
 //!
@@ -54,6 +54,8 @@ enum WalkerKind {
 enum DecoderKind {
     Ours,
     Etherparse,
+    /// No decoding: frames are walked and counted, to time the walker.
+    None,
 }
 
 /// A record walker as the reader drives it: fed pieces in file order,
@@ -192,6 +194,7 @@ fn decode(decoder: DecoderKind, link: u16, data: &[u8], h: &mut Headers) {
     match decoder {
         DecoderKind::Ours => capsnap_formats::decode(link, data, h),
         DecoderKind::Etherparse => ep::decode(link, data, h),
+        DecoderKind::None => {}
     }
 }
 
@@ -272,7 +275,7 @@ fn scan<W: Walk>(
 
 fn usage() -> ! {
     eprintln!(
-        "usage: decode_bench FILE [--walker ours|pcap-parser] [--decoder ours|etherparse] [--threads N]\n       decode_bench --check FILE_OR_DIR...\n       decode_bench --dump-options FILE\n       decode_bench --to-pcapng IN OUT"
+        "usage: decode_bench FILE [--walker ours|pcap-parser] [--decoder ours|etherparse|none] [--threads N]\n       decode_bench --check FILE_OR_DIR...\n       decode_bench --dump-options FILE\n       decode_bench --to-pcapng IN OUT"
     );
     std::process::exit(2)
 }
@@ -303,6 +306,7 @@ fn main() {
                 decoder = match it.next().map(String::as_str) {
                     Some("ours") => DecoderKind::Ours,
                     Some("etherparse") => DecoderKind::Etherparse,
+                    Some("none") => DecoderKind::None,
                     _ => usage(),
                 }
             }
