@@ -183,6 +183,13 @@ fn check_file(name: &str, d: &[u8], r: &mut Report) {
         if h1 == h2 {
             continue;
         }
+        r.note(
+            name,
+            "decoder: frames differing",
+            f.number,
+            String::new(),
+            String::new(),
+        );
         let t1 = h1.tcp.unwrap_or_default();
         let t2 = h2.tcp.unwrap_or_default();
         let fields: [(&str, String, String); 24] = [
