@@ -238,10 +238,12 @@ fn ethernet(d: &[u8], h: &mut Headers) {
         at += 4;
     }
     // Values up to 1500 are an 802.3 length: LLC follows, and with
-    // SNAP (AA AA 03, OUI, type) the EtherType comes after it.
+    // SNAP (AA AA 03, OUI, type) the EtherType comes after it when the OUI
+    // is 00-00-00 (RFC 1042) or 00-00-F8 (802.1H); under another OUI the
+    // type is that organisation's own (Cisco's CDP is 0x2000).
     if proto > 1500 {
         ethertype(proto, &d[at..], h);
-    } else if d.get(at..at + 3) == Some(&[0xaa, 0xaa, 0x03])
+    } else if let Some([0xaa, 0xaa, 0x03, 0, 0, 0 | 0xf8]) = d.get(at..at + 6)
         && let Some(t) = be16(d, at + 6)
     {
         ethertype(t, &d[at + 8..], h);
@@ -462,6 +464,23 @@ mod tests {
             (h.ttl, h.ip_id, h.payload_len, h.fragment),
             (Some(64), Some(0x1234), Some(0), false)
         );
+    }
+
+    #[test]
+    fn cisco_snap_pid_is_not_an_ethertype() {
+        let llc = |oui: [u8; 3], pid: [u8; 2]| {
+            let mut d = vec![0x01, 0, 0x0c, 0xcc, 0xcc, 0xcc, 0, 1, 2, 3, 4, 5, 0, 40];
+            d.extend([0xaa, 0xaa, 0x03]);
+            d.extend(oui);
+            d.extend(pid);
+            d.extend(&VLAN_TCP_RST[18..]);
+            d
+        };
+        let mut h = Headers::default();
+        decode(link::ETHERNET, &llc([0, 0, 0x0c], [0x20, 0x00]), &mut h);
+        assert_eq!((h.l3, h.src), (L3::None, None), "CDP");
+        decode(link::ETHERNET, &llc([0, 0, 0], [0x08, 0x00]), &mut h);
+        assert_eq!(h.dst.unwrap().to_string(), "10.0.0.2", "RFC 1042");
     }
 
     #[test]
