@@ -333,7 +333,7 @@ pub fn dump_options(args: &[String]) -> i32 {
 }
 
 pub fn to_pcapng(args: &[String]) -> i32 {
-    use std::io::Write;
+    use capsnap_formats::pcapng::{EpbFlags, Writer};
     let [input, output] = args else {
         eprintln!("usage: decode_bench --to-pcapng IN OUT");
         return 2;
@@ -352,49 +352,28 @@ pub fn to_pcapng(args: &[String]) -> i32 {
             return 2;
         }
     };
-    let file = std::fs::File::create(output).expect("output is writable");
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-    let mut block = |kind: u32, body: &[u8]| {
-        let total = (12 + body.len().div_ceil(4) * 4) as u32;
-        let mut b = Vec::with_capacity(total as usize);
-        b.extend(kind.to_le_bytes());
-        b.extend(total.to_le_bytes());
-        b.extend(body);
-        b.resize(total as usize - 4, 0);
-        b.extend(total.to_le_bytes());
-        w.write_all(&b).expect("output is writable");
+    let write = || -> std::io::Result<()> {
+        let file = std::fs::File::create(output)?;
+        let out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut w = Writer::new(out, "decode_bench", None)?;
+        let mut ids = Vec::new();
+        for iface in &ix.interfaces {
+            ids.push(w.interface(iface.link_type, iface.snaplen, "eth0", "netns=host")?);
+        }
+        for c in &ix.chunks {
+            for f in ix.frames(&d, c) {
+                let ts = f.ts_ns.unwrap_or(0).max(0) as u64;
+                let flags = EpbFlags(EpbFlags::INBOUND);
+                w.packet(ids[f.interface as usize], ts, f.data, f.wire_len, flags)?;
+            }
+        }
+        w.into_inner().map(drop)
     };
-    // Section header: byte-order magic, version 1.0, unknown length.
-    let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
-    shb.extend([1, 0, 0, 0]);
-    shb.extend((-1i64).to_le_bytes());
-    block(0x0a0d_0d0a, &shb);
-    // Interface: link type, snap length, if_name "eth0", if_tsresol 9.
-    let iface = &ix.interfaces[0];
-    let mut idb = iface.link_type.to_le_bytes().to_vec();
-    idb.extend([0, 0]);
-    idb.extend(iface.snaplen.to_le_bytes());
-    idb.extend([2, 0, 4, 0]);
-    idb.extend(b"eth0");
-    idb.extend([9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0]);
-    block(1, &idb);
-    let mut epb = Vec::new();
-    for c in &ix.chunks {
-        for f in ix.frames(&d, c) {
-            let ts = f.ts_ns.unwrap_or(0) as u64;
-            epb.clear();
-            epb.extend(0u32.to_le_bytes());
-            epb.extend(((ts >> 32) as u32).to_le_bytes());
-            epb.extend((ts as u32).to_le_bytes());
-            epb.extend((f.data.len() as u32).to_le_bytes());
-            epb.extend(f.wire_len.to_le_bytes());
-            epb.extend(f.data);
-            epb.resize(epb.len().div_ceil(4) * 4, 0);
-            // epb_flags: inbound; then opt_endofopt.
-            epb.extend([2, 0, 4, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
-            block(6, &epb);
+    match write() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("decode_bench: {output}: {e}");
+            2
         }
     }
-    w.flush().expect("output is writable");
-    0
 }
