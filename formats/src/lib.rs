@@ -40,6 +40,7 @@ mod rows;
 mod sockstat;
 mod sysctls;
 mod table;
+mod tcp_options;
 mod tcp_state;
 #[doc(hidden)]
 pub mod testing;
@@ -58,6 +59,7 @@ pub use flows::FlowTable;
 pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
 pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read};
 pub use table::{Column, Kind, Table, schema_of};
+pub use tcp_options::TcpOptions;
 pub use tcp_state::{TCP_STATES, tcp_state_name};
 pub use unix::DIAG_COLUMNS as UNIX_DIAG_COLUMNS;
 
