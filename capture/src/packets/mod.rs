@@ -68,6 +68,9 @@ pub struct CaptureOptions {
     pub snaplen: u32,
     /// Bytes of kernel ring per packet socket.
     pub ring_bytes: usize,
+    /// The collection's disk budget: every block is claimed from it before
+    /// it is written, and the capture ends when it says the disk is low.
+    pub disk: Option<std::sync::Arc<crate::space::DiskBudget>>,
 }
 
 /// Kernel ring per capture point when nothing else is asked: 32 blocks of
@@ -310,7 +313,7 @@ fn capture_to_file(
         max_bytes: opts.max_bytes,
     };
     let mut sink = match PcapngSink::new(BufWriter::new(file), &target.label, bounds) {
-        Ok(w) => w,
+        Ok(w) => w.with_disk(opts.disk.clone()),
         Err(e) => {
             let _ = std::fs::remove_file(path);
             return Err(format!("cannot write {}: {e}", path.display()));
@@ -730,6 +733,7 @@ mod tests {
             max_bytes: 64 * 1024 * 1024,
             snaplen: 256,
             ring_bytes: 2 << 20,
+            disk: None,
         }
     }
 

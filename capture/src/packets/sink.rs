@@ -77,6 +77,9 @@ pub struct PcapngSink<W: Write> {
     ids: Vec<Option<u32>>,
     bounds: Bounds,
     packets: u64,
+    /// The collection's disk budget: every block is claimed from it before
+    /// it is written.
+    disk: Option<std::sync::Arc<crate::space::DiskBudget>>,
 }
 
 impl<W: Write> PcapngSink<W> {
@@ -93,7 +96,16 @@ impl<W: Write> PcapngSink<W> {
             ids: Vec::new(),
             bounds,
             packets: 0,
+            disk: None,
         })
+    }
+
+    /// Claims every block from `disk` before it is written: the sink
+    /// refuses packets (as a write error) once the budget says the disk is
+    /// low.
+    pub fn with_disk(mut self, disk: Option<std::sync::Arc<crate::space::DiskBudget>>) -> Self {
+        self.disk = disk;
+        self
     }
 
     /// The IDB of interface `name`, written if it is not yet. Interfaces
@@ -182,6 +194,9 @@ impl<W: Write> Sink for PcapngSink<W> {
         if self.bounds.max_bytes > 0 && self.writer.written() + need + TAIL > self.bounds.max_bytes
         {
             return Err(Refusal::ByteLimit);
+        }
+        if let Some(disk) = &self.disk {
+            disk.claim(need).map_err(Refusal::Write)?;
         }
         let (name, lt) = (seen.name.clone(), seen.link_type);
         let id = if known {

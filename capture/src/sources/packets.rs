@@ -70,6 +70,7 @@ impl Source for Packets {
             max_bytes: cx.opts.max_bytes / cx.namespaces.len().max(1) as u64,
             snaplen: cx.opts.snaplen,
             ring_bytes: ring_bytes(cx.namespaces.len()),
+            disk: Some(cx.disk.clone()),
         };
         vec![capture_here(
             &target,

@@ -357,6 +357,7 @@ fn capture_options(opts: &WatchOptions, points: usize) -> CaptureOptions {
         max_bytes: 0,
         snaplen: opts.collect.snaplen,
         ring_bytes: crate::sources::packets::ring_bytes(points),
+        disk: None,
     }
 }
 
@@ -792,6 +793,7 @@ impl BundleWriter<'_> {
             staging: staging.clone(),
             proc: PathBuf::from("/proc"),
             namespaces: self.namespaces.to_vec(),
+            disk: Arc::new(crate::space::DiskBudget::new(&staging)),
         });
         let (_, mut reports) =
             crate::runtime::collect_runtime(&staging, self.opts.collect.source_timeout);
@@ -837,14 +839,20 @@ impl BundleWriter<'_> {
         reports.extend(close_snapshot(&cx, self.progress));
 
         let name = formats::bundle::default_name(self.host, trigger.ts_ns);
-        let tmp = self.work.join(&name);
-        let size = write_bundle(
+        // Written in the work directory (removed however capsnap ends), then
+        // moved into DIR whole.
+        let target = crate::bundle::Target::File {
+            path: self.work.join(&name),
+            existed: false,
+        };
+        let (tmp, size, _) = write_bundle(
             &cx,
             self.host,
             from_ns,
             reports,
             Some(trigger.clone()),
-            &tmp,
+            &target,
+            self.progress,
         )?;
         let out = unused_name(&self.opts.dir, &name);
         std::fs::rename(&tmp, &out).map_err(|source| Error::Bundle {

@@ -14,8 +14,8 @@
 use crate::rows::Reader;
 use crate::table::Table;
 use crate::{
-    conntrack, counters, events, flows, interfaces, logs, packets, proc_net, processes, sockstat,
-    sysctls, unix,
+    addresses, conntrack, counters, events, flows, interfaces, logs, packets, proc_net, processes,
+    sockstat, sysctls, unix,
 };
 use std::sync::LazyLock;
 
@@ -273,6 +273,13 @@ pub const ARTIFACTS: &[Artifact] = &[
     JOURNAL,
     LOG_FILES,
     netns("proc/net/dev", "proc_net_dev", Text(&interfaces::READER)),
+    tool(
+        Scope::Netns,
+        "ip-addr.txt",
+        "tool:ip -d -s addr",
+        &["ip", "-d", "-s", "addr"],
+        Text(&addresses::READER),
+    ),
     MANIFEST,
     node(
         "manifest.json",
@@ -281,13 +288,6 @@ pub const ARTIFACTS: &[Artifact] = &[
     ),
     // Raw: kept for people and tools, read by no table yet.
     netns("proc/net/packet", "proc_net_packet", Raw),
-    tool(
-        Scope::Netns,
-        "ip-addr.txt",
-        "tool:ip -d -s addr",
-        &["ip", "-d", "-s", "addr"],
-        Raw,
-    ),
     tool(
         Scope::Netns,
         "ip-link.txt",
@@ -416,6 +416,7 @@ mod tests {
                 "events",
                 "logs",
                 "interfaces",
+                "addresses",
                 "netns",
                 "collection"
             ]
