@@ -246,7 +246,8 @@ struct WatchArgs {
     /// After a bundle's trigger, other triggers are ignored this long.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     cooldown: Duration,
-    /// Memory for the ring of packets and events, across capture points.
+    /// Disk for the ring of packets and events, across capture points (in DIR's file system;
+    /// memory holds 1 MiB of it).
     #[arg(long, default_value = "256M", value_parser = parse_bytes)]
     ring: u64,
     /// Bytes of bundles written at most; no bundle is started past it.

@@ -121,12 +121,27 @@ pub fn watch(
     let work = opts
         .dir
         .join(format!(".capsnap-watch-{}", std::process::id()));
-    std::fs::create_dir(&work).map_err(|source| Error::Staging {
-        path: work.clone(),
-        source,
-    })?;
+    // Owner-only, as collect's staging: packets and events are sensitive.
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&work)
+        .map_err(|source| Error::Staging {
+            path: work.clone(),
+            source,
+        })?;
     let _cleanup = RemoveDir(work.clone());
     let _reaper = reaper(&work);
+    // The ring lives on DIR's file system: it must fit there, with room
+    // left for a bundle.
+    if let Some((free, _)) = crate::space::statvfs(&work)
+        && free < 2 * opts.ring_bytes as u64
+    {
+        return Err(Error::Target(format!(
+            "{}: {} MiB free, less than twice --ring ({} MiB): the ring and a bundle would not fit",
+            opts.dir.display(),
+            free >> 20,
+            opts.ring_bytes >> 20
+        )));
+    }
     // SAFETY: the handler only stores to an atomic (async-signal-safe).
     unsafe {
         libc::signal(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t);
@@ -142,7 +157,13 @@ pub fn watch(
         opts.triggers.clone()
     };
     let retain = opts.keep + opts.after + FLUSH_LAG + Duration::from_secs(2);
+    let ring_dir = work.join("ring");
+    std::fs::create_dir(&ring_dir).map_err(|source| Error::Staging {
+        path: ring_dir.clone(),
+        source,
+    })?;
     let ring = Arc::new(Ring::new(
+        &ring_dir,
         opts.ring_bytes,
         retain.as_nanos() as u64,
         chosen.len(),
@@ -247,11 +268,13 @@ pub fn watch(
                 let held = ring
                     .oldest_ns()
                     .map_or(0.0, |o| sys::now_ns().saturating_sub(o) as f64 / 1e9);
+                let (disk, _, error) = ring.usage();
                 progress(&format!(
-                    "ring: {} MiB holding {held:.0} s; {} packets captured; {} bundles",
-                    ring.bytes() >> 20,
+                    "ring: {} MiB on disk holding {held:.0} s; {} packets captured; {} bundles{}",
+                    disk >> 20,
                     crate::packets::PACKETS_CAPTURED.load(Ordering::Relaxed),
-                    summary.bundles.len()
+                    summary.bundles.len(),
+                    error.map(|e| format!("; {e}")).unwrap_or_default()
                 ));
             }
             let ending = stop.load(Ordering::SeqCst) || began.elapsed() >= opts.run_for;
@@ -273,9 +296,9 @@ pub fn watch(
             let due = state
                 .pending
                 .as_ref()
-                .is_some_and(|(_, at)| at.elapsed() >= opts.after + FLUSH_LAG);
+                .is_some_and(|(_, at, _)| at.elapsed() >= opts.after + FLUSH_LAG);
             if (due || ending)
-                && let Some((mut trigger, _)) = state.pending.take()
+                && let Some((mut trigger, _, fired_ns)) = state.pending.take()
             {
                 trigger.keep_ms = opts.keep.as_millis() as u64;
                 trigger.after_ms = opts.after.as_millis() as u64;
@@ -285,7 +308,7 @@ pub fn watch(
                         std::mem::take(&mut state.also).join("; ")
                     ));
                 }
-                match writer.write(&trigger, summary.bundles.len() + 1) {
+                match writer.write(&trigger, fired_ns, summary.bundles.len() + 1) {
                     Ok((path, size)) => {
                         written_bytes += size;
                         on_bundle(&path);
@@ -309,7 +332,9 @@ pub fn watch(
 /// The trigger waiting for its `--after`, and what fired meanwhile.
 #[derive(Default)]
 struct Pending {
-    pending: Option<(Trigger, Instant)>,
+    /// The trigger, and when it fired (an `Instant` and wall-clock time:
+    /// its `ts_ns` may be earlier, when the fault it saw began).
+    pending: Option<(Trigger, Instant, u64)>,
     /// Triggers that fired while one was pending: named in its bundle.
     also: Vec<String>,
     /// When the last bundle's trigger fired.
@@ -344,7 +369,7 @@ impl Pending {
         }
         progress(&format!("trigger {what}"));
         self.last = Some(Instant::now());
-        self.pending = Some((t, Instant::now()));
+        self.pending = Some((t, Instant::now(), sys::now_ns()));
         true
     }
 }
@@ -456,6 +481,7 @@ impl Sink for RingSink {
                     dst: dst.to_string(),
                     dport,
                     seen: format!("captured leaving on {}", ifaces[iface].name),
+                    ts_ns,
                 });
             }
         }
@@ -545,7 +571,7 @@ fn start_ebpf(
         let mut buf = Vec::with_capacity(line.len() + 32);
         Record::Event { ts_ns, line }.encode(&mut buf);
         ring.append(&buf, now);
-        events.record(line);
+        events.record(line, ts_ns);
     });
     let dir = work.join("ebpf-session");
     let _ = std::fs::create_dir_all(&dir);
@@ -773,9 +799,10 @@ struct BundleWriter<'a> {
 }
 
 impl BundleWriter<'_> {
-    /// Writes bundle `n` for `trigger` into the watch's directory; its path
-    /// and size.
-    fn write(&self, trigger: &Trigger, n: usize) -> Result<(PathBuf, u64), Error> {
+    /// Writes bundle `n` for `trigger`, which fired at `fired_ns`, into the
+    /// watch's directory: `--keep` before the fault, `--after` after it
+    /// fired. Its path and size.
+    fn write(&self, trigger: &Trigger, fired_ns: u64, n: usize) -> Result<(PathBuf, u64), Error> {
         let staging = self.work.join(format!("bundle-{n}"));
         std::fs::create_dir_all(&staging).map_err(|source| Error::Staging {
             path: staging.clone(),
@@ -785,7 +812,7 @@ impl BundleWriter<'_> {
         let from_ns = trigger
             .ts_ns
             .saturating_sub(self.opts.keep.as_nanos() as u64);
-        let to_ns = trigger.ts_ns + self.opts.after.as_nanos() as u64;
+        let to_ns = trigger.ts_ns.max(fired_ns) + self.opts.after.as_nanos() as u64;
         (self.progress)(&format!("writing the bundle of trigger {}", trigger.name));
 
         let cx = Arc::new(Context {
@@ -823,13 +850,21 @@ impl BundleWriter<'_> {
                     events.extend_from_slice(start);
                     events.push(b'\n');
                 }
-                for r in window.records() {
+                let read = window.each(|r| {
                     if let Record::Event { line, .. } = r {
                         events.extend_from_slice(line);
                         events.push(b'\n');
                     }
+                    Ok::<(), std::io::Error>(())
+                });
+                let report = session.bundle_files(&events, &staging);
+                match read {
+                    Ok(()) => report,
+                    Err(e) => report.with(
+                        Status::Partial,
+                        format!("cannot read the ring back ({e}): events after that are missing"),
+                    ),
                 }
-                session.bundle_files(&events, &staging)
             }
             (None, Some(report)) => report.clone(),
             (None, None) => SourceReport::new(formats::bundle::EVENTS.source, None)
@@ -885,7 +920,7 @@ impl BundleWriter<'_> {
                 PcapngSink::new(std::io::BufWriter::new(file), &ns.label, Bounds::default())?;
             let mut counts = PacketCounts::default();
             let mut kernel = KernelCounts::default();
-            for r in window.records() {
+            window.each(|r| {
                 match r {
                     Record::Packet {
                         point: p,
@@ -909,13 +944,14 @@ impl BundleWriter<'_> {
                     } if p == point => kernel += c,
                     _ => {}
                 }
-            }
+                Ok(())
+            })?;
             counts.capsnap_dropped += self.ring.lost(point, window.from_ns);
             counts.kernel_dropped = kernel.dropped;
             counts.received = counts.written + counts.capsnap_dropped + counts.kernel_dropped;
             sink.statistics(&ifaces, None, &counts, window.from_ns, window.to_ns)?;
             sink.into_inner()?.flush()?;
-            Ok(counts)
+            Ok::<_, std::io::Error>(counts)
         })();
         let counts = match written {
             Ok(c) => c,

@@ -157,6 +157,8 @@ pub struct RstCandidate {
     pub dport: u16,
     /// How it was seen.
     pub seen: String,
+    /// When it was sent (wall-clock): the trigger's time.
+    pub ts_ns: u64,
 }
 
 /// The host-only RST of `c`, if the conntrack entry `line` makes it one:
@@ -176,7 +178,7 @@ pub fn host_only_rst(c: &RstCandidate, line: &str, netns: &str) -> Option<Trigge
     if !ours || !e.nat || e.state.as_deref() == Some("CLOSE") {
         return None;
     }
-    Some(fired(
+    let mut t = fired(
         Kind::HostOnlyRst,
         None,
         Some(netns),
@@ -191,7 +193,10 @@ pub fn host_only_rst(c: &RstCandidate, line: &str, netns: &str) -> Option<Trigge
                 line.split_whitespace().collect::<Vec<_>>().join(" ")
             ),
         ],
-    ))
+    );
+    t.ts_ns = c.ts_ns;
+    t.time = formats::bundle::rfc3339(c.ts_ns);
+    Some(t)
 }
 
 /// Follows eBPF records: SYN retransmits per socket until the socket
@@ -206,6 +211,10 @@ pub struct EventWatch {
     pub rst: Sender<RstCandidate>,
     /// SYN retransmits per socket still in SYN_SENT.
     syn_retries: HashMap<String, u32>,
+    /// When each socket in SYN_SENT began its connect (CLOSE -> SYN_SENT):
+    /// the fault's time, which --keep counts back from, is when the
+    /// connect began, not when it gave up seconds later.
+    connecting: HashMap<String, u64>,
 }
 
 /// Sockets followed at most: a connect storm must not grow the map.
@@ -226,6 +235,7 @@ impl EventWatch {
             fire,
             rst,
             syn_retries: HashMap::new(),
+            connecting: HashMap::new(),
         }
     }
 
@@ -233,8 +243,9 @@ impl EventWatch {
         self.kinds.contains(&k)
     }
 
-    /// Looks at one record of bpftrace's output.
-    pub fn record(&mut self, line: &[u8]) {
+    /// Looks at one record of bpftrace's output, which happened at
+    /// `ts_ns` (wall-clock time).
+    pub fn record(&mut self, line: &[u8], ts_ns: u64) {
         let Some(kind) = formats::bpftrace::event_kind(line) else {
             return;
         };
@@ -261,10 +272,17 @@ impl EventWatch {
                 }
                 *self.syn_retries.entry(s("sk").to_owned()).or_default() += 1;
             }
+            "tcp_state" if s("oldstate") == "CLOSE" && s("newstate") == "SYN_SENT" => {
+                if self.connecting.len() >= MAX_CONNECTING {
+                    self.connecting.clear();
+                }
+                self.connecting.insert(s("sk").to_owned(), ts_ns);
+            }
             "tcp_state" if s("oldstate") == "SYN_SENT" => {
                 let retries = self.syn_retries.remove(s("sk")).unwrap_or(0);
+                let began = self.connecting.remove(s("sk"));
                 if s("newstate") == "CLOSE" && retries > 0 {
-                    let _ = self.fire.send(fired(
+                    let mut t = fired(
                         Kind::ConnectTimeout,
                         None,
                         Some(&label),
@@ -277,7 +295,17 @@ impl EventWatch {
                             n("pid"),
                             s("comm")
                         )],
-                    ));
+                    );
+                    if let Some(began) = began {
+                        t.evidence.push(format!(
+                            "the connect began at {}, {} ms before it gave up",
+                            formats::bundle::rfc3339(began),
+                            ts_ns.saturating_sub(began) / 1_000_000
+                        ));
+                        t.ts_ns = began;
+                        t.time = formats::bundle::rfc3339(began);
+                    }
+                    let _ = self.fire.send(t);
                 }
             }
             // tcp_v4_send_reset with no socket: the node itself answers.
@@ -290,6 +318,7 @@ impl EventWatch {
                         dst: s("daddr").to_owned(),
                         dport: n("dport") as u16,
                         seen: format!("eBPF reset_sent, no socket, reason {}", s("reason_name")),
+                        ts_ns,
                     });
                 }
             }
@@ -430,6 +459,7 @@ mod tests {
             dst: "10.99.52.2".into(),
             dport: 443,
             seen: "test".into(),
+            ts_ns: 42,
         }
     }
 
@@ -443,6 +473,7 @@ mod tests {
         };
         let t = host_only_rst(&c, &line("ESTABLISHED", 61000), "host").unwrap();
         assert_eq!(t.detection.as_deref(), Some("host-only-rst"));
+        assert_eq!(t.ts_ns, 42, "the RST's time, not the check's");
         assert!(t.evidence[1].contains("sport=40100"), "{:?}", t.evidence);
         // Conntrack saw it close the flow: a forwarded RST.
         assert!(host_only_rst(&c, &line("CLOSE", 61000), "host").is_none());
@@ -470,16 +501,17 @@ mod tests {
             )
         };
         // Refused: no retransmit before CLOSE.
-        w.record(state("a", "SYN_SENT", "CLOSE").as_bytes());
+        w.record(state("a", "SYN_SENT", "CLOSE").as_bytes(), 1);
         // Connected after a retransmit: no trigger, and forgotten.
-        w.record(retrans("b").as_bytes());
-        w.record(state("b", "SYN_SENT", "ESTABLISHED").as_bytes());
-        w.record(state("b", "ESTABLISHED", "CLOSE").as_bytes());
+        w.record(retrans("b").as_bytes(), 1);
+        w.record(state("b", "SYN_SENT", "ESTABLISHED").as_bytes(), 1);
+        w.record(state("b", "ESTABLISHED", "CLOSE").as_bytes(), 1);
         assert!(rx.try_recv().is_err());
-        // Timed out.
-        w.record(retrans("c").as_bytes());
-        w.record(retrans("c").as_bytes());
-        w.record(state("c", "SYN_SENT", "CLOSE").as_bytes());
+        // Timed out: the trigger's time is when the connect began.
+        w.record(state("c", "CLOSE", "SYN_SENT").as_bytes(), 5_000_000_000);
+        w.record(retrans("c").as_bytes(), 6_000_000_000);
+        w.record(retrans("c").as_bytes(), 7_000_000_000);
+        w.record(state("c", "SYN_SENT", "CLOSE").as_bytes(), 8_000_000_000);
         let t = rx.try_recv().unwrap();
         assert_eq!(t.name, "connect-timeout");
         assert_eq!(t.netns.as_deref(), Some("pod"));
@@ -488,12 +520,18 @@ mod tests {
             "{:?}",
             t.evidence
         );
+        assert_eq!(t.ts_ns, 5_000_000_000);
+        assert!(
+            t.evidence[1].contains("3000 ms before it gave up"),
+            "{:?}",
+            t.evidence
+        );
         // A RST without a socket becomes a candidate for the conntrack check.
-        w.record(b"{\"event\":\"reset_sent\",\"ts_ns\":1,\"pid\":0,\"netns\":4026532001,\"family\":\"ipv4\",\"saddr\":\"10.99.52.1\",\"sport\":61000,\"daddr\":\"10.99.52.2\",\"dport\":443,\"state\":\"CLOSE\",\"reason\":2,\"reason_name\":\"NO_SOCKET\",\"sk\":\"0\",\"comm\":\"swapper/0\"}");
+        w.record(b"{\"event\":\"reset_sent\",\"ts_ns\":1,\"pid\":0,\"netns\":4026532001,\"family\":\"ipv4\",\"saddr\":\"10.99.52.1\",\"sport\":61000,\"daddr\":\"10.99.52.2\",\"dport\":443,\"state\":\"CLOSE\",\"reason\":2,\"reason_name\":\"NO_SOCKET\",\"sk\":\"0\",\"comm\":\"swapper/0\"}", 1);
         let c = rst_rx.try_recv().unwrap();
         assert_eq!((c.ns, c.sport, c.dport), (1, 61000, 443));
         // An exec of a watched name.
-        w.record(b"{\"event\":\"exec\",\"ts_ns\":1,\"pid\":9,\"ppid\":3,\"netns\":4026532001,\"filename\":\"/usr/sbin/nginx\",\"comm\":\"nginx\",\"pcomm\":\"secagent\",\"argc\":2,\"argv\":[\"/usr/sbin/nginx\",\"-V\"]}");
+        w.record(b"{\"event\":\"exec\",\"ts_ns\":1,\"pid\":9,\"ppid\":3,\"netns\":4026532001,\"filename\":\"/usr/sbin/nginx\",\"comm\":\"nginx\",\"pcomm\":\"secagent\",\"argc\":2,\"argv\":[\"/usr/sbin/nginx\",\"-V\"]}", 1);
         let t = rx.try_recv().unwrap();
         assert_eq!(t.name, "unix-socket-replaced");
         assert!(

@@ -75,7 +75,9 @@ pub struct Trigger {
     /// The detection it is a live signal of (`queries/<id>.sql`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection: Option<String>,
-    /// When it fired: nanoseconds since the epoch and RFC 3339.
+    /// When the fault it saw happened (for `connect-timeout`, when the
+    /// connect began; else when it fired): nanoseconds since the epoch and
+    /// RFC 3339. The bundle holds `keep_ms` before it.
     pub ts_ns: u64,
     #[serde(default)]
     pub time: String,
