@@ -696,3 +696,110 @@ fn labels_with_slashes_and_spaces_agree_in_every_table() {
         "packets: capture and netns must both be the label: {captures}"
     );
 }
+
+/// Pids of processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Issue 11: however a watch ends (SIGINT, SIGTERM, SIGKILL), its probes
+/// (bpftrace, whose script lives in the watch's work directory) are gone
+/// and so is every work file (the work directory, ring chunks, a bundle
+/// being written): a killed watch is cleaned up by the kernel
+/// (PR_SET_PDEATHSIG, nameless chunk files) and its reaper process.
+#[test]
+fn watch_ends_without_probes_or_work_files_on_sigint_sigterm_and_sigkill() {
+    require_lab!();
+    let lab = Lab::new("watchsig", 43);
+    for signal in ["INT", "TERM", "KILL"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let log = dir.path().join("watch.log");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &lab.ns("node")])
+            .arg(env!("CARGO_BIN_EXE_capsnap"))
+            .args(["watch", "--keep", "2s", "--for", "120s", "--netns"])
+            .arg(lab.ns("pod"))
+            .arg("-o")
+            .arg(&out)
+            .env("CAPSNAP_PROGRESS", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let text = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("capsnap: watching") {
+                break text;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "watch ended early: {text}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "watch did not start in 60 s: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let needle = out.display().to_string();
+        if text.contains("eBPF probes attached") {
+            assert!(
+                processes_mentioning(&needle)
+                    .iter()
+                    .any(|p| std::fs::read_to_string(format!("/proc/{p}/comm"))
+                        .is_ok_and(|c| c.trim() == "bpftrace")),
+                "no bpftrace running from {needle}"
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        // ip netns exec execs capsnap in place: the child's pid is capsnap's.
+        must(&format!("kill -{signal} {}", child.id()));
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "watch did not end after SIG{signal}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        if signal != "KILL" {
+            assert!(status.success(), "SIG{signal}: exit {status}");
+        }
+        // The kernel and the reaper work after capsnap is gone: a few
+        // seconds at most.
+        let ended = Instant::now();
+        loop {
+            let left = processes_mentioning(&needle);
+            let files: Vec<_> = std::fs::read_dir(&out)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            if left.is_empty() && files.is_empty() {
+                break;
+            }
+            assert!(
+                ended.elapsed() < Duration::from_secs(10),
+                "SIG{signal}: 10 s after the watch ended, processes {left:?} and files {files:?} remain"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
