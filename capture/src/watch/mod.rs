@@ -44,7 +44,7 @@ use std::io::{BufRead, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use triggers::{CounterWatch, EventWatch, Kind, RstCandidate, UnixWatch};
@@ -96,6 +96,8 @@ const FLUSH_LAG: Duration = Duration::from_millis(1500);
 const COUNTER_PERIOD: Duration = Duration::from_secs(1);
 /// How often the listening unix sockets are read.
 const UNIX_PERIOD: Duration = Duration::from_secs(2);
+/// RSTs waiting for their conntrack check at most.
+const RST_QUEUE: usize = 64;
 /// A RST seen again within this long is not checked again.
 const RST_DEDUP: Duration = Duration::from_secs(5);
 
@@ -173,7 +175,9 @@ pub fn watch(
         .unwrap_or_default();
 
     let (fire, fired) = channel::<Trigger>();
-    let (rst, rst_rx) = channel::<RstCandidate>();
+    // Bounded: a port scan makes the node send a RST per closed port, and
+    // each candidate costs a conntrack lookup; the excess is dropped.
+    let (rst, rst_rx) = std::sync::mpsc::sync_channel::<RstCandidate>(RST_QUEUE);
     let halt = AtomicBool::new(false);
     let start_reports: Mutex<Vec<Option<SourceReport>>> = Mutex::new(vec![None; chosen.len()]);
     let mut summary = Summary::default();
@@ -286,7 +290,9 @@ pub fn watch(
                     vec!["SIGUSR1".to_owned()],
                 ));
             }
-            if let Ok(t) = fired.recv_timeout(Duration::from_millis(100)) {
+            // Every trigger that fired meanwhile, not one per wake-up.
+            let first = fired.recv_timeout(Duration::from_millis(100)).ok();
+            for t in first.into_iter().chain(fired.try_iter()) {
                 let full = summary.bundles.len() as u32 >= opts.max_bundles
                     || written_bytes >= opts.max_total_bytes;
                 if !state.consider(t, opts.cooldown, full, progress) {
@@ -393,7 +399,7 @@ fn capture_point(
     ns: &Netns,
     opts: &CaptureOptions,
     ring: &Arc<Ring>,
-    rst: Option<Sender<RstCandidate>>,
+    rst: Option<SyncSender<RstCandidate>>,
     halt: &AtomicBool,
 ) -> Option<SourceReport> {
     let failed = |why: String| {
@@ -437,7 +443,7 @@ struct RingSink {
     buf: Vec<u8>,
     /// Interfaces the ring knows of this point.
     known: usize,
-    rst: Option<Sender<RstCandidate>>,
+    rst: Option<SyncSender<RstCandidate>>,
     ns: usize,
     headers: formats::Headers,
 }
@@ -474,7 +480,7 @@ impl Sink for RingSink {
                 (h.tcp, h.src, h.dst, h.src_port, h.dst_port)
                 && t.flags & formats::tcp_flag::RST != 0
             {
-                let _ = tx.send(RstCandidate {
+                let _ = tx.try_send(RstCandidate {
                     ns: self.ns,
                     src: src.to_string(),
                     sport,
@@ -531,7 +537,7 @@ fn start_ebpf(
     kinds: &[Kind],
     chosen: &[Netns],
     fire: &Sender<Trigger>,
-    rst: &Sender<RstCandidate>,
+    rst: &SyncSender<RstCandidate>,
     start_line: &StartLine,
 ) -> (Option<EbpfSession>, Option<SourceReport>) {
     let ebpf = EbpfOptions {

@@ -12,7 +12,7 @@
 
 use formats::bundle::Trigger;
 use std::collections::HashMap;
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Sender, SyncSender};
 
 /// A kind of trigger, as `--trigger` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -208,7 +208,7 @@ pub struct EventWatch {
     pub namespaces: HashMap<u64, (usize, String)>,
     pub watch_exec: Vec<String>,
     pub fire: Sender<Trigger>,
-    pub rst: Sender<RstCandidate>,
+    pub rst: SyncSender<RstCandidate>,
     /// SYN retransmits per socket still in SYN_SENT.
     syn_retries: HashMap<String, u32>,
     /// When each socket in SYN_SENT began its connect (CLOSE -> SYN_SENT):
@@ -226,7 +226,7 @@ impl EventWatch {
         namespaces: HashMap<u64, (usize, String)>,
         watch_exec: Vec<String>,
         fire: Sender<Trigger>,
-        rst: Sender<RstCandidate>,
+        rst: SyncSender<RstCandidate>,
     ) -> EventWatch {
         EventWatch {
             kinds,
@@ -311,7 +311,7 @@ impl EventWatch {
             // tcp_v4_send_reset with no socket: the node itself answers.
             "reset_sent" if s("sk").trim_start_matches('0').is_empty() => {
                 if let Some((i, _)) = ns {
-                    let _ = self.rst.send(RstCandidate {
+                    let _ = self.rst.try_send(RstCandidate {
                         ns: *i,
                         src: s("saddr").to_owned(),
                         sport: n("sport") as u16,
@@ -487,7 +487,7 @@ mod tests {
     #[test]
     fn connects_closing_after_syn_retransmits_fire_and_refused_ones_do_not() {
         let (tx, rx) = channel();
-        let (rst_tx, rst_rx) = channel();
+        let (rst_tx, rst_rx) = std::sync::mpsc::sync_channel(8);
         let ns = HashMap::from([(4026532001, (1, "pod".to_string()))]);
         let mut w = EventWatch::new(Kind::ALL.to_vec(), ns, vec!["nginx".into()], tx, rst_tx);
         let state = |sk: &str, old: &str, new: &str| {
