@@ -263,8 +263,12 @@ impl EventWatch {
         };
         let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("");
         let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
-        let ns = self.namespaces.get(&n("netns"));
-        let label = ns.map_or_else(|| format!("netns-{}", n("netns")), |(_, l)| l.clone());
+        // The probes see the whole node; a fault in a namespace the watch
+        // does not capture would write a bundle without its packets.
+        let Some(ns) = self.namespaces.get(&n("netns")) else {
+            return;
+        };
+        let label = ns.1.clone();
         match kind {
             "retransmit" if s("state") == "SYN_SENT" => {
                 if self.syn_retries.len() >= MAX_CONNECTING {
@@ -310,17 +314,15 @@ impl EventWatch {
             }
             // tcp_v4_send_reset with no socket: the node itself answers.
             "reset_sent" if s("sk").trim_start_matches('0').is_empty() => {
-                if let Some((i, _)) = ns {
-                    let _ = self.rst.try_send(RstCandidate {
-                        ns: *i,
-                        src: s("saddr").to_owned(),
-                        sport: n("sport") as u16,
-                        dst: s("daddr").to_owned(),
-                        dport: n("dport") as u16,
-                        seen: format!("eBPF reset_sent, no socket, reason {}", s("reason_name")),
-                        ts_ns,
-                    });
-                }
+                let _ = self.rst.try_send(RstCandidate {
+                    ns: ns.0,
+                    src: s("saddr").to_owned(),
+                    sport: n("sport") as u16,
+                    dst: s("daddr").to_owned(),
+                    dport: n("dport") as u16,
+                    seen: format!("eBPF reset_sent, no socket, reason {}", s("reason_name")),
+                    ts_ns,
+                });
             }
             "exec" => {
                 let file = s("filename");
@@ -500,6 +502,15 @@ mod tests {
                 "{{\"event\":\"retransmit\",\"ts_ns\":1,\"netns\":4026532001,\"family\":\"ipv4\",\"saddr\":\"10.0.0.1\",\"sport\":44410,\"daddr\":\"10.0.0.2\",\"dport\":7777,\"state\":\"SYN_SENT\",\"sk\":\"{sk}\"}}"
             )
         };
+        // Another namespace than the watched ones: nothing.
+        let other = retrans("z").replace("4026532001", "4026532999");
+        w.record(other.as_bytes(), 1);
+        w.record(
+            state("z", "SYN_SENT", "CLOSE")
+                .replace("4026532001", "4026532999")
+                .as_bytes(),
+            1,
+        );
         // Refused: no retransmit before CLOSE.
         w.record(state("a", "SYN_SENT", "CLOSE").as_bytes(), 1);
         // Connected after a retransmit: no trigger, and forgotten.
