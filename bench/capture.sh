@@ -3,6 +3,7 @@
 # traffic in the same run (issue 11).
 #
 #   sudo bench/capture.sh [ROUNDS] [SECONDS] [SNAPLEN]    (default 3 10 128)
+#   sudo CAPSNAP=/path/to/capsnap bench/capture.sh ...
 #
 # The lab: client (10.77.1.2) --veth-- node (10.77.1.1 | 10.77.2.1,
 # MASQUERADE) --veth-- server (10.77.2.2), offloads off on every veth (so
@@ -31,9 +32,15 @@ for tool in ip iptables ethtool iperf3 tcpdump python3 tar zstd; do
     command -v "$tool" >/dev/null || { echo "$0: $tool is missing" >&2; exit 2; }
 done
 ((EUID == 0)) || { echo "$0: needs root" >&2; exit 2; }
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/capsnap/target}"
-cargo build --release --quiet --bin capsnap
-capsnap="$CARGO_TARGET_DIR/release/capsnap"
+# The collector build (no DataFusion: minutes to build, not most of an
+# hour); CAPSNAP=path runs a binary built already.
+if [[ -n ${CAPSNAP:-} ]]; then
+    capsnap=$CAPSNAP
+else
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/capsnap/target}"
+    cargo build --release --quiet --no-default-features --bin capsnap
+    capsnap="$CARGO_TARGET_DIR/release/capsnap"
+fi
 
 lab=cbench
 C=$lab-client N=$lab-node S=$lab-server

@@ -20,7 +20,7 @@ for tool in ip iperf3; do
 done
 if [[ -z ${CAPSNAP:-} ]]; then
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/capsnap/target}"
-    cargo build --release --quiet --bin capsnap
+    cargo build --release --quiet --no-default-features --bin capsnap
     CAPSNAP=$CARGO_TARGET_DIR/release/capsnap
 fi
 lab=wsoak
