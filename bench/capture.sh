@@ -80,7 +80,7 @@ ip netns exec "$N" sysctl -qw net.ipv4.ip_forward=1
 ip netns exec "$N" iptables -t nat -A POSTROUTING -s 10.77.1.0/24 -o "$lab-ns" -j MASQUERADE
 ip netns exec "$S" iperf3 -s -D --pidfile "$work/iperf3.pid" >/dev/null
 sleep 0.5
-ip netns exec "$C" ping -c 1 -W 2 10.77.2.2 >/dev/null
+# (no ping: iperf3 itself fails loudly when the path is broken)
 
 # Packets the veths of a namespace counted (rx + tx), per namespace.
 counters() {

@@ -177,7 +177,10 @@ impl Framer {
             usize::MAX,
         );
         let mut keep = self.snaplen;
-        if range.len() > self.snaplen || take < have {
+        // A packet the kernel cut is not DNS (ring::capture_program keeps
+        // DNS whole): no need to decode it.
+        let cut_by_kernel = p.data.len() < p.wire_len;
+        if !cut_by_kernel && (range.len() > self.snaplen || take < have) {
             decode(link_type, &self.buf[range.clone()], &mut self.headers);
             if is_dns(&self.headers) {
                 keep = MAX_SNAPLEN as usize;

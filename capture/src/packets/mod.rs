@@ -351,6 +351,11 @@ fn open_sockets(
     opts: &CaptureOptions,
 ) -> Result<(Vec<Socket>, Vec<String>), String> {
     let geometry = Geometry::of(opts.ring_bytes, POLL_INTERVAL);
+    // The kernel cuts what is not DNS (ring::capture_program).
+    let cut = match opts.snaplen {
+        0 => u32::MAX,
+        n => n.saturating_add(ring::CUT_SLACK),
+    };
     let socket = |ring, interface| Socket {
         ring,
         interface,
@@ -360,7 +365,7 @@ fn open_sockets(
     let mut notes = Vec::new();
     let mut sockets = Vec::new();
     if target.interfaces.is_empty() {
-        sockets.push(socket(RingSocket::open(0, geometry)?, None));
+        sockets.push(socket(RingSocket::open(0, geometry, cut)?, None));
     } else {
         let mut missing = Vec::new();
         let mut unique = HashSet::new();
@@ -373,9 +378,10 @@ fn open_sockets(
         let each = Geometry::of(opts.ring_bytes / names.len().max(1), POLL_INTERVAL);
         for name in names {
             match ifindex_of(name) {
-                Some(ifindex) => {
-                    sockets.push(socket(RingSocket::open(ifindex, each)?, Some(name.clone())))
-                }
+                Some(ifindex) => sockets.push(socket(
+                    RingSocket::open(ifindex, each, cut)?,
+                    Some(name.clone()),
+                )),
                 None => missing.push(name.as_str()),
             }
         }
@@ -465,6 +471,24 @@ struct Capture {
     interfaces: Vec<Seen>,
     /// Set once the sink refused a packet: the rest are counted, not kept.
     refused: Option<Refusal>,
+    /// Packets written not yet added to [`PACKETS_CAPTURED`]: an atomic
+    /// shared by every capture thread, touched once a batch, not once a
+    /// packet (its cache line would travel between cores at each packet).
+    unreported: u64,
+}
+
+impl Capture {
+    fn written(&mut self, t: &mut Tally) {
+        t.written += 1;
+        self.unreported += 1;
+        if self.unreported >= 4096 {
+            self.report_progress();
+        }
+    }
+
+    fn report_progress(&mut self) {
+        PACKETS_CAPTURED.fetch_add(std::mem::take(&mut self.unreported), Ordering::Relaxed);
+    }
 }
 
 impl Capture {
@@ -489,15 +513,11 @@ impl Capture {
         let (frame, wire) = self.framer.frame(p, self.interfaces[iface].link_type);
         let flags: EpbFlags = epb_flags(p.meta.pkttype);
         match sink.packet(&self.interfaces, iface, p.ts_ns, frame, wire, flags) {
-            Ok(()) => {
-                t.written += 1;
-                PACKETS_CAPTURED.fetch_add(1, Ordering::Relaxed);
-            }
+            Ok(()) => self.written(t),
             Err(refusal) => {
                 // A bound reached after the packet was written keeps it.
                 if matches!(refusal, Refusal::PacketLimit) {
-                    t.written += 1;
-                    PACKETS_CAPTURED.fetch_add(1, Ordering::Relaxed);
+                    self.written(t);
                 } else {
                     t.capsnap_dropped += 1;
                 }
@@ -536,6 +556,7 @@ fn capture_into<S: Sink>(
         framer: Framer::new(opts.snaplen),
         interfaces: Vec::new(),
         refused: None,
+        unreported: 0,
     };
     let mut notes = notes;
     let geometry = sockets
@@ -561,6 +582,7 @@ fn capture_into<S: Sink>(
         };
         if now.duration_since(last_tick) >= TICK {
             last_tick = now;
+            cx.report_progress();
             if let Err(e) = sink.flush() {
                 break End::Write(e);
             }
@@ -597,6 +619,7 @@ fn capture_into<S: Sink>(
     }
     sink.kernel_counts(crate::sys::now_ns(), last);
     let _ = sink.flush();
+    cx.report_progress();
     Outcome {
         end,
         interfaces: cx.interfaces,

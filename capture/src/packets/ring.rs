@@ -114,47 +114,133 @@ impl Drop for RingSocket {
     }
 }
 
-/// A classic BPF program accepting every packet whole, except those that
-/// loopback sends (it receives each again): `ld hatype; jeq LOOPBACK;
-/// ld pkttype; jeq OUTGOING; ret 0; ret -1` (linux/filter.h SKF_AD_*).
-/// The kernel cuts a packet to what the program returns, so "whole" is
-/// u32::MAX.
-fn accept_program() -> [libc::sock_filter; 6] {
-    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
+/// Bytes the kernel keeps beyond the snap length: its cut counts from the
+/// link-layer header, which the frame written replaces (by a cooked header
+/// of 16 bytes) or grows (a VLAN tag put back); the frame is then cut to
+/// the snap length exactly ([`super::frame::Framer`]).
+pub const CUT_SLACK: u32 = 128;
+
+/// One instruction of [`capture_program`], its jumps to named places.
+#[derive(Clone, Copy)]
+enum Ins {
+    Op(u16, u32),
+    /// A conditional jump: code, k, where to when true, when false.
+    Jump(u16, u32, Place, Place),
+    Goto(Place),
+    /// Names the next instruction.
+    At(Place),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Place {
+    Next,
+    Protocol,
+    V4Fragment,
+    V6,
+    V6Header,
+    Ports,
+    Cut,
+    Whole,
+    Drop,
+}
+
+/// The classic BPF program of every capture socket. The kernel copies into
+/// the ring only as many bytes as the program returns (tpacket_rcv takes
+/// run_filter's result as the snap length), so packets are cut there, as
+/// libpcap's `ret #snaplen` cuts them: a 1500-byte frame costs `cut`
+/// bytes of copy and ring, not 1500. It
+///
+/// - drops what loopback sends (it receives each again): `ld hatype; jeq
+///   LOOPBACK; ld pkttype; jeq OUTGOING; ret 0`;
+/// - keeps DNS whole: UDP or TCP from or to port 53, over IPv4 (first
+///   fragments) or IPv6 (without extension headers), the network header
+///   read through `SKF_NET_OFF` whatever the link type (linux/filter.h);
+///   a VLAN tag left in the frame hides it (the kernel takes tags out on
+///   receive and most drivers on transmit);
+/// - cuts the rest to `cut` bytes (`u32::MAX`: keeps it whole).
+pub fn capture_program(cut: u32) -> Vec<libc::sock_filter> {
+    use Ins::{At, Goto, Jump, Op};
+    use Place::*;
+    use libc::{
+        BPF_ABS, BPF_B, BPF_H, BPF_IMM, BPF_IND, BPF_JA, BPF_JEQ, BPF_JMP, BPF_JSET, BPF_K, BPF_LD,
+        BPF_LDX, BPF_MSH, BPF_RET, BPF_W,
     };
     let ad = |what: c_int| (libc::SKF_AD_OFF + what) as u32;
-    [
-        op(
-            libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
-            0,
-            0,
-            ad(libc::SKF_AD_HATYPE),
-        ),
-        op(
-            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
-            0,
-            3,
-            u32::from(libc::ARPHRD_LOOPBACK),
-        ),
-        op(
-            libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
-            0,
-            0,
-            ad(libc::SKF_AD_PKTTYPE),
-        ),
-        op(
-            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
-            0,
-            1,
-            u32::from(libc::PACKET_OUTGOING),
-        ),
-        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
-        op(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX),
-    ]
+    let net = |k: i32| (libc::SKF_NET_OFF + k) as u32;
+    let c = |bits: u32| bits as u16;
+    let (ldw, ldh, ldb) = (
+        c(BPF_LD | BPF_W | BPF_ABS),
+        c(BPF_LD | BPF_H | BPF_ABS),
+        c(BPF_LD | BPF_B | BPF_ABS),
+    );
+    let (jeq, ret) = (c(BPF_JMP | BPF_JEQ | BPF_K), c(BPF_RET | BPF_K));
+    let (udp, tcp) = (libc::IPPROTO_UDP as u32, libc::IPPROTO_TCP as u32);
+    const DNS: u32 = 53;
+    let code = [
+        Op(ldw, ad(libc::SKF_AD_HATYPE)),
+        Jump(jeq, u32::from(libc::ARPHRD_LOOPBACK), Next, Protocol),
+        Op(ldw, ad(libc::SKF_AD_PKTTYPE)),
+        Jump(jeq, u32::from(libc::PACKET_OUTGOING), Drop, Protocol),
+        At(Protocol),
+        // skb->protocol, in host byte order.
+        Op(ldw, ad(libc::SKF_AD_PROTOCOL)),
+        Jump(jeq, libc::ETH_P_IP as u32, Next, V6),
+        Op(ldb, net(9)),
+        Jump(jeq, udp, V4Fragment, Next),
+        Jump(jeq, tcp, V4Fragment, Cut),
+        At(V4Fragment),
+        Op(ldh, net(6)),
+        Jump(c(BPF_JMP | BPF_JSET | BPF_K), 0x1fff, Cut, Next),
+        // X = the IPv4 header's length.
+        Op(c(BPF_LDX | BPF_B | BPF_MSH), net(0)),
+        Goto(Ports),
+        At(V6),
+        Jump(jeq, libc::ETH_P_IPV6 as u32, Next, Cut),
+        Op(ldb, net(6)),
+        Jump(jeq, udp, V6Header, Next),
+        Jump(jeq, tcp, V6Header, Cut),
+        At(V6Header),
+        Op(c(BPF_LDX | BPF_W | BPF_IMM), 40),
+        At(Ports),
+        Op(c(BPF_LD | BPF_H | BPF_IND), net(0)),
+        Jump(jeq, DNS, Whole, Next),
+        Op(c(BPF_LD | BPF_H | BPF_IND), net(2)),
+        Jump(jeq, DNS, Whole, Cut),
+        At(Cut),
+        Op(ret, cut),
+        At(Whole),
+        Op(ret, u32::MAX),
+        At(Drop),
+        Op(ret, 0),
+    ];
+    // Where each place is: the index of the instruction after its At.
+    let mut at = std::collections::HashMap::new();
+    let mut n = 0usize;
+    for i in &code {
+        match i {
+            At(p) => {
+                at.insert(*p, n);
+            }
+            _ => n += 1,
+        }
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in code {
+        let here = out.len();
+        // Classic BPF jumps are forward, relative to the next instruction.
+        let to = |p: Place| -> u32 {
+            let target = if p == Next { here + 1 } else { at[&p] };
+            (target - here - 1) as u32
+        };
+        let (code, jt, jf, k) = match i {
+            At(_) => continue,
+            Op(code, k) => (code, 0, 0, k),
+            Jump(code, k, t, f) => (code, to(t) as u8, to(f) as u8, k),
+            Goto(p) => (c(BPF_JMP | BPF_JA), 0, 0, to(p)),
+        };
+        out.push(libc::sock_filter { code, jt, jf, k });
+    }
+    out
 }
 
 fn attach_filter(fd: &OwnedFd, program: &[libc::sock_filter]) -> io::Result<()> {
@@ -192,7 +278,7 @@ impl RingSocket {
     /// nothing until bound; the filter and ring are set up first and
     /// `bind` with ETH_P_ALL starts the flow, so a socket meant for one
     /// interface never holds another's packets (libpcap does the same).
-    pub fn open(ifindex: c_int, geometry: Geometry) -> Result<RingSocket, String> {
+    pub fn open(ifindex: c_int, geometry: Geometry, cut: u32) -> Result<RingSocket, String> {
         let ty = libc::SOCK_RAW | libc::SOCK_CLOEXEC;
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe { libc::socket(libc::AF_PACKET, ty, 0) };
@@ -213,7 +299,7 @@ impl RingSocket {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         set_opt(&fd, libc::SOL_PACKET, libc::PACKET_VERSION, &TPACKET_V3)
             .map_err(|e| format!("kernel lacks it: TPACKET_V3 rings (Linux 3.2+): {e}"))?;
-        attach_filter(&fd, &accept_program())
+        attach_filter(&fd, &capture_program(cut))
             .map_err(|e| format!("cannot attach the packet filter: {e}"))?;
 
         let mut g = geometry;
@@ -529,12 +615,27 @@ mod tests {
 
     #[test]
     fn the_filter_jumps_land_on_its_returns() {
-        let p = accept_program();
-        // From the loopback test (1): not loopback skips to "accept" (5).
-        assert_eq!(1 + 1 + usize::from(p[1].jf), 5);
-        // From the pkttype test (3): outgoing falls through to "reject" (4).
-        assert_eq!(3 + 1 + usize::from(p[3].jt), 4);
-        assert_eq!(3 + 1 + usize::from(p[3].jf), 5);
-        assert_eq!((p[4].k, p[5].k), (0, u32::MAX));
+        let p = capture_program(300);
+        let lands = |from: usize, off: u8| from + 1 + usize::from(off);
+        let ret = |i: usize| {
+            assert_eq!(p[i].code, (libc::BPF_RET | libc::BPF_K) as u16, "{i}");
+            p[i].k
+        };
+        let n = p.len();
+        assert_eq!((ret(n - 3), ret(n - 2), ret(n - 1)), (300, u32::MAX, 0));
+        // Loopback's outgoing copies: dropped.
+        assert_eq!(lands(3, p[3].jt), n - 1);
+        // Every jump lands inside the program, every path on a return.
+        for (i, ins) in p.iter().enumerate() {
+            if ins.code & 0x07 == libc::BPF_JMP as u16 {
+                assert!(lands(i, ins.jt) < n && lands(i, ins.jf) < n, "{i}");
+            }
+        }
+        // Port 53 (either port) goes to "whole".
+        let ports: Vec<usize> = (0..n).filter(|&i| p[i].k == 53).collect();
+        assert_eq!(ports.len(), 2);
+        for i in ports {
+            assert_eq!(lands(i, p[i].jt), n - 2);
+        }
     }
 }

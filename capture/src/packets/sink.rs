@@ -78,9 +78,15 @@ pub struct PcapngSink<W: Write> {
     bounds: Bounds,
     packets: u64,
     /// The collection's disk budget: every block is claimed from it before
-    /// it is written.
+    /// it is written, in steps of [`CLAIM_STEP`] (it is shared by every
+    /// capture thread: one claim a packet would make them queue on it).
     disk: Option<std::sync::Arc<crate::space::DiskBudget>>,
+    /// Bytes claimed and not yet written.
+    credit: u64,
 }
+
+/// Bytes claimed from the disk budget at once.
+const CLAIM_STEP: u64 = 256 << 10;
 
 impl<W: Write> PcapngSink<W> {
     /// Starts the file: its section header, flushed so that the file is a
@@ -97,6 +103,7 @@ impl<W: Write> PcapngSink<W> {
             bounds,
             packets: 0,
             disk: None,
+            credit: 0,
         })
     }
 
@@ -195,9 +202,14 @@ impl<W: Write> Sink for PcapngSink<W> {
         {
             return Err(Refusal::ByteLimit);
         }
-        if let Some(disk) = &self.disk {
-            disk.claim(need).map_err(Refusal::Write)?;
+        if let Some(disk) = &self.disk
+            && self.credit < need
+        {
+            let n = need.max(CLAIM_STEP);
+            disk.claim(n).map_err(Refusal::Write)?;
+            self.credit += n;
         }
+        self.credit = self.credit.saturating_sub(need);
         let (name, lt) = (seen.name.clone(), seen.link_type);
         let id = if known {
             self.ids[iface].unwrap_or_default()
