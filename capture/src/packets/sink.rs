@@ -210,10 +210,10 @@ impl<W: Write> Sink for PcapngSink<W> {
             self.credit += n;
         }
         self.credit = self.credit.saturating_sub(need);
-        let (name, lt) = (seen.name.clone(), seen.link_type);
         let id = if known {
             self.ids[iface].unwrap_or_default()
         } else {
+            let (name, lt) = (seen.name.clone(), seen.link_type);
             self.interface_id(Some(iface), &name, lt)
                 .map_err(Refusal::Write)?
         };
