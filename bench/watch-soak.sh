@@ -3,7 +3,7 @@
 # watch's resident memory sampled every 30 s; prints the samples and
 # first/last/max. Not run in CI (it takes as long as it is asked to).
 #
-#   sudo bench/watch-soak.sh [MINUTES] [MBIT]      (default 60 20)
+#   sudo bench/watch-soak.sh [MINUTES] [MBIT]      (default 60 20; MBIT 0: idle)
 #
 # The lab: client (10.78.1.2) --veth-- server (10.78.1.1); iperf3 sends
 # MBIT Mb/s client -> server; the watch runs in the server namespace and
@@ -23,7 +23,7 @@ if [[ -z ${CAPSNAP:-} ]]; then
     cargo build --release --quiet --no-default-features --bin capsnap
     CAPSNAP=$CARGO_TARGET_DIR/release/capsnap
 fi
-lab=wsoak
+lab=${SOAK_LAB:-wsoak} # namespace prefix
 C=$lab-client S=$lab-server
 work=$(mktemp -d /tmp/$lab.XXXXXX)
 teardown() {
@@ -60,8 +60,11 @@ until grep -q '^capsnap: watching' "$work/watch.log" 2>/dev/null; do
     kill -0 "$watch" 2>/dev/null || { cat "$work/watch.log" >&2; exit 1; }
     sleep 0.2
 done
-ip netns exec "$C" iperf3 -c 10.78.1.1 -b "${mbit}M" -t "$((minutes * 60))" >/dev/null &
-traffic=$!
+traffic=
+if ((mbit > 0)); then
+    ip netns exec "$C" iperf3 -c 10.78.1.1 -b "${mbit}M" -t "$((minutes * 60))" >/dev/null &
+    traffic=$!
+fi
 hz=$(getconf CLK_TCK)
 ticks() { awk '{print $14 + $15}' "/proc/$watch/stat"; }
 t0=$(ticks)
@@ -77,7 +80,7 @@ for ((i = 1; i <= minutes * 2; i++)); do
     samples+=("$rss")
     printf '%6.1f %7d %5s\n' "$(awk -v i="$i" 'BEGIN {print i / 2}')" "$rss" "$cpu"
 done
-kill "$traffic" 2>/dev/null || true
+[[ -z $traffic ]] || kill "$traffic" 2>/dev/null || true
 printf 'rss first %d KiB, last %d KiB, max %d KiB over %d min at %d Mb/s; bundles: %d\n' \
     "${samples[0]}" "${samples[-1]}" "$(printf '%s\n' "${samples[@]}" | sort -n | tail -1)" \
     "$minutes" "$mbit" "$(wc -l <"$work/bundles")"
