@@ -153,6 +153,11 @@ impl Loaded {
                 }
                 continue;
             }
+            // A copy taken when the window opened is read with its later
+            // copy, never alone.
+            if formats::bundle::is_at_open(&rel) {
+                continue;
+            }
             let Some(readers) = claimed(&rel, &head) else {
                 continue;
             };
@@ -163,11 +168,16 @@ impl Loaded {
             if readers.is_empty() {
                 continue;
             }
-            texts.push((path, origin, readers));
+            let at_open = formats::bundle::at_open_path(&rel)
+                .map(|rel| (root.join(&rel), rel))
+                .filter(|(p, _)| p.is_file());
+            texts.push((path, at_open, origin, readers));
         }
         let results: Vec<_> = texts
             .into_par_iter()
-            .map(|(path, origin, readers)| parse_file(&path, origin, &readers))
+            .map(|(path, at_open, origin, readers)| {
+                parse_file(&path, at_open.as_ref(), origin, &readers)
+            })
             .collect();
         for r in results {
             self.absorb(r);
@@ -176,7 +186,7 @@ impl Loaded {
     }
 
     fn artifact(&mut self, path: &Path, origin: Origin, readers: &[&'static Reader]) {
-        let r = parse_file(path, origin, readers);
+        let r = parse_file(path, None, origin, readers);
         self.absorb(r);
     }
 
@@ -195,30 +205,29 @@ struct Parsed {
     warnings: Vec<String>,
 }
 
-fn parse_file(path: &Path, origin: Origin, readers: &[&'static Reader]) -> Parsed {
+/// Parses the file at `path` with each of `readers`, with the copy of it
+/// taken when the capture window opened (`at_open`: its path and its
+/// bundle path) when the bundle has one.
+fn parse_file(
+    path: &Path,
+    at_open: Option<&(PathBuf, String)>,
+    origin: Origin,
+    readers: &[&'static Reader],
+) -> Parsed {
     let mut parsed = Parsed {
         batches: Vec::new(),
         warnings: Vec::new(),
     };
     let shown = format!("{}:{}", origin.bundle, origin.path);
-    let bytes = match std::fs::metadata(path) {
-        Ok(m) if m.len() > MAX_TEXT => {
-            parsed.warnings.push(format!(
-                "{shown}: {} bytes, over the {MAX_TEXT}-byte limit for text files; not read",
-                m.len()
-            ));
-            return parsed;
-        }
-        _ => match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => {
-                parsed.warnings.push(format!("{shown}: cannot read: {e}"));
-                return parsed;
-            }
-        },
+    let Some(bytes) = read_text(path, &shown, &mut parsed.warnings) else {
+        return parsed;
     };
+    let open = at_open.and_then(|(p, rel)| {
+        let shown = format!("{}:{rel}", origin.bundle);
+        read_text(p, &shown, &mut parsed.warnings)
+    });
     for reader in readers {
-        match formats::read(reader, &bytes, origin.clone()) {
+        match formats::read_pair(reader, &bytes, open.as_deref(), origin.clone()) {
             Ok((batch, skipped, total)) => {
                 if total > 0 {
                     let first: Vec<String> = skipped.iter().map(ToString::to_string).collect();
@@ -238,6 +247,26 @@ fn parse_file(path: &Path, origin: Origin, readers: &[&'static Reader]) -> Parse
         }
     }
     parsed
+}
+
+/// The bytes of a text file, or a warning naming it (`shown`) and why not.
+fn read_text(path: &Path, shown: &str, warnings: &mut Vec<String>) -> Option<Vec<u8>> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > MAX_TEXT => {
+            warnings.push(format!(
+                "{shown}: {} bytes, over the {MAX_TEXT}-byte limit for text files; not read",
+                m.len()
+            ));
+            None
+        }
+        _ => match std::fs::read(path) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                warnings.push(format!("{shown}: cannot read: {e}"));
+                None
+            }
+        },
+    }
 }
 
 /// The readers that take the file at `rel` with first bytes `head`.

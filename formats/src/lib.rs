@@ -55,7 +55,7 @@ pub use error::{Error, Hex};
 pub use events::bpftrace;
 pub use flows::FlowTable;
 pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
-pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read};
+pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read, read_pair};
 pub use table::{Column, Kind, Table, schema_of};
 pub use tcp_state::{TCP_STATES, tcp_state_name};
 pub use unix::DIAG_COLUMNS as UNIX_DIAG_COLUMNS;

@@ -11,3 +11,4 @@ pub mod processes;
 pub mod sysctls;
 pub mod tools;
 pub mod unix_sockets;
+pub mod window_open;

@@ -40,7 +40,22 @@ pub enum Parse {
     Text(&'static Reader),
     /// A packet capture: every table of [`CAPTURE_TABLES`] streams from it.
     Capture,
+    /// The copy taken when the capture window opened of the artifact at
+    /// the same path without the leading [`AT_OPEN`] folder (which is taken
+    /// when the window closes). It feeds no table alone: the reader of that
+    /// artifact gets it beside the file ([`Rows::at_open`](crate::Rows::at_open))
+    /// and gives the value at each end and the change during the window.
+    AtOpen,
 }
+
+/// The folder of a namespace's copies taken when the capture window
+/// opened ([`Parse::AtOpen`]): `netns/<dir>/window-open/proc/net/snmp` is
+/// `netns/<dir>/proc/net/snmp` as it was when the window opened.
+pub const AT_OPEN: &str = "window-open/";
+
+/// The source id of a copy taken when the window opened: its artifact's
+/// id with this prefix (`open:proc_net_snmp`).
+pub const AT_OPEN_SOURCE: &str = "open:";
 
 /// One kind of file in a bundle.
 #[derive(Debug, Clone, Copy)]
@@ -72,7 +87,7 @@ impl Artifact {
     /// The tables it feeds.
     pub fn tables(&self) -> Vec<&'static Table> {
         match self.parse {
-            Parse::Raw => Vec::new(),
+            Parse::Raw | Parse::AtOpen => Vec::new(),
             Parse::Text(reader) => vec![reader.table],
             Parse::Capture => CAPTURE_TABLES.to_vec(),
         }
@@ -87,6 +102,18 @@ impl Artifact {
             Scope::Netns => self.path.strip_prefix("proc/net/"),
             _ => None,
         }
+    }
+
+    /// For a copy taken when the window opened ([`Parse::AtOpen`]): the
+    /// artifact it is the earlier copy of.
+    pub fn taken_at_close(&self) -> Option<&'static Artifact> {
+        if !matches!(self.parse, Parse::AtOpen) {
+            return None;
+        }
+        let path = self.path.strip_prefix(AT_OPEN)?;
+        ARTIFACTS
+            .iter()
+            .find(|a| a.path == path && a.scope == self.scope && !matches!(a.parse, Parse::AtOpen))
     }
 
     /// Whether `path` (a bundle path) is this artifact.
@@ -157,6 +184,11 @@ const fn hand(reader: &'static Reader) -> Artifact {
         command: None,
         parse: Parse::Text(reader),
     }
+}
+
+/// The copy of a per-namespace file taken when the window opened.
+const fn at_open(path: &'static str, source: &'static str) -> Artifact {
+    netns(path, source, Parse::AtOpen)
 }
 
 use Parse::{Capture, Raw, Text};
@@ -279,6 +311,18 @@ pub const ARTIFACTS: &[Artifact] = &[
         "manifest",
         Text(&super::tables::COLLECTION_READER),
     ),
+    // Copies taken when the window opened, read with the file of the same
+    // path taken when it closed.
+    at_open("window-open/proc/net/snmp", "open:proc_net_snmp"),
+    at_open("window-open/proc/net/netstat", "open:proc_net_netstat"),
+    at_open("window-open/proc/net/snmp6", "open:proc_net_snmp6"),
+    at_open(
+        "window-open/proc/net/stat/nf_conntrack",
+        "open:proc_net_stat_nf_conntrack",
+    ),
+    at_open("window-open/proc/net/dev", "open:proc_net_dev"),
+    at_open("window-open/proc/net/sockstat", "open:proc_net_sockstat"),
+    at_open("window-open/proc/net/sockstat6", "open:proc_net_sockstat6"),
     // Raw: kept for people and tools, read by no table yet.
     netns("proc/net/packet", "proc_net_packet", Raw),
     tool(
@@ -363,6 +407,35 @@ pub fn at(path: &str) -> Option<&'static Artifact> {
     ARTIFACTS.iter().find(|a| a.matches(path))
 }
 
+/// The copies taken when the window opened ([`Parse::AtOpen`]).
+pub fn at_open_copies() -> impl Iterator<Item = &'static Artifact> {
+    ARTIFACTS
+        .iter()
+        .filter(|a| matches!(a.parse, Parse::AtOpen))
+}
+
+/// Whether the bundle path is a copy taken when the window opened: such a
+/// file is read with its later copy, never alone.
+pub fn is_at_open(path: &str) -> bool {
+    at(path).is_some_and(|a| matches!(a.parse, Parse::AtOpen))
+}
+
+/// The bundle path of the copy taken when the window opened of the file
+/// at `path` (taken when it closed), if the registry has such a copy for
+/// it: `netns/<dir>/proc/net/snmp` -> `netns/<dir>/window-open/proc/net/snmp`.
+pub fn at_open_path(path: &str) -> Option<String> {
+    let artifact = at(path)?;
+    if !at_open_copies().any(|o| {
+        o.taken_at_close()
+            .is_some_and(|c| std::ptr::eq(c, artifact))
+    }) {
+        return None;
+    }
+    let rel = artifact.path;
+    let base = path.strip_suffix(rel)?;
+    Some(format!("{base}{AT_OPEN}{rel}"))
+}
+
 /// Every reader, once, in registry order.
 pub fn readers() -> &'static [&'static Reader] {
     static READERS: LazyLock<Vec<&'static Reader>> = LazyLock::new(|| {
@@ -445,6 +518,30 @@ mod tests {
     }
 
     #[test]
+    fn every_copy_at_window_open_has_its_artifact_and_source_id() {
+        let mut n = 0;
+        for a in at_open_copies() {
+            let close = a
+                .taken_at_close()
+                .unwrap_or_else(|| panic!("{}: no artifact at its path without {AT_OPEN}", a.path));
+            assert!(matches!(close.parse, Parse::Text(_)), "{}", a.path);
+            assert_eq!(a.source, format!("{AT_OPEN_SOURCE}{}", close.source));
+            assert_eq!(a.command, close.command, "{}", a.path);
+            n += 1;
+        }
+        assert!(n >= 7);
+        let snmp = "netns/pod%2Fx/proc/net/snmp";
+        assert_eq!(
+            at_open_path(snmp).as_deref(),
+            Some("netns/pod%2Fx/window-open/proc/net/snmp")
+        );
+        assert!(is_at_open("netns/pod%2Fx/window-open/proc/net/snmp"));
+        assert!(!is_at_open(snmp));
+        assert_eq!(at_open_path("netns/host/proc/net/tcp"), None);
+        assert_eq!(at_open_path("processes.jsonl"), None);
+    }
+
+    #[test]
     fn paths_are_unique_per_reader_and_tool_sources_name_their_command() {
         for (i, a) in ARTIFACTS.iter().enumerate() {
             for b in &ARTIFACTS[i + 1..] {
@@ -462,7 +559,8 @@ mod tests {
                 );
             }
             if let Some(argv) = a.command {
-                assert_eq!(a.source, format!("tool:{}", argv.join(" ")));
+                let source = a.source.strip_prefix(AT_OPEN_SOURCE).unwrap_or(a.source);
+                assert_eq!(source, format!("tool:{}", argv.join(" ")));
             }
         }
         assert!(PACKETS.matches("netns/pod%2Fx/packets.pcapng"));
