@@ -13,6 +13,7 @@
 mod bundle;
 mod collect;
 mod ebpf;
+mod netlink;
 mod netns;
 mod packets;
 mod redact;

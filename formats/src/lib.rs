@@ -32,6 +32,7 @@ mod events;
 mod flows;
 mod interfaces;
 mod logs;
+pub mod netlink;
 mod packets;
 mod proc_net;
 mod processes;
