@@ -88,20 +88,16 @@ pub fn converse(dump: &Dump) -> io::Result<Conversation> {
     Ok(out)
 }
 
-/// Sends one request of `protocol` and reads its whole reply.
-///
-/// # Errors
-/// As [`converse`].
-pub fn request(protocol: i32, req: &Request) -> io::Result<Reply> {
-    request_with_buffer(protocol, req, next_seq(), RECV_BUF_LEN)
-}
-
 /// A sequence number no other request of this process has.
 pub fn next_seq() -> u32 {
     SEQ.fetch_add(1, Ordering::Relaxed)
 }
 
-/// [`request`] starting with a receive buffer of `len` bytes.
+/// Sends one request of `protocol` with sequence number `seq` and reads
+/// its whole reply, starting with a receive buffer of `len` bytes.
+///
+/// # Errors
+/// As [`converse`].
 pub fn request_with_buffer(
     protocol: i32,
     req: &Request,
@@ -313,7 +309,13 @@ mod tests {
             kind: 18,
             body: &[0; 16],
         };
-        let reply = request(formats::netlink::NETLINK_SOCK_DIAG, &bad).unwrap();
+        let reply = request_with_buffer(
+            formats::netlink::NETLINK_SOCK_DIAG,
+            &bad,
+            next_seq(),
+            RECV_BUF_LEN,
+        )
+        .unwrap();
         assert!(reply.error.is_some_and(|e| e < 0), "{reply:?}");
         let _ = INET_DIAG_DUMP;
     }

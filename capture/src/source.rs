@@ -33,6 +33,7 @@ pub const SOURCES: &[&dyn Source] = &[
     &sources::packets::Packets,
     &sources::window_open::WindowOpen,
     &sources::proc_net::ProcNet,
+    &sources::netlink::Netlink,
     &sources::sysctls::Sysctls,
     &sources::unix_sockets::UnixSockets,
     &sources::tools::Tools,

@@ -30,6 +30,7 @@ mod decode;
 mod error;
 mod events;
 mod flows;
+mod inet_diag;
 mod interfaces;
 mod logs;
 pub mod netlink;
@@ -37,6 +38,7 @@ mod packets;
 mod proc_net;
 mod processes;
 mod rows;
+mod rtnetlink;
 mod sockstat;
 mod sysctls;
 mod table;
@@ -92,12 +94,20 @@ mod reader_robustness {
                 root.display()
             );
             out.extend(inline().iter().map(|(p, b)| ((*p).to_owned(), b.to_vec())));
+            // Real netlink conversations of this machine, at their bundle
+            // paths.
+            for name in ["link", "addr", "route", "rule", "inet_diag"] {
+                let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(format!("testdata/netlink/{name}.nl"));
+                let bytes = std::fs::read(&path).expect("formats/testdata/netlink");
+                out.push((format!("netns/host/netlink/{name}.nl"), bytes));
+            }
             out.sort();
             out
         })
     }
 
-    fn inline() -> [(&'static str, &'static [u8]); 9] {
+    fn inline() -> [(&'static str, &'static [u8]); 10] {
         [
             ("netns/host/proc/net/tcp", proc_net::tests::TCP),
             ("netns/host/proc/net/udp", proc_net::tests::UDP),
@@ -111,8 +121,13 @@ mod reader_robustness {
                 counters::tests::CONNTRACK_S,
             ),
             ("netns/host/proc/net/dev", interfaces::tests::DEV),
+            ("netns/host/netlink/link.nl", LINK_SAMPLE.as_slice()),
         ]
     }
+
+    /// A small link conversation (a request, a link, the end).
+    static LINK_SAMPLE: std::sync::LazyLock<Vec<u8>> =
+        std::sync::LazyLock::new(|| rtnetlink::link::tests::hand_made(1000));
 
     fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -153,6 +168,11 @@ mod reader_robustness {
         "netns/host/conntrack.txt",
         "netns/host/proc/net/dev",
         "netns/host/proc/net/sockstat",
+        "netns/host/netlink/link.nl",
+        "netns/host/netlink/addr.nl",
+        "netns/host/netlink/route.nl",
+        "netns/host/netlink/rule.nl",
+        "netns/host/netlink/inet_diag.nl",
         "ebpf/events.jsonl",
         "processes.jsonl",
         "fds.tsv",

@@ -5,6 +5,7 @@ pub mod ebpf;
 pub mod journal;
 pub mod kernel_log;
 pub mod log_files;
+pub mod netlink;
 pub mod packets;
 pub mod proc_net;
 pub mod processes;

@@ -1,13 +1,14 @@
 //! The copies taken when the capture window opens of what is read again
 //! when it closes (`window-open/` in each namespace: snmp, netstat, snmp6
-//! and nf_conntrack counters, /proc/net/dev, sockstat), so that the
+//! and nf_conntrack counters, /proc/net/dev, sockstat, the link dump), so that the
 //! readers give the value at each end and the change during the window.
 //! Each copy is made the way its later copy is (a /proc/net file copied,
-//! a tool run), by the code of the source that makes that one.
+//! a netlink dump, a tool run), by the code of the source that makes that
+//! one.
 
 use crate::report::{SourceReport, Status};
 use crate::source::{Context, InNetns, Phase, Scope, Source, Window};
-use crate::sources::proc_net;
+use crate::sources::{netlink, proc_net};
 use crate::tool::run_artifact;
 use formats::bundle::{Artifact, at_open_copies};
 
@@ -40,6 +41,8 @@ impl Source for WindowOpen {
             };
             if let Some(name) = later.proc_net_file() {
                 files.push((copy, name));
+            } else if copy.netlink.is_some() {
+                reports.push(netlink::dump(cx, ns, copy));
             } else if later.command.is_some() {
                 reports.push(if ns.entered {
                     run_artifact(

@@ -11,11 +11,12 @@
 //! its `TABLE` and `READER`), then add one line here per file it reads.
 //! Entries are grouped by table in the order `capsnap tables` lists them.
 
+use crate::netlink::{ADDR_DUMP, Dump, INET_DIAG_DUMP, LINK_DUMP, ROUTE_DUMP, RULE_DUMP};
 use crate::rows::Reader;
 use crate::table::Table;
 use crate::{
-    conntrack, counters, events, flows, interfaces, logs, packets, proc_net, processes, sockstat,
-    sysctls, unix,
+    conntrack, counters, events, flows, inet_diag, interfaces, logs, packets, proc_net, processes,
+    rtnetlink, sockstat, sysctls, unix,
 };
 use std::sync::LazyLock;
 
@@ -36,7 +37,8 @@ pub enum Scope {
 pub enum Parse {
     /// Kept as captured, for people and other tools; no table reads it yet.
     Raw,
-    /// A text file that this reader turns into rows of its table.
+    /// A file (text, or a netlink conversation) that this reader turns
+    /// into rows of its table.
     Text(&'static Reader),
     /// A packet capture: every table of [`CAPTURE_TABLES`] streams from it.
     Capture,
@@ -71,6 +73,8 @@ pub struct Artifact {
     /// The command whose output it is, for a node's tool (`ip`,
     /// `conntrack`, `crictl` ...).
     pub command: Option<&'static [&'static str]>,
+    /// The netlink dump it is the conversation of (rtnetlink, sock_diag).
+    pub netlink: Option<&'static Dump>,
     pub parse: Parse,
 }
 
@@ -145,6 +149,7 @@ const fn netns(path: &'static str, source: &'static str, parse: Parse) -> Artifa
         scope: Scope::Netns,
         source,
         command: None,
+        netlink: None,
         parse,
     }
 }
@@ -155,6 +160,7 @@ const fn node(path: &'static str, source: &'static str, parse: Parse) -> Artifac
         scope: Scope::Node,
         source,
         command: None,
+        netlink: None,
         parse,
     }
 }
@@ -172,6 +178,7 @@ const fn tool(
         scope,
         source,
         command: Some(command),
+        netlink: None,
         parse,
     }
 }
@@ -182,7 +189,25 @@ const fn hand(reader: &'static Reader) -> Artifact {
         scope: Scope::Hand,
         source: "",
         command: None,
+        netlink: None,
         parse: Parse::Text(reader),
+    }
+}
+
+/// The conversation of a netlink dump in each namespace.
+const fn dump(
+    path: &'static str,
+    source: &'static str,
+    dump: &'static Dump,
+    parse: Parse,
+) -> Artifact {
+    Artifact {
+        path,
+        scope: Scope::Netns,
+        source,
+        command: None,
+        netlink: Some(dump),
+        parse,
     }
 }
 
@@ -191,7 +216,7 @@ const fn at_open(path: &'static str, source: &'static str) -> Artifact {
     netns(path, source, Parse::AtOpen)
 }
 
-use Parse::{Capture, Raw, Text};
+use Parse::{AtOpen, Capture, Raw, Text};
 
 /// The packet capture of one namespace.
 pub const PACKETS: Artifact = netns("packets.pcapng", "packets", Capture);
@@ -199,6 +224,20 @@ pub const PROCESSES: Artifact = node("processes.jsonl", "processes", Text(&proce
 pub const FDS: Artifact = node("fds.tsv", "processes", Text(&processes::fds::READER));
 pub const SYSCTLS: Artifact = netns("sysctls.txt", "sysctls", Text(&sysctls::READER));
 pub const UNIX_DIAG: Artifact = netns("unix_diag.tsv", "unix_diag", Text(&unix::DIAG_READER));
+/// TCP and UDP sockets by sock_diag.
+pub const INET_DIAG: Artifact = dump(
+    "netlink/inet_diag.nl",
+    "inet_diag",
+    &INET_DIAG_DUMP,
+    Text(&inet_diag::READER),
+);
+/// The links of a namespace by rtnetlink (read again when the window opens).
+pub const LINKS: Artifact = dump(
+    "netlink/link.nl",
+    "rtnl_link",
+    &LINK_DUMP,
+    Text(&rtnetlink::link::READER),
+);
 pub const EVENTS: Artifact = node("ebpf/events.jsonl", "ebpf", Text(&events::bpftrace::READER));
 pub const KERNEL_LOG: Artifact = node("dmesg.txt", "kernel_log", Text(&logs::READER));
 pub const JOURNAL: Artifact = node("journal.txt", "journal", Text(&logs::READER));
@@ -245,6 +284,7 @@ pub const ARTIFACTS: &[Artifact] = &[
     netns("proc/net/udp6", "proc_net_udp6", Text(&proc_net::READER)),
     netns("proc/net/raw", "proc_net_raw", Text(&proc_net::READER)),
     netns("proc/net/raw6", "proc_net_raw6", Text(&proc_net::READER)),
+    INET_DIAG,
     netns("proc/net/unix", "proc_net_unix", Text(&unix::PROC_READER)),
     UNIX_DIAG,
     PROCESSES,
@@ -305,6 +345,25 @@ pub const ARTIFACTS: &[Artifact] = &[
     JOURNAL,
     LOG_FILES,
     netns("proc/net/dev", "proc_net_dev", Text(&interfaces::READER)),
+    LINKS,
+    dump(
+        "netlink/addr.nl",
+        "rtnl_addr",
+        &ADDR_DUMP,
+        Text(&rtnetlink::addr::READER),
+    ),
+    dump(
+        "netlink/route.nl",
+        "rtnl_route",
+        &ROUTE_DUMP,
+        Text(&rtnetlink::route::READER),
+    ),
+    dump(
+        "netlink/rule.nl",
+        "rtnl_rule",
+        &RULE_DUMP,
+        Text(&rtnetlink::rule::READER),
+    ),
     MANIFEST,
     node(
         "manifest.json",
@@ -323,6 +382,12 @@ pub const ARTIFACTS: &[Artifact] = &[
     at_open("window-open/proc/net/dev", "open:proc_net_dev"),
     at_open("window-open/proc/net/sockstat", "open:proc_net_sockstat"),
     at_open("window-open/proc/net/sockstat6", "open:proc_net_sockstat6"),
+    dump(
+        "window-open/netlink/link.nl",
+        "open:rtnl_link",
+        &LINK_DUMP,
+        AtOpen,
+    ),
     // Raw: kept for people and tools, read by no table yet.
     netns("proc/net/packet", "proc_net_packet", Raw),
     tool(
@@ -479,6 +544,7 @@ mod tests {
                 "packets",
                 "flows",
                 "sockets",
+                "inet_sockets",
                 "unix_sockets",
                 "processes",
                 "fds",
@@ -489,8 +555,11 @@ mod tests {
                 "events",
                 "logs",
                 "interfaces",
+                "addresses",
+                "routes",
+                "routing_rules",
                 "netns",
-                "collection"
+                "collection",
             ]
         );
     }
@@ -527,9 +596,15 @@ mod tests {
             assert!(matches!(close.parse, Parse::Text(_)), "{}", a.path);
             assert_eq!(a.source, format!("{AT_OPEN_SOURCE}{}", close.source));
             assert_eq!(a.command, close.command, "{}", a.path);
+            assert_eq!(
+                a.netlink.map(|d| d.requests.len()),
+                close.netlink.map(|d| d.requests.len()),
+                "{}",
+                a.path
+            );
             n += 1;
         }
-        assert!(n >= 7);
+        assert!(n >= 8);
         let snmp = "netns/pod%2Fx/proc/net/snmp";
         assert_eq!(
             at_open_path(snmp).as_deref(),
