@@ -13,7 +13,9 @@ use crate::bundle::{self, Manifest};
 use crate::netns::{self, Netns, Selector};
 use crate::report::{SourceReport, Status};
 use crate::source::{Context, InNetns, Phase, SOURCES, Scope, Source, Window, WindowState};
+use crate::space::DiskBudget;
 use crate::sys;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,6 +80,9 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The output cannot be written safely; nothing was collected.
+    #[error("output {0}")]
+    Target(String),
 }
 
 /// Set by SIGINT/SIGTERM: ends the capture window early.
@@ -125,16 +130,27 @@ pub fn collect(
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(formats::bundle::default_name(&host, started_ns)));
-    let staging_parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let staging = staging_parent.join(format!(".capsnap-staging-{}", std::process::id()));
-    std::fs::create_dir(&staging).map_err(|source| Error::Staging {
-        path: staging.clone(),
-        source,
-    })?;
+    let target = bundle::Target::check(&out).map_err(Error::Target)?;
+    if target == bundle::Target::Stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(Error::Target(
+            "- is a terminal: a bundle is binary; redirect standard output to a file or a pipe"
+                .into(),
+        ));
+    }
+    // Staging sits on the output's file system, whose space the disk
+    // budget watches (a file system of its own would hide the pressure).
+    let staging_parent = target.dir();
+    sweep_stale_staging(&staging_parent);
+    let staging = staging_parent.join(format!("{STAGING_PREFIX}{}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(|source| Error::Staging {
+            path: staging.clone(),
+            source,
+        })?;
     let _cleanup = RemoveDir(staging.clone());
+    let disk = Arc::new(DiskBudget::new(&staging));
     let root = sys::is_root();
     let mut reports = Vec::new();
 
@@ -162,6 +178,7 @@ pub fn collect(
         staging: staging.clone(),
         proc: proc.to_owned(),
         namespaces: chosen,
+        disk: disk.clone(),
     });
 
     // Window sources start first; the window opens once all are ready.
@@ -270,8 +287,9 @@ pub fn collect(
         staging: cx.staging.clone(),
         proc: cx.proc.clone(),
         namespaces: cx.namespaces.clone(),
+        disk: cx.disk.clone(),
     });
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         format_version: bundle::FORMAT_VERSION,
         capsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
         host,
@@ -290,12 +308,30 @@ pub fn collect(
         members,
     };
     progress("writing bundle");
-    let size = bundle::write(&staging, &manifest, &out).map_err(|source| Error::Bundle {
+    let mut written = bundle::write_to(&staging, &manifest, &target);
+    // The bundle did not fit (the disk filled while writing, or the
+    // captures did not compress as the budget hoped): captures go, the
+    // largest first, and the rest is kept, the manifest saying so.
+    while let Err(e) = &written
+        && e.kind() == std::io::ErrorKind::StorageFull
+        && target != bundle::Target::Stdout
+    {
+        let why = format!("left out: the bundle did not fit on the output's file system ({e})");
+        let cut = cut_captures(&mut manifest.members, 1, &why);
+        if cut.is_empty() {
+            break;
+        }
+        progress("the bundle did not fit: writing it again without the largest capture");
+        manifest.sources.extend(cut.clone());
+        reports.extend(cut);
+        written = bundle::write_to(&staging, &manifest, &target);
+    }
+    let (bundle, size) = written.map_err(|source| Error::Bundle {
         path: out.clone(),
         source,
     })?;
     Ok(Outcome {
-        bundle: out,
+        bundle,
         size,
         sources: reports,
     })
@@ -479,11 +515,93 @@ fn start_netns_phase(cx: &Arc<Context>, phase: Phase, i: usize) -> PendingSnapsh
     }
 }
 
+/// The staging directory of a collection: `<prefix><pid>` next to the
+/// output.
+const STAGING_PREFIX: &str = ".capsnap-staging-";
+
+/// Removes staging directories left in `dir` by collections that were
+/// killed outright (SIGKILL, OOM): only directories of ours whose pid no
+/// longer runs (a pid reused since only delays the removal).
+fn sweep_stale_staging(dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    // SAFETY: geteuid() cannot fail and touches no memory.
+    let uid = unsafe { libc::geteuid() };
+    for e in entries.flatten() {
+        let Some(pid) = e
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix(STAGING_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let ours = std::fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir() && m.uid() == uid);
+        if ours && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Removes up to `n` capture members (the largest first) from `members`;
+/// one partial report each, naming it.
+fn cut_captures(members: &mut Vec<formats::Member>, n: usize, why: &str) -> Vec<SourceReport> {
+    let mut reports = Vec::new();
+    for _ in 0..n {
+        let Some(i) = members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| {
+                formats::bundle::at(&m.path)
+                    .is_some_and(|a| a.path == formats::bundle::PACKETS.path)
+            })
+            .max_by_key(|(_, m)| m.size)
+            .map(|(i, _)| i)
+        else {
+            break;
+        };
+        let m = members.remove(i);
+        reports.push(
+            SourceReport::new(formats::bundle::PACKETS.source, None).with(
+                Status::Partial,
+                format!("{} ({} bytes) {why}", m.path, m.size),
+            ),
+        );
+    }
+    reports
+}
+
 /// Removes the staging directory however the collection ends.
 struct RemoveDir(PathBuf);
 
 impl Drop for RemoveDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_of_a_dead_collect_is_removed_9() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = dir.path().join(format!("{STAGING_PREFIX}{dead}"));
+        let live = dir
+            .path()
+            .join(format!("{STAGING_PREFIX}{}", std::process::id()));
+        let other = dir.path().join(".capsnap-staging-x");
+        for d in [&stale, &live, &other] {
+            std::fs::create_dir_all(d.join("netns/host")).unwrap();
+        }
+        sweep_stale_staging(dir.path());
+        assert!(!stale.exists(), "the dead collect's staging stays");
+        assert!(live.exists() && other.exists());
     }
 }

@@ -49,6 +49,9 @@ pub struct CaptureOptions {
     pub max_bytes: u64,
     /// Bytes kept of each packet.
     pub snaplen: u32,
+    /// The collection's disk budget: every block is claimed from it before
+    /// it is written, and the capture ends when it says the disk is low.
+    pub disk: Option<std::sync::Arc<crate::space::DiskBudget>>,
 }
 
 /// How often the loop wakes up to look at `stop` and the deadline.
@@ -596,6 +599,7 @@ struct Capture {
     control: [u64; 16],
     interfaces: Vec<Seen>,
     packets: u64,
+    disk: Option<std::sync::Arc<crate::space::DiskBudget>>,
 }
 
 impl Capture {
@@ -614,6 +618,7 @@ impl Capture {
             control: [0; 16],
             interfaces: Vec::new(),
             packets: 0,
+            disk: opts.disk.clone(),
         }
     }
 
@@ -769,6 +774,9 @@ impl Capture {
         }
         if self.max_bytes > 0 && writer.written() + need > self.max_bytes {
             return Err(Step::End(End::ByteLimit));
+        }
+        if let Some(disk) = &self.disk {
+            disk.claim(need).map_err(|e| Step::End(End::Write(e)))?;
         }
         let id = match (known, new_name) {
             (Some((id, _)), _) => id,
@@ -981,6 +989,7 @@ mod tests {
             max_packets: 100_000,
             max_bytes: 64 * 1024 * 1024,
             snaplen: 256,
+            disk: None,
         }
     }
 

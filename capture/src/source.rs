@@ -95,6 +95,10 @@ pub struct Context {
     pub proc: PathBuf,
     /// The selected namespaces, each with its bundle directory.
     pub namespaces: Vec<Netns>,
+    /// The disk budget of the staging directory's file system: a source
+    /// that writes much (the packet capture) claims every write from it
+    /// and stops when it says the disk is low.
+    pub disk: std::sync::Arc<crate::space::DiskBudget>,
 }
 
 impl Context {
@@ -272,11 +276,9 @@ impl Window<'_> {
         &self.state.interrupted
     }
 
-    /// Waits until the window closes.
-    pub fn wait_closed(&self) {
-        while !self.state.closed.load(Ordering::SeqCst) {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+    /// Whether the window has closed.
+    pub fn is_closed(&self) -> bool {
+        self.state.closed.load(Ordering::SeqCst)
     }
 }
 
@@ -352,7 +354,9 @@ mod tests {
                 a.ready();
                 a.ready();
                 a.wait_open();
-                a.wait_closed();
+                while !a.is_closed() {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
             });
             s.spawn(move || b.ready());
             w.wait_ready();

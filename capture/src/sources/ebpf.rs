@@ -50,8 +50,31 @@ impl Source for Ebpf {
         match start_bpftrace(&opts, &cx.staging) {
             Ok(session) => {
                 window.ready_as("eBPF probes attached");
-                window.wait_closed();
-                vec![session.stop()]
+                // bpftrace writes events.jsonl itself: its growth is
+                // claimed from the disk budget as the window runs, and the
+                // probes come off early when the disk runs low.
+                let events = cx.node_file(&bundle::EVENTS);
+                let mut claimed = 0;
+                let mut low = None;
+                while !window.is_closed() {
+                    std::thread::sleep(Duration::from_millis(200));
+                    let size = std::fs::metadata(&events).map_or(claimed, |m| m.len());
+                    if let Err(e) = cx.disk.claim(size.saturating_sub(claimed)) {
+                        low = Some(e);
+                        break;
+                    }
+                    claimed = size.max(claimed);
+                }
+                let mut report = session.stop();
+                if let Some(e) = low {
+                    report.status = Status::Partial;
+                    let why = format!("stopped early: {e}");
+                    report.reason = Some(match report.reason.take() {
+                        Some(r) => format!("{why}; {r}"),
+                        None => why,
+                    });
+                }
+                vec![report]
             }
             Err(report) => {
                 window.ready();

@@ -59,6 +59,7 @@ impl Source for Packets {
             max_packets: cx.opts.max_packets,
             max_bytes: cx.opts.max_bytes / cx.namespaces.len().max(1) as u64,
             snaplen: cx.opts.snaplen,
+            disk: Some(cx.disk.clone()),
         };
         vec![capture_here(
             &target,

@@ -15,8 +15,8 @@ use crate::netlink::{ADDR_DUMP, Dump, INET_DIAG_DUMP, LINK_DUMP, ROUTE_DUMP, RUL
 use crate::rows::Reader;
 use crate::table::Table;
 use crate::{
-    conntrack, counters, events, flows, inet_diag, interfaces, logs, packets, proc_net, processes,
-    rtnetlink, sockstat, sysctls, unix,
+    addresses, conntrack, counters, events, flows, inet_diag, interfaces, logs, packets, proc_net,
+    processes, rtnetlink, sockstat, sysctls, unix,
 };
 use std::sync::LazyLock;
 
@@ -364,6 +364,13 @@ pub const ARTIFACTS: &[Artifact] = &[
         &RULE_DUMP,
         Text(&rtnetlink::rule::READER),
     ),
+    tool(
+        Scope::Netns,
+        "ip-addr.txt",
+        "tool:ip -d -s addr",
+        &["ip", "-d", "-s", "addr"],
+        Text(&addresses::READER),
+    ),
     MANIFEST,
     node(
         "manifest.json",
@@ -390,13 +397,6 @@ pub const ARTIFACTS: &[Artifact] = &[
     ),
     // Raw: kept for people and tools, read by no table yet.
     netns("proc/net/packet", "proc_net_packet", Raw),
-    tool(
-        Scope::Netns,
-        "ip-addr.txt",
-        "tool:ip -d -s addr",
-        &["ip", "-d", "-s", "addr"],
-        Raw,
-    ),
     tool(
         Scope::Netns,
         "ip-link.txt",

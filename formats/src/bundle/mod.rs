@@ -19,6 +19,7 @@
 
 mod artifacts;
 mod manifest;
+pub mod reader;
 mod records;
 pub(crate) mod tables;
 

@@ -54,12 +54,12 @@ pub const READER: Reader = Reader {
 };
 
 /// One link message, read.
-struct LinkMsg<'a> {
-    index: u32,
-    name: Cow<'a, str>,
+pub(crate) struct LinkMsg<'a> {
+    pub(crate) index: u32,
+    pub(crate) name: Cow<'a, str>,
     counters: Option<Counters>,
-    link: Link<'a>,
-    master: Option<u32>,
+    pub(crate) link: Link<'a>,
+    pub(crate) master: Option<u32>,
 }
 
 /// The device flags `ip link` prints, in its order (include/uapi/linux/if.h
@@ -220,7 +220,10 @@ fn as_str(data: &[u8]) -> Option<&str> {
 }
 
 /// The links of a conversation (the bad ones skipped, with why).
-fn links(input: &[u8], mut skip: impl FnMut(usize, String)) -> Result<Vec<LinkMsg<'_>>, String> {
+pub(crate) fn links(
+    input: &[u8],
+    mut skip: impl FnMut(usize, String),
+) -> Result<Vec<LinkMsg<'_>>, String> {
     let mut out = Vec::new();
     netlink::conversation(input, RTM_NEWLINK, |turn| match turn {
         Turn::Answer {
