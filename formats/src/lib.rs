@@ -237,12 +237,12 @@ mod reader_robustness {
                 .min()
                 .unwrap_or_default()
         };
-        let all_paths = paths();
+        let paths = paths();
         for (shape, unit) in shapes {
             let small: Vec<u8> = unit.iter().copied().cycle().take(256 << 10).collect();
             let big: Vec<u8> = unit.iter().copied().cycle().take(1 << 20).collect();
             for reader in readers() {
-                let path = all_paths
+                let path = paths
                     .iter()
                     .map(String::as_str)
                     .find(|p| (reader.claims)(p, &small[..small.len().min(4096)]))
