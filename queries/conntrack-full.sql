@@ -6,7 +6,7 @@
 --   net.netfilter.nf_conntrack_max (one limit for the machine, counted per
 --   namespace: __nf_conntrack_alloc compares the namespace's count with
 --   it), the first packet of each new connection is dropped and the kernel
---   logs "nf_conntrack: table full, dropping packet" (since Linux 6.17,
+--   logs "nf_conntrack: table full, dropping packet" (recent kernels, Linux 6.18 here,
 --   "table full in netns N, dropping packet" for a namespace other than
 --   the initial one, N its inode). insert_failed and drop count packets
 --   lost to races or a full table; early_drop counts entries evicted to
@@ -44,7 +44,7 @@ GROUP BY s.bundle, s.netns;
 
 -- Both wordings: "table full in netns N" names its namespace by inode
 -- (a namespace the bundle does not cover is left out); the plain one is
--- the initial namespace's on Linux 6.17 and later (on older kernels any
+-- the initial namespace's on kernels that have both (on older kernels any
 -- namespace's), so it is counted for `host` only. The kernel log outlives
 -- the fault: only lines from the capture window (5 s either side) count,
 -- or every line when the input has no window or the line no time.

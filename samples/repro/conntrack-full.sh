@@ -14,7 +14,7 @@
 # nothing here, checked first). Once the server namespace holds MAX
 # entries, all ESTABLISHED and ASSURED (so early_drop finds nothing to
 # evict), the first packet of each new connection is dropped, the drop
-# counter of /proc/net/stat/nf_conntrack rises, and Linux 6.17 and later
+# counter of /proc/net/stat/nf_conntrack rises, and recent kernels (6.18 here)
 # log "nf_conntrack: table full in netns N, dropping packet". The client
 # namespace tracks nothing and must not be named. Checked before
 # collecting: the count at MAX and drops rising; after: the bundle's two
