@@ -341,6 +341,15 @@ fn collect_on_a_nat_lab_sees_both_sides_conntrack_fds_and_probes() {
     );
     let sysctls = std::fs::read_to_string(x.join("netns/host/sysctls.txt")).unwrap();
     assert!(sysctls.contains("net.ipv4.ip_forward = 1"), "{sysctls}");
+    // Per-interface sysctls, the node's uplink among them.
+    for key in [
+        "net.ipv4.conf.all.rp_filter = ",
+        "net.ipv4.conf.cslab-nr.rp_filter = ",
+        "net.ipv4.conf.cslab-nr.forwarding = 1",
+        "net.ipv6.conf.cslab-nr.disable_ipv6 = ",
+    ] {
+        assert!(sysctls.contains(key), "no {key} in {sysctls}");
+    }
 
     // The holder's socket fd is a row of the pod's /proc/net/tcp.
     let procs = std::fs::read_to_string(x.join("processes.jsonl")).unwrap();
@@ -383,6 +392,57 @@ fn collect_on_a_nat_lab_sees_both_sides_conntrack_fds_and_probes() {
         "holder socket is not to port 8080: {row}"
     );
     assert_eq!(holder["netns_inode"], m["namespaces"][1]["inode"]);
+
+    // sock_diag and rtnetlink in the pod's namespace, through the tables:
+    // the holder's socket with its tcp_info, the pod's default route, its
+    // address and its link's MTU.
+    let b = bundle.display().to_string();
+    let pod = lab.ns("pod");
+    let socks = query_csv(&[
+        "query",
+        "--format",
+        "csv",
+        &b,
+        &format!(
+            "select s.state, s.remote_address, s.rtt_us > 0 as rtt, s.pmtu, s.snd_cwnd > 0 as cwnd \
+             from inet_sockets s join fds f on f.inode = s.inode \
+             where s.netns = '{pod}' and f.pid = {pid} and s.remote_port = 8080"
+        ),
+    ]);
+    assert!(
+        socks.contains(&format!("ESTABLISHED,10.99.{subnet}.2,true,1500,true")),
+        "the holder's socket in inet_sockets:\n{socks}"
+    );
+    let routes = query_csv(&[
+        "query",
+        "--format",
+        "csv",
+        &b,
+        &format!(
+            "select table_name, destination, gateway, dev from routes \
+             where netns = '{pod}' and family = 'ipv4' and table_name = 'main' order by destination"
+        ),
+    ]);
+    assert!(
+        routes.contains(&format!("main,default,172.30.{subnet}.1,cslab-pn"))
+            && routes.contains(&format!("main,172.30.{subnet}.0/24,,cslab-pn")),
+        "the pod's routes:\n{routes}"
+    );
+    let addrs = query_csv(&[
+        "query",
+        "--format",
+        "csv",
+        &b,
+        &format!(
+            "select a.ifname, a.address, a.prefix_len, i.mtu, i.operstate, i.kind from addresses a \
+             join interfaces i on i.netns = a.netns and i.ifindex = a.ifindex \
+             where a.netns = '{pod}' and a.family = 'inet' order by a.ifname"
+        ),
+    ]);
+    assert!(
+        addrs.contains(&format!("cslab-pn,172.30.{subnet}.2,24,1500,UP,veth")),
+        "the pod's addresses and links:\n{addrs}"
+    );
 
     // bpftrace: the client's execs and TCP state changes to port 8080.
     let ebpf = source(&m, "ebpf", None);

@@ -15,6 +15,7 @@
 mod bundle;
 mod collect;
 mod ebpf;
+mod netlink;
 mod netns;
 mod packets;
 mod redact;

@@ -861,6 +861,14 @@ mod tests {
                 .expect("reset_sent");
             assert_eq!(rst["reason_name"], "NO_SOCKET");
         }
+        // The blocking connect failed at once: its errno, pid and netns.
+        let failed = of("connect_error")
+            .find(|e| e["dport"] == port)
+            .unwrap_or_else(|| panic!("no connect_error for port {port}"));
+        assert_eq!(failed["ret"], -111, "ECONNREFUSED");
+        assert_eq!(failed["daddr"], "127.0.0.1");
+        assert_eq!(failed["pid"], std::process::id());
+        assert_eq!(failed["netns"], connect["netns"]);
         if !omitted.iter().any(|o| o.contains("drop")) {
             let drop = of("drop")
                 .find(|e| e["dport"] == port)

@@ -886,10 +886,13 @@ impl BundleWriter<'_> {
             path: self.work.join(&name),
             existed: false,
         };
+        // No copies are taken when a watch bundle's window opens (it opened
+        // in the past, in the ring): counters are the snapshot's alone.
         let (tmp, size, _) = write_bundle(
             &cx,
             self.host,
             from_ns,
+            (0, 0),
             reports,
             Some(trigger.clone()),
             &target,

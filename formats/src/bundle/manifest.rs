@@ -46,6 +46,14 @@ pub struct Manifest {
     pub started_ns: u64,
     #[serde(default)]
     pub finished_ns: u64,
+    /// When the capture window opened and closed (nanoseconds since the
+    /// epoch): the copies under `window-open/` were taken just before the
+    /// first, the snapshots just after the second. 0 in bundles made before
+    /// capsnap recorded them.
+    #[serde(default)]
+    pub window_open_ns: u64,
+    #[serde(default)]
+    pub window_close_ns: u64,
     /// Whether the collector ran as root (what it could see depends on it).
     #[serde(default)]
     pub root: bool,
