@@ -215,9 +215,10 @@ mod reader_robustness {
 
     /// Issue #10 item 4: an events.jsonl of unterminated records took 1 s
     /// at 1 MB, 14 s at 4 MB (the joiner re-scanned the growing record).
-    /// Every reader, on each hostile shape, must take about 4 times as
-    /// long on 4 times the input (quadratic would be 16 times); the best
-    /// of three runs is compared, with room for caches and a noisy machine.
+    /// Every reader, on each hostile shape, must take about 16 times as
+    /// long on 16 times the input (quadratic would be 256 times); the best
+    /// of three runs is compared, with room for caches and a noisy machine
+    /// (a 4x size step with a 10x bound failed at load 17 on linear code).
     #[test]
     fn every_text_reader_stays_linear_on_hostile_input_4() {
         let shapes: [(&str, &[u8]); 5] = [
@@ -242,7 +243,7 @@ mod reader_robustness {
         };
         let paths = paths();
         for (shape, unit) in shapes {
-            let small: Vec<u8> = unit.iter().copied().cycle().take(256 << 10).collect();
+            let small: Vec<u8> = unit.iter().copied().cycle().take(64 << 10).collect();
             let big: Vec<u8> = unit.iter().copied().cycle().take(1 << 20).collect();
             for reader in readers() {
                 let path = paths
@@ -253,8 +254,8 @@ mod reader_robustness {
                 let (a, b) = (best(reader, path, &small), best(reader, path, &big));
                 let ratio = b.as_secs_f64() / a.as_secs_f64().max(1e-4);
                 assert!(
-                    ratio < 10.0 || b.as_millis() < 50,
-                    "{}: {shape}: 256 KiB in {a:?}, 1 MiB in {b:?} ({ratio:.0}x)",
+                    ratio < 64.0 || b.as_millis() < 50,
+                    "{}: {shape}: 64 KiB in {a:?}, 1 MiB in {b:?} ({ratio:.0}x)",
                     reader.what
                 );
             }
