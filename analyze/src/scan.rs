@@ -2,8 +2,11 @@
 //!
 //! `packets` is scanned in partitions of whole chunks, decoded in parallel,
 //! building only the projected columns, a batch at a time: memory follows
-//! the batch size, not the file size. `flows` aggregates each capture with
-//! rayon over its chunks and emits one batch per capture.
+//! the batch size, not the file size. `flows` and `dns` aggregate each
+//! capture with rayon over its chunks, both in the same pass, and emit one
+//! batch per capture; the pass runs once per capture and run
+//! ([`CaptureSource::aggregates`]): every detection reading `flows` or
+//! `dns` after the first reads the kept batches.
 
 use crate::source::CaptureSource;
 use async_trait::async_trait;
@@ -21,7 +24,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
-use formats::{CaptureMeta, FlowTable, PacketBuilder};
+use formats::{CaptureMeta, DnsTable, FlowTable, PacketBuilder};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 use std::collections::VecDeque;
@@ -39,16 +42,22 @@ const SMALL_INPUT: u64 = 16 * 1024 * 1024;
 pub enum CaptureTable {
     Packets,
     Flows,
+    Dns,
 }
 
 impl CaptureTable {
-    const ALL: [CaptureTable; 2] = [CaptureTable::Packets, CaptureTable::Flows];
+    const ALL: [CaptureTable; 3] = [
+        CaptureTable::Packets,
+        CaptureTable::Flows,
+        CaptureTable::Dns,
+    ];
 
     /// The table this builds.
     pub fn table(self) -> &'static formats::Table {
         match self {
             CaptureTable::Packets => &formats::PACKETS,
             CaptureTable::Flows => &formats::FLOWS,
+            CaptureTable::Dns => &formats::DNS,
         }
     }
 
@@ -115,7 +124,7 @@ impl TableProvider for CaptureProvider {
                     config.target_partitions().max(1)
                 }
             }
-            CaptureTable::Flows => self.sources.len(),
+            CaptureTable::Flows | CaptureTable::Dns => self.sources.len(),
         };
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
@@ -246,7 +255,7 @@ impl ExecutionPlan for CaptureExec {
                     futures::stream::iter(scan),
                 )))
             }
-            CaptureTable::Flows => {
+            table @ (CaptureTable::Flows | CaptureTable::Dns) => {
                 let sources = self.sources.clone();
                 let projection = self.projection.clone();
                 let progress = self.progress.clone();
@@ -255,7 +264,11 @@ impl ExecutionPlan for CaptureExec {
                         sources
                             .get(partition)
                             .map(|src| {
-                                let batch = flows_of(src, &progress)?;
+                                let all = src.aggregates(|| aggregate(src, &progress))?;
+                                let batch = match table {
+                                    CaptureTable::Dns => all.dns.clone(),
+                                    _ => all.flows.clone(),
+                                };
                                 Ok(match &projection {
                                     Some(p) => batch.project(p)?,
                                     None => batch,
@@ -281,14 +294,23 @@ impl ExecutionPlan for CaptureExec {
     }
 }
 
-/// Aggregates the flows of one capture, its chunks in parallel.
-fn flows_of(src: &CaptureSource, progress: &ProgressBar) -> Result<RecordBatch> {
+/// The tables one pass over a capture builds: one batch each.
+#[derive(Debug)]
+pub struct Aggregates {
+    pub flows: RecordBatch,
+    pub dns: RecordBatch,
+}
+
+/// Aggregates the flows and DNS messages of one capture in one pass, its
+/// chunks in parallel.
+fn aggregate(src: &CaptureSource, progress: &ProgressBar) -> Result<Aggregates> {
     let next = AtomicUsize::new(0);
-    let table = (0..rayon::current_num_threads())
+    let (flows, dns) = (0..rayon::current_num_threads())
         .into_par_iter()
         .map(|_| {
-            let (mut table, mut h, mut buf) = (
+            let (mut flows, mut dns, mut h, mut buf) = (
                 FlowTable::default(),
+                DnsTable::default(),
                 formats::Headers::default(),
                 Vec::new(),
             );
@@ -299,20 +321,28 @@ fn flows_of(src: &CaptureSource, progress: &ProgressBar) -> Result<RecordBatch> 
                     for frame in described.index.chunk_frames(bytes, chunk) {
                         let link = described.meta.interfaces[frame.interface as usize].link_type;
                         formats::decode(link, frame.data, &mut h);
-                        table.add(&frame, &h);
+                        flows.add(&frame, &h);
+                        dns.add(&frame, &h);
                     }
                     progress.inc(bytes.len() as u64);
                 }
             }
-            Ok::<_, crate::Error>(table)
+            Ok::<_, crate::Error>((flows, dns))
         })
-        .try_reduce(FlowTable::default, |mut a, b| {
-            a.merge(b);
-            Ok(a)
-        })
+        .try_reduce(
+            || (FlowTable::default(), DnsTable::default()),
+            |(mut fa, mut da), (fb, db)| {
+                fa.merge(fb);
+                da.merge(db);
+                Ok((fa, da))
+            },
+        )
         .map_err(external)?;
     let meta = src.described().map_err(external)?.meta.clone();
-    Ok(table.finish(&meta))
+    Ok(Aggregates {
+        flows: flows.finish(&meta),
+        dns: dns.finish(&meta),
+    })
 }
 
 fn external(e: crate::Error) -> datafusion::error::DataFusionError {

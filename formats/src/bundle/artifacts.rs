@@ -14,8 +14,8 @@
 use crate::rows::Reader;
 use crate::table::Table;
 use crate::{
-    addresses, conntrack, counters, events, flows, interfaces, logs, packets, proc_net, processes,
-    sockstat, sysctls, unix,
+    addresses, conntrack, counters, dns, events, flows, interfaces, logs, packets, proc_net,
+    processes, sockstat, sysctls, unix,
 };
 use std::sync::LazyLock;
 
@@ -110,7 +110,7 @@ impl Artifact {
 }
 
 /// The tables that stream from packet captures.
-pub const CAPTURE_TABLES: &[&Table] = &[&packets::TABLE, &flows::TABLE];
+pub const CAPTURE_TABLES: &[&Table] = &[&packets::TABLE, &flows::TABLE, &dns::TABLE];
 
 const fn netns(path: &'static str, source: &'static str, parse: Parse) -> Artifact {
     Artifact {
