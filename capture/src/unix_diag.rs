@@ -448,7 +448,8 @@ fn diag_socket() -> io::Result<OwnedFd> {
     // SAFETY: raw is a fresh descriptor nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     let tv = libc::timeval {
-        tv_sec: RECV_TIMEOUT.as_secs() as libc::time_t,
+        // Whatever width the C library gives time_t (musl's changes).
+        tv_sec: RECV_TIMEOUT.as_secs().try_into().unwrap_or(1),
         tv_usec: 0,
     };
     // SAFETY: tv is a valid timeval for the length given.
