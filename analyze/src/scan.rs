@@ -20,6 +20,9 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation, PushedDown,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -138,6 +141,7 @@ impl TableProvider for CaptureProvider {
             parts,
             runs: Mutex::new(Run::new(self.sources.len(), parts)),
             projection: projection.cloned(),
+            filters: Vec::new(),
             schema,
             limit,
             batch_size,
@@ -174,6 +178,10 @@ struct CaptureExec {
     parts: usize,
     runs: Mutex<Run>,
     projection: Option<Vec<usize>>,
+    /// Predicates over the output its parents apply anyway (a filter, a
+    /// hash join's dynamic filter of the keys it holds): a packets scan
+    /// uses them to build whole rows only for frames that may pass.
+    filters: Vec<Arc<dyn PhysicalExpr>>,
     schema: SchemaRef,
     limit: Option<usize>,
     batch_size: usize,
@@ -185,11 +193,12 @@ impl DisplayAs for CaptureExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "CaptureExec: table={:?}, files={}, partitions={}, limit={:?}",
+            "CaptureExec: table={:?}, files={}, partitions={}, limit={:?}, filters={}",
             self.table,
             self.sources.len(),
             self.parts,
-            self.limit
+            self.limit,
+            self.filters.len()
         )
     }
 }
@@ -221,6 +230,51 @@ impl ExecutionPlan for CaptureExec {
         Ok(self)
     }
 
+    /// Takes the filters its parents push down (a packets scan only) but
+    /// reports none as applied: they stay where they are, and the scan uses
+    /// them to skip building rows that cannot pass. A hash join's dynamic
+    /// filter comes this way: once the join has read its small side (the
+    /// flows a detection found), it holds their keys, and the scan builds
+    /// full rows only for those flows' packets.
+    fn handle_child_pushdown_result(
+        &self,
+        _phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        _config: &datafusion::config::ConfigOptions,
+    ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        let pushed: Vec<Arc<dyn PhysicalExpr>> = child_pushdown_result
+            .parent_filters
+            .into_iter()
+            .map(|f| f.filter)
+            .collect();
+        let verdicts = vec![PushedDown::No; pushed.len()];
+        if self.table != CaptureTable::Packets || pushed.is_empty() {
+            return Ok(FilterPushdownPropagation {
+                filters: verdicts,
+                updated_node: None,
+            });
+        }
+        let mut filters = self.filters.clone();
+        filters.extend(pushed);
+        let node = CaptureExec {
+            table: self.table,
+            sources: self.sources.clone(),
+            parts: self.parts,
+            runs: Mutex::new(Run::new(self.sources.len(), self.parts)),
+            projection: self.projection.clone(),
+            filters,
+            schema: self.schema.clone(),
+            limit: self.limit,
+            batch_size: self.batch_size,
+            properties: self.properties.clone(),
+            progress: self.progress.clone(),
+        };
+        Ok(FilterPushdownPropagation {
+            filters: verdicts,
+            updated_node: Some(Arc::new(node)),
+        })
+    }
+
     fn execute(
         &self,
         partition: usize,
@@ -242,6 +296,7 @@ impl ExecutionPlan for CaptureExec {
                     sources: self.sources.clone(),
                     cursors,
                     source: 0,
+                    prefilter: Prefilter::new(&self.filters, self.projection.as_deref()),
                     projection: self.projection.clone(),
                     batch_size: self.batch_size,
                     left: self.limit.unwrap_or(usize::MAX),
@@ -349,6 +404,83 @@ fn external(e: crate::Error) -> datafusion::error::DataFusionError {
     datafusion::error::DataFusionError::External(Box::new(e))
 }
 
+/// The filters a packets scan was given, evaluated on the few columns
+/// they read before the other columns of a row are built.
+struct Prefilter {
+    filters: Vec<Arc<dyn PhysicalExpr>>,
+    /// The `packets` columns the filters read (indices into the table).
+    keys: Vec<usize>,
+    /// For each output column: its position among `keys`, if a key.
+    slots: Vec<Option<usize>>,
+    /// The output schema with every field nullable: the columns the
+    /// filters do not read are all-null placeholders.
+    schema: SchemaRef,
+}
+
+impl Prefilter {
+    /// `None` when there is nothing to gain: no filters, or filters that
+    /// read every projected column.
+    fn new(filters: &[Arc<dyn PhysicalExpr>], projection: Option<&[usize]>) -> Option<Prefilter> {
+        if filters.is_empty() {
+            return None;
+        }
+        let all: Vec<usize> = (0..formats::PACKETS.columns.len()).collect();
+        let projection = projection.unwrap_or(&all);
+        let mut read: Vec<usize> = filters
+            .iter()
+            .flat_map(datafusion::physical_expr::utils::collect_columns)
+            .map(|c| c.index())
+            .collect();
+        read.sort_unstable();
+        read.dedup();
+        if read.len() >= projection.len() || read.iter().any(|&i| i >= projection.len()) {
+            return None;
+        }
+        let keys: Vec<usize> = read.iter().map(|&i| projection[i]).collect();
+        let slots = (0..projection.len())
+            .map(|i| read.iter().position(|&r| r == i))
+            .collect();
+        let full = formats::PACKETS.schema();
+        let fields: Vec<_> = projection
+            .iter()
+            .map(|&i| full.field(i).clone().with_nullable(true))
+            .collect();
+        Some(Prefilter {
+            filters: filters.to_vec(),
+            keys,
+            slots,
+            schema: Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+        })
+    }
+
+    /// Which of the frames whose key columns are `keys` may pass.
+    fn passing(&self, keys: &RecordBatch) -> Result<Vec<bool>> {
+        use datafusion::arrow::array::{Array, AsArray, new_null_array};
+        let rows = keys.num_rows();
+        let columns = self
+            .slots
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(slot, f)| match slot {
+                Some(k) => keys.column(*k).clone(),
+                None => new_null_array(f.data_type(), rows),
+            })
+            .collect();
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+        let mut pass = vec![true; rows];
+        for f in &self.filters {
+            let verdict = f.evaluate(&batch)?.into_array(rows)?;
+            let Some(verdict) = verdict.as_boolean_opt() else {
+                continue;
+            };
+            for (i, p) in pass.iter_mut().enumerate() {
+                *p &= verdict.is_valid(i) && verdict.value(i);
+            }
+        }
+        Ok(pass)
+    }
+}
+
 /// Decodes the chunks a partition takes into batches of the projected
 /// columns.
 struct PacketScan {
@@ -357,6 +489,7 @@ struct PacketScan {
     cursors: Arc<Vec<AtomicUsize>>,
     /// The source being read.
     source: usize,
+    prefilter: Option<Prefilter>,
     projection: Option<Vec<usize>>,
     batch_size: usize,
     /// Rows still wanted (LIMIT).
@@ -414,7 +547,28 @@ impl Iterator for PacketScan {
             let (_, builder) = self.builder.as_mut().expect("set above");
             for chunk in &piece.chunks {
                 let bytes = &self.buf[chunk.offset - piece.base..chunk.end - piece.base];
-                for frame in described.index.chunk_frames(bytes, chunk) {
+                // The filters' columns of the whole chunk first; then whole
+                // rows only for the frames that may pass them.
+                let pass = match &self.prefilter {
+                    Some(pre) => {
+                        let mut keys = PacketBuilder::new(described.meta.clone(), Some(&pre.keys));
+                        for frame in described.index.chunk_frames(bytes, chunk) {
+                            keys.append(&frame);
+                        }
+                        match pre.passing(&keys.finish()) {
+                            Ok(p) => Some(p),
+                            Err(e) => return Some(Err(e)),
+                        }
+                    }
+                    None => None,
+                };
+                for (i, frame) in described.index.chunk_frames(bytes, chunk).enumerate() {
+                    if pass
+                        .as_ref()
+                        .is_some_and(|p| !p.get(i).copied().unwrap_or(true))
+                    {
+                        continue;
+                    }
                     builder.append(&frame);
                     self.left -= 1;
                     if builder.len() >= self.batch_size || self.left == 0 {
