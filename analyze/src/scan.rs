@@ -469,7 +469,18 @@ impl Prefilter {
         let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
         let mut pass = vec![true; rows];
         for f in &self.filters {
-            let verdict = f.evaluate(&batch)?.into_array(rows)?;
+            // A dynamic filter is read as it is now; one that reads a
+            // column not built here is left to the parent alone (it would
+            // see only nulls).
+            let current =
+                datafusion::physical_expr_common::physical_expr::snapshot_physical_expr(f.clone())?;
+            let built = datafusion::physical_expr::utils::collect_columns(&current)
+                .iter()
+                .all(|c| self.slots.get(c.index()).is_some_and(Option::is_some));
+            if !built {
+                continue;
+            }
+            let verdict = current.evaluate(&batch)?.into_array(rows)?;
             let Some(verdict) = verdict.as_boolean_opt() else {
                 continue;
             };
