@@ -405,6 +405,7 @@ mod tests {
             [
                 "packets",
                 "flows",
+                "dns",
                 "sockets",
                 "unix_sockets",
                 "processes",
