@@ -13,7 +13,7 @@ mod collect;
 use analysis::{DetectArgs, QueryArgs, QueryConfig, ReportArgs};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use collect::CollectArgs;
+use collect::{CollectArgs, WatchArgs};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -40,6 +40,23 @@ enum Command {
         Ctrl-C ends the capture window early and still writes a valid bundle."
     )]
     Collect(CollectArgs),
+    /// Keep the last minutes of packets and eBPF events; write a bundle when a trigger fires.
+    #[command(
+        long_about = "Leave capsnap running on a node with an intermittent fault: it keeps the last --keep of\n\
+        packets (every capture point) and eBPF events in a bounded ring, reads cheap counters every\n\
+        second, and when a trigger fires writes an ordinary bundle into DIR (the --keep before the\n\
+        trigger, the --after following it, then the node's snapshot), printing its path on stdout:\n  \
+        sudo capsnap watch -o /var/tmp/capsnap --keep 60s --for 24h\n  \
+        sudo capsnap watch -o /var/tmp/capsnap --trigger host-only-rst --trigger signal\n\n\
+        Triggers (all on by default): host-only-rst (the node RSTs a NATed flow), connect-timeout\n\
+        (SYN_SENT -> CLOSE after SYN retransmits), unix-socket-replaced (a listening unix socket's\n\
+        path re-bound while it listens, or an exec of a --watch-exec name), log (\"TCP: out of\n\
+        memory\", \"table full\", \"time wait bucket table overflow\", \"PLEG is not healthy\"), counter\n\
+        (ListenOverflows, TCPTimeWaitOverflow, IPReversePathFilter, conntrack drop/insert_failed\n\
+        rise), signal (kill -USR1). The manifest records the trigger and its evidence. Runs until\n\
+        --for ends or SIGINT/SIGTERM; probes and work files never outlive it."
+    )]
+    Watch(WatchArgs),
     #[cfg(feature = "analyze")]
     /// Run SQL over bundles, directories and capture files.
     #[command(
@@ -133,6 +150,7 @@ struct Found(bool);
 fn run(cli: Cli) -> Result<Found> {
     match cli.command {
         Command::Collect(args) => collect::collect(args).map(|()| Found(false)),
+        Command::Watch(args) => collect::watch(args).map(|()| Found(false)),
         #[cfg(feature = "analyze")]
         Command::Query(args) => {
             analysis::query(QueryConfig::from_args(args)?).map(|()| Found(false))

@@ -33,12 +33,15 @@ mod dns;
 mod error;
 mod events;
 mod flows;
+mod inet_diag;
 mod interfaces;
 mod logs;
+pub mod netlink;
 mod packets;
 mod proc_net;
 mod processes;
 mod rows;
+mod rtnetlink;
 mod sockstat;
 mod sysctls;
 mod table;
@@ -52,15 +55,18 @@ pub use bundle::{Manifest, Member, readers, tables};
 /// The pcapng writer the collector records captures with.
 pub use capfile::writer as pcapng;
 pub use capfile::{
-    Chunk, Damage, Direction, Frame, Frames, Index, Indexer, Interface, Layout, index, is_capture,
+    Chunk, Damage, Direction, Frame, Frames, Index, Indexer, Interface, InterfaceStats, Layout,
+    index, is_capture,
 };
+pub use conntrack::{CtEntry, CtTuple, parse_entry as parse_conntrack_entry};
+pub use counters::named_values as counter_values;
 pub use decode::{Addr, Headers, L3, Tcp, decode, link, tcp_flag};
 pub use dns::DnsTable;
 pub use error::{Error, Hex};
 pub use events::bpftrace;
 pub use flows::FlowTable;
 pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
-pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read};
+pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read, read_pair};
 pub use table::{Column, Kind, Table, schema_of};
 pub use tcp_options::TcpOptions;
 pub use tcp_state::{TCP_STATES, tcp_state_name};
@@ -99,12 +105,20 @@ mod reader_robustness {
                 root.display()
             );
             out.extend(inline().iter().map(|(p, b)| ((*p).to_owned(), b.to_vec())));
+            // Real netlink conversations of this machine, at their bundle
+            // paths.
+            for name in ["link", "addr", "route", "rule", "inet_diag"] {
+                let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(format!("testdata/netlink/{name}.nl"));
+                let bytes = std::fs::read(&path).expect("formats/testdata/netlink");
+                out.push((format!("netns/host/netlink/{name}.nl"), bytes));
+            }
             out.sort();
             out
         })
     }
 
-    fn inline() -> [(&'static str, &'static [u8]); 10] {
+    fn inline() -> [(&'static str, &'static [u8]); 11] {
         [
             ("netns/host/proc/net/tcp", proc_net::tests::TCP),
             ("netns/host/proc/net/udp", proc_net::tests::UDP),
@@ -118,9 +132,14 @@ mod reader_robustness {
                 counters::tests::CONNTRACK_S,
             ),
             ("netns/host/proc/net/dev", interfaces::tests::DEV),
+            ("netns/host/netlink/link.nl", LINK_SAMPLE.as_slice()),
             ("netns/host/ip-addr.txt", addresses::tests::IP_ADDR),
         ]
     }
+
+    /// A small link conversation (a request, a link, the end).
+    static LINK_SAMPLE: std::sync::LazyLock<Vec<u8>> =
+        std::sync::LazyLock::new(|| rtnetlink::link::tests::hand_made(1000));
 
     fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
         let Ok(entries) = std::fs::read_dir(dir) else {

@@ -70,7 +70,7 @@ for _ in $(seq 100); do
 done
 grep -q '^done 3 ok' "$WORK/warmup.log" || fail "the warm-up requests failed: $(tail -3 "$WORK/warmup.log")"
 
-collect_start "$NODE" "$POD"
+WATCH_PING=$POD_IP collect_start "$NODE" "$POD"
 nap 0.3
 start_in "$POD" shop "$WORK/bin/shop" shop "http://$WEB" 5 0.4
 collect_finish
