@@ -4,7 +4,8 @@
 //! piece by piece) walks the file once, learning its sections and interfaces
 //! and cutting it into [`Chunk`]s at record boundaries; each chunk's [`Frame`]s are decoded ([`decode()`]) and appended
 //! to a [`PacketBuilder`] (the `packets` table, projected columns only) or
-//! counted into a [`FlowTable`] (the `flows` table). Chunks are independent,
+//! counted into a [`FlowTable`] (the `flows` table) and a [`DnsTable`] (the
+//! `dns` table, queries matched with responses). Chunks are independent,
 //! so callers decode them in parallel.
 //!
 //! Nothing here touches the file system or panics on bad bytes: damage is
@@ -28,6 +29,7 @@ mod capfile;
 mod conntrack;
 mod counters;
 mod decode;
+mod dns;
 mod error;
 mod events;
 mod flows;
@@ -59,6 +61,7 @@ pub use capfile::{
 pub use conntrack::{CtEntry, CtTuple, parse_entry as parse_conntrack_entry};
 pub use counters::named_values as counter_values;
 pub use decode::{Addr, Headers, L3, Tcp, decode, link, tcp_flag};
+pub use dns::DnsTable;
 pub use error::{Error, Hex};
 pub use events::bpftrace;
 pub use flows::FlowTable;
@@ -73,6 +76,8 @@ pub use unix::DIAG_COLUMNS as UNIX_DIAG_COLUMNS;
 pub const PACKETS: Table = packets::TABLE;
 /// The `flows` table.
 pub const FLOWS: Table = flows::TABLE;
+/// The `dns` table.
+pub const DNS: Table = dns::TABLE;
 
 /// Every reader of [`readers()`] against damaged input: arbitrary bytes, every
 /// prefix of a real sample, samples with bytes changed. Each must give rows,

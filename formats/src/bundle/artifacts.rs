@@ -15,8 +15,8 @@ use crate::netlink::{ADDR_DUMP, Dump, INET_DIAG_DUMP, LINK_DUMP, ROUTE_DUMP, RUL
 use crate::rows::Reader;
 use crate::table::Table;
 use crate::{
-    addresses, conntrack, counters, events, flows, inet_diag, interfaces, logs, packets, proc_net,
-    processes, rtnetlink, sockstat, sysctls, unix,
+    addresses, conntrack, counters, dns, events, flows, inet_diag, interfaces, logs, packets,
+    proc_net, processes, rtnetlink, sockstat, sysctls, unix,
 };
 use std::sync::LazyLock;
 
@@ -141,7 +141,7 @@ impl Artifact {
 }
 
 /// The tables that stream from packet captures.
-pub const CAPTURE_TABLES: &[&Table] = &[&packets::TABLE, &flows::TABLE];
+pub const CAPTURE_TABLES: &[&Table] = &[&packets::TABLE, &flows::TABLE, &dns::TABLE];
 
 const fn netns(path: &'static str, source: &'static str, parse: Parse) -> Artifact {
     Artifact {
@@ -543,6 +543,7 @@ mod tests {
             [
                 "packets",
                 "flows",
+                "dns",
                 "sockets",
                 "inet_sockets",
                 "unix_sockets",
