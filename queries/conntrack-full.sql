@@ -99,5 +99,9 @@ WHERE coalesce(cfg.count_now, c.entries) >= 0.9 * cfg.max_entries
    OR coalesce(c.insert_failed_delta, c.insert_failed) > 0
    OR coalesce(c.dropped_delta, c.dropped) > 0
    OR coalesce(c.early_drop_delta, c.early_drop) > 0
-   OR f.lines > 0
+   -- A full table counts each packet it drops (drop, or early_drop when
+   -- it evicts): log lines in a window whose counters did not move are
+   -- another fault's, before it (namespace inodes are reused: a deleted
+   -- namespace's "table full in netns N" then names a new one).
+   OR (f.lines > 0 AND coalesce(c.dropped_delta + c.early_drop_delta + c.insert_failed_delta, 1) > 0)
 ORDER BY k.bundle, k.netns
