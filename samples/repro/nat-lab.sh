@@ -138,7 +138,7 @@ collect_start() {
         return
     fi
     mkdir -p "$WORK/out"
-    CAPSNAP_PROGRESS=1 ip netns exec "$node" "$CAPSNAP_BIN" collect --duration 3s "${sel[@]}" \
+    CAPSNAP_PROGRESS=1 ip netns exec "$node" "$CAPSNAP_BIN" collect --duration "${COLLECT_DURATION:-3s}" "${sel[@]}" \
         -o "$WORK/out/bundle.capsnap" >"$WORK/collect.log" 2>&1 &
     COLLECTOR=$!
     COLLECT_STARTED=$SECONDS
