@@ -2,7 +2,7 @@
 //! crates, reports errors as `capsnap: ...` with exit code 2.
 //!
 //! The collector build (`cargo build --release --no-default-features`) has
-//! `collect` only: the subcommands that query, and DataFusion with them,
+//! `collect` and `watch` only: the subcommands that query, and DataFusion with them,
 //! come with the default feature `analyze`.
 
 #[cfg(feature = "analyze")]
