@@ -20,71 +20,13 @@
 # (CAPSNAP=path). Leaves nothing behind (trap EXIT).
 set -euo pipefail
 
-if (($# != 1)); then
-    echo "usage: $0 OUT.capsnap" >&2
-    exit 2
-fi
-if ((EUID != 0)); then
-    echo "$0: needs root (network namespaces)" >&2
-    exit 2
-fi
-for tool in ip ss python3 tar bpftrace; do
-    command -v "$tool" >/dev/null || { echo "$0: $tool is missing" >&2; exit 2; }
-done
-
-OUT=$(realpath -m "$1")
-FACTS=${OUT%.capsnap}.facts.json
-CAPSNAP=${CAPSNAP:-capsnap}
-SRV=inp-pe-srv
-CLI=inp-pe-cli
-WORK=/run/inp-pe-work
-ADDR=10.203.63.1
+# shellcheck source=samples/repro/pair-lab.sh
+source "$(dirname "$0")/pair-lab.sh"
+pair_lab_init pe 63 "ip ss python3 tar bpftrace" "$@"
 PORT=7000
 LOW=40000
 HIGH=40009
-PY=$(python3 -c 'import sys; print(sys.executable)')
-
-pids=()
-collector=
-cleanup() {
-    local p
-    if [[ -n $collector ]] && kill -0 "$collector" 2>/dev/null; then
-        kill -TERM "$collector" 2>/dev/null || true
-        wait "$collector" 2>/dev/null || true
-    fi
-    [[ -z $collector ]] || rm -rf "$(dirname "$OUT")/.capsnap-staging-$collector"
-    for p in "${pids[@]}"; do
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    ip netns del "$SRV" 2>/dev/null || true
-    ip netns del "$CLI" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-fail() {
-    echo "$0: reproduction failed: $*" >&2
-    rm -f "$OUT" "$FACTS"
-    exit 1
-}
-nap() { read -rt "$1" <> <(:) || true; } # sleep without an exec
-
-cleanup # a previous run killed with SIGKILL
-mkdir -p "$WORK" "$(dirname "$OUT")"
-rm -f "$OUT" "$FACTS"
-
-ip netns add "$SRV"
-ip netns add "$CLI"
-ip link add inp-pe-s0 netns "$SRV" type veth peer name inp-pe-c0 netns "$CLI"
-ip -n "$SRV" addr add "$ADDR/24" dev inp-pe-s0
-ip -n "$CLI" addr add 10.203.63.2/24 dev inp-pe-c0
-for ns in "$SRV" "$CLI"; do
-    ip -n "$ns" link set lo up
-done
-ip -n "$SRV" link set inp-pe-s0 up
-ip -n "$CLI" link set inp-pe-c0 up
+pair_lab_up
 
 ip netns exec "$CLI" sysctl -qw net.ipv4.ip_local_port_range="$LOW $HIGH"
 
