@@ -20,7 +20,7 @@
 use crate::capfile::Frame;
 use crate::decode::{Addr, Headers, PROTO_TCP, PROTO_UDP};
 use crate::packets::CaptureMeta;
-use crate::table::{Column, Kind, Table};
+use crate::table::{Column, Kind, Table, col};
 use arrow_array::builder::{
     BooleanBuilder, StringBuilder, StringDictionaryBuilder, TimestampNanosecondBuilder,
     UInt8Builder, UInt16Builder, UInt64Builder,
@@ -39,15 +39,6 @@ pub const PORT: u16 = 53;
 /// healthy answer and well below the 5 s a glibc stub waits (resolv.conf
 /// `timeout:`), so a query the stub gave up on is always counted.
 pub const UNANSWERED_AFTER_NS: i64 = 1_000_000_000;
-
-const fn col(name: &'static str, kind: Kind, nullable: bool, doc: &'static str) -> Column {
-    Column {
-        name,
-        kind,
-        nullable,
-        doc,
-    }
-}
 
 /// The columns of `dns`, in table order.
 pub const COLUMNS: &[Column] = &[

@@ -63,6 +63,16 @@ pub struct Column {
     pub doc: &'static str,
 }
 
+/// A column, for tables whose column list is a `const` (flows, dns).
+pub const fn col(name: &'static str, kind: Kind, nullable: bool, doc: &'static str) -> Column {
+    Column {
+        name,
+        kind,
+        nullable,
+        doc,
+    }
+}
+
 /// Builds an Arrow schema from a column list.
 pub fn schema_of(columns: &[Column]) -> SchemaRef {
     Arc::new(Schema::new(
