@@ -363,6 +363,7 @@ pub(crate) fn write_bundle(
         sources: reports.clone(),
         members,
         trigger,
+        ebpf: crate::ebpf::path_of(&cx.staging),
     };
     let mut written = bundle::write_to(&cx.staging, &manifest, target);
     // The bundle did not fit (the disk filled while writing, or the

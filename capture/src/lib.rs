@@ -31,7 +31,7 @@ mod watch;
 
 pub use bundle::{FORMAT_VERSION, Manifest, Member};
 pub use collect::{Error, Options, Outcome, collect, install_signal_handlers};
-pub use ebpf::{EbpfOptions, EbpfSession, start_bpftrace};
+pub use ebpf::{EbpfOptions, EbpfSession, Loader, start_bpftrace};
 pub use netns::{Netns, Selector};
 pub use packets::{CaptureOptions, CaptureTarget, capture_packets};
 pub use report::{SourceReport, Status};

@@ -108,7 +108,12 @@ struct ClockFile {
     ts_clock: &'static str,
     /// How to use it.
     wall_clock: &'static str,
+    /// `core` (capsnap's programs: `ts_ns` is bpf_ktime_get_boot_ns) or
+    /// `bpftrace` (its `nsecs`).
+    loader: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
     bpftrace: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     bpftrace_version: String,
 }
 
@@ -135,7 +140,8 @@ fn bpftrace_version(bin: &Path) -> String {
     out.trim().to_owned()
 }
 
-pub(super) fn write_clock(dir: &Path, start: &StartLine, bin: &Path) -> io::Result<()> {
+/// Writes `clock.json`; `bin` is bpftrace's, `None` on the CO-RE path.
+pub(super) fn write_clock(dir: &Path, start: &StartLine, bin: Option<&Path>) -> io::Result<()> {
     let from_boot = start.ts_ns.abs_diff(start.boottime_ns);
     let from_mono = start.ts_ns.abs_diff(start.monotonic_ns);
     // Time spent suspended is the gap between the two clocks; under a
@@ -147,7 +153,7 @@ pub(super) fn write_clock(dir: &Path, start: &StartLine, bin: &Path) -> io::Resu
     } else {
         "monotonic"
     };
-    let version = bpftrace_version(bin);
+    let version = bin.map(bpftrace_version).unwrap_or_default();
     let clock = ClockFile {
         ts_ns: start.ts_ns,
         realtime_ns: start.realtime_ns,
@@ -155,7 +161,8 @@ pub(super) fn write_clock(dir: &Path, start: &StartLine, bin: &Path) -> io::Resu
         boottime_ns: start.boottime_ns,
         ts_clock,
         wall_clock: "realtime_ns + (event ts_ns - ts_ns)",
-        bpftrace: bin.display().to_string(),
+        loader: if bin.is_some() { "bpftrace" } else { "core" },
+        bpftrace: bin.map(|b| b.display().to_string()).unwrap_or_default(),
         bpftrace_version: version,
     };
     write_json(&dir.join(CLOCK_FILE), &clock)

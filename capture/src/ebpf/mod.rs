@@ -55,6 +55,7 @@
 //! [`Probe`]: probes::Probe
 
 mod clock;
+mod co_re;
 mod probes;
 mod summary;
 mod tracefs;
@@ -63,7 +64,8 @@ use crate::report::{SourceReport, Status};
 use crate::sys;
 use clock::{Clocks, StartLine, StartScanner, write_clock};
 use formats::bundle;
-use probes::{START_MAGIC, nonce, plan};
+use formats::bundle::EbpfPath;
+use probes::{START_MAGIC, check, nonce, plan};
 use serde::Serialize;
 use std::fs::{self, File};
 use std::io;
@@ -78,6 +80,9 @@ use tracefs::ensure_tracefs;
 /// How to run the probes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EbpfOptions {
+    /// Which path: capsnap's CO-RE programs, bpftrace, or the first that
+    /// works.
+    pub loader: Loader,
     /// bpftrace executable name or path.
     pub bpftrace: String,
     /// How long to wait for the probes to attach before giving up. bpftrace
@@ -86,12 +91,30 @@ pub struct EbpfOptions {
     pub attach_timeout: Duration,
 }
 
-/// A running bpftrace; stopping it (or dropping it) ends the child.
+/// Which path runs the probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Loader {
+    /// The CO-RE programs compiled into capsnap when the kernel has BTF and
+    /// they load; bpftrace otherwise (older kernels, no BTF).
+    #[default]
+    Auto,
+    /// The CO-RE programs only.
+    Core,
+    /// bpftrace only.
+    Bpftrace,
+}
+
+/// Running probes: bpftrace, or capsnap's CO-RE programs; stopping the
+/// session (or dropping it) ends them.
 #[derive(Debug)]
 pub struct EbpfSession {
     /// The bpftrace process, leader of its own process group. `None` once
-    /// it has been reaped.
+    /// it has been reaped, and on the CO-RE path.
     child: Option<Child>,
+    /// The CO-RE programs and their ring reader, on that path.
+    core: Option<co_re::Running>,
+    /// Which path this is, and why not CO-RE if not.
+    path: EbpfPath,
     /// `out_dir/ebpf`.
     dir: PathBuf,
     started: Instant,
@@ -138,6 +161,16 @@ const fn file_name(a: &bundle::Artifact) -> &'static str {
     a.path.split_at(i).1
 }
 
+/// Which path ran the probes of the bundle staged in `staging`, from its
+/// `ebpf/summary.json`; `None` when no probes ran.
+pub(crate) fn path_of(staging: &Path) -> Option<EbpfPath> {
+    let text = fs::read(staging.join(DIR).join(SUMMARY_FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    serde_json::from_value::<EbpfPath>(v.get("path")?.clone())
+        .ok()
+        .filter(|p| !p.loader.is_empty())
+}
+
 /// Starts the probes, writing JSON lines to `out_dir/ebpf/events.jsonl`,
 /// and returns once they are attached. `Err` is the report of why not.
 ///
@@ -168,14 +201,121 @@ pub fn stream_bpftrace(
 fn start(
     opts: &EbpfOptions,
     out_dir: &Path,
-    stream: Option<OnRecord>,
+    mut stream: Option<OnRecord>,
 ) -> Result<EbpfSession, SourceReport> {
     let began = Instant::now();
+    let mut fallback = None;
+    if opts.loader != Loader::Bpftrace {
+        match start_core(out_dir, stream, began) {
+            Ok(session) => return Ok(session),
+            Err((reason, given_back)) if opts.loader == Loader::Auto => {
+                fallback = Some(reason);
+                stream = given_back;
+            }
+            Err((reason, _)) => return Err(failure(began, Status::Failed, reason, Vec::new())),
+        }
+    }
+    start_bpftrace_path(opts, out_dir, stream, began, fallback)
+}
+
+/// A report of the source `ebpf` that took since `began`.
+fn failure(began: Instant, status: Status, reason: String, files: Vec<String>) -> SourceReport {
+    let mut report = SourceReport::new(SOURCE, None).with(status, reason);
+    report.files = files;
+    report.duration_ms = millis(began.elapsed());
+    report
+}
+
+/// The CO-RE path ([`co_re`]). `Err` says why not, with the stream
+/// handed back for the bpftrace fallback.
+fn start_core(
+    out_dir: &Path,
+    stream: Option<OnRecord>,
+    began: Instant,
+) -> Result<EbpfSession, (String, Option<OnRecord>)> {
+    let fail = |reason: String, stream| Err((format!("CO-RE: {reason}"), stream));
+    if let Some(why) = co_re::unavailable() {
+        return fail(why, stream);
+    }
+    if !sys::is_root() {
+        return fail(
+            "permission: loading BPF programs needs root (CAP_BPF, CAP_PERFMON)".to_string(),
+            stream,
+        );
+    }
+    let tracefs = match ensure_tracefs() {
+        Ok(t) => t,
+        Err(e) => return fail(e, stream),
+    };
+    let checked = check(&tracefs.path);
+    if checked.included.is_empty() {
+        return fail(
+            format!("kernel lacks it: {}", checked.omitted.join("; ")),
+            stream,
+        );
+    }
+    let dir = out_dir.join(DIR);
+    if let Err(e) = fs::create_dir_all(&dir) {
+        return fail(format!("cannot create {}: {e}", dir.display()), stream);
+    }
+    let sink = match stream {
+        Some(each) => co_re::Sink::Stream(each),
+        None => match File::create(dir.join(EVENTS_FILE)) {
+            Ok(f) => co_re::Sink::File(io::BufWriter::new(f)),
+            Err(e) => {
+                return fail(
+                    format!("cannot create {}: {e}", dir.join(EVENTS_FILE).display()),
+                    None,
+                );
+            }
+        },
+    };
+    match co_re::start(checked, sink) {
+        Ok(started) => {
+            let mut session = EbpfSession {
+                child: None,
+                core: Some(started.running),
+                path: EbpfPath {
+                    loader: "core".to_string(),
+                    fallback: None,
+                },
+                dir,
+                started: began,
+                omitted: started.omitted,
+                mounted_tracefs: tracefs.mounted.then_some(tracefs.path),
+                tee: None,
+            };
+            if let Err(e) = write_clock(&session.dir, &started.start, None) {
+                session.omitted.push(format!("no {CLOCK_FILE}: {e}"));
+            }
+            Ok(session)
+        }
+        Err((reason, sink)) => {
+            let _ = fs::remove_file(dir.join(EVENTS_FILE));
+            let stream = match sink {
+                co_re::Sink::Stream(each) => Some(each),
+                co_re::Sink::File(_) => None,
+            };
+            fail(reason, stream)
+        }
+    }
+}
+
+/// The bpftrace path; `fallback` says why the CO-RE path was not taken.
+fn start_bpftrace_path(
+    opts: &EbpfOptions,
+    out_dir: &Path,
+    stream: Option<OnRecord>,
+    began: Instant,
+    fallback: Option<String>,
+) -> Result<EbpfSession, SourceReport> {
+    // A failure of both paths says why for each.
     let fail = |status: Status, reason: String, files: Vec<String>| {
-        let mut report = SourceReport::new(SOURCE, None).with(status, reason);
-        report.files = files;
-        report.duration_ms = millis(began.elapsed());
-        report
+        let reason = match &fallback {
+            Some(core) => format!("{reason}; {core}"),
+            None => reason,
+        };
+        failure(began, status, reason, files)
     };
 
     let Some(bin) = sys::find_executable(&opts.bpftrace) else {
@@ -232,6 +372,11 @@ fn start(
     };
     let mut session = EbpfSession {
         child: Some(child),
+        core: None,
+        path: EbpfPath {
+            loader: "bpftrace".to_string(),
+            fallback: fallback.clone(),
+        },
         dir,
         started: began,
         omitted: plan.omitted,
@@ -240,7 +385,7 @@ fn start(
     };
     match session.wait_attached(opts.attach_timeout, nonce) {
         Ok(start) => {
-            if let Err(e) = write_clock(&session.dir, &start, &bin) {
+            if let Err(e) = write_clock(&session.dir, &start, Some(&bin)) {
                 session.omitted.push(format!("no {CLOCK_FILE}: {e}"));
             }
             Ok(session)
@@ -304,6 +449,7 @@ impl EbpfSession {
             ),
         };
         summary.omitted = self.omitted.clone();
+        summary.path = self.path.clone();
         summary.mounted_tracefs = self
             .mounted_tracefs
             .as_ref()
@@ -333,6 +479,12 @@ impl EbpfSession {
                     notes.push(format!("bpftrace ended with {st}: {}", stderr()));
                 }
             }
+            Some(Some(Ending::Core(Ok(())))) => summary.exit = "detached".to_string(),
+            Some(Some(Ending::Core(Err(e)))) => {
+                summary.exit = "detached".to_string();
+                status = Status::Partial;
+                notes.push(e);
+            }
             Some(Some(Ending::Killed) | None) => {
                 summary.exit = "killed".to_string();
                 status = Status::Partial;
@@ -348,10 +500,14 @@ impl EbpfSession {
         }
         if summary.lost > 0 {
             status = worst(status, Status::Partial);
-            notes.push(format!(
-                "{} events lost by bpftrace (perf buffer full)",
-                summary.lost
-            ));
+            notes.push(if self.core.is_some() || self.path.loader == "core" {
+                format!("{} events lost (BPF ring buffer full)", summary.lost)
+            } else {
+                format!(
+                    "{} events lost by bpftrace (perf buffer full)",
+                    summary.lost
+                )
+            });
         }
         for (kind, n) in &summary.suppressed {
             status = worst(status, Status::Partial);
@@ -367,6 +523,11 @@ impl EbpfSession {
         if !self.omitted.is_empty() {
             status = worst(status, Status::Partial);
             notes.extend(self.omitted.iter().cloned());
+        }
+        if let Some(why) = &self.path.fallback
+            && status != Status::Ok
+        {
+            notes.push(format!("bpftrace ran as the fallback: {why}"));
         }
         let _ = write_json(&dir.join(SUMMARY_FILE), &summary);
 
@@ -445,6 +606,9 @@ impl EbpfSession {
 
     /// Ends bpftrace (gently: SIGINT first) and reaps it. Idempotent.
     fn finish(&mut self, gently: bool) -> Option<Ending> {
+        if let Some(mut core) = self.core.take() {
+            return core.stop().map(Ending::Core);
+        }
         let ending = self.end_child(gently);
         // The pipe is at its end once bpftrace (and its group) is gone.
         if let Some(tee) = self.tee.take() {
@@ -497,6 +661,8 @@ enum Ending {
     Stopped(ExitStatus),
     /// It had to be killed.
     Killed,
+    /// The CO-RE programs were detached; `Err` if reading their ring failed.
+    Core(Result<(), String>),
 }
 
 /// `a` or `b`, whichever is worse.
@@ -663,6 +829,7 @@ mod tests {
 
     fn live_opts() -> EbpfOptions {
         EbpfOptions {
+            loader: Loader::Bpftrace,
             bpftrace: "bpftrace".to_string(),
             attach_timeout: Duration::from_secs(90),
         }
@@ -705,6 +872,7 @@ mod tests {
     fn missing_bpftrace_is_skipped() {
         let out = tempfile::tempdir().expect("tempdir");
         let opts = EbpfOptions {
+            loader: Loader::Bpftrace,
             bpftrace: "/nonexistent/bpftrace".to_string(),
             attach_timeout: Duration::from_secs(1),
         };
@@ -918,6 +1086,7 @@ mod tests {
         fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).expect("chmod");
         let out = tempfile::tempdir().expect("tempdir");
         let opts = EbpfOptions {
+            loader: Loader::Bpftrace,
             bpftrace: fake.display().to_string(),
             attach_timeout: Duration::from_secs(10),
         };
@@ -956,6 +1125,7 @@ mod tests {
         fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).expect("chmod");
         let out = tempfile::tempdir().expect("tempdir");
         let opts = EbpfOptions {
+            loader: Loader::Bpftrace,
             bpftrace: fake.display().to_string(),
             attach_timeout: Duration::from_millis(500),
         };
@@ -978,6 +1148,363 @@ mod tests {
             group_is_gone(pid),
             "fake bpftrace {pid} survived the timeout"
         );
+    }
+
+    // -----------------------------------------------------------------
+    // The CO-RE path, live (root, a kernel with BTF, `ip` for the lab).
+
+    /// Why the CO-RE live tests cannot run here, if they cannot.
+    fn core_skip_reason() -> Option<String> {
+        if !sys::is_root() {
+            return Some("not root".to_string());
+        }
+        if let Some(why) = co_re::unavailable() {
+            return Some(why);
+        }
+        if sys::find_executable("ip").is_none() {
+            return Some("ip (iproute2) not installed: no namespace lab".to_string());
+        }
+        None
+    }
+
+    fn opts_of(loader: Loader) -> EbpfOptions {
+        EbpfOptions {
+            loader,
+            ..live_opts()
+        }
+    }
+
+    fn sh(cmd: &str) -> bool {
+        std::process::Command::new("/bin/sh")
+            .args(["-c", cmd])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// A network namespace with lo up and a dummy device whose packets go
+    /// nowhere (NOARP, nothing answers): a SYN sent there is retransmitted.
+    struct Lab {
+        name: String,
+    }
+
+    impl Lab {
+        fn new(name: &str) -> Lab {
+            sh(&format!("ip netns del {name} 2>/dev/null"));
+            assert!(
+                sh(&format!(
+                    "ip netns add {name} && ip -n {name} link set lo up && \
+                     ip -n {name} link add d0 type dummy && \
+                     ip -n {name} addr add 10.231.0.1/24 dev d0 && ip -n {name} link set d0 up"
+                )),
+                "cannot build the lab {name}"
+            );
+            Lab {
+                name: name.to_string(),
+            }
+        }
+
+        fn path(&self) -> PathBuf {
+            PathBuf::from(format!("/var/run/netns/{}", self.name))
+        }
+    }
+
+    impl Drop for Lab {
+        fn drop(&mut self) {
+            sh(&format!("ip netns del {} 2>/dev/null", self.name));
+        }
+    }
+
+    /// What the lab action did, to find its events by.
+    struct Action {
+        netns: u64,
+        sh_pid: u32,
+        refused_port: u16,
+        blackhole_port: u16,
+    }
+
+    /// In the lab: an exec, a connect refused on lo (reset sent and
+    /// received, the SYN's drop, the connect error, state changes) and a
+    /// connect to the dummy device's nowhere (a SYN retransmit).
+    fn lab_action(lab: &Lab) -> Action {
+        let path = lab.path();
+        std::thread::spawn(move || {
+            sys::enter_netns(&path).expect("enter the lab");
+            let netns = fs::metadata("/proc/thread-self/ns/net")
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+                .expect("netns inode");
+            let sh = std::process::Command::new("/bin/sh")
+                .args(["-c", "exec /bin/true capsnap-core-arg"])
+                .spawn()
+                .expect("spawn sh");
+            let sh_pid = sh.id();
+            assert!(sh.wait_with_output().expect("wait").status.success());
+            let refused_port = TcpListener::bind("127.0.0.1:0")
+                .expect("bind")
+                .local_addr()
+                .expect("addr")
+                .port();
+            assert!(TcpStream::connect(("127.0.0.1", refused_port)).is_err());
+            // The SYN goes out on d0 and nothing answers: the first
+            // retransmit comes after the initial RTO of 1 s (RFC 6298).
+            let blackhole_port = 18000 + (std::process::id() % 1000) as u16;
+            let _ = TcpStream::connect_timeout(
+                &(std::net::Ipv4Addr::new(10, 231, 0, 2), blackhole_port).into(),
+                Duration::from_millis(1500),
+            );
+            Action {
+                netns,
+                sh_pid,
+                refused_port,
+                blackhole_port,
+            }
+        })
+        .join()
+        .expect("lab action")
+    }
+
+    /// The events of `action`, each as its kind and the fields that must
+    /// agree between the two paths (times, sockets and pids of softirq
+    /// context aside).
+    fn key_facts(all: &[serde_json::Value], a: &Action) -> std::collections::BTreeSet<String> {
+        let ours = |e: &serde_json::Value| {
+            e["netns"] == a.netns
+                && (e["pid"] == a.sh_pid
+                    || e["dport"] == a.refused_port
+                    || e["sport"] == a.refused_port
+                    || e["dport"] == a.blackhole_port)
+        };
+        let keys: &[&str] = &[
+            "event",
+            "family",
+            "saddr",
+            "daddr",
+            "dport",
+            "oldstate",
+            "newstate",
+            "state",
+            "reason_name",
+            "ret",
+            "filename",
+            "argv",
+            "argc",
+            "comm",
+            "ip_proto",
+        ];
+        all.iter()
+            .filter(|e| ours(e))
+            // A connect's sport is 0 until the port is picked; softirq
+            // context (the RST's CLOSE) has whatever task was interrupted.
+            .map(|e| {
+                let mut k: Vec<String> = keys
+                    .iter()
+                    .filter(|k| !(e["event"] != "exec" && **k == "comm"))
+                    .filter_map(|k| e.get(*k).map(|v| format!("{k}={v}")))
+                    .collect();
+                k.sort();
+                k.join(" ")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn core_path_records_every_kind_in_a_lab() {
+        if let Some(why) = core_skip_reason() {
+            println!("SKIPPED: {why}");
+            return;
+        }
+        let lab = Lab::new("core-ebpf-lab");
+        let out = tempfile::tempdir().expect("tempdir");
+        let session = start_bpftrace(&opts_of(Loader::Core), out.path())
+            .unwrap_or_else(|r| panic!("the CO-RE probes did not start: {r:?}"));
+        assert!(session.child.is_none() && session.core.is_some());
+        let omitted = session.omitted.clone();
+        assert!(
+            omitted.is_empty(),
+            "this kernel takes every probe: {omitted:?}"
+        );
+        let action = lab_action(&lab);
+        let report = session.stop();
+        assert_eq!(report.status, Status::Ok, "{report:?}");
+        assert!(report.files.iter().any(|f| f == "ebpf/clock.json"));
+        assert!(!report.files.iter().any(|f| f == "ebpf/probes.bt"));
+        let summary: serde_json::Value = serde_json::from_str(
+            &fs::read_to_string(out.path().join("ebpf").join(SUMMARY_FILE)).expect("summary"),
+        )
+        .expect("summary JSON");
+        assert_eq!(summary["path"]["loader"], "core");
+        assert_eq!(summary["lost"], 0);
+        assert_eq!(path_of(out.path()).expect("a path").loader, "core");
+
+        let (all, _) = events(out.path());
+        let of = |kind: &'static str| all.iter().filter(move |e| e["event"] == kind);
+        let start = of("start").next().expect("start");
+        assert_eq!(start["loader"], "core");
+        assert!(of("stop").next().is_some());
+        let ns = action.netns;
+
+        let exec = of("exec")
+            .find(|e| e["pid"] == action.sh_pid)
+            .expect("the exec of true");
+        assert_eq!(exec["filename"], "/bin/true");
+        assert_eq!(exec["argv"][1], "capsnap-core-arg");
+        assert_eq!(exec["argc"], 2);
+        assert_eq!(exec["comm"], "true");
+        assert_eq!(exec["ppid"], std::process::id());
+        assert_eq!(exec["netns"], ns);
+
+        let port = action.refused_port;
+        let closed = of("tcp_state")
+            .find(|e| e["dport"] == port && e["newstate"] == "CLOSE")
+            .expect("SYN_SENT -> CLOSE");
+        assert_eq!(closed["oldstate"], "SYN_SENT");
+        assert_eq!(closed["netns"], ns);
+        assert_eq!(closed["daddr"], "127.0.0.1");
+        let connect = of("connect").find(|e| e["dport"] == port).expect("connect");
+        assert_eq!(connect["sk"], closed["sk"]);
+        assert_eq!(connect["pid"], std::process::id());
+        let sent = of("reset_sent")
+            .find(|e| e["sport"] == port)
+            .expect("reset_sent");
+        assert_eq!(sent["reason_name"], "NO_SOCKET");
+        assert_eq!(sent["netns"], ns);
+        assert_eq!(sent["daddr"], "127.0.0.1");
+        let received = of("reset_received")
+            .find(|e| e["dport"] == port)
+            .expect("reset_received");
+        assert_eq!(received["state"], "SYN_SENT");
+        assert_eq!(received["sk"], closed["sk"]);
+        let drop = of("drop")
+            .find(|e| e["dport"] == port)
+            .expect("the SYN's drop");
+        assert_eq!(drop["reason_name"], "NO_SOCKET");
+        assert_eq!(drop["ip_proto"], 6);
+        assert_eq!(drop["netns"], ns);
+        assert!(
+            drop["location"]
+                .as_str()
+                .is_some_and(|l| !l.is_empty() && !l.starts_with("0x")),
+            "a function name: {drop}"
+        );
+        let failed = of("connect_error")
+            .find(|e| e["dport"] == port)
+            .expect("connect_error");
+        assert_eq!(failed["ret"], -111, "ECONNREFUSED");
+        assert_eq!(failed["netns"], ns);
+        assert_eq!(failed["pid"], std::process::id());
+        let rtx = of("retransmit")
+            .find(|e| e["dport"] == action.blackhole_port)
+            .expect("the SYN's retransmit");
+        assert_eq!(rtx["state"], "SYN_SENT");
+        assert_eq!(rtx["daddr"], "10.231.0.2");
+        assert_eq!(rtx["saddr"], "10.231.0.1");
+        assert_eq!(rtx["netns"], ns);
+    }
+
+    #[test]
+    fn core_and_bpftrace_see_the_same_lab_alike() {
+        if let Some(why) = core_skip_reason().or_else(live_skip_reason) {
+            println!("SKIPPED: {why}");
+            return;
+        }
+        let lab = Lab::new("core-ebpf-same");
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        // Both at once, so that they see the one action.
+        let bt = start_bpftrace(&opts_of(Loader::Bpftrace), a.path())
+            .unwrap_or_else(|r| panic!("bpftrace did not start: {r:?}"));
+        let core = start_bpftrace(&opts_of(Loader::Core), b.path())
+            .unwrap_or_else(|r| panic!("the CO-RE probes did not start: {r:?}"));
+        let action = lab_action(&lab);
+        // bpftrace polls its perf buffers every 100 ms.
+        sleep(Duration::from_millis(500));
+        let (core_report, bt_report) = (core.stop(), bt.stop());
+        assert_ne!(core_report.status, Status::Failed, "{core_report:?}");
+        assert_ne!(bt_report.status, Status::Failed, "{bt_report:?}");
+        let (bt_events, _) = events(a.path());
+        let (core_events, _) = events(b.path());
+        let (from_bt, from_core) = (
+            key_facts(&bt_events, &action),
+            key_facts(&core_events, &action),
+        );
+        let kinds = |s: &std::collections::BTreeSet<String>| {
+            s.iter()
+                .filter_map(|f| {
+                    f.split(' ')
+                        .find(|p| p.starts_with("event="))
+                        .map(str::to_string)
+                })
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        assert_eq!(kinds(&from_core), kinds(&from_bt));
+        assert!(kinds(&from_core).len() >= 8, "{:?}", kinds(&from_core));
+        assert_eq!(
+            from_core.difference(&from_bt).collect::<Vec<_>>(),
+            from_bt.difference(&from_core).collect::<Vec<_>>(),
+            "facts only CO-RE saw (left) and only bpftrace saw (right)"
+        );
+    }
+
+    #[test]
+    fn auto_takes_core_and_falls_back_to_bpftrace_saying_why() {
+        if let Some(why) = core_skip_reason() {
+            println!("SKIPPED: {why}");
+            return;
+        }
+        let out = tempfile::tempdir().expect("tempdir");
+        let session = start_bpftrace(&opts_of(Loader::Auto), out.path()).expect("auto");
+        assert_eq!(session.path.loader, "core");
+        assert_eq!(session.path.fallback, None);
+        drop(session);
+        // Nothing to fall back to: both reasons are given.
+        let out = tempfile::tempdir().expect("tempdir");
+        let mut session = EbpfSession {
+            child: None,
+            core: None,
+            path: EbpfPath {
+                loader: "bpftrace".to_string(),
+                fallback: Some("CO-RE: the kernel has no BTF".to_string()),
+            },
+            dir: out.path().join(DIR),
+            started: Instant::now(),
+            omitted: Vec::new(),
+            mounted_tracefs: None,
+            tee: None,
+        };
+        fs::create_dir_all(&session.dir).unwrap();
+        fs::write(
+            session.dir.join(EVENTS_FILE),
+            "{\"event\":\"start\",\"ts_ns\":1}\nLost 3 events\n",
+        )
+        .unwrap();
+        let report = session.report(&session.dir.clone(), None);
+        let reason = report.reason.unwrap_or_default();
+        assert!(
+            reason.contains("bpftrace ran as the fallback: CO-RE: the kernel has no BTF"),
+            "{reason}"
+        );
+        assert!(reason.contains("3 events lost by bpftrace"), "{reason}");
+        assert_eq!(
+            path_of(out.path()).expect("path").fallback.as_deref(),
+            Some("CO-RE: the kernel has no BTF")
+        );
+        session.path.loader = "core".to_string();
+        let reason = session
+            .report(&session.dir.clone(), None)
+            .reason
+            .unwrap_or_default();
+        assert!(
+            reason.contains("3 events lost (BPF ring buffer full)"),
+            "{reason}"
+        );
+        let report = start_bpftrace(
+            &EbpfOptions {
+                loader: Loader::Bpftrace,
+                bpftrace: "/nonexistent/bpftrace".to_string(),
+                ..live_opts()
+            },
+            out.path(),
+        )
+        .expect_err("no bpftrace");
+        assert_eq!(report.reason.as_deref(), Some("bpftrace not installed"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::Path;
 /// One probe file and what it needs from the kernel.
 pub(super) struct Probe {
     /// Event kinds it prints, for the report.
-    events: &'static str,
+    pub(super) events: &'static str,
     /// `group:name` under tracefs `events/`.
     tracepoint: &'static str,
     /// Declarations it reads from the tracepoint's format, as the last word
@@ -25,10 +25,13 @@ pub(super) struct Probe {
     /// bpftrace prints nothing of them into the events file.
     maps: &'static [&'static str],
     /// Its rate-limit counter (a bpftrace map, reset every second).
-    counter: &'static str,
+    pub(super) counter: &'static str,
     /// Lines per second before the rest are only counted.
-    limit: u32,
+    pub(super) limit: u32,
     source: &'static str,
+    /// The programs of the CO-RE object (`capture/ebpf/probes.bpf.c`) that
+    /// do the same, each with the tracepoint it attaches to.
+    pub(super) programs: &'static [(&'static str, &'static str)],
 }
 
 /// Address fields shared by the TCP tracepoints (TP_STORE_ADDRS in
@@ -51,6 +54,7 @@ pub(super) const PROBES: &[Probe] = &[
         counter: "n_exec",
         limit: 1000,
         source: include_str!("../../bpftrace/exec.bt"),
+        programs: &[("capsnap_exec", "sched:sched_process_exec")],
     },
     Probe {
         events: "tcp_state, connect",
@@ -73,6 +77,7 @@ pub(super) const PROBES: &[Probe] = &[
         counter: "n_tcp_state",
         limit: 2000,
         source: include_str!("../../bpftrace/tcp_state.bt"),
+        programs: &[("capsnap_tcp_state", "sock:inet_sock_set_state")],
     },
     Probe {
         events: "retransmit",
@@ -93,6 +98,7 @@ pub(super) const PROBES: &[Probe] = &[
         counter: "n_retransmit",
         limit: 1000,
         source: include_str!("../../bpftrace/retransmit.bt"),
+        programs: &[("capsnap_retransmit", "tcp:tcp_retransmit_skb")],
     },
     Probe {
         events: "retransmit (SYN-ACK)",
@@ -112,6 +118,7 @@ pub(super) const PROBES: &[Probe] = &[
         counter: "n_retransmit",
         limit: 1000,
         source: include_str!("../../bpftrace/retransmit_synack.bt"),
+        programs: &[("capsnap_retransmit_synack", "tcp:tcp_retransmit_synack")],
     },
     Probe {
         events: "reset_received",
@@ -131,6 +138,7 @@ pub(super) const PROBES: &[Probe] = &[
         counter: "n_reset_received",
         limit: 1000,
         source: include_str!("../../bpftrace/reset_received.bt"),
+        programs: &[("capsnap_reset_received", "tcp:tcp_receive_reset")],
     },
     Probe {
         events: "reset_sent",
@@ -148,6 +156,7 @@ pub(super) const PROBES: &[Probe] = &[
         counter: "n_reset_sent",
         limit: 1000,
         source: include_str!("../../bpftrace/reset_sent.bt"),
+        programs: &[("capsnap_reset_sent", "tcp:tcp_send_reset")],
     },
     Probe {
         events: "drop",
@@ -158,6 +167,7 @@ pub(super) const PROBES: &[Probe] = &[
         counter: "n_drop",
         limit: 1000,
         source: include_str!("../../bpftrace/drop.bt"),
+        programs: &[("capsnap_drop", "skb:kfree_skb")],
     },
     Probe {
         events: "connect_error",
@@ -168,6 +178,10 @@ pub(super) const PROBES: &[Probe] = &[
         counter: "n_connect_error",
         limit: 1000,
         source: include_str!("../../bpftrace/connect_error.bt"),
+        programs: &[
+            ("capsnap_connect_enter", "syscalls:sys_enter_connect"),
+            ("capsnap_connect_exit", "syscalls:sys_exit_connect"),
+        ],
     },
 ];
 
@@ -201,38 +215,38 @@ pub(super) struct Plan {
     pub(super) omitted: Vec<String>,
 }
 
-/// Assembles the script from the probes this kernel's tracepoints can take.
-pub(super) fn plan(tracefs: &Path, nonce: u64) -> Result<Plan, String> {
-    let format = |tp: &str| -> Option<String> {
-        let (group, name) = tp.split_once(':')?;
-        fs::read_to_string(tracefs.join("events").join(group).join(name).join("format")).ok()
-    };
-    let start_format = format(START_TRACEPOINT).ok_or_else(|| {
-        format!(
-            "kernel lacks it: no tracepoint {START_TRACEPOINT} (syscall tracepoints, \
-             CONFIG_FTRACE_SYSCALLS), needed to know when the probes are attached"
-        )
-    })?;
-    if let Err(missing) = check_fields(&start_format, START_FIELDS) {
-        return Err(format!(
-            "kernel lacks it: {START_TRACEPOINT} has no field {missing}"
-        ));
-    }
+/// The probes this kernel's tracepoints can take, as both paths (CO-RE
+/// and bpftrace) use them.
+#[derive(Default)]
+pub(super) struct Checked {
+    /// The probes to run, with their bpftrace source (placeholders filled in).
+    pub(super) included: Vec<(&'static Probe, String)>,
+    /// Probes left out, and why.
+    pub(super) omitted: Vec<String>,
+    /// This kernel's names of the drop reasons (kfree_skb's `reason`)...
+    pub(super) drop_names: Vec<(i64, String)>,
+    /// ...and the value of SKB_DROP_REASON_NOT_SPECIFIED, above which
+    /// drops are printed (see `drop.bt`).
+    pub(super) drop_min: i64,
+    /// This kernel's names of the reset reasons (tcp_send_reset's).
+    pub(super) rst_names: Vec<(i64, String)>,
+}
 
-    let mut omitted = Vec::new();
-    let mut included: Vec<(&Probe, String)> = Vec::new();
-    let mut drop_names = Vec::new();
-    let mut rst_names = Vec::new();
+/// Reads the tracepoint formats under `tracefs` and keeps the probes whose
+/// tracepoints are there with the fields they read.
+pub(super) fn check(tracefs: &Path) -> Checked {
+    let format = |tp: &str| format_of(tracefs, tp);
+    let mut out = Checked::default();
     for probe in PROBES {
         let Some(fmt) = format(probe.tracepoint) else {
-            omitted.push(format!(
+            out.omitted.push(format!(
                 "no {} events: kernel lacks tracepoint {}",
                 probe.events, probe.tracepoint
             ));
             continue;
         };
         if let Err(missing) = check_fields(&fmt, probe.fields) {
-            omitted.push(format!(
+            out.omitted.push(format!(
                 "no {} events: this kernel's {} has no field {missing}",
                 probe.events, probe.tracepoint
             ));
@@ -245,28 +259,60 @@ pub(super) fn plan(tracefs: &Path, nonce: u64) -> Result<Plan, String> {
                 .map(|m| format!("this kernel's {tp} has no field {m}")),
         });
         if let Some(why) = lacking {
-            omitted.push(format!("no {} events: {why}", probe.events));
+            out.omitted
+                .push(format!("no {} events: {why}", probe.events));
             continue;
         }
         let mut source = probe.source.replace("__LIMIT__", &probe.limit.to_string());
         if probe.tracepoint == "skb:kfree_skb" {
-            drop_names = symbolic(&fmt, "reason");
-            let Some(&(not_specified, _)) = drop_names.iter().find(|(_, n)| n == "NOT_SPECIFIED")
-            else {
-                omitted.push(
+            let names = symbolic(&fmt, "reason");
+            let Some(&(not_specified, _)) = names.iter().find(|(_, n)| n == "NOT_SPECIFIED") else {
+                out.omitted.push(
                     "no drop events: skb:kfree_skb's format does not name \
                      SKB_DROP_REASON_NOT_SPECIFIED"
                         .to_string(),
                 );
                 continue;
             };
+            out.drop_names = names;
+            out.drop_min = not_specified;
             source = source.replace("__DROP_MIN__", &not_specified.to_string());
         }
         if probe.tracepoint == "tcp:tcp_send_reset" {
-            rst_names = symbolic(&fmt, "reason");
+            out.rst_names = symbolic(&fmt, "reason");
         }
-        included.push((probe, source));
+        out.included.push((probe, source));
     }
+    out
+}
+
+/// The `format` file of tracepoint `group:name`.
+fn format_of(tracefs: &Path, tp: &str) -> Option<String> {
+    let (group, name) = tp.split_once(':')?;
+    fs::read_to_string(tracefs.join("events").join(group).join(name).join("format")).ok()
+}
+
+/// Assembles the script from the probes this kernel can take.
+pub(super) fn plan(tracefs: &Path, nonce: u64) -> Result<Plan, String> {
+    let start_format = format_of(tracefs, START_TRACEPOINT).ok_or_else(|| {
+        format!(
+            "kernel lacks it: no tracepoint {START_TRACEPOINT} (syscall tracepoints, \
+             CONFIG_FTRACE_SYSCALLS), needed to know when the probes are attached"
+        )
+    })?;
+    if let Err(missing) = check_fields(&start_format, START_FIELDS) {
+        return Err(format!(
+            "kernel lacks it: {START_TRACEPOINT} has no field {missing}"
+        ));
+    }
+
+    let Checked {
+        included,
+        omitted,
+        drop_names,
+        mut rst_names,
+        ..
+    } = check(tracefs);
     if included.is_empty() {
         return Err(format!("kernel lacks it: {}", omitted.join("; ")));
     }

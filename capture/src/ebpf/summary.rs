@@ -34,6 +34,9 @@ pub(super) struct Summary {
     pub(super) omitted: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) mounted_tracefs: Option<String>,
+    /// Which path ran the probes (and why not CO-RE): the manifest's
+    /// `ebpf` is read from here.
+    pub(super) path: formats::bundle::EbpfPath,
 }
 
 /// Reads the events file item by item with the shared record joiner,

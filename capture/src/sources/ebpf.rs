@@ -1,8 +1,9 @@
-//! eBPF events through bpftrace ([`crate::ebpf`]): the probes are attached
+//! eBPF events ([`crate::ebpf`]: capsnap's CO-RE programs, or bpftrace
+//! where they cannot run): the probes are attached
 //! before the window opens (the window waits for them) and detached when
 //! it closes.
 
-use crate::ebpf::{EbpfOptions, start_bpftrace};
+use crate::ebpf::{EbpfOptions, Loader, start_bpftrace};
 use crate::report::{SourceReport, Status};
 use crate::source::{Context, InNetns, Phase, Scope, Source, Window};
 use formats::bundle::{self, Artifact};
@@ -42,6 +43,7 @@ impl Source for Ebpf {
             ];
         }
         let opts = EbpfOptions {
+            loader: Loader::Auto,
             bpftrace: cx.opts.bpftrace.clone(),
             attach_timeout: Duration::from_secs(30).min(cx.opts.source_timeout * 3),
         };

@@ -541,6 +541,7 @@ fn start_ebpf(
     start_line: &StartLine,
 ) -> (Option<EbpfSession>, Option<SourceReport>) {
     let ebpf = EbpfOptions {
+        loader: crate::ebpf::Loader::Auto,
         bpftrace: opts.collect.bpftrace.clone(),
         attach_timeout: Duration::from_secs(30).min(opts.collect.source_timeout * 3),
     };

@@ -70,6 +70,23 @@ pub struct Manifest {
     /// For a bundle `capsnap watch` wrote: the trigger that made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
+    /// How the eBPF events (`ebpf/events.jsonl`) were collected; `None`
+    /// when no probes ran, and in bundles made before capsnap said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ebpf: Option<EbpfPath>,
+}
+
+/// Which path ran the eBPF probes. Both write the same events with the
+/// same fields; what differs is what the node needs (bpftrace and its LLVM,
+/// or only a kernel with BTF) and how losses are counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EbpfPath {
+    /// `core`: the CO-RE programs compiled into capsnap, read through a BPF
+    /// ring buffer; `bpftrace`: the bpftrace fallback.
+    pub loader: String,
+    /// Why not `core`, when bpftrace ran (no BTF, the programs did not load).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
 }
 
 /// What made `capsnap watch` write a bundle: a live signal of a detection

@@ -30,8 +30,8 @@ pub use artifacts::{
     at, at_open_copies, at_open_path, feeding, is_at_open, of_source, readers, tables,
 };
 pub use manifest::{
-    FORMAT_VERSION, Manifest, Member, Namespace, OLDEST_READABLE, PacketCounts, SourceReport,
-    Status, Trigger, assign_dirs, dir_name, label_of_dir_name, netns_path,
+    EbpfPath, FORMAT_VERSION, Manifest, Member, Namespace, OLDEST_READABLE, PacketCounts,
+    SourceReport, Status, Trigger, assign_dirs, dir_name, label_of_dir_name, netns_path,
 };
 pub use records::{FDS_HEADER, ProcessRecord};
 
