@@ -444,7 +444,8 @@ fn collect_on_a_nat_lab_sees_both_sides_conntrack_fds_and_probes() {
         "the pod's addresses and links:\n{addrs}"
     );
 
-    // bpftrace: the client's execs and TCP state changes to port 8080.
+    // eBPF (CO-RE, or bpftrace): the client's execs and TCP state changes
+    // to port 8080.
     let ebpf = source(&m, "ebpf", None);
     assert_eq!(ebpf["status"], "ok", "{ebpf:#}");
     let events: Vec<Value> = std::fs::read_to_string(x.join("ebpf/events.jsonl"))
@@ -775,7 +776,8 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
 }
 
 /// Issue 11: however a watch ends (SIGINT, SIGTERM, SIGKILL), its probes
-/// (bpftrace, whose script lives in the watch's work directory) are gone
+/// (capsnap's CO-RE programs, or bpftrace, whose script lives in the
+/// watch's work directory) are gone
 /// and so is every work file (the work directory, ring chunks, a bundle
 /// being written): a killed watch is cleaned up by the kernel
 /// (PR_SET_PDEATHSIG, nameless chunk files) and its reaper process.
@@ -818,13 +820,21 @@ fn watch_ends_without_probes_or_work_files_on_sigint_sigterm_and_sigkill() {
         };
         let needle = out.display().to_string();
         if text.contains("eBPF probes attached") {
-            assert!(
-                processes_mentioning(&needle)
-                    .iter()
-                    .any(|p| std::fs::read_to_string(format!("/proc/{p}/comm"))
-                        .is_ok_and(|c| c.trim() == "bpftrace")),
-                "no bpftrace running from {needle}"
-            );
+            // bpftrace (the fallback), or capsnap's own CO-RE programs,
+            // held by its file descriptors: the kernel detaches them when
+            // the process goes, however it ends.
+            let bpftrace = processes_mentioning(&needle).iter().any(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() == "bpftrace")
+            });
+            let core = std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+                .unwrap()
+                .flatten()
+                .any(|fd| {
+                    std::fs::read_link(fd.path())
+                        .is_ok_and(|l| l.to_string_lossy() == "anon_inode:bpf-prog")
+                });
+            assert!(bpftrace || core, "no probes running from {needle}");
         }
         std::thread::sleep(Duration::from_secs(1));
         // ip netns exec execs capsnap in place: the child's pid is capsnap's.
@@ -955,6 +965,17 @@ fn collector_build_is_static_small_and_collects_without_node_tools() {
     let subnet = 47;
     let mut lab = Lab::new("cslabst", subnet);
     start_traffic(&mut lab, subnet, "capsnap-static-lab");
+    // Connects refused by the remote (nothing on 8081): resets sent there
+    // and received in the pod, for the eBPF probes.
+    let refused = dir.path().join("refused.py");
+    std::fs::write(
+        &refused,
+        format!(
+            "import socket,time\nwhile True:\n  try: socket.create_connection(('10.99.{subnet}.2', 8081), timeout=1)\n  except OSError: pass\n  time.sleep(0.3)\n"
+        ),
+    )
+    .unwrap();
+    lab.spawn("pod", &["python3", &refused.display().to_string()]);
     let bundle = dir.path().join("static.capsnap");
     // /usr/sbin first: `mount` itself lives in /usr/bin.
     let script = format!(
@@ -1024,6 +1045,27 @@ fn collector_build_is_static_small_and_collects_without_node_tools() {
         rows.lines().skip(1).collect::<Vec<_>>(),
         ["true"; 3],
         "{rows}"
+    );
+    // eBPF without bpftrace: capsnap's own CO-RE programs, read through a
+    // ring buffer, give the events table its exec, TCP state and resets.
+    assert_eq!(m["ebpf"]["loader"], "core", "{:#}", m["ebpf"]);
+    let ebpf = source(&m, "ebpf", None);
+    assert!(
+        ebpf["status"] == "ok" || ebpf["status"] == "partial",
+        "{ebpf:#}"
+    );
+    let kinds = query_csv(&[
+        "query",
+        &b,
+        "select distinct event from events \
+         where event in ('exec', 'tcp_state', 'reset_sent', 'reset_received') order by event",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        kinds.lines().skip(1).collect::<Vec<_>>(),
+        ["exec", "reset_received", "reset_sent", "tcp_state"],
+        "{kinds}"
     );
     let skipped: Vec<String> = sources
         .iter()

@@ -1,6 +1,14 @@
-//! eBPF events through bpftrace: exec, TCP state changes, connects, resets
-//! sent and received, retransmits and packet drops with a reason, one JSON
-//! object per line in `ebpf/events.jsonl`.
+//! eBPF events: exec, TCP state changes, connects, resets sent and
+//! received, retransmits and packet drops with a reason, one JSON object
+//! per line in `ebpf/events.jsonl`.
+//!
+//! Two paths write the same lines. First choice, [`co_re`]: the probes
+//! compiled into capsnap as CO-RE programs (`capture/ebpf/probes.bpf.c`),
+//! loaded by aya against the kernel's BTF and read through a BPF ring
+//! buffer, so a node needs no bpftrace and no LLVM. The fallback, where
+//! the kernel has no BTF or the programs do not load, is bpftrace, as
+//! described below; [`Loader`] picks, and `summary.json` and the
+//! manifest's `ebpf` say which ran and why.
 //!
 //! Why bpftrace and tracepoints only: bpftrace compiles against the running
 //! kernel's BTF, so nothing is built per kernel, and tracepoints are a stable
