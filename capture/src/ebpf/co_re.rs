@@ -13,7 +13,9 @@
 //! - Rate limits are applied here, per second of wall-clock time with the
 //!   same limits and `suppressed` lines as the bpftrace probes' counters.
 //! - Lost events are exact: a record the ring has no room for is counted
-//!   by the program in the per-CPU `lost` map, and every increase is
+//!   by the program in the per-CPU `lost` map, and a run the kernel skipped
+//!   (another BPF program was running on that CPU) in the program's
+//!   `recursion_misses` (fdinfo, 5.12+); every increase of either is
 //!   written as bpftrace's `Lost N events` line, which the summary counts.
 //! - Strings (comm, file names, argv) are written as bpftrace prints them,
 //!   unescaped, so that the reader (formats::bpftrace), which takes them
@@ -29,7 +31,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -241,6 +243,12 @@ fn run(
     let mut limits = Limits::new(&checked);
     let mut out = Out { sink, error: None };
     let mut lost_seen = 0u64;
+    let programs: Vec<i32> = bpf
+        .programs()
+        .filter_map(|(_, p)| p.fd().ok())
+        .map(|fd| fd.as_fd().as_raw_fd())
+        .collect();
+    let mut missed_seen = recursion_misses(&programs);
     let mut second = Instant::now();
     loop {
         let halting = halt.load(Ordering::Relaxed);
@@ -273,6 +281,14 @@ fn run(
             lost_seen = lost_now;
         }
         if halting || second.elapsed() >= Duration::from_secs(1) {
+            // Runs the kernel skipped because another BPF program was
+            // running on that CPU (trace_call_bpf, kernel/trace/bpf_trace.c,
+            // counts them in the program's recursion_misses): lost too.
+            let missed = recursion_misses(&programs);
+            if missed > missed_seen {
+                out.put(format!("Lost {} events", missed - missed_seen).as_bytes());
+                missed_seen = missed;
+            }
             for line in limits.roll() {
                 out.put(line.as_bytes());
             }
@@ -294,6 +310,19 @@ fn run(
     // Dropping `bpf` detaches the programs.
     drop(bpf);
     out.error.map_or(Ok(()), Err)
+}
+
+/// The sum of the `recursion_misses` of programs `fds`, from their
+/// /proc/self/fdinfo (5.12+; 0 where the kernel does not say).
+fn recursion_misses(fds: &[i32]) -> u64 {
+    fds.iter()
+        .filter_map(|fd| std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok())
+        .filter_map(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("recursion_misses:"))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        })
+        .sum()
 }
 
 /// The sink and the first error writing to it (later lines are dropped).

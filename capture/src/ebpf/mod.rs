@@ -509,7 +509,11 @@ impl EbpfSession {
         if summary.lost > 0 {
             status = worst(status, Status::Partial);
             notes.push(if self.core.is_some() || self.path.loader == "core" {
-                format!("{} events lost (BPF ring buffer full)", summary.lost)
+                format!(
+                    "{} events lost (BPF ring buffer full, or a probe skipped while another \
+                     BPF program ran on its CPU)",
+                    summary.lost
+                )
             } else {
                 format!(
                     "{} events lost by bpftrace (perf buffer full)",
@@ -1500,7 +1504,7 @@ mod tests {
             .reason
             .unwrap_or_default();
         assert!(
-            reason.contains("3 events lost (BPF ring buffer full)"),
+            reason.contains("3 events lost (BPF ring buffer full"),
             "{reason}"
         );
         let report = start_bpftrace(
