@@ -1193,8 +1193,9 @@ mod tests {
             .is_ok_and(|s| s.success())
     }
 
-    /// A network namespace with lo up and a dummy device whose packets go
-    /// nowhere (NOARP, nothing answers): a SYN sent there is retransmitted.
+    /// A network namespace with lo up and a veth pair whose far end has no
+    /// address (and the near end a fixed neighbour, so no ARP is needed):
+    /// a SYN sent there goes unanswered and is retransmitted.
     struct Lab {
         name: String,
     }
@@ -1205,8 +1206,10 @@ mod tests {
             assert!(
                 sh(&format!(
                     "ip netns add {name} && ip -n {name} link set lo up && \
-                     ip -n {name} link add d0 type dummy && \
-                     ip -n {name} addr add 10.231.0.1/24 dev d0 && ip -n {name} link set d0 up"
+                     ip -n {name} link add d0 type veth peer name d1 && \
+                     ip -n {name} addr add 10.231.0.1/24 dev d0 && \
+                     ip -n {name} link set d0 up && ip -n {name} link set d1 up && \
+                     ip -n {name} neigh add 10.231.0.2 lladdr 02:00:00:00:00:02 dev d0"
                 )),
                 "cannot build the lab {name}"
             );
@@ -1236,7 +1239,7 @@ mod tests {
 
     /// In the lab: an exec, a connect refused on lo (reset sent and
     /// received, the SYN's drop, the connect error, state changes) and a
-    /// connect to the dummy device's nowhere (a SYN retransmit).
+    /// connect to the veth's unanswered far end (a SYN retransmit).
     fn lab_action(lab: &Lab) -> Action {
         let path = lab.path();
         std::thread::spawn(move || {
@@ -1256,7 +1259,7 @@ mod tests {
                 .expect("addr")
                 .port();
             assert!(TcpStream::connect(("127.0.0.1", refused_port)).is_err());
-            // The SYN goes out on d0 and nothing answers: the first
+            // The SYN goes out on d0 to d1 and nothing answers: the first
             // retransmit comes after the initial RTO of 1 s (RFC 6298).
             let blackhole_port = 18000 + (std::process::id() % 1000) as u16;
             let _ = TcpStream::connect_timeout(
@@ -1354,8 +1357,9 @@ mod tests {
         assert!(of("stop").next().is_some());
         let ns = action.netns;
 
+        // sh, then true in its place: the same pid, two execs.
         let exec = of("exec")
-            .find(|e| e["pid"] == action.sh_pid)
+            .find(|e| e["pid"] == action.sh_pid && e["filename"] == "/bin/true")
             .expect("the exec of true");
         assert_eq!(exec["filename"], "/bin/true");
         assert_eq!(exec["argv"][1], "capsnap-core-arg");
