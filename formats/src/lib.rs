@@ -32,6 +32,7 @@ mod decode;
 mod dns;
 mod error;
 mod events;
+mod firewall;
 mod flows;
 mod inet_diag;
 mod interfaces;
