@@ -632,6 +632,32 @@ fn watch_keeps_the_minutes_before_the_fault_lab() {
                 !m["trigger"]["evidence"].as_array().unwrap().is_empty(),
                 "{id}: a trigger without evidence"
             );
+            // The counters as they were when the window opened: the
+            // probes' last reading (one a second) at or before its start.
+            let start = m["trigger"]["ts_ns"].as_u64().unwrap()
+                - m["trigger"]["keep_ms"].as_u64().unwrap() * 1_000_000;
+            let opened = m["window_open_ns"].as_u64().unwrap_or(0);
+            assert!(
+                opened <= start && start - opened < 3_000_000_000,
+                "{id}: window_open_ns {opened}, window start {start}"
+            );
+            let out = capsnap(&[
+                "query",
+                "--format",
+                "csv",
+                out.to_str().unwrap(),
+                "select count(*) from net_counters where netns = 'host' and delta is not null",
+            ]);
+            let rows = String::from_utf8_lossy(&out.stdout);
+            let n: u64 = rows
+                .lines()
+                .nth(1)
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(0);
+            assert!(
+                n > 50,
+                "{id}: {n} host counters with a change during the window"
+            );
         });
         if let Err(e) = check {
             let msg = e

@@ -56,10 +56,12 @@ struct Line<'a> {
     counters: Option<(u64, u64)>,
 }
 
+/// What finds the same line in the other copy: table, chain, and the rule
+/// text (or none, for the policy).
+type Key<'a> = (&'a str, &'a str, Option<&'a str>);
+
 impl<'a> Line<'a> {
-    /// What finds the same line in the other copy: table, chain, and the
-    /// rule text (or none, for the policy).
-    fn key(&self) -> (&'a str, &'a str, Option<&'a str>) {
+    fn key(&self) -> Key<'a> {
         (self.table, self.chain, self.rule)
     }
 }
@@ -71,7 +73,7 @@ fn parse(input: &[u8], rows: &mut Rows) -> Result<(), String> {
     // Counters at open, by key, in order of appearance: the n-th identical
     // rule matches the n-th.
     let open_text = rows.at_open().map(|b| text(b).into_owned());
-    let mut open: HashMap<(&str, &str, Option<&str>), Vec<(u64, u64)>> = HashMap::new();
+    let mut open: HashMap<Key, Vec<(u64, u64)>> = HashMap::new();
     if let Some(t) = &open_text {
         walk(t, &mut |line| {
             if let Ok(l) = line
@@ -81,7 +83,7 @@ fn parse(input: &[u8], rows: &mut Rows) -> Result<(), String> {
             }
         });
     }
-    let mut seen: HashMap<(&str, &str, Option<&str>), usize> = HashMap::new();
+    let mut seen: HashMap<Key, usize> = HashMap::new();
     let input = text(input);
     let mut found = false;
     let mut pending = Vec::new();
