@@ -1,7 +1,7 @@
 //! The `capsnap` command: parses arguments, hands them to the library
 //! crates, reports errors as `capsnap: ...` with exit code 2.
 
-use analyze::{Format, InputSpec, Workspace};
+use analyze::{Engine, Format, InputSpec, Workspace};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::io::{IsTerminal, Write};
@@ -55,6 +55,19 @@ enum Command {
         Exit code: 0 nothing found, 1 something found, 2 error."
     )]
     Detect(DetectArgs),
+    /// Write every table of the inputs into one Parquet dataset (hive-style, by host and date).
+    #[command(
+        long_about = "Write every table of every input (packets, flows and findings too) into one Parquet dataset:\n  \
+        DIR/<table>/host=<host>/date=<YYYY-MM-DD>/<bundle>.parquet, and DIR/_capsnap/ with the dataset's\n  \
+        layout version and one record per bundle exported.\n\n\
+        Exporting a bundle again replaces its files; many exports add to one dataset. DataFusion, DuckDB\n\
+        and Spark read it as it is; capsnap query/detect read it with the bundles' own tables, pruning\n\
+        partitions on host and date, here or on a Ballista cluster (--engine ballista://HOST:PORT):\n  \
+        capsnap export 'bundles/*.capsnap' --to fleet/\n  \
+        capsnap query fleet/ \"select host, count(*) from sockets where state = 'TIME_WAIT' group by host\"\n  \
+        capsnap detect fleet/ --engine ballista://localhost:50050"
+    )]
+    Export(ExportArgs),
     /// List the tables with their columns, types and meaning.
     #[command(
         long_about = "List the tables with their columns, types and meaning.\n\n\
@@ -80,6 +93,19 @@ struct QueryArgs {
     /// Write the result to this file instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Where the SQL runs: local, or ballista://HOST:PORT (over an exported dataset).
+    #[arg(long, value_name = "ENGINE", default_value = "local", value_parser = Engine::parse)]
+    engine: Engine,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// Inputs: bundles, directories, globs, [LABEL=]capture files.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<String>,
+    /// The dataset folder (created if missing; exports add to it).
+    #[arg(long, value_name = "DIR")]
+    to: PathBuf,
 }
 
 #[derive(Args)]
@@ -96,6 +122,9 @@ struct DetectArgs {
     /// List the detections and exit.
     #[arg(long)]
     list: bool,
+    /// Where the detections run: local, or ballista://HOST:PORT (over an exported dataset).
+    #[arg(long, value_name = "ENGINE", default_value = "local", value_parser = Engine::parse)]
+    engine: Engine,
 }
 
 #[derive(Args)]
@@ -236,6 +265,7 @@ struct QueryConfig {
     sql: Option<String>,
     format: Format,
     output: Option<PathBuf>,
+    engine: Engine,
 }
 
 impl QueryConfig {
@@ -269,6 +299,7 @@ impl QueryConfig {
             sql,
             format,
             output: a.output,
+            engine: a.engine,
         })
     }
 }
@@ -305,7 +336,7 @@ fn query(config: QueryConfig) -> Result<()> {
     };
     let rt = runtime()?;
     rt.block_on(async {
-        let ws = Workspace::open(&config.inputs)?;
+        let ws = Workspace::open_on(&config.inputs, &config.engine)?;
         match &config.sql {
             Some(sql) => {
                 ws.run(sql, config.format, &mut *out).await?;
@@ -343,7 +374,7 @@ fn detect(a: DetectArgs) -> Result<Found> {
     let inputs: Vec<InputSpec> = a.inputs.iter().map(|a| InputSpec::parse(a)).collect();
     let rt = runtime()?;
     let reports = rt.block_on(async {
-        let ws = Workspace::open(&inputs)?;
+        let ws = Workspace::open_on(&inputs, &a.engine)?;
         let reports = ws.detect(&a.only).await?;
         warn(&ws)?;
         anyhow::Ok(reports)
@@ -351,11 +382,42 @@ fn detect(a: DetectArgs) -> Result<Found> {
     Ok(Found(analyze::write_reports(&reports, format, &mut out)?))
 }
 
+fn export(a: ExportArgs) -> Result<()> {
+    let inputs: Vec<InputSpec> = a.inputs.iter().map(|a| InputSpec::parse(a)).collect();
+    let started = std::time::Instant::now();
+    let rt = runtime()?;
+    let verbose = std::io::stderr().is_terminal() || std::env::var_os("CAPSNAP_PROGRESS").is_some();
+    let summary = rt.block_on(analyze::fleet::export(&inputs, &a.to, &mut |b| {
+        if verbose {
+            let rows: u64 = b.rows.values().sum();
+            eprintln!("capsnap: exported {} ({}, {}): {rows} rows", b.bundle, b.host.as_deref().unwrap_or("no host"), b.date);
+        }
+    }))?;
+    for w in &summary.warnings {
+        eprintln!("capsnap: warning: {w}");
+    }
+    for b in &summary.bundles {
+        for w in &b.warnings {
+            eprintln!("capsnap: warning: {w}");
+        }
+    }
+    eprintln!(
+        "capsnap: exported {} bundle(s) into {}: {} files, {} bytes, in {:.1} s",
+        summary.bundles.len(),
+        a.to.display(),
+        summary.files,
+        summary.bytes,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<Found> {
     match cli.command {
         Command::Collect(args) => collect(args).map(|()| Found(false)),
         Command::Query(args) => query(QueryConfig::from_args(args)?).map(|()| Found(false)),
         Command::Detect(args) => detect(args),
+        Command::Export(args) => export(args).map(|()| Found(false)),
         Command::Tables { inputs } => {
             let mut out = std::io::stdout().lock();
             if inputs.is_empty() {

@@ -13,11 +13,17 @@
 //! the answer in the format asked for, and [`Workspace::detect`] runs the
 //! canned detections of `queries/` ([`detect`]). [`repl`] is the
 //! interactive prompt.
+//!
+//! The fleet ([`fleet`]): [`fleet::export`] writes the tables of many
+//! inputs into one Parquet dataset; a dataset given as the input is read
+//! back as the same tables (Parquet listing tables under views), and
+//! [`Engine`] runs the SQL over it here or on an Apache Ballista cluster.
 
 mod bundle;
 mod detect;
 mod error;
 mod findings;
+pub mod fleet;
 mod load;
 mod output;
 mod repl;
@@ -27,6 +33,7 @@ mod sql;
 
 pub use detect::{DETECTIONS, Detection, Finding, Outcome, Report, Severity, write_reports};
 pub use error::Error;
+pub use fleet::{Dataset, Engine};
 pub use output::{Format, write_stream};
 pub use repl::interactive;
 pub use source::{CaptureSource, InputSpec};
@@ -50,18 +57,24 @@ pub(crate) struct Inputs {
     /// Problems in artifact files (lines not read, files not recognised).
     pub warnings: Vec<String>,
     providers: Vec<(&'static str, Arc<dyn TableProvider>)>,
+    /// Where SQL over them runs.
+    engine: Engine,
+    /// The dataset folder, when the input is an exported dataset.
+    dataset: Option<std::path::PathBuf>,
 }
 
 impl Inputs {
     /// A SQL context holding every table of the inputs, `findings` too
     /// when `findings` is set (the detections themselves run without it).
+    /// On Ballista, `findings` (computed in this process) is not there:
+    /// `capsnap detect --engine` runs the detections themselves.
     fn context(self: &Arc<Self>, findings: bool) -> Result<SessionContext, Error> {
         let config = SessionConfig::new().with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = self.engine.context(config, self.dataset.as_deref())?;
         for (name, provider) in &self.providers {
             ctx.register_table(*name, provider.clone())?;
         }
-        if findings {
+        if findings && self.engine.is_local() {
             ctx.register_table(
                 findings::NAME,
                 Arc::new(findings::FindingsTable::new(self.clone())),
@@ -102,11 +115,46 @@ impl Workspace {
     /// Opens every input and registers its tables. A file that cannot be
     /// read fails the whole call with an error naming it.
     pub fn open(inputs: &[InputSpec]) -> Result<Workspace, Error> {
+        Workspace::open_on(inputs, &Engine::Local)
+    }
+
+    /// Opens the inputs for SQL run by `engine`. An exported dataset
+    /// ([`fleet`]) must be the only input; Ballista runs over one only.
+    pub fn open_on(inputs: &[InputSpec], engine: &Engine) -> Result<Workspace, Error> {
         if inputs.is_empty() {
             return Err(Error::NoInput);
         }
+        if let Some(spec) = inputs.iter().find(|s| Dataset::is_dataset(&s.path)) {
+            if inputs.len() > 1 {
+                return Err(Error::DatasetNotAlone {
+                    path: spec.path.clone(),
+                });
+            }
+            return Workspace::over_dataset(Dataset::open(&spec.path)?, engine);
+        }
+        if !engine.is_local() {
+            return Err(Error::EngineNeedsDataset {
+                engine: engine.to_string(),
+            });
+        }
         let loaded = load::Loaded::open(inputs)?;
         Workspace::register(loaded)
+    }
+
+    /// Every table of an exported dataset, read from its Parquet files.
+    fn over_dataset(dataset: Dataset, engine: &Engine) -> Result<Workspace, Error> {
+        let mut providers: Vec<(&'static str, Arc<dyn TableProvider>)> = Vec::new();
+        for table in formats::tables() {
+            providers.push((table.name, dataset.table(table.name, table.columns)?));
+        }
+        Workspace::with_inputs(Inputs {
+            captures: Arc::new(Vec::new()),
+            fed: dataset.fed(),
+            warnings: dataset.warnings(),
+            providers,
+            engine: engine.clone(),
+            dataset: Some(dataset.root.clone()),
+        }, progress_bar(0))
     }
 
     /// A workspace with every table and no rows (tests plan queries here).
@@ -114,7 +162,7 @@ impl Workspace {
         Workspace::register(load::Loaded::default())
     }
 
-    fn register(loaded: load::Loaded) -> Result<Workspace, Error> {
+    pub(crate) fn register(loaded: load::Loaded) -> Result<Workspace, Error> {
         let captures = Arc::new(loaded.captures);
         let progress = progress_bar(0);
         let mut batches = loaded.batches;
@@ -135,12 +183,18 @@ impl Workspace {
             };
             providers.push((table.name, provider));
         }
-        let inputs = Arc::new(Inputs {
+        Workspace::with_inputs(Inputs {
             captures,
             fed: loaded.fed,
             warnings: loaded.warnings,
             providers,
-        });
+            engine: Engine::Local,
+            dataset: None,
+        }, progress)
+    }
+
+    fn with_inputs(inputs: Inputs, progress: ProgressBar) -> Result<Workspace, Error> {
+        let inputs = Arc::new(inputs);
         Ok(Workspace {
             ctx: inputs.context(true)?,
             inputs,

@@ -1,0 +1,75 @@
+//! An executor of capsnap's local Apache Ballista cluster
+//! (`bench/ballista.sh up` starts two): Ballista's own executor, started
+//! through its library entry point (see the scheduler's note).
+
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use clap::Parser;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(about = "Apache Ballista executor for capsnap's local cluster")]
+struct Args {
+    /// Address to listen on (and to advertise to the scheduler).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_host: String,
+    /// Arrow Flight port (shuffle data and results).
+    #[arg(long, default_value_t = 50051)]
+    port: u16,
+    /// gRPC port (tasks from the scheduler).
+    #[arg(long, default_value_t = 50052)]
+    grpc_port: u16,
+    /// Scheduler host.
+    #[arg(long, default_value = "127.0.0.1")]
+    scheduler_host: String,
+    /// Scheduler port.
+    #[arg(long, default_value_t = 50050)]
+    scheduler_port: u16,
+    /// Task slots (default: the machine's cores).
+    #[arg(long)]
+    concurrent_tasks: Option<usize>,
+    /// Directory for shuffle files (default: a temporary directory).
+    #[arg(long)]
+    work_dir: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(32 << 20)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("capsnap-ballista-executor: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut config = ExecutorProcessConfig {
+        bind_host: args.bind_host.clone(),
+        external_host: Some(args.bind_host),
+        port: args.port,
+        grpc_port: args.grpc_port,
+        scheduler_host: args.scheduler_host,
+        scheduler_port: args.scheduler_port,
+        // Wait for a scheduler started at the same moment.
+        scheduler_connect_timeout_seconds: 30,
+        work_dir: args.work_dir,
+        ..ExecutorProcessConfig::default()
+    };
+    if let Some(n) = args.concurrent_tasks {
+        config.vcores = n;
+    }
+    eprintln!(
+        "capsnap-ballista-executor: flight port {}, grpc port {}, scheduler {}:{}",
+        config.port, config.grpc_port, config.scheduler_host, config.scheduler_port
+    );
+    match runtime.block_on(start_executor_process(Arc::new(config))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("capsnap-ballista-executor: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! `--engine ballista://`: the local Ballista cluster of bench/ballista.sh
+//! (a scheduler and two executors, separate processes) gives the same
+//! detections and fleet query answers as DataFusion in this process, over
+//! a dataset of the kept samples and a few generated nodes.
+
+mod common;
+
+use common::{build_dir, capsnap, generate_fleet, ok_stdout, sample_bundles};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Not Ballista's default port, so a cluster someone left up (or another
+/// test run) is not used by mistake.
+const PORT: u16 = 50170;
+
+/// The cluster, stopped when dropped (also when the test fails).
+struct Cluster {
+    dir: PathBuf,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/ballista.sh")
+}
+
+impl Cluster {
+    fn up(dir: &Path) -> Cluster {
+        let cluster = Cluster {
+            dir: dir.to_owned(),
+        };
+        let out = cluster.script("up");
+        assert!(
+            out.status.success(),
+            "bench/ballista.sh up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster
+    }
+
+    fn script(&self, action: &str) -> std::process::Output {
+        Command::new("bash")
+            .arg(script())
+            .arg(action)
+            .env("BALLISTA_PORT", PORT.to_string())
+            .env("BALLISTA_DIR", &self.dir)
+            .env("BALLISTA_BIN", build_dir())
+            .output()
+            .expect("running bench/ballista.sh")
+    }
+
+    fn engine(&self) -> String {
+        format!("ballista://127.0.0.1:{PORT}")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.script("down");
+    }
+}
+
+fn run(args: &[&str], found_ok: bool) -> String {
+    ok_stdout(&capsnap(args), found_ok)
+}
+
+#[test]
+fn detect_and_a_fleet_query_on_ballista_match_local() {
+    let tmp = tempfile::tempdir().unwrap();
+    let generated = tmp.path().join("bundles");
+    generate_fleet(&generated, 4);
+    let dataset = tmp.path().join("fleet");
+    let mut export = vec!["export".to_owned()];
+    export.extend(sample_bundles());
+    export.push(format!("{}/*.capsnap", generated.display()));
+    export.extend(["--to".to_owned(), dataset.to_string_lossy().into_owned()]);
+    let export: Vec<&str> = export.iter().map(String::as_str).collect();
+    run(&export, false);
+    let ds = dataset.to_string_lossy().into_owned();
+
+    let cluster = Cluster::up(&tmp.path().join("cluster"));
+    let engine = cluster.engine();
+
+    let fleet_query = "select s.host, count(*) filter (where s.state = 'TIME_WAIT') as time_wait, \
+         max(c.count_now) as conntrack, max(c.max_entries) as conntrack_max \
+         from sockets s join (select host, \
+           max(case when name = 'net.netfilter.nf_conntrack_count' then cast(value as bigint) end) as count_now, \
+           max(case when name = 'net.netfilter.nf_conntrack_max' then cast(value as bigint) end) as max_entries \
+           from sysctls where netns = 'host' group by host) c on c.host = s.host \
+         group by s.host order by time_wait desc, s.host";
+    let local = run(&["query", &ds, fleet_query, "--format", "csv"], false);
+    let remote = run(
+        &["query", &ds, fleet_query, "--format", "csv", "--engine", &engine],
+        false,
+    );
+    assert_eq!(remote, local);
+    assert!(local.lines().count() > 4, "{local}");
+
+    let pruned = "select host, count(*) as n from conntrack where host = 'pool1-b-0001' and date = '2026-11-22' group by host";
+    assert_eq!(
+        run(&["query", &ds, pruned, "--format", "csv", "--engine", &engine], false),
+        run(&["query", &ds, pruned, "--format", "csv"], false)
+    );
+
+    let local = run(&["detect", &ds, "--format", "json"], true);
+    let remote = run(&["detect", &ds, "--format", "json", "--engine", &engine], true);
+    let local: serde_json::Value = serde_json::from_str(&local).unwrap();
+    let remote: serde_json::Value = serde_json::from_str(&remote).unwrap();
+    assert_eq!(remote, local, "detect on Ballista differs from local");
+    let found: Vec<&str> = local
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["status"] == "found")
+        .filter_map(|o| o["detection"].as_str())
+        .collect();
+    for id in ["host-only-rst", "socket-leak", "unix-socket-replaced", "conntrack-full"] {
+        assert!(found.contains(&id), "{id} not found: {found:?}");
+    }
+    // The steps' scratch files went with the run.
+    let scratch = dataset.join("_capsnap/scratch");
+    assert!(
+        !scratch.exists() || std::fs::read_dir(&scratch).unwrap().next().is_none(),
+        "scratch left behind"
+    );
+    drop(cluster);
+}
