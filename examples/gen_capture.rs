@@ -5,7 +5,11 @@
 //! closed port and are refused. Prints the number of packets, of RSTs and of
 //! flows, so benchmark answers can be checked.
 //!
-//! cargo run --release --example gen_capture -- OUT.pcap [PACKETS]
+//! With `--tcp-options`, every segment carries the options Linux sends:
+//! MSS, SACK-permitted, timestamps and window scale on SYNs, timestamps on
+//! the rest (for benchmarks of option decoding).
+//!
+//! cargo run --release --example gen_capture -- OUT.pcap [PACKETS] [--tcp-options]
 
 use std::io::{BufWriter, Write};
 
@@ -111,11 +115,14 @@ fn checksum(header: &[u8]) -> u16 {
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
-    let out = args.next().expect("usage: gen_capture OUT.pcap [PACKETS]");
+    let out = args
+        .next()
+        .expect("usage: gen_capture OUT.pcap [PACKETS] [--tcp-options]");
     let target: u64 = args
         .next()
         .map(|n| n.parse().expect("PACKETS is a number"))
         .unwrap_or(3_000_000);
+    let with_options = args.next().is_some_and(|a| a == "--tcp-options");
     let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&out)?);
     // Classic pcap, microseconds, Ethernet, snaplen 65535.
     w.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
@@ -129,7 +136,7 @@ fn main() -> std::io::Result<()> {
     let mut active: Vec<Flow> = Vec::new();
     let (mut packets, mut rsts, mut flows, mut ts_us) =
         (0u64, 0u64, 0u64, 1_700_000_000_000_000u64);
-    let mut frame = vec![0u8; 14 + 20 + 20 + 1448];
+    let mut frame = vec![0u8; 14 + 20 + 40 + 1448];
     // Ethernet header: fixed MACs, IPv4.
     frame[..14].copy_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
     while packets < target {
@@ -151,11 +158,32 @@ fn main() -> std::io::Result<()> {
         } else {
             (f.sseq, f.cseq)
         };
+        // Options as Linux sends them: MSS, SACK-permitted, TSval/TSecr,
+        // NOP, window scale on a SYN; NOP, NOP, TSval/TSecr on the rest.
+        let tsval = (ts_us / 1000) as u32;
+        let mut options = [0u8; 20];
+        let optlen = match (with_options, flags & SYN != 0) {
+            (false, _) => 0,
+            (true, true) => {
+                options[..4].copy_from_slice(&[2, 4, 0x05, 0xb4]);
+                options[4..8].copy_from_slice(&[4, 2, 8, 10]);
+                options[8..12].copy_from_slice(&tsval.to_be_bytes());
+                options[12..16].copy_from_slice(&tsval.wrapping_sub(7).to_be_bytes());
+                options[16..].copy_from_slice(&[1, 3, 3, 7]);
+                20
+            }
+            (true, false) => {
+                options[..4].copy_from_slice(&[1, 1, 8, 10]);
+                options[4..8].copy_from_slice(&tsval.to_be_bytes());
+                options[8..12].copy_from_slice(&tsval.wrapping_sub(7).to_be_bytes());
+                12
+            }
+        };
         let ip = &mut frame[14..34];
         ip.copy_from_slice(&[
             0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         ]);
-        ip[2..4].copy_from_slice(&(40 + len).to_be_bytes());
+        ip[2..4].copy_from_slice(&(40 + optlen + len).to_be_bytes());
         ip[4..6].copy_from_slice(&(packets as u16).to_be_bytes());
         ip[12..16].copy_from_slice(&src);
         ip[16..20].copy_from_slice(&dst);
@@ -166,7 +194,7 @@ fn main() -> std::io::Result<()> {
         tcp[2..4].copy_from_slice(&dp.to_be_bytes());
         tcp[4..8].copy_from_slice(&seq.to_be_bytes());
         tcp[8..12].copy_from_slice(&(if flags & ACK != 0 { ack } else { 0 }).to_be_bytes());
-        tcp[12] = 0x50;
+        tcp[12] = ((20 + optlen as u8) / 4) << 4;
         tcp[13] = flags;
         tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
         let advance = u32::from(len) + u32::from(flags & (SYN | FIN) != 0);
@@ -175,7 +203,9 @@ fn main() -> std::io::Result<()> {
         } else {
             f.sseq = f.sseq.wrapping_add(advance);
         }
-        let caplen = 54 + u32::from(len);
+        let header = 54 + usize::from(optlen);
+        frame[54..header].copy_from_slice(&options[..usize::from(optlen)]);
+        let caplen = header as u32 + u32::from(len);
         ts_us += 1 + rng.below(20);
         w.write_all(&((ts_us / 1_000_000) as u32).to_le_bytes())?;
         w.write_all(&((ts_us % 1_000_000) as u32).to_le_bytes())?;

@@ -552,7 +552,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut manifest = stage(&mut node, &staging)?;
         manifest.members = capture::bundle_members(&staging)?;
         let name = formats::bundle::default_name(&node.host, node.started_ns);
-        bytes += capture::write_bundle(&staging, &manifest, &out.join(name))?;
+        let file = std::fs::File::create(out.join(name))?;
+        bytes += capture::write_bundle(&staging, &manifest, file)?;
         std::fs::remove_dir_all(&staging)?;
     }
     eprintln!("gen_fleet: {nodes} bundles, {bytes} bytes in {}", out.display());

@@ -1,7 +1,7 @@
 //! The `capsnap` command: parses arguments, hands them to the library
 //! crates, reports errors as `capsnap: ...` with exit code 2.
 
-use analyze::{Engine, Format, InputSpec, Workspace};
+use analyze::{Engine, Format, InputSpec, ReportFormat, Workspace};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::io::{IsTerminal, Write};
@@ -68,6 +68,17 @@ enum Command {
         capsnap detect fleet/ --engine ballista://localhost:50050"
     )]
     Export(ExportArgs),
+    /// Write one page for the ticket: findings, evidence, timeline, namespaces, flows.
+    #[command(
+        long_about = "Write one page for the people who read the ticket: what was collected, the findings\n\
+        worst first with their evidence and what to do, a timeline of the window per capture point,\n\
+        each namespace, a ladder diagram of every evidence flow, and the counters.\n\n\
+        HTML is one self-contained file (no network, opens offline and as a mail attachment);\n\
+        markdown is for pasting into the ticket:\n  \
+        capsnap report capsnap-node1-20261121T101500Z.capsnap -o report.html\n  \
+        capsnap report host=node.pcap pod/web=web.pcap --format markdown"
+    )]
+    Report(ReportArgs),
     /// List the tables with their columns, types and meaning.
     #[command(
         long_about = "List the tables with their columns, types and meaning.\n\n\
@@ -96,6 +107,16 @@ struct QueryArgs {
     /// Where the SQL runs: local, or ballista://HOST:PORT (over an exported dataset).
     #[arg(long, value_name = "ENGINE", default_value = "local", value_parser = Engine::parse)]
     engine: Engine,
+    #[command(flatten)]
+    memory: MemoryArgs,
+}
+
+#[derive(Args)]
+struct MemoryArgs {
+    /// Memory the query may use (sorts, joins and aggregates spill to disk
+    /// past it; what cannot fails with exit 2), e.g. 512M, 4G.
+    #[arg(long, default_value = "512M", value_parser = parse_bytes, value_name = "SIZE")]
+    memory_limit: u64,
 }
 
 #[derive(Args)]
@@ -106,6 +127,8 @@ struct ExportArgs {
     /// The dataset folder (created if missing; exports add to it).
     #[arg(long, value_name = "DIR")]
     to: PathBuf,
+    #[command(flatten)]
+    memory: MemoryArgs,
 }
 
 #[derive(Args)]
@@ -125,6 +148,23 @@ struct DetectArgs {
     /// Where the detections run: local, or ballista://HOST:PORT (over an exported dataset).
     #[arg(long, value_name = "ENGINE", default_value = "local", value_parser = Engine::parse)]
     engine: Engine,
+    #[command(flatten)]
+    memory: MemoryArgs,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Inputs: bundles, directories, globs, [LABEL=]capture files.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<String>,
+    /// Page format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    format: ReportFormat,
+    /// Write the page to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    memory: MemoryArgs,
 }
 
 #[derive(Args)]
@@ -132,7 +172,9 @@ struct CollectArgs {
     /// Length of the packet capture and eBPF window (e.g. 5s, 2m, 500ms).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     duration: Duration,
-    /// Bundle path (default: capsnap-<host>-<UTC>.capsnap in the current directory).
+    /// Bundle path (default: capsnap-<host>-<UTC>.capsnap in the current
+    /// directory); `-` streams it to standard output. An existing path must
+    /// be a regular file of yours: devices, links and directories are refused.
     #[arg(short, long, value_name = "PATH")]
     output: Option<PathBuf>,
     /// Namespaces to cover besides the host: all (default), a pid, a container id,
@@ -248,14 +290,21 @@ fn collect(a: CollectArgs) -> Result<()> {
             s.reason.as_deref().unwrap_or("")
         );
     }
+    let to_stdout = outcome.bundle.as_os_str() == "-";
     eprintln!(
         "capsnap: wrote {} ({} bytes, {} sources, {} not ok)",
-        outcome.bundle.display(),
+        if to_stdout {
+            "the bundle to standard output".to_owned()
+        } else {
+            outcome.bundle.display().to_string()
+        },
         outcome.size,
         outcome.sources.len(),
         not_ok.len()
     );
-    println!("{}", outcome.bundle.display());
+    if !to_stdout {
+        println!("{}", outcome.bundle.display());
+    }
     Ok(())
 }
 
@@ -266,6 +315,7 @@ struct QueryConfig {
     format: Format,
     output: Option<PathBuf>,
     engine: Engine,
+    memory_limit: usize,
 }
 
 impl QueryConfig {
@@ -286,13 +336,7 @@ impl QueryConfig {
         };
         let inputs: Vec<InputSpec> = args.iter().map(|a| InputSpec::parse(a)).collect();
         for (arg, input) in args.iter().zip(&inputs) {
-            let glob = input.path.to_string_lossy().contains(['*', '?', '[']);
-            if !input.path.exists() && !glob {
-                bail!(
-                    "input {arg}: {} does not exist (inputs come first, then the SQL in quotes)",
-                    input.path.display()
-                );
-            }
+            check_input(arg, input)?;
         }
         Ok(QueryConfig {
             inputs,
@@ -300,14 +344,140 @@ impl QueryConfig {
             format,
             output: a.output,
             engine: a.engine,
+            memory_limit: usize::try_from(a.memory.memory_limit).unwrap_or(usize::MAX),
         })
     }
 }
 
+/// An input that is not there says why: missing, or a link that leads
+/// nowhere (a loop, a dangling target), or unreadable.
+fn check_input(arg: &str, input: &InputSpec) -> Result<()> {
+    let glob = input.path.to_string_lossy().contains(['*', '?', '[']);
+    match std::fs::metadata(&input.path) {
+        Ok(_) => Ok(()),
+        Err(_) if glob => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::fs::symlink_metadata(&input.path).is_ok() {
+                bail!(
+                    "input {arg}: {} is a symbolic link to nothing (its target does not exist)",
+                    input.path.display()
+                );
+            }
+            bail!(
+                "input {arg}: {} does not exist (inputs come first, then the SQL in quotes)",
+                input.path.display()
+            )
+        }
+        // ELOOP (asm-generic/errno.h): "Too many levels of symbolic links".
+        Err(e) if e.raw_os_error() == Some(40) => bail!(
+            "input {arg}: {} is a loop of symbolic links (a link that leads back to itself)",
+            input.path.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("input {arg}: {}", input.path.display())),
+    }
+}
+
+/// Stack of the threads that plan and run SQL: DataFusion walks an
+/// expression tree recursively, and a WHERE with thousands of OR terms is
+/// a tree thousands deep (8 MiB, the main thread's default, overflows
+/// near 5,000 terms in a debug build). Only the pages touched are used.
+const SQL_STACK: usize = 512 << 20;
+/// Stack of the runtime's threads, which evaluate the planned expressions
+/// (as deep as the SQL, but with smaller frames than the planner's).
+const EXEC_STACK: usize = 64 << 20;
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(EXEC_STACK)
         .enable_all()
         .build()?)
+}
+
+/// The output of `query -o FILE`: written under a name unique to this run
+/// and renamed over FILE only once complete, so a failed query leaves
+/// neither a partial file nor a temporary one; an existing FILE that is
+/// not a regular file is refused before the query runs.
+struct OutputFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    done: bool,
+}
+
+impl OutputFile {
+    fn create(path: &std::path::Path) -> Result<(OutputFile, std::fs::File)> {
+        if let Ok(m) = std::fs::symlink_metadata(path)
+            && !m.file_type().is_file()
+        {
+            bail!(
+                "output {}: exists and is not a regular file (a link, directory, device or FIFO): refusing to replace it",
+                path.display()
+            );
+        }
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "output".into());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let tmp = dir.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        Ok((
+            OutputFile {
+                path: path.to_owned(),
+                tmp,
+                done: false,
+            },
+            file,
+        ))
+    }
+
+    fn commit(mut self) -> Result<()> {
+        std::fs::rename(&self.tmp, &self.path)
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for OutputFile {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Standard output, noting when its reader went away (`| head -1`): the
+/// error that follows, whatever wraps it (a CSV or JSON writer's message),
+/// then ends the run quietly with exit 0.
+struct Stdout {
+    inner: std::io::BufWriter<std::io::Stdout>,
+}
+
+static PIPE_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).inspect_err(note_pipe)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().inspect_err(note_pipe)
+    }
+}
+
+fn note_pipe(e: &std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        PIPE_CLOSED.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Prints the damage found in the inputs. A file is read as a query first
@@ -320,23 +490,25 @@ fn warn(ws: &Workspace) -> Result<()> {
 }
 
 fn query(config: QueryConfig) -> Result<()> {
+    let mut file = None;
     let mut out: Box<dyn Write + Send> = match &config.output {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
+        Some(p) => {
+            let (output, f) = OutputFile::create(p)?;
+            file = Some(output);
+            Box::new(std::io::BufWriter::new(f))
+        }
         None => {
             if config.format.is_binary() && std::io::stdout().is_terminal() {
                 bail!(analyze::Error::BinaryToTerminal);
             }
-            Box::new(std::io::BufWriter::with_capacity(
-                1 << 16,
-                std::io::stdout(),
-            ))
+            Box::new(Stdout {
+                inner: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+            })
         }
     };
     let rt = runtime()?;
-    rt.block_on(async {
-        let ws = Workspace::open_on(&config.inputs, &config.engine)?;
+    let ran = rt.block_on(async {
+        let ws = Workspace::open_on(&config.inputs, config.memory_limit, &config.engine)?;
         match &config.sql {
             Some(sql) => {
                 ws.run(sql, config.format, &mut *out).await?;
@@ -347,15 +519,43 @@ fn query(config: QueryConfig) -> Result<()> {
                 analyze::interactive(&ws, config.format, &mut *out).await?
             }
         }
+        out.flush()?;
         anyhow::Ok(())
-    })
+    });
+    match (&file, ran) {
+        (Some(f), Err(e))
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some()
+                    || c.downcast_ref::<analyze::Error>().is_some_and(|a| {
+                        matches!(
+                            a,
+                            analyze::Error::Output(_)
+                                | analyze::Error::Arrow(_)
+                                | analyze::Error::Parquet(_)
+                        )
+                    })
+            }) =>
+        {
+            Err(e).with_context(|| format!("writing {}", f.path.display()))
+        }
+        (_, Err(e)) => Err(e),
+        (_, Ok(())) => {
+            drop(out);
+            match file {
+                Some(f) => f.commit(),
+                None => Ok(()),
+            }
+        }
+    }
 }
 
 /// Whether detect found something (exit code 1).
 struct Found(bool);
 
 fn detect(a: DetectArgs) -> Result<Found> {
-    let mut out = std::io::stdout().lock();
+    let mut out = Stdout {
+        inner: std::io::BufWriter::new(std::io::stdout()),
+    };
     if a.list {
         for d in analyze::DETECTIONS.iter() {
             writeln!(out, "{:<24} {:<7} {}", d.id, d.severity.name(), d.title)?;
@@ -372,14 +572,61 @@ fn detect(a: DetectArgs) -> Result<Found> {
         bail!("detect --format {format}: findings are written as table, json or ndjson");
     }
     let inputs: Vec<InputSpec> = a.inputs.iter().map(|a| InputSpec::parse(a)).collect();
+    for (arg, input) in a.inputs.iter().zip(&inputs) {
+        check_input(arg, input)?;
+    }
+    let memory_limit = usize::try_from(a.memory.memory_limit).unwrap_or(usize::MAX);
     let rt = runtime()?;
     let reports = rt.block_on(async {
-        let ws = Workspace::open_on(&inputs, &a.engine)?;
+        let ws = Workspace::open_on(&inputs, memory_limit, &a.engine)?;
         let reports = ws.detect(&a.only).await?;
         warn(&ws)?;
         anyhow::Ok(reports)
     })?;
-    Ok(Found(analyze::write_reports(&reports, format, &mut out)?))
+    let found = analyze::write_reports(&reports, format, &mut out)?;
+    if format == Format::Table {
+        writeln!(
+            out,
+            "\nthe page for the ticket (timeline, flow diagrams, namespaces): {}",
+            analyze::report_command(&a.inputs)
+        )?;
+    }
+    out.flush()?;
+    Ok(Found(found))
+}
+
+fn report(a: ReportArgs) -> Result<()> {
+    let inputs: Vec<InputSpec> = a.inputs.iter().map(|a| InputSpec::parse(a)).collect();
+    for (arg, input) in a.inputs.iter().zip(&inputs) {
+        check_input(arg, input)?;
+    }
+    let memory_limit = usize::try_from(a.memory.memory_limit).unwrap_or(usize::MAX);
+    let rt = runtime()?;
+    let page = rt.block_on(async {
+        let ws = Workspace::open_with(&inputs, memory_limit)?;
+        let page = ws.report(&a.inputs, a.format).await?;
+        warn(&ws)?;
+        anyhow::Ok(page)
+    })?;
+    match &a.output {
+        Some(p) => {
+            let (output, mut f) = OutputFile::create(p)?;
+            f.write_all(page.as_bytes())
+                .and_then(|()| f.flush())
+                .with_context(|| format!("writing {}", p.display()))?;
+            drop(f);
+            output.commit()?;
+            eprintln!("capsnap: wrote {}", p.display());
+        }
+        None => {
+            let mut out = Stdout {
+                inner: std::io::BufWriter::new(std::io::stdout()),
+            };
+            out.write_all(page.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(())
 }
 
 fn export(a: ExportArgs) -> Result<()> {
@@ -387,7 +634,8 @@ fn export(a: ExportArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let rt = runtime()?;
     let verbose = std::io::stderr().is_terminal() || std::env::var_os("CAPSNAP_PROGRESS").is_some();
-    let summary = rt.block_on(analyze::fleet::export(&inputs, &a.to, &mut |b| {
+    let memory_limit = usize::try_from(a.memory.memory_limit).unwrap_or(usize::MAX);
+    let summary = rt.block_on(analyze::fleet::export(&inputs, &a.to, memory_limit, &mut |b| {
         if verbose {
             let rows: u64 = b.rows.values().sum();
             eprintln!("capsnap: exported {} ({}, {}): {rows} rows", b.bundle, b.host.as_deref().unwrap_or("no host"), b.date);
@@ -418,6 +666,7 @@ fn run(cli: Cli) -> Result<Found> {
         Command::Query(args) => query(QueryConfig::from_args(args)?).map(|()| Found(false)),
         Command::Detect(args) => detect(args),
         Command::Export(args) => export(args).map(|()| Found(false)),
+        Command::Report(args) => report(args).map(|()| Found(false)),
         Command::Tables { inputs } => {
             let mut out = std::io::stdout().lock();
             if inputs.is_empty() {
@@ -435,9 +684,24 @@ fn run(cli: Cli) -> Result<Found> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    // Everything runs on a thread with a big stack (see SQL_STACK): SQL is
+    // planned on the thread that calls block_on.
+    let ran = std::thread::Builder::new()
+        .name("capsnap".into())
+        .stack_size(SQL_STACK)
+        .spawn(move || run(cli))
+        .map_err(anyhow::Error::from)
+        .and_then(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "internal error (a panic): please report it"
+                ))
+            })
+        });
+    match ran {
         Ok(Found(false)) => ExitCode::SUCCESS,
         Ok(Found(true)) => ExitCode::from(1),
+        Err(_) if PIPE_CLOSED.load(std::sync::atomic::Ordering::SeqCst) => ExitCode::SUCCESS,
         Err(e)
             if e.chain().any(|c| {
                 c.downcast_ref::<analyze::Error>()

@@ -551,3 +551,148 @@ fn missing_output_directory_fails_at_once_and_creates_nothing() {
         "capsnap created directories"
     );
 }
+
+/// A pod's namespace is labelled `pod/<namespace>/<name>` from the runtime
+/// (here a stand-in `crictl` on PATH naming the pod UID a process's cgroup
+/// holds), and a name may hold spaces and any unicode. Every table that
+/// has a label must give that label exactly: the bundle records which
+/// directory holds which namespace (format 1 wrote `/` as `_` and read it
+/// back as `pod_shop_web` in the tables read from files).
+#[test]
+fn labels_with_slashes_and_spaces_agree_in_every_table() {
+    require_lab!();
+    let cgroups = Path::new("/sys/fs/cgroup/pids");
+    let uid = "6d1c2e3f-4a5b-4c6d-8e7f-a0b1c2d3e4f5";
+    let pod_cgroup = cgroups.join(format!("kubepods/besteffort/pod{uid}"));
+    if std::fs::create_dir_all(&pod_cgroup).is_err() {
+        eprintln!(
+            "SKIPPED: cannot create {} (needs a writable cgroup v1 pids hierarchy)",
+            pod_cgroup.display()
+        );
+        return;
+    }
+    let label = "pod/shop/wéb app 1";
+    let dir = tempfile::tempdir().unwrap();
+    // The pod: a process in a namespace of its own (no `ip netns` name, so
+    // the runtime names it), with lo up and a connection to itself.
+    let script = dir.path().join("pod.py");
+    std::fs::write(
+        &script,
+        "import os, socket, time\nos.system('ip link set lo up')\n\
+         s = socket.socket(); s.bind(('127.0.0.1', 8080)); s.listen()\n\
+         c = socket.create_connection(('127.0.0.1', 8080)); a, _ = s.accept()\n\
+         u = socket.socket(socket.AF_UNIX); u.bind('\\0capsnap-label-test'); u.listen()\n\
+         print('ready', flush=True)\n\
+         for _ in range(600):\n    c.send(b'x'); a.recv(10); time.sleep(0.05)\n",
+    )
+    .unwrap();
+    let mut pod = Command::new("unshare")
+        .args(["--net", "python3"])
+        .arg(&script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(pod.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready, "ready\n");
+    let pid = pod.id().to_string();
+    std::fs::write(pod_cgroup.join("cgroup.procs"), &pid).unwrap();
+    // A stand-in crictl that knows this pod.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let pods = serde_json::json!({"items": [{"id": "sb1", "metadata": {"name": "wéb app 1", "uid": uid, "namespace": "shop", "attempt": 0}, "state": "SANDBOX_READY"}]});
+    std::fs::write(
+        bin.join("crictl"),
+        format!(
+            "#!/bin/sh\ncase \"$1\" in pods) cat <<'EOF'\n{pods}\nEOF\n;; *) echo '{{\"containers\":[]}}';; esac\n"
+        ),
+    )
+    .unwrap();
+    must(&format!("chmod +x {}", bin.join("crictl").display()));
+    let bundle = dir.path().join("labels.capsnap");
+    let out = Command::new(env!("CARGO_BIN_EXE_capsnap"))
+        .args([
+            "collect",
+            "--duration",
+            "2s",
+            "--no-ebpf",
+            "--netns",
+            &pid,
+            "-o",
+        ])
+        .arg(&bundle)
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .output()
+        .unwrap();
+    let _ = pod.kill();
+    let _ = pod.wait();
+    let _ = std::fs::remove_dir(&pod_cgroup);
+    assert!(
+        out.status.success(),
+        "collect failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = bundle.to_str().unwrap();
+    // Every table with a netns column names only the two namespaces, with
+    // the pod's label whole; these hold rows of the pod for sure.
+    let must_have = [
+        "netns",
+        "collection",
+        "sockets",
+        "sockstat",
+        "sysctls",
+        "net_counters",
+        "interfaces",
+        "unix_sockets",
+        "processes",
+        "packets",
+    ];
+    for table in formats::tables() {
+        if !table.columns.iter().any(|c| c.name == "netns") {
+            continue;
+        }
+        let labels = query_csv(&[
+            "query",
+            b,
+            &format!(
+                "select distinct netns from {} where netns is not null order by 1",
+                table.name
+            ),
+            "--format",
+            "csv",
+        ]);
+        let labels: Vec<&str> = labels.lines().skip(1).collect();
+        for l in &labels {
+            assert!(
+                *l == "host" || *l == format!("\"{label}\"") || *l == label,
+                "{}: unexpected label {l:?} (all: {labels:?})",
+                table.name
+            );
+        }
+        if must_have.contains(&table.name) {
+            assert!(
+                labels.iter().any(|l| l.contains(label)),
+                "{}: no row labelled {label:?}: {labels:?}",
+                table.name
+            );
+        }
+    }
+    let captures = query_csv(&[
+        "query",
+        b,
+        "select distinct capture, netns from packets order by 1",
+        "--format",
+        "csv",
+    ]);
+    assert!(
+        captures.contains(&format!("{label},{label}")),
+        "packets: capture and netns must both be the label: {captures}"
+    );
+}

@@ -1,41 +1,34 @@
 //! Opening a `.capsnap` bundle: untrusted input from another machine.
 //!
-//! A bundle is extracted once into capsnap's cache
-//! (`$XDG_CACHE_HOME/capsnap/bundles/<key>/`, else `~/.cache/...`, else the
-//! temp dir) and read from there as a directory; opening it again reuses
-//! the extraction. Extraction trusts nothing in the file:
-//! - `manifest.json` must come first and be small; it declares every
-//!   member with its size and sha256.
-//! - Each member must be a regular file or directory with a plain relative
-//!   path (no `..`, no absolute path, no link or device) that the manifest
-//!   declares, with the declared size; its sha256 is checked as it is
-//!   written. Nothing is written outside the extraction directory.
-//! - The declared sizes bound the whole extraction (decompression bombs
-//!   stop at the declared size, and a bundle declaring more than
-//!   [`MAX_EXTRACTED`] or more than the free space is refused).
+//! A bundle is read by [`formats::bundle::reader`] (which checks every
+//! member against the manifest's size and sha256 as it goes) into
+//! capsnap's cache, and read from there as a directory; opening it again
+//! reuses the extraction.
 //!
-//! Any violation fails the bundle with an error naming the member.
+//! The cache lives only where the user owns it: `$XDG_CACHE_HOME/capsnap/`
+//! or `~/.cache/capsnap/`, else a private directory `capsnap-<uid>` in the
+//! temp dir. Every use checks, without following links, that each cache
+//! directory is a directory owned by us that nobody else may write to (and
+//! the temp-dir fallback that nobody else may even read): another local
+//! user can neither plant a link that root then extracts through nor a
+//! forged extraction that root then trusts.
+//!
+//! An extraction is named by what it holds: a hash of the manifest's bytes
+//! (which hold every member's sha256), the file's size and mtime. A bundle
+//! whose contents change gets a new manifest, so a new extraction, whatever
+//! its mtime says; the members of an extraction were each verified against
+//! that manifest when it was made. Extractions interrupted (SIGKILL) leave
+//! `<key>.tmp-<pid>`; the next run removes those of dead processes.
 
 use crate::error::Error;
-use formats::Manifest;
+use formats::bundle::reader::{self, COMPLETE, Sink, hex};
 use sha2::{Digest, Sha256};
-use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Write};
-use std::path::{Component, Path, PathBuf};
-use std::rc::Rc;
+use std::io::{Seek, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
-/// The zstd frame magic number: how a bundle file is recognised.
-pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
-
-/// Largest manifest read (a manifest lists members and namespaces; even a
-/// node with thousands of namespaces stays far below this).
-const MAX_MANIFEST: u64 = 64 << 20;
-
-/// Largest total a bundle may declare (the collector caps packets at
-/// 256 MiB by default; this leaves room for big collections).
-pub const MAX_EXTRACTED: u64 = 32 << 30;
+pub use formats::bundle::reader::ZSTD_MAGIC;
 
 /// Extracts `path` (if not already) and returns the directory holding it.
 pub fn open(path: &Path) -> Result<PathBuf, Error> {
@@ -43,29 +36,34 @@ pub fn open(path: &Path) -> Result<PathBuf, Error> {
         path: path.to_owned(),
         problem,
     };
-    let meta = std::fs::metadata(path).map_err(|source| Error::Open {
+    let file = crate::load::open_regular(path)?;
+    let meta = file.metadata().map_err(|source| Error::Open {
         path: path.to_owned(),
         source,
     })?;
-    let cache = cache_dir().ok_or_else(|| err("no cache directory to extract into".into()))?;
-    let key = cache_key(path, &meta);
+    let manifest = reader::manifest_bytes(std::io::BufReader::new(&file)).map_err(err)?;
+    let cache = cache_dir().map_err(err)?;
+    sweep(&cache);
+    let key = cache_key(&manifest, &meta);
     let dir = cache.join(&key);
-    if dir.join(COMPLETE).exists() {
+    if std::fs::symlink_metadata(dir.join(COMPLETE)).is_ok_and(|m| m.is_file()) {
         return Ok(dir);
     }
-    std::fs::create_dir_all(&cache)
-        .map_err(|e| err(format!("cannot create {}: {e}", cache.display())))?;
-    let staging = cache.join(format!("{key}.tmp-{}", std::process::id()));
+    let staging = cache.join(format!("{key}{TMP}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir(&staging)
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
         .map_err(|e| err(format!("cannot create {}: {e}", staging.display())))?;
-    let result = File::open(path)
+    let mut sink = DirSink { into: &staging };
+    let result = (&file)
+        .seek(std::io::SeekFrom::Start(0))
         .map_err(|e| format!("cannot read: {e}"))
-        .and_then(|f| extract(f, &staging));
+        .and_then(|_| reader::read(std::io::BufReader::new(&file), &mut sink));
     match result {
-        Ok(()) => {
+        Ok(_) => {
             File::create(staging.join(COMPLETE))
-                .map_err(|e| err(format!("cannot write cache: {e}")))?;
+                .map_err(|e| err(format!("cannot write {}: {e}", staging.display())))?;
             // Another capsnap may have finished the same bundle meanwhile:
             // its copy is as good as ours.
             if std::fs::rename(&staging, &dir).is_err() {
@@ -80,237 +78,173 @@ pub fn open(path: &Path) -> Result<PathBuf, Error> {
     }
 }
 
-/// Marks a finished extraction (a dot file no bundle member can be:
-/// members are declared in the manifest, and this name is refused there).
-const COMPLETE: &str = ".capsnap-complete";
+/// The infix of an extraction in progress: `<key>.tmp-<pid>`.
+const TMP: &str = ".tmp-";
 
-fn cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    Some(base.join("capsnap").join("bundles"))
+/// Writes the members into a fresh directory of the private cache.
+struct DirSink<'a> {
+    into: &'a Path,
 }
 
-/// Identifies one bundle file's contents cheaply: path, size and mtime
-/// (members are verified against the manifest's checksums on extraction).
-fn cache_key(path: &Path, meta: &std::fs::Metadata) -> String {
-    let full = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+impl Sink for DirSink<'_> {
+    fn manifest(&mut self, bytes: &[u8], declared: u64) -> Result<(), String> {
+        if let Some(free) = free_space(self.into)
+            && declared > free
+        {
+            return Err(format!(
+                "manifest declares {declared} bytes of members; only {free} bytes are free in {}",
+                self.into.display()
+            ));
+        }
+        std::fs::write(self.into.join(formats::bundle::MANIFEST_NAME), bytes)
+            .map_err(|e| format!("writing {}: {e}", self.into.display()))
+    }
+
+    fn dir(&mut self, name: &str) -> Result<(), String> {
+        std::fs::create_dir_all(self.into.join(name)).map_err(|e| format!("{name}: {e}"))
+    }
+
+    fn file(&mut self, name: &str, _size: u64) -> Result<Box<dyn Write + '_>, String> {
+        let target = self.into.join(name);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{name}: {e}"))?;
+        }
+        // create_new: a member appears once (the reader refuses a second),
+        // so an existing file here is something else; O_NOFOLLOW too.
+        let out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&target)
+            .map_err(|e| format!("{name}: {e}"))?;
+        Ok(Box::new(std::io::BufWriter::with_capacity(1 << 16, out)))
+    }
+}
+
+/// The cache of extractions, created if needed and checked on every use.
+fn cache_dir() -> Result<PathBuf, String> {
+    let env = |k| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    // SAFETY: geteuid() cannot fail and touches no memory.
+    let uid = unsafe { libc::geteuid() };
+    let (base, private) = cache_base(
+        env("XDG_CACHE_HOME"),
+        env("HOME"),
+        &std::env::temp_dir(),
+        uid,
+    );
+    prepare(&base, private, uid)
+}
+
+/// Where the cache is: `$XDG_CACHE_HOME/capsnap`, `~/.cache/capsnap`, or
+/// (private: true) `capsnap-<uid>` in the shared temp dir. Relative
+/// values are ignored, as the XDG base directory spec says.
+fn cache_base(
+    xdg: Option<PathBuf>,
+    home: Option<PathBuf>,
+    tmp: &Path,
+    uid: u32,
+) -> (PathBuf, bool) {
+    let absolute = |p: Option<PathBuf>| p.filter(|p| p.is_absolute());
+    match absolute(xdg).or_else(|| absolute(home).map(|h| h.join(".cache"))) {
+        Some(dir) => (dir.join("capsnap"), false),
+        // No home: a directory of our own in the shared temp dir, which
+        // anyone could have made first; `owned` refuses it then.
+        None => (tmp.join(format!("capsnap-{uid}")), true),
+    }
+}
+
+/// Creates `base/bundles` (mode 0700) as needed and checks `base` and
+/// `base/bundles`; returns the latter.
+fn prepare(base: &Path, private: bool, uid: u32) -> Result<PathBuf, String> {
+    if !private && let Some(parent) = base.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let bundles = base.join("bundles");
+    for dir in [base, &bundles] {
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("cannot create the cache {}: {e}", dir.display())),
+        }
+        owned(dir, uid, if private { 0o077 } else { 0o022 })?;
+    }
+    Ok(bundles)
+}
+
+/// Checks that `dir` itself (not what a link points to) is a directory
+/// owned by `uid` with none of the `forbidden` mode bits.
+fn owned(dir: &Path, uid: u32, forbidden: u32) -> Result<(), String> {
+    let m = std::fs::symlink_metadata(dir).map_err(|e| format!("cache {}: {e}", dir.display()))?;
+    if !m.file_type().is_dir() {
+        return Err(format!(
+            "cache {} is not a directory (a link or file someone else may have put there): remove it or set XDG_CACHE_HOME",
+            dir.display()
+        ));
+    }
+    if m.uid() != uid {
+        return Err(format!(
+            "cache {} belongs to uid {}, not to us (uid {uid}): remove it or set XDG_CACHE_HOME",
+            dir.display(),
+            m.uid()
+        ));
+    }
+    if m.mode() & forbidden != 0 {
+        return Err(format!(
+            "cache {} has mode {:o}: others may write to it; run chmod go-w (or go-rwx) on it or set XDG_CACHE_HOME",
+            dir.display(),
+            m.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// Removes extractions left by processes that no longer run (a SIGKILL
+/// during extraction: no /proc/<pid>), and only directories of our own.
+/// A pid reused since only delays the removal to a later run.
+fn sweep(cache: &Path) {
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return;
+    };
+    // SAFETY: geteuid() cannot fail and touches no memory.
+    let uid = unsafe { libc::geteuid() };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.rsplit_once(TMP))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists()
+            && e.metadata().is_ok_and(|m| m.is_dir() && m.uid() == uid)
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Identifies one bundle's contents: the manifest's bytes (every member's
+/// sha256 is in it), the file's size and mtime.
+fn cache_key(manifest: &[u8], meta: &std::fs::Metadata) -> String {
     let mtime = meta
         .modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
     let mut h = Sha256::new();
-    h.update(full.as_os_str().as_encoded_bytes());
+    h.update(Sha256::digest(manifest));
     h.update(meta.len().to_le_bytes());
     h.update(mtime.to_le_bytes());
-    hex(&h.finalize()[..12])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Extracts the tar+zstd stream `input` into `into`.
-fn extract(input: impl Read, into: &Path) -> Result<(), String> {
-    let decoder =
-        zstd::stream::read::Decoder::new(input).map_err(|e| format!("not a zstd stream: {e}"))?;
-    // Until the manifest is read, nothing bounds the stream but the
-    // manifest limit; afterwards, the declared sizes do.
-    let left = Rc::new(Cell::new(MAX_MANIFEST + 4096));
-    let bounded = Bounded {
-        inner: decoder,
-        left: left.clone(),
-    };
-    let mut archive = tar::Archive::new(bounded);
-    let mut entries = archive
-        .entries()
-        .map_err(|e| format!("not a tar stream: {e}"))?;
-    let manifest = {
-        let mut first = entries
-            .next()
-            .ok_or("empty bundle: no manifest.json")?
-            .map_err(|e| format!("damaged or cut short (reading manifest.json): {e}"))?;
-        let name = entry_path(&first)?;
-        if name != "manifest.json" {
-            return Err(format!("first member is {name:?}, not manifest.json"));
-        }
-        let size = first
-            .header()
-            .size()
-            .map_err(|e| format!("manifest.json: {e}"))?;
-        if size > MAX_MANIFEST {
-            return Err(format!(
-                "manifest.json is {size} bytes, over the {MAX_MANIFEST} limit"
-            ));
-        }
-        let mut bytes = Vec::with_capacity(size as usize);
-        first
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("manifest.json: {e}"))?;
-        let manifest = Manifest::parse(&bytes).map_err(|e| format!("manifest.json: {e}"))?;
-        std::fs::write(into.join("manifest.json"), &bytes)
-            .map_err(|e| format!("writing manifest.json: {e}"))?;
-        manifest
-    };
-    let mut declared: BTreeMap<String, (u64, String)> = BTreeMap::new();
-    let mut total: u64 = 0;
-    for m in &manifest.members {
-        safe_relative(&m.path).map_err(|e| format!("manifest declares {:?}: {e}", m.path))?;
-        if m.path == "manifest.json" || m.path.rsplit('/').any(|c| c == COMPLETE) {
-            return Err(format!("manifest declares a reserved name {:?}", m.path));
-        }
-        total = total.saturating_add(m.size);
-        declared.insert(m.path.clone(), (m.size, m.sha256.to_ascii_lowercase()));
-    }
-    if total > MAX_EXTRACTED {
-        return Err(format!(
-            "manifest declares {total} bytes of members, over the {MAX_EXTRACTED} bytes capsnap extracts"
-        ));
-    }
-    if let Some(free) = free_space(into)
-        && total > free
-    {
-        return Err(format!(
-            "manifest declares {total} bytes of members; only {free} bytes are free in {}",
-            into.display()
-        ));
-    }
-    // From here the stream may hold the members' data plus their headers
-    // (with long-name extensions) and the end-of-archive blocks.
-    left.set(total.saturating_add(4096 * (declared.len() as u64 + 4)));
-    let mut seen = 0usize;
-    for entry in entries {
-        let mut entry =
-            entry.map_err(|e| format!("damaged or cut short (after {seen} members): {e}"))?;
-        let name = entry_path(&entry)?;
-        let kind = entry.header().entry_type();
-        if kind.is_dir() {
-            safe_relative(&name).map_err(|e| format!("member {name:?}: {e}"))?;
-            std::fs::create_dir_all(into.join(&name)).map_err(|e| format!("{name}: {e}"))?;
-            continue;
-        }
-        if !kind.is_file() {
-            return Err(format!(
-                "member {name:?} is a {kind:?}, not a regular file: links and devices are refused"
-            ));
-        }
-        let Some((size, sha)) = declared.remove(&name) else {
-            return Err(format!(
-                "member {name:?} is not declared in manifest.json (or appears twice)"
-            ));
-        };
-        let header_size = entry
-            .header()
-            .size()
-            .map_err(|e| format!("member {name:?}: {e}"))?;
-        if header_size != size {
-            return Err(format!(
-                "member {name:?} is {header_size} bytes in the archive but {size} in manifest.json"
-            ));
-        }
-        let target = into.join(&name);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{name}: {e}"))?;
-        }
-        let mut out = File::create(&target).map_err(|e| format!("{name}: {e}"))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut written = 0u64;
-        let mut limited = (&mut entry).take(size);
-        loop {
-            let n = limited
-                .read(&mut buf)
-                .map_err(|e| format!("member {name:?}: {e}"))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n])
-                .map_err(|e| format!("writing {name}: {e}"))?;
-            written += n as u64;
-        }
-        if written != size {
-            return Err(format!(
-                "member {name:?} ends after {written} of its {size} bytes"
-            ));
-        }
-        let got = hex(&hasher.finalize());
-        if got != sha {
-            return Err(format!(
-                "member {name:?} fails its checksum: sha256 {got}, manifest.json says {sha}"
-            ));
-        }
-        seen += 1;
-    }
-    if let Some(missing) = declared.keys().next() {
-        return Err(format!(
-            "member {missing:?} is declared in manifest.json but not in the archive ({} missing; {seen} present): the bundle is cut short",
-            declared.len()
-        ));
-    }
-    Ok(())
-}
-
-/// A reader that fails after `left` bytes: the decompressed stream can
-/// never grow past what the manifest declares (a decompression bomb stops
-/// there). The bound is shared so it can be set once the manifest is read.
-struct Bounded<R> {
-    inner: R,
-    left: Rc<Cell<u64>>,
-}
-
-impl<R: Read> Read for Bounded<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let left = self.left.get();
-        if left == 0 {
-            return Err(std::io::Error::other(
-                "the archive holds more data than its manifest declares",
-            ));
-        }
-        let max = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..max])?;
-        self.left.set(left - n as u64);
-        Ok(n)
-    }
-}
-
-fn entry_path<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, String> {
-    let path = entry
-        .path()
-        .map_err(|e| format!("member with an unreadable name: {e}"))?;
-    let name = path
-        .to_str()
-        .ok_or_else(|| format!("member name {path:?} is not UTF-8"))?
-        .trim_end_matches('/')
-        .to_owned();
-    safe_relative(&name).map_err(|e| format!("member {name:?}: {e}"))?;
-    Ok(name)
-}
-
-/// A path made only of plain components: no root, `..`, `.` or empty parts.
-fn safe_relative(path: &str) -> Result<(), &'static str> {
-    if path.is_empty() {
-        return Err("empty path");
-    }
-    if path.contains('\0') || path.contains('\\') {
-        return Err("path holds a NUL or backslash");
-    }
-    for c in Path::new(path).components() {
-        match c {
-            Component::Normal(_) => {}
-            Component::ParentDir => return Err("path escapes with `..`"),
-            Component::RootDir | Component::Prefix(_) => return Err("absolute path"),
-            Component::CurDir => return Err("path holds `.`"),
-        }
-    }
-    Ok(())
+    hex(&h.finalize()[..16])
 }
 
 /// Bytes available to an unprivileged writer on the file system of `dir`.
-fn free_space(dir: &Path) -> Option<u64> {
+pub(crate) fn free_space(dir: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
@@ -328,6 +262,10 @@ fn free_space(dir: &Path) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn extract(input: &[u8], into: &Path) -> Result<(), String> {
+        reader::read(input, &mut DirSink { into }).map(|_| ())
+    }
 
     /// A member of a test archive: name, type and contents.
     struct M<'a>(&'a str, tar::EntryType, &'a [u8]);
@@ -375,6 +313,86 @@ mod tests {
 
     const F: tar::EntryType = tar::EntryType::Regular;
 
+    fn uid() -> u32 {
+        // SAFETY: geteuid() cannot fail and touches no memory.
+        unsafe { libc::geteuid() }
+    }
+
+    #[test]
+    fn the_cache_is_never_a_shared_temp_dir_3() {
+        let tmp = Path::new("/tmp");
+        let (base, private) = cache_base(None, None, tmp, 1000);
+        assert_eq!((base, private), (tmp.join("capsnap-1000"), true));
+        // A relative HOME is ignored like a missing one.
+        assert!(cache_base(None, Some("rel".into()), tmp, 1000).1);
+        let (base, private) = cache_base(None, Some("/home/u".into()), tmp, 1000);
+        assert_eq!(
+            (base, private),
+            (PathBuf::from("/home/u/.cache/capsnap"), false)
+        );
+        let (base, _) = cache_base(Some("/x".into()), Some("/home/u".into()), tmp, 1000);
+        assert_eq!(base, PathBuf::from("/x/capsnap"));
+    }
+
+    #[test]
+    fn a_planted_link_or_open_cache_dir_is_refused_3() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // Another user's trick: the private dir is a link to where root
+        // would then extract.
+        let target = dir.path().join("elsewhere");
+        std::fs::create_dir(&target).unwrap();
+        let planted = dir.path().join("capsnap-0");
+        std::os::unix::fs::symlink(&target, &planted).unwrap();
+        let err = prepare(&planted, true, uid()).unwrap_err();
+        assert!(err.contains("is not a directory (a link"), "{err}");
+        assert!(!target.join("bundles").exists());
+        // A directory others may write to (where a forged extraction and
+        // its completion marker could be put).
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = prepare(&open, true, uid()).unwrap_err();
+        assert!(err.contains("has mode 777"), "{err}");
+        // Not ours.
+        let err = prepare(&dir.path().join("mine"), true, uid() + 1).unwrap_err();
+        assert!(err.contains("not to us"), "{err}");
+        // Ours, made here: 0700.
+        let made = prepare(&dir.path().join("new"), true, uid()).unwrap();
+        let mode = std::fs::metadata(&made).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_changed_bundle_with_its_mtime_restored_gets_a_new_key_3() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("b");
+        std::fs::write(&f, b"x").unwrap();
+        let meta = std::fs::metadata(&f).unwrap();
+        // Same size, same mtime, another manifest (members' hashes differ).
+        let a = cache_key(&manifest(&[("a.txt", b"good")]), &meta);
+        let b = cache_key(&manifest(&[("a.txt", b"evil")]), &meta);
+        assert_ne!(a, b);
+        assert_eq!(a, cache_key(&manifest(&[("a.txt", b"good")]), &meta));
+    }
+
+    #[test]
+    fn extractions_of_dead_processes_are_removed_9() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = dir.path().join(format!("abc{TMP}{dead}"));
+        let live = dir.path().join(format!("abc{TMP}{}", std::process::id()));
+        for d in [&stale, &live] {
+            std::fs::create_dir_all(d.join("netns/host")).unwrap();
+            std::fs::write(d.join("netns/host/x"), b"1").unwrap();
+        }
+        sweep(dir.path());
+        assert!(!stale.exists(), "the dead pid's extraction stays");
+        assert!(live.exists(), "a running extraction was removed");
+    }
+
     #[test]
     fn a_valid_bundle_extracts_and_verifies() {
         let m = manifest(&[("netns/host/proc/net/sockstat", b"TCP: inuse 1\n")]);
@@ -410,7 +428,7 @@ mod tests {
     }
 
     #[test]
-    fn a_decompression_bomb_stops_at_the_declared_size() {
+    fn a_long_name_record_is_refused_by_its_claimed_size_5() {
         // The manifest declares one 4-byte file; before it, the archive
         // carries a 64 MiB GNU long-name record (compressing to a few KiB),
         // which a tar reader would load into memory.
@@ -436,9 +454,6 @@ mod tests {
         assert!(bytes.len() < 1 << 20);
         let dir = tempfile::tempdir().unwrap();
         let err = extract(&bytes[..], dir.path()).unwrap_err();
-        assert!(
-            err.contains("more data than its manifest declares"),
-            "{err}"
-        );
+        assert!(err.contains("over the 65536-byte limit for names"), "{err}");
     }
 }

@@ -10,6 +10,10 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// An input that is not a regular file or directory, refused before
+    /// any read.
+    #[error("{path} is {what}: capsnap reads regular files and directories only")]
+    NotRegular { path: PathBuf, what: &'static str },
     #[error("reading {path} at byte offset {offset}")]
     Read {
         path: PathBuf,
@@ -57,6 +61,18 @@ pub enum Error {
     BinaryToTerminal,
     #[error("no SQL statement given")]
     NoStatement,
+    /// The report's template or a chart could not be drawn.
+    #[error("rendering the report: {0}")]
+    Render(String),
+    /// The query needs more memory than the pool allows, even spilling.
+    #[error(
+        "the query needs more memory than --memory-limit {} MiB allows (sorts, joins and aggregates spill to disk; what cannot spill, or a result held for --format table, must fit): add filters or LIMIT, use --format csv or ndjson (they stream), or raise --memory-limit. {detail}",
+        limit >> 20
+    )]
+    MemoryLimit { limit: usize, detail: String },
+    /// A SQL expression nested deeper than capsnap plans.
+    #[error("the SQL is nested too deeply ({0}): split long OR/AND chains, e.g. use IN (...)")]
+    TooDeep(String),
 }
 
 impl From<datafusion::error::DataFusionError> for Error {

@@ -12,7 +12,8 @@
 //! through [`sql::for_each_statement`]; [`output::write_stream`] writes
 //! the answer in the format asked for, and [`Workspace::detect`] runs the
 //! canned detections of `queries/` ([`detect`]). [`repl`] is the
-//! interactive prompt.
+//! interactive prompt. [`Workspace::report`] draws the page a ticket
+//! reader reads: findings, timeline, namespaces and flows ([`report`]).
 //!
 //! The fleet ([`fleet`]): [`fleet::export`] writes the tables of many
 //! inputs into one Parquet dataset; a dataset given as the input is read
@@ -27,6 +28,7 @@ pub mod fleet;
 mod load;
 mod output;
 mod repl;
+mod report;
 mod scan;
 mod source;
 mod sql;
@@ -36,10 +38,14 @@ pub use error::Error;
 pub use fleet::{Dataset, Engine};
 pub use output::{Format, write_stream};
 pub use repl::interactive;
+pub use report::{ReportFormat, command_for as report_command};
 pub use source::{CaptureSource, InputSpec};
 
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryConsumer, TrackConsumersPool};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scan::{CaptureProvider, CaptureTable};
@@ -49,8 +55,17 @@ use std::sync::Arc;
 
 /// What the inputs hold: a provider for every table, and which files fed
 /// each. Shared by every SQL context made over the inputs.
+/// The default of `--memory-limit`: what DataFusion's operators (sorts,
+/// joins, aggregates) and a result held for the table form may use
+/// before they spill to disk or the query fails saying so. It fits a
+/// small VM or a node's spare memory.
+pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
+
 pub(crate) struct Inputs {
     pub captures: Arc<Vec<Arc<CaptureSource>>>,
+    /// The memory pool (and spill files) every query of these inputs uses.
+    runtime: Arc<RuntimeEnv>,
+    memory_limit: usize,
     /// The files that fed each table (`bundle:path`); a table missing
     /// here had no input at all, which detections report as "cannot tell".
     pub fed: BTreeMap<&'static str, Vec<String>>,
@@ -70,7 +85,9 @@ impl Inputs {
     /// `capsnap detect --engine` runs the detections themselves.
     fn context(self: &Arc<Self>, findings: bool) -> Result<SessionContext, Error> {
         let config = SessionConfig::new().with_information_schema(true);
-        let ctx = self.engine.context(config, self.dataset.as_deref())?;
+        let ctx = self
+            .engine
+            .context(config, self.runtime.clone(), self.dataset.as_deref())?;
         for (name, provider) in &self.providers {
             ctx.register_table(*name, provider.clone())?;
         }
@@ -84,6 +101,26 @@ impl Inputs {
     }
 
     /// Whether any input fed `table`.
+    /// A query that ran out of its memory pool says so, with the limit.
+    pub(crate) fn memory(&self, e: Error) -> Error {
+        fn exhausted(e: &Error) -> bool {
+            match e {
+                Error::Query(q) => matches!(q.find_root(), DataFusionError::ResourcesExhausted(_)),
+                Error::Detection { source, .. } => exhausted(source),
+                _ => false,
+            }
+        }
+        let exhausted = exhausted(&e);
+        if exhausted {
+            Error::MemoryLimit {
+                limit: self.memory_limit,
+                detail: e.chain(),
+            }
+        } else {
+            e
+        }
+    }
+
     pub fn has(&self, table: &str) -> bool {
         self.fed.get(table).is_some_and(|f| !f.is_empty())
     }
@@ -94,6 +131,20 @@ pub struct Workspace {
     pub ctx: SessionContext,
     inputs: Arc<Inputs>,
     progress: ProgressBar,
+}
+
+/// The memory pool every query of a workspace uses: a fair pool, so
+/// operators that can spill (sort, hash aggregate, hash join) share it and
+/// spill to the OS temp dir; tracking names the largest consumers when it
+/// runs out.
+fn runtime(memory_limit: usize) -> Result<Arc<RuntimeEnv>, Error> {
+    let pool = TrackConsumersPool::new(
+        FairSpillPool::new(memory_limit),
+        std::num::NonZeroUsize::new(3).expect("3 is not zero"),
+    );
+    Ok(RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(pool))
+        .build_arc()?)
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal.
@@ -114,13 +165,25 @@ fn progress_bar(total: u64) -> ProgressBar {
 impl Workspace {
     /// Opens every input and registers its tables. A file that cannot be
     /// read fails the whole call with an error naming it.
+    /// Uses the default memory limit.
     pub fn open(inputs: &[InputSpec]) -> Result<Workspace, Error> {
-        Workspace::open_on(inputs, &Engine::Local)
+        Workspace::open_with(inputs, DEFAULT_MEMORY_LIMIT)
     }
 
-    /// Opens the inputs for SQL run by `engine`. An exported dataset
-    /// ([`fleet`]) must be the only input; Ballista runs over one only.
-    pub fn open_on(inputs: &[InputSpec], engine: &Engine) -> Result<Workspace, Error> {
+    /// [`Workspace::open`] with queries (and the text tables held in
+    /// memory) bounded by `memory_limit` bytes.
+    pub fn open_with(inputs: &[InputSpec], memory_limit: usize) -> Result<Workspace, Error> {
+        Workspace::open_on(inputs, memory_limit, &Engine::Local)
+    }
+
+    /// [`Workspace::open_with`] for SQL run by `engine`. An exported
+    /// dataset ([`fleet`]) must be the only input; Ballista runs over one
+    /// only.
+    pub fn open_on(
+        inputs: &[InputSpec],
+        memory_limit: usize,
+        engine: &Engine,
+    ) -> Result<Workspace, Error> {
         if inputs.is_empty() {
             return Err(Error::NoInput);
         }
@@ -130,25 +193,31 @@ impl Workspace {
                     path: spec.path.clone(),
                 });
             }
-            return Workspace::over_dataset(Dataset::open(&spec.path)?, engine);
+            return Workspace::over_dataset(Dataset::open(&spec.path)?, memory_limit, engine);
         }
         if !engine.is_local() {
             return Err(Error::EngineNeedsDataset {
                 engine: engine.to_string(),
             });
         }
-        let loaded = load::Loaded::open(inputs)?;
-        Workspace::register(loaded)
+        let loaded = load::Loaded::open(inputs, memory_limit)?;
+        Workspace::register(loaded, memory_limit)
     }
 
     /// Every table of an exported dataset, read from its Parquet files.
-    fn over_dataset(dataset: Dataset, engine: &Engine) -> Result<Workspace, Error> {
+    fn over_dataset(
+        dataset: Dataset,
+        memory_limit: usize,
+        engine: &Engine,
+    ) -> Result<Workspace, Error> {
         let mut providers: Vec<(&'static str, Arc<dyn TableProvider>)> = Vec::new();
         for table in formats::tables() {
             providers.push((table.name, dataset.table(table.name, table.columns)?));
         }
         Workspace::with_inputs(Inputs {
             captures: Arc::new(Vec::new()),
+            runtime: runtime(memory_limit)?,
+            memory_limit,
             fed: dataset.fed(),
             warnings: dataset.warnings(),
             providers,
@@ -159,10 +228,11 @@ impl Workspace {
 
     /// A workspace with every table and no rows (tests plan queries here).
     pub fn empty() -> Result<Workspace, Error> {
-        Workspace::register(load::Loaded::default())
+        Workspace::register(load::Loaded::default(), DEFAULT_MEMORY_LIMIT)
     }
 
-    pub(crate) fn register(loaded: load::Loaded) -> Result<Workspace, Error> {
+    pub(crate) fn register(loaded: load::Loaded, memory_limit: usize) -> Result<Workspace, Error> {
+        let runtime = runtime(memory_limit)?;
         let captures = Arc::new(loaded.captures);
         let progress = progress_bar(0);
         let mut batches = loaded.batches;
@@ -185,6 +255,8 @@ impl Workspace {
         }
         Workspace::with_inputs(Inputs {
             captures,
+            runtime,
+            memory_limit,
             fed: loaded.fed,
             warnings: loaded.warnings,
             providers,
@@ -224,23 +296,33 @@ impl Workspace {
         let total: u64 = self.inputs.captures.iter().map(|s| s.len()).sum();
         let mut statements = sql::Statements::parse(sql)?;
         while let Some(next) = statements.next(&self.ctx).await {
-            let (df, _last) = next?;
+            let (df, _last) = next.map_err(|e| self.memory(e))?;
             self.progress.reset();
             self.progress.set_length(total);
             self.progress.set_message("reading");
-            let stream = df.execute_stream().await?;
+            let stream = df
+                .execute_stream()
+                .await
+                .map_err(|e| self.memory(e.into()))?;
             let progress = self.progress.clone();
-            let written = write_stream(format, stream, out, &mut move || {
+            let held = MemoryConsumer::new("result held for --format table")
+                .register(&self.inputs.runtime.memory_pool);
+            let written = write_stream(format, stream, out, held, &mut move || {
                 progress.finish_and_clear()
             })
             .await;
             self.progress.finish_and_clear();
-            rows += written?;
+            rows += written.map_err(|e| self.memory(e))?;
         }
         Ok(rows)
     }
 
     /// Writes the tables, their columns, types and meaning.
+    /// A query that ran out of its memory pool says so, with the limit.
+    pub(crate) fn memory(&self, e: Error) -> Error {
+        self.inputs.memory(e)
+    }
+
     pub fn describe(&self, out: &mut dyn Write) -> Result<(), Error> {
         describe_tables(out)?;
         for s in self.inputs.captures.iter() {

@@ -21,8 +21,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Text files larger than this are not read (a /proc table or a tool log
-/// of that size is not something to hold in memory; captures stream).
+/// of that size is not something to hold in memory; captures stream);
+/// lower with a lower memory limit: a file may take half of it.
 const MAX_TEXT: u64 = 1 << 30;
+/// Small batches (one per file: 100,000 one-line /proc/sys files) are
+/// merged into batches of about this many rows, so that per-batch overhead
+/// does not grow with the number of files.
+const MERGE_ROWS: usize = 8192;
+/// Files parsed in parallel at once (their results are held until merged).
+const GROUP_FILES: usize = 512;
 /// Directories deeper than this are not walked (a bundle is 6 deep).
 const MAX_DEPTH: usize = 12;
 /// Bytes of a file the readers see to decide whether they take it.
@@ -31,6 +38,10 @@ const HEAD: usize = 4096;
 /// Everything the inputs hold, ready to register as tables.
 #[derive(Default)]
 pub struct Loaded {
+    /// What text files and their tables may hold in memory at once.
+    budget: u64,
+    /// What the text tables hold so far.
+    held: u64,
     pub captures: Vec<Arc<CaptureSource>>,
     /// Record batches per artifact table.
     pub batches: BTreeMap<&'static str, Vec<RecordBatch>>,
@@ -58,8 +69,11 @@ impl Loaded {
     /// Opens every input. An input that is missing, unreadable or unsafe
     /// fails the call with an error naming it; damage inside a file that
     /// was read is a warning.
-    pub fn open(inputs: &[InputSpec]) -> Result<Loaded, Error> {
-        let mut loaded = Loaded::default();
+    pub fn open(inputs: &[InputSpec], memory_limit: usize) -> Result<Loaded, Error> {
+        let mut loaded = Loaded {
+            budget: memory_limit as u64,
+            ..Loaded::default()
+        };
         for spec in inputs {
             for path in expand(&spec.path)? {
                 let explicit = path == spec.path;
@@ -71,6 +85,7 @@ impl Loaded {
                 loaded.input(&InputSpec { label, path })?;
             }
         }
+        loaded.merge_small_batches();
         Ok(loaded)
     }
 
@@ -86,6 +101,12 @@ impl Loaded {
         }
         let name = name_of(path);
         if path.extension().is_some_and(|e| e == "capsnap") {
+            if head.is_empty() {
+                return Err(Error::Bundle {
+                    path: path.clone(),
+                    problem: "the file is empty (0 bytes): not a capsnap bundle (cut short while copying?)".into(),
+                });
+            }
             let first: String = head.iter().take(4).map(|b| format!("{b:02x}")).collect();
             return Err(Error::Bundle {
                 path: path.clone(),
@@ -200,28 +221,110 @@ impl Loaded {
             }
             texts.push((path, origin, readers));
         }
-        let results: Vec<_> = texts
-            .into_par_iter()
-            .map(|(path, origin, readers)| parse_file(&path, origin, &readers))
-            .collect();
-        for r in results {
-            self.absorb(r);
+        // Files are parsed in parallel in groups whose bytes fit a quarter
+        // of the budget, so that what is read at once stays bounded.
+        let max_text = self.max_text();
+        let mut texts = texts.into_iter().peekable();
+        while texts.peek().is_some() {
+            let mut group = Vec::new();
+            let mut bytes = 0u64;
+            while let Some(next) = texts.peek() {
+                let len = std::fs::metadata(&next.0).map_or(0, |m| m.len());
+                if !group.is_empty()
+                    && (bytes + len > self.budget / 4 || group.len() >= GROUP_FILES)
+                {
+                    break;
+                }
+                bytes += len;
+                group.extend(texts.next());
+            }
+            let results: Vec<_> = group
+                .into_par_iter()
+                .map(|(path, origin, readers)| parse_file(&path, origin, &readers, max_text))
+                .collect();
+            for r in results {
+                self.absorb(r);
+            }
         }
         Ok(())
     }
 
+    /// The largest text file read: half the memory budget, at most MAX_TEXT.
+    fn max_text(&self) -> u64 {
+        MAX_TEXT.min(self.budget / 2).max(1 << 20)
+    }
+
+    /// Merges each table's small batches (a file each) into bigger ones.
+    fn merge_small_batches(&mut self) {
+        for batches in self.batches.values_mut() {
+            if batches.len() < 64 {
+                continue;
+            }
+            let Some(schema) = batches.first().map(|b| b.schema()) else {
+                continue;
+            };
+            let mut merged = Vec::new();
+            let mut run: Vec<RecordBatch> = Vec::new();
+            let mut rows = 0;
+            for b in batches.drain(..) {
+                rows += b.num_rows();
+                run.push(b);
+                if rows >= MERGE_ROWS {
+                    merged.extend(concat(&schema, &mut run));
+                    rows = 0;
+                }
+            }
+            merged.extend(concat(&schema, &mut run));
+            *batches = merged;
+        }
+    }
+
     fn artifact(&mut self, path: &Path, origin: Origin, readers: &[&'static Reader]) {
-        let r = parse_file(path, origin, readers);
+        let r = parse_file(path, origin, readers, self.max_text());
         self.absorb(r);
     }
 
     fn absorb(&mut self, parsed: Parsed) {
         self.warnings.extend(parsed.warnings);
         for (table, batch, file) in parsed.batches {
-            self.batches.entry(table).or_default().push(batch);
+            // Text tables live in memory for the whole run: past the
+            // budget, further files are left out, each with a warning.
+            let size = batch.get_array_memory_size() as u64;
+            if self.held + size > self.budget {
+                self.warnings.push(format!(
+                    "{file}: not loaded: the text tables would hold more than --memory-limit {} MiB ({} MiB so far); raise --memory-limit or query fewer inputs",
+                    self.budget >> 20,
+                    self.held >> 20
+                ));
+                continue;
+            }
+            self.held += size;
+            let batches = self.batches.entry(table).or_default();
+            batches.push(batch);
+            merge_tail(batches);
             self.fed.entry(table).or_default().push(file);
         }
     }
+}
+
+/// Merges the small batches at the end of `batches` into one once there
+/// are many of them (one batch per tiny file would otherwise cost its
+/// buffers' minimum sizes and a header each).
+fn merge_tail(batches: &mut Vec<RecordBatch>) {
+    let small = batches
+        .iter()
+        .rev()
+        .take_while(|b| b.num_rows() < MERGE_ROWS)
+        .count();
+    if small < 256 {
+        return;
+    }
+    let at = batches.len() - small;
+    let Some(schema) = batches.get(at).map(|b| b.schema()) else {
+        return;
+    };
+    let mut run = batches.split_off(at);
+    batches.extend(concat(&schema, &mut run));
 }
 
 /// What one text file gave.
@@ -230,27 +333,41 @@ struct Parsed {
     warnings: Vec<String>,
 }
 
-fn parse_file(path: &Path, origin: Origin, readers: &[&'static Reader]) -> Parsed {
+/// Concatenates `run` into one batch (emptying it).
+fn concat(
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+    run: &mut Vec<RecordBatch>,
+) -> Vec<RecordBatch> {
+    if run.is_empty() {
+        return Vec::new();
+    }
+    match datafusion::arrow::compute::concat_batches(schema, run.iter()) {
+        Ok(b) => {
+            run.clear();
+            vec![b]
+        }
+        Err(_) => std::mem::take(run),
+    }
+}
+
+fn parse_file(path: &Path, origin: Origin, readers: &[&'static Reader], max_text: u64) -> Parsed {
     let mut parsed = Parsed {
         batches: Vec::new(),
         warnings: Vec::new(),
     };
     let shown = format!("{}:{}", origin.bundle, origin.path);
-    let bytes = match std::fs::metadata(path) {
-        Ok(m) if m.len() > MAX_TEXT => {
+    let bytes = match read_bounded(path, max_text) {
+        Ok(Some(b)) => b,
+        Ok(None) => {
             parsed.warnings.push(format!(
-                "{shown}: {} bytes, over the {MAX_TEXT}-byte limit for text files; not read",
-                m.len()
+                "{shown}: over the {max_text}-byte limit for a text file (half of --memory-limit); not read"
             ));
             return parsed;
         }
-        _ => match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => {
-                parsed.warnings.push(format!("{shown}: cannot read: {e}"));
-                return parsed;
-            }
-        },
+        Err(e) => {
+            parsed.warnings.push(format!("{shown}: {}", e.chain()));
+            return parsed;
+        }
     };
     for reader in readers {
         match formats::read(reader, &bytes, origin.clone()) {
@@ -357,13 +474,67 @@ fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<String>, warnings: 
     }
 }
 
+/// Opens `path` for reading only if it is a regular file: a FIFO, socket
+/// or device is refused by type before anything is read (opening a FIFO
+/// without O_NONBLOCK would wait for a writer forever; a device may never
+/// end).
+pub(crate) fn open_regular(path: &Path) -> Result<std::fs::File, Error> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let open = |source| Error::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(open)?;
+    let kind = f.metadata().map_err(open)?.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::NotRegular {
+            path: path.to_owned(),
+            what,
+        });
+    }
+    Ok(f)
+}
+
+/// The bytes of the regular file `path`, or `None` when it holds more than
+/// `max` (read up to max + 1: the size a stat gave may have grown since).
+fn read_bounded(path: &Path, max: u64) -> Result<Option<Vec<u8>>, Error> {
+    use std::io::Read;
+    let f = open_regular(path)?;
+    let len = f.metadata().map_or(0, |m| m.len());
+    if len > max {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    f.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| Error::Read {
+            path: path.to_owned(),
+            offset: bytes.len() as u64,
+            source,
+        })?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
+}
+
 fn read_head(path: &Path) -> Result<Vec<u8>, Error> {
     use std::io::Read;
     let open = |source| Error::Open {
         path: path.to_owned(),
         source,
     };
-    let mut f = std::fs::File::open(path).map_err(open)?;
+    let mut f = open_regular(path)?;
     let mut head = Vec::with_capacity(HEAD);
     f.by_ref()
         .take(HEAD as u64)

@@ -7,6 +7,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::util::pretty::pretty_format_batches_with_schema;
 use datafusion::arrow::{csv, json};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::memory_pool::MemoryReservation;
 use datafusion::parquet::arrow::ArrowWriter;
 use futures::StreamExt;
 use std::io::Write;
@@ -89,6 +90,7 @@ pub async fn write_stream(
     format: Format,
     mut stream: SendableRecordBatchStream,
     out: &mut (dyn Write + Send),
+    held: MemoryReservation,
     before_output: &mut (dyn FnMut() + Send),
 ) -> Result<usize, Error> {
     let schema = stream.schema();
@@ -101,7 +103,11 @@ pub async fn write_stream(
             while let Some(b) = stream.next().await {
                 let b = b?;
                 rows += b.num_rows();
-                batches.push(plain(&b, &text_schema)?);
+                let b = plain(&b, &text_schema)?;
+                // What is held for the table counts against the query's
+                // memory pool: a result too big to show says so.
+                held.try_grow(b.get_array_memory_size())?;
+                batches.push(b);
             }
             before_output();
             writeln!(

@@ -153,7 +153,7 @@ impl CaptureSource {
             path: path.clone(),
             source,
         };
-        let file = File::open(&path).map_err(open_error)?;
+        let file = crate::load::open_regular(&path)?;
         // Only the length seen here is read: a capture still being written
         // is read as it was when opened.
         let len = file.metadata().map_err(open_error)?.len() as usize;

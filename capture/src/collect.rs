@@ -1,19 +1,22 @@
 //! `capsnap collect`: one bounded run from discovery to bundle.
 //!
-//! Order: find namespaces; start bpftrace and wait until its probes are
-//! attached; start packet capture in every selected namespace at once;
-//! when the window ends (duration or Ctrl-C/SIGTERM), snapshot the
-//! namespaces and the processes (so their counters include the window's
-//! traffic), stop capture and probes, read the kernel log, journal and log
-//! files, write the manifest and bundle.
-//! A source that fails is recorded and the rest goes on.
+//! Order: find the namespaces and name them; start every window source of
+//! [`SOURCES`] (eBPF probes, packet capture in every selected namespace)
+//! and open the window once all are ready; when it ends (duration or
+//! Ctrl-C/SIGTERM), run the snapshot sources (per namespace on a thread
+//! inside it, bounded in time; then the node's), collect the window
+//! sources' reports, write the manifest and bundle. A source that fails is
+//! recorded and the rest goes on.
 
 use crate::bundle::{self, Manifest};
-use crate::netns::{self, Selector};
-use crate::packets::{CaptureOptions, CaptureTarget};
+use crate::netns::{self, Netns, Selector};
 use crate::report::{SourceReport, Status};
-use crate::{ebpf, snapshot, sys};
+use crate::source::{Context, InNetns, Phase, SOURCES, Scope, Source, Window, WindowState};
+use crate::space::DiskBudget;
+use crate::sys;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -76,6 +79,9 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The output cannot be written safely; nothing was collected.
+    #[error("output {0}")]
+    Target(String),
 }
 
 /// Set by SIGINT/SIGTERM: ends the capture window early.
@@ -123,27 +129,40 @@ pub fn collect(
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(formats::bundle::default_name(&host, started_ns)));
-    let staging_parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let staging = staging_parent.join(format!(".capsnap-staging-{}", std::process::id()));
-    std::fs::create_dir(&staging).map_err(|source| Error::Staging {
-        path: staging.clone(),
-        source,
-    })?;
+    let target = bundle::Target::check(&out).map_err(Error::Target)?;
+    if target == bundle::Target::Stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(Error::Target(
+            "- is a terminal: a bundle is binary; redirect standard output to a file or a pipe"
+                .into(),
+        ));
+    }
+    // Staging sits on the output's file system, whose space the disk
+    // budget watches (a file system of its own would hide the pressure).
+    let staging_parent = target.dir();
+    sweep_stale_staging(&staging_parent);
+    let staging = staging_parent.join(format!("{STAGING_PREFIX}{}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(|source| Error::Staging {
+            path: staging.clone(),
+            source,
+        })?;
     let _cleanup = RemoveDir(staging.clone());
+    let disk = Arc::new(DiskBudget::new(&staging));
     let root = sys::is_root();
-    let mut sources = Vec::new();
+    let mut reports = Vec::new();
 
+    // Discovery: the namespaces in use, named by the runtimes where they
+    // can, before any source runs.
     let mut all = netns::discover(proc);
     let (runtime, runtime_reports) = crate::runtime::collect_runtime(&staging, opts.source_timeout);
     runtime.annotate(&mut all);
-    sources.extend(runtime_reports);
+    reports.extend(runtime_reports);
     let (mut chosen, unmatched) = netns::select(&all, &opts.selectors, proc);
     formats::bundle::assign_dirs(&mut chosen);
     for s in unmatched {
-        sources.push(SourceReport::new("netns_selector", None).with(
+        reports.push(SourceReport::new("netns_selector", None).with(
             Status::Failed,
             format!("--netns {s} matches no namespace in use"),
         ));
@@ -153,145 +172,111 @@ pub fn collect(
         all.len(),
         chosen.len()
     ));
+    let cx = Arc::new(Context {
+        opts: opts.clone(),
+        staging: staging.clone(),
+        proc: proc.to_owned(),
+        namespaces: chosen,
+        disk: disk.clone(),
+    });
 
-    let ebpf_session = if opts.ebpf {
-        progress("attaching eBPF probes");
-        let eopts = ebpf::EbpfOptions {
-            bpftrace: opts.bpftrace.clone(),
-            attach_timeout: Duration::from_secs(30).min(opts.source_timeout * 3),
-        };
-        match ebpf::start_bpftrace(&eopts, &staging) {
-            Ok(s) => Some(s),
-            Err(report) => {
-                sources.push(report);
-                None
+    // Window sources start first; the window opens once all are ready.
+    let runs = runs_of(&cx, Phase::Window);
+    let state = WindowState::new(runs.len());
+    let ticking = AtomicBool::new(true);
+    let (window_reports, close_reports, window_ms) = std::thread::scope(|s| {
+        progress(&format!(
+            "starting {}",
+            names(runs.iter().map(|(src, _)| *src)).join(", ")
+        ));
+        let handles: Vec<_> = runs
+            .into_iter()
+            .map(|(src, ns)| {
+                let (cx, state) = (&cx, &state);
+                s.spawn(move || {
+                    let window = state.member();
+                    let reports = run_source(src, cx, ns, &window);
+                    window.ready();
+                    reports
+                })
+            })
+            .collect();
+        state.wait_ready();
+        let window_start = Instant::now();
+        state.open();
+        let notes = state.notes();
+        // Scripts that cause a fault inside the window (samples/repro) wait
+        // for this line (CAPSNAP_PROGRESS=1 shows it when stderr is not a
+        // terminal).
+        progress(&format!(
+            "window open for {:?}: {}",
+            opts.duration,
+            if notes.is_empty() {
+                "nothing attached".to_owned()
+            } else {
+                notes.join(", ")
             }
-        }
-    } else {
-        sources.push(
-            SourceReport::new("ebpf", None).with(Status::Skipped, "not asked for (--no-ebpf)"),
-        );
-        None
-    };
-
-    let window_start = Instant::now();
-    // Scripts that cause a fault inside the window (samples/repro) wait for
-    // this line (CAPSNAP_PROGRESS=1 shows it when stderr is not a terminal).
-    progress(&format!(
-        "window open for {:?}: {}{}",
-        opts.duration,
-        if ebpf_session.is_some() {
-            "eBPF probes attached"
-        } else {
-            "no eBPF"
-        },
+        ));
         if opts.packets {
-            ", capture starting"
-        } else {
-            ""
-        }
-    ));
-    let targets: Vec<CaptureTarget> = chosen
-        .iter()
-        .map(|ns| CaptureTarget {
-            label: ns.label.clone(),
-            netns: (ns.label != "host").then(|| ns.path.clone()),
-            interfaces: opts.interfaces.clone(),
-            file: formats::bundle::PACKETS.path_in(Some(&ns.dir)),
-        })
-        .collect();
-    for ns in &chosen {
-        let _ = std::fs::create_dir_all(staging.join(formats::bundle::netns_path(&ns.dir)));
-    }
-    let cap_opts = CaptureOptions {
-        duration: opts.duration,
-        max_packets: opts.max_packets,
-        max_bytes: opts.max_bytes / targets.len().max(1) as u64,
-        snaplen: opts.snaplen,
-    };
-    let ticker_done = AtomicBool::new(false);
-    let sources_done = std::sync::atomic::AtomicUsize::new(sources.len());
-    let (capture_reports, mut snap_reports) = std::thread::scope(|s| {
-        let capture = opts.packets.then(|| {
-            progress(&format!(
-                "capturing packets in {} namespaces for {:?}",
-                targets.len(),
-                opts.duration
-            ));
-            s.spawn(|| crate::packets::capture_packets(&targets, &cap_opts, stop, &staging))
-        });
-        // A progress line tells the packets captured and the time left.
-        if opts.packets {
-            s.spawn(|| {
-                while !ticker_done.load(Ordering::SeqCst)
-                    && !stop.load(Ordering::SeqCst)
-                    && window_start.elapsed() < opts.duration
-                {
+            let ticking = &ticking;
+            s.spawn(move || {
+                while ticking.load(Ordering::SeqCst) && window_start.elapsed() < opts.duration {
                     let left = opts.duration.saturating_sub(window_start.elapsed());
                     progress(&format!(
-                        "capturing: {} packets, {} sources done, {} s left",
+                        "capturing: {} packets, {} s left",
                         crate::packets::PACKETS_CAPTURED.load(Ordering::Relaxed),
-                        sources_done.load(Ordering::Relaxed),
                         left.as_secs()
                     ));
                     std::thread::sleep(Duration::from_secs(1).min(left));
                 }
             });
         }
-        // Snapshots are taken when the window ends, so counters, sockets and
-        // conntrack show what the window's traffic left behind (a fault
-        // seen in the capture is also in the counters).
-        if capture.is_some() || ebpf_session.is_some() {
-            while window_start.elapsed() < opts.duration && !stop.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        while window_start.elapsed() < opts.duration && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
         }
-        let mut snaps = Vec::new();
-        for (i, ns) in chosen.iter().enumerate() {
+        if stop.load(Ordering::SeqCst) {
+            state.interrupt();
+        }
+        ticking.store(false, Ordering::SeqCst);
+        state.close();
+        let window_ms = window_start.elapsed().as_millis();
+        // Snapshots when the window closes, so counters, sockets and
+        // conntrack show what the window's traffic left behind.
+        let mut close = Vec::new();
+        for (i, ns) in cx.namespaces.iter().enumerate() {
             progress(&format!(
                 "snapshot of namespace {} ({}/{})",
                 ns.label,
                 i + 1,
-                chosen.len()
+                cx.namespaces.len()
             ));
-            snaps.extend(bounded_snapshot(ns, &staging, opts.source_timeout));
-            sources_done.store(sources.len() + snaps.len(), Ordering::Relaxed);
+            close.extend(bounded_netns_snapshot(&cx, i));
         }
-        progress("snapshot of processes and fds");
-        snaps.push(snapshot::snapshot_processes(proc, &staging, opts.redact));
-        sources_done.store(sources.len() + snaps.len(), Ordering::Relaxed);
-        ticker_done.store(true, Ordering::SeqCst);
-        let captured = match capture {
-            Some(h) => h.join().unwrap_or_else(|_| {
-                vec![
-                    SourceReport::new("packets", None)
-                        .with(Status::Failed, "capture thread panicked"),
-                ]
-            }),
-            None => vec![
-                SourceReport::new("packets", None)
-                    .with(Status::Skipped, "not asked for (--no-packets)"),
-            ],
-        };
-        (captured, snaps)
+        for (src, _) in runs_of(&cx, Phase::Close)
+            .into_iter()
+            .filter(|(src, _)| src.scope() == Scope::Node)
+        {
+            progress(&format!("snapshot of {}", src.name()));
+            close.extend(run_source(src, &cx, None, &WindowState::new(0).member()));
+        }
+        let window: Vec<SourceReport> = handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    vec![
+                        SourceReport::new("window", None).with(Status::Failed, "a source panicked"),
+                    ]
+                })
+            })
+            .collect();
+        (window, close, window_ms)
     });
-    if let Some(session) = ebpf_session {
-        progress("stopping eBPF probes");
-        sources.push(session.stop());
-    }
-    sources.extend(capture_reports);
-    sources.append(&mut snap_reports);
-    progress("kernel log, journal and log files");
-    sources.push(snapshot::snapshot_kernel_log(&staging, opts.source_timeout));
-    sources.push(snapshot::snapshot_journal(&staging, opts.source_timeout));
-    sources.push(snapshot::snapshot_log_files(&staging));
+    reports.extend(window_reports);
+    reports.extend(close_reports);
     if stop.load(Ordering::SeqCst) {
-        sources.push(SourceReport::new("window", None).with(
+        reports.push(SourceReport::new("window", None).with(
             Status::Partial,
-            format!(
-                "interrupted after {} ms by a signal; what was collected is kept",
-                window_start.elapsed().as_millis()
-            ),
+            format!("interrupted after {window_ms} ms by a signal; what was collected is kept"),
         ));
     }
 
@@ -303,7 +288,14 @@ pub fn collect(
     let kernel = sys::kernel()
         .map(|k| format!("{} {} {}", k.sysname, k.release, k.machine))
         .unwrap_or_default();
-    let manifest = Manifest {
+    let cx = Arc::try_unwrap(cx).unwrap_or_else(|cx| Context {
+        opts: cx.opts.clone(),
+        staging: cx.staging.clone(),
+        proc: cx.proc.clone(),
+        namespaces: cx.namespaces.clone(),
+        disk: cx.disk.clone(),
+    });
+    let mut manifest = Manifest {
         format_version: bundle::FORMAT_VERSION,
         capsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
         host,
@@ -315,40 +307,138 @@ pub fn collect(
         finished_ns,
         root,
         options: serde_json::to_value(opts).unwrap_or_default(),
-        namespaces: chosen,
-        sources: sources.clone(),
+        namespaces: cx.namespaces,
+        sources: reports.clone(),
         members,
     };
     progress("writing bundle");
-    let size = bundle::write(&staging, &manifest, &out).map_err(|source| Error::Bundle {
+    let mut written = bundle::write_to(&staging, &manifest, &target);
+    // The bundle did not fit (the disk filled while writing, or the
+    // captures did not compress as the budget hoped): captures go, the
+    // largest first, and the rest is kept, the manifest saying so.
+    while let Err(e) = &written
+        && e.kind() == std::io::ErrorKind::StorageFull
+        && target != bundle::Target::Stdout
+    {
+        let why = format!("left out: the bundle did not fit on the output's file system ({e})");
+        let cut = cut_captures(&mut manifest.members, 1, &why);
+        if cut.is_empty() {
+            break;
+        }
+        progress("the bundle did not fit: writing it again without the largest capture");
+        manifest.sources.extend(cut.clone());
+        reports.extend(cut);
+        written = bundle::write_to(&staging, &manifest, &target);
+    }
+    let (bundle, size) = written.map_err(|source| Error::Bundle {
         path: out.clone(),
         source,
     })?;
     Ok(Outcome {
-        bundle: out,
+        bundle,
         size,
-        sources,
+        sources: reports,
     })
 }
 
-/// Snapshots a namespace on a thread of its own and waits at most for the
-/// tool time limit times the number of tools: a /proc read or a stat that
-/// hangs (a dead NFS mount) is reported and left behind, never blocking the
-/// rest of the collection.
-fn bounded_snapshot(
-    ns: &netns::Netns,
-    staging: &Path,
-    tool_timeout: Duration,
+/// Every run of the sources of `phase`: (source, namespace index) for a
+/// per-namespace source in each namespace, (source, none) for a node one.
+fn runs_of(cx: &Context, phase: Phase) -> Vec<(&'static dyn Source, Option<usize>)> {
+    let mut runs = Vec::new();
+    for &src in SOURCES.iter().filter(|s| s.phase() == phase) {
+        match src.scope() {
+            Scope::Node => runs.push((src, None)),
+            Scope::Netns => runs.extend((0..cx.namespaces.len()).map(|i| (src, Some(i)))),
+        }
+    }
+    runs
+}
+
+/// The sources' names, once each.
+fn names<'a>(sources: impl Iterator<Item = &'a dyn Source>) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for s in sources {
+        if !out.contains(&s.name()) {
+            out.push(s.name());
+        }
+    }
+    out
+}
+
+/// Runs `src` on this thread: for a namespace, after entering it.
+fn run_source(
+    src: &dyn Source,
+    cx: &Context,
+    ns: Option<usize>,
+    window: &Window,
 ) -> Vec<SourceReport> {
+    match ns {
+        None => src.run(cx, None, window),
+        Some(i) => {
+            let inside = enter(&cx.namespaces[i]);
+            src.run(cx, Some(&inside), window)
+        }
+    }
+}
+
+/// Enters `ns` on this thread (setns(2) moves only the calling thread).
+/// `host` is the namespace capsnap runs in. A namespace whose file is gone
+/// is never read through another: its sources say it is gone.
+fn enter(ns: &Netns) -> InNetns<'_> {
+    if ns.label == "host" {
+        return InNetns {
+            ns,
+            entered: true,
+            gone: false,
+            why_not: None,
+        };
+    }
+    match sys::enter_netns(&ns.path) {
+        Ok(()) => InNetns {
+            ns,
+            entered: true,
+            gone: false,
+            why_not: None,
+        },
+        Err(why) => InNetns {
+            ns,
+            entered: false,
+            gone: !ns.path.exists(),
+            why_not: Some(why),
+        },
+    }
+}
+
+/// Runs the per-namespace snapshot sources of namespace `i` on a thread of
+/// its own and waits at most the tool time limit for each tool plus two:
+/// a /proc read or a stat that hangs (a dead NFS mount) is reported and
+/// left behind, never blocking the rest of the collection.
+fn bounded_netns_snapshot(cx: &Arc<Context>, i: usize) -> Vec<SourceReport> {
+    let runs: Vec<&'static dyn Source> = runs_of(cx, Phase::Close)
+        .into_iter()
+        .filter(|(_, ns)| *ns == Some(i))
+        .map(|(src, _)| src)
+        .collect();
+    let tools = runs
+        .iter()
+        .flat_map(|s| s.writes())
+        .filter(|a| a.command.is_some())
+        .count();
+    let limit = cx.opts.source_timeout * (tools as u32 + 2);
     let (tx, rx) = std::sync::mpsc::channel();
-    let (ns2, staging2) = (ns.clone(), staging.to_owned());
+    let cx2 = cx.clone();
     std::thread::spawn(move || {
-        let _ = tx.send(snapshot::snapshot_netns(&ns2, &staging2, tool_timeout));
+        let inside = enter(&cx2.namespaces[i]);
+        let window = WindowState::new(0);
+        let reports: Vec<SourceReport> = runs
+            .iter()
+            .flat_map(|src| src.run(&cx2, Some(&inside), &window.member()))
+            .collect();
+        let _ = tx.send(reports);
     });
-    let limit = tool_timeout * (snapshot::TOOL_COUNT as u32 + 2);
     rx.recv_timeout(limit).unwrap_or_else(|_| {
         vec![
-            SourceReport::new("netns_snapshot", Some(ns.label.clone())).with(
+            SourceReport::new("netns_snapshot", Some(cx.namespaces[i].label.clone())).with(
                 Status::Partial,
                 format!(
                     "timed out after {} s; files written until then are kept",
@@ -359,11 +449,93 @@ fn bounded_snapshot(
     })
 }
 
+/// The staging directory of a collection: `<prefix><pid>` next to the
+/// output.
+const STAGING_PREFIX: &str = ".capsnap-staging-";
+
+/// Removes staging directories left in `dir` by collections that were
+/// killed outright (SIGKILL, OOM): only directories of ours whose pid no
+/// longer runs (a pid reused since only delays the removal).
+fn sweep_stale_staging(dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    // SAFETY: geteuid() cannot fail and touches no memory.
+    let uid = unsafe { libc::geteuid() };
+    for e in entries.flatten() {
+        let Some(pid) = e
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix(STAGING_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let ours = std::fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir() && m.uid() == uid);
+        if ours && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Removes up to `n` capture members (the largest first) from `members`;
+/// one partial report each, naming it.
+fn cut_captures(members: &mut Vec<formats::Member>, n: usize, why: &str) -> Vec<SourceReport> {
+    let mut reports = Vec::new();
+    for _ in 0..n {
+        let Some(i) = members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| {
+                formats::bundle::at(&m.path)
+                    .is_some_and(|a| a.path == formats::bundle::PACKETS.path)
+            })
+            .max_by_key(|(_, m)| m.size)
+            .map(|(i, _)| i)
+        else {
+            break;
+        };
+        let m = members.remove(i);
+        reports.push(
+            SourceReport::new(formats::bundle::PACKETS.source, None).with(
+                Status::Partial,
+                format!("{} ({} bytes) {why}", m.path, m.size),
+            ),
+        );
+    }
+    reports
+}
+
 /// Removes the staging directory however the collection ends.
 struct RemoveDir(PathBuf);
 
 impl Drop for RemoveDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_of_a_dead_collect_is_removed_9() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = dir.path().join(format!("{STAGING_PREFIX}{dead}"));
+        let live = dir
+            .path()
+            .join(format!("{STAGING_PREFIX}{}", std::process::id()));
+        let other = dir.path().join(".capsnap-staging-x");
+        for d in [&stale, &live, &other] {
+            std::fs::create_dir_all(d.join("netns/host")).unwrap();
+        }
+        sweep_stale_staging(dir.path());
+        assert!(!stale.exists(), "the dead collect's staging stays");
+        assert!(live.exists() && other.exists());
     }
 }

@@ -18,8 +18,11 @@ mod packets;
 mod redact;
 mod report;
 mod runtime;
-mod snapshot;
+mod source;
+mod sources;
+mod space;
 mod sys;
+mod tool;
 mod unix_diag;
 
 pub use bundle::{FORMAT_VERSION, Manifest, Member, members as bundle_members, write as write_bundle};
@@ -28,4 +31,5 @@ pub use ebpf::{EbpfOptions, EbpfSession, start_bpftrace};
 pub use netns::{Netns, Selector};
 pub use packets::{CaptureOptions, CaptureTarget, capture_packets};
 pub use report::{SourceReport, Status};
+pub use space::DiskBudget;
 pub use unix_diag::{UnixSocket, unix_sockets};

@@ -49,6 +49,9 @@ pub struct CaptureOptions {
     pub max_bytes: u64,
     /// Bytes kept of each packet.
     pub snaplen: u32,
+    /// The collection's disk budget: every block is claimed from it before
+    /// it is written, and the capture ends when it says the disk is low.
+    pub disk: Option<std::sync::Arc<crate::space::DiskBudget>>,
 }
 
 /// How often the loop wakes up to look at `stop` and the deadline.
@@ -140,8 +143,31 @@ pub fn capture_packets(
     })
 }
 
+/// Captures on `target` from the calling thread (which enters
+/// `target.netns` first, when set) until `opts.duration` passes, `stop`
+/// becomes true or a bound is hit: what [`capture_packets`] does for each
+/// of its targets on a thread of its own.
+pub fn capture_here(
+    target: &CaptureTarget,
+    opts: &CaptureOptions,
+    stop: &AtomicBool,
+    out_dir: &Path,
+) -> SourceReport {
+    match checked_file(&target.file) {
+        Ok(path) => capture_one(
+            target,
+            opts,
+            stop,
+            &out_dir.join(path),
+            Instant::now().checked_add(opts.duration),
+        ),
+        Err(why) => failed(target, why),
+    }
+}
+
 fn failed(target: &CaptureTarget, why: impl Into<String>) -> SourceReport {
-    SourceReport::new("packets", Some(target.label.clone())).with(Status::Failed, why)
+    SourceReport::new(formats::bundle::PACKETS.source, Some(target.label.clone()))
+        .with(Status::Failed, why)
 }
 
 /// `file` as a path that stays inside the output directory, `.` parts
@@ -272,7 +298,7 @@ fn capture_in_thread(
         }
     };
 
-    let mut report = SourceReport::new("packets", Some(target.label.clone()));
+    let mut report = SourceReport::new(formats::bundle::PACKETS.source, Some(target.label.clone()));
     report.files = vec![target.file.clone()];
     let mut capture = Capture::new(opts, &target.label);
     let end = capture.run(&sockets, &mut writer, stop, deadline, &mut notes);
@@ -573,6 +599,7 @@ struct Capture {
     control: [u64; 16],
     interfaces: Vec<Seen>,
     packets: u64,
+    disk: Option<std::sync::Arc<crate::space::DiskBudget>>,
 }
 
 impl Capture {
@@ -591,6 +618,7 @@ impl Capture {
             control: [0; 16],
             interfaces: Vec::new(),
             packets: 0,
+            disk: opts.disk.clone(),
         }
     }
 
@@ -746,6 +774,9 @@ impl Capture {
         }
         if self.max_bytes > 0 && writer.written() + need > self.max_bytes {
             return Err(Step::End(End::ByteLimit));
+        }
+        if let Some(disk) = &self.disk {
+            disk.claim(need).map_err(|e| Step::End(End::Write(e)))?;
         }
         let id = match (known, new_name) {
             (Some((id, _)), _) => id,
@@ -958,6 +989,7 @@ mod tests {
             max_packets: 100_000,
             max_bytes: 64 * 1024 * 1024,
             snaplen: 256,
+            disk: None,
         }
     }
 

@@ -6,7 +6,8 @@
 
 use crate::netns::Netns;
 use crate::report::{SourceReport, Status};
-use crate::snapshot::run_tool;
+use crate::tool::run_artifact;
+use formats::bundle::{self, Artifact};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
@@ -110,28 +111,20 @@ impl RuntimeInfo {
 pub fn collect_runtime(root: &Path, timeout: Duration) -> (RuntimeInfo, Vec<SourceReport>) {
     let mut info = RuntimeInfo::default();
     let mut reports = Vec::new();
-    let _ = std::fs::create_dir_all(root.join("runtime"));
-    // (file, command, reader): crictl pods before containers, which name them.
+    // crictl pods before containers, which name them.
     type Reader = fn(&mut RuntimeInfo, &str);
-    let tools: [(&str, &[&str], Reader); 3] = [
-        (
-            "runtime/crictl-pods.json",
-            &["crictl", "pods", "-o", "json"],
-            RuntimeInfo::add_crictl_pods,
-        ),
-        (
-            "runtime/crictl-ps.json",
-            &["crictl", "ps", "-a", "-o", "json"],
-            RuntimeInfo::add_crictl_containers,
-        ),
-        (
-            "runtime/docker-ps.jsonl",
-            &["docker", "ps", "-a", "--no-trunc", "--format", "{{json .}}"],
-            RuntimeInfo::add_docker,
-        ),
+    let tools: [(&Artifact, Reader); 3] = [
+        (&bundle::CRICTL_PODS, RuntimeInfo::add_crictl_pods),
+        (&bundle::CRICTL_PS, RuntimeInfo::add_crictl_containers),
+        (&bundle::DOCKER_PS, RuntimeInfo::add_docker),
     ];
-    for (rel, argv, read) in tools {
-        let mut report = run_tool(argv, None, &root.join(rel), rel, None, timeout);
+    for (artifact, read) in tools {
+        let path = root.join(artifact.path);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let report = SourceReport::new(artifact.source, None);
+        let mut report = run_artifact(artifact, &path, artifact.path.into(), report, timeout);
         // A client installed without its runtime running (docker CLI, no
         // daemon) means this node does not use that runtime: not a failure.
         if report.status == Status::Failed {
@@ -143,7 +136,7 @@ pub fn collect_runtime(root: &Path, timeout: Duration) -> (RuntimeInfo, Vec<Sour
         if !report.files.is_empty() {
             read(
                 &mut info,
-                &std::fs::read_to_string(root.join(rel)).unwrap_or_default(),
+                &std::fs::read_to_string(&path).unwrap_or_default(),
             );
         }
         reports.push(report);

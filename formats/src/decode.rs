@@ -7,6 +7,7 @@
 //! it are read: tunnels and ICMP-quoted packets keep the outer addresses.
 
 use crate::capfile::Direction;
+use crate::tcp_options::TcpOptions;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// LINKTYPE_* values, tcpdump.org/linktypes.html.
@@ -117,6 +118,8 @@ pub struct Tcp {
     pub seq: u32,
     pub ack: u32,
     pub window: u16,
+    /// MSS, window scale, SACK and timestamps, as far as captured.
+    pub options: TcpOptions,
 }
 
 /// The headers of one frame. Reset by [`decode`] before each use.
@@ -235,10 +238,12 @@ fn ethernet(d: &[u8], h: &mut Headers) {
         at += 4;
     }
     // Values up to 1500 are an 802.3 length: LLC follows, and with
-    // SNAP (AA AA 03, OUI, type) the EtherType comes after it.
+    // SNAP (AA AA 03, OUI, type) the EtherType comes after it when the OUI
+    // is 00-00-00 (RFC 1042) or 00-00-F8 (802.1H); under another OUI the
+    // type is that organisation's own (Cisco's CDP is 0x2000).
     if proto > 1500 {
         ethertype(proto, &d[at..], h);
-    } else if d.get(at..at + 3) == Some(&[0xaa, 0xaa, 0x03])
+    } else if let Some([0xaa, 0xaa, 0x03, 0, 0, 0 | 0xf8]) = d.get(at..at + 6)
         && let Some(t) = be16(d, at + 6)
     {
         ethertype(t, &d[at + 8..], h);
@@ -399,6 +404,10 @@ fn transport(proto: u8, d: &[u8], ip_payload: usize, h: &mut Headers) {
                     ack: u32::from_be_bytes([d[8], d[9], d[10], d[11]]),
                     flags: (u16::from(d[12] & 0x0f) << 8) | u16::from(d[13]),
                     window: be16(d, 14).unwrap_or(0),
+                    options: d
+                        .get(20..off.min(d.len()))
+                        .map(TcpOptions::parse)
+                        .unwrap_or_default(),
                 });
                 if off >= 20 {
                     h.payload_len = Some(ip_payload.saturating_sub(off) as u32);
@@ -447,12 +456,57 @@ mod tests {
                 flags: tcp_flag::RST | tcp_flag::ACK,
                 seq: 1,
                 ack: 2,
-                window: 256
+                window: 256,
+                options: TcpOptions::default(),
             })
         );
         assert_eq!(
             (h.ttl, h.ip_id, h.payload_len, h.fragment),
             (Some(64), Some(0x1234), Some(0), false)
+        );
+    }
+
+    #[test]
+    fn cisco_snap_pid_is_not_an_ethertype() {
+        let llc = |oui: [u8; 3], pid: [u8; 2]| {
+            let mut d = vec![0x01, 0, 0x0c, 0xcc, 0xcc, 0xcc, 0, 1, 2, 3, 4, 5, 0, 40];
+            d.extend([0xaa, 0xaa, 0x03]);
+            d.extend(oui);
+            d.extend(pid);
+            d.extend(&VLAN_TCP_RST[18..]);
+            d
+        };
+        let mut h = Headers::default();
+        decode(link::ETHERNET, &llc([0, 0, 0x0c], [0x20, 0x00]), &mut h);
+        assert_eq!((h.l3, h.src), (L3::None, None), "CDP");
+        decode(link::ETHERNET, &llc([0, 0, 0], [0x08, 0x00]), &mut h);
+        assert_eq!(h.dst.unwrap().to_string(), "10.0.0.2", "RFC 1042");
+    }
+
+    #[test]
+    fn tcp_options_are_read_as_far_as_captured() {
+        // IPv4 + TCP SYN with MSS 1460, SACK-permitted, timestamps, NOP, wscale 7.
+        let mut d = vec![
+            0x45, 0, 0, 60, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, //
+            0x30, 0x39, 0, 80, 0, 0, 0, 7, 0, 0, 0, 0, 0xa0, 0x02, 0xff, 0xff, 0, 0, 0, 0,
+        ];
+        d.extend([
+            2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 9, 0, 0, 0, 0, 1, 3, 3, 7,
+        ]);
+        let mut h = Headers::default();
+        decode(link::RAW, &d, &mut h);
+        let o = h.tcp.unwrap().options;
+        assert_eq!(
+            (o.mss, o.sack_permitted, o.timestamps, o.wscale),
+            (Some(1460), true, Some((9, 0)), Some(7))
+        );
+        assert_eq!(h.payload_len, Some(0));
+        // Cut by a snap length inside the timestamps: MSS and SACK-permitted stay.
+        decode(link::RAW, &d[..50], &mut h);
+        let o = h.tcp.unwrap().options;
+        assert_eq!(
+            (o.mss, o.sack_permitted, o.timestamps),
+            (Some(1460), true, None)
         );
     }
 

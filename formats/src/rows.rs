@@ -279,17 +279,27 @@ impl Rows {
     }
 }
 
+/// Rows a builder has room for before it grows: small, because a table
+/// is often built from many tiny files (100,000 one-line /proc/sys files
+/// would otherwise cost the default 1024-row buffers each).
+const FIRST_ROWS: usize = 16;
+
 fn builder(kind: Kind) -> Box<dyn ArrayBuilder> {
+    let n = FIRST_ROWS;
     match kind {
-        Kind::Dict => Box::new(StringDictionaryBuilder::<Int32Type>::new()),
-        Kind::Str => Box::new(StringBuilder::new()),
-        Kind::Bool => Box::new(BooleanBuilder::new()),
-        Kind::U8 => Box::new(UInt8Builder::new()),
-        Kind::U16 => Box::new(UInt16Builder::new()),
-        Kind::U32 => Box::new(UInt32Builder::new()),
-        Kind::U64 => Box::new(UInt64Builder::new()),
-        Kind::I64 => Box::new(Int64Builder::new()),
-        Kind::Ts => Box::new(TimestampNanosecondBuilder::new().with_timezone("UTC")),
+        Kind::Dict => Box::new(StringDictionaryBuilder::<Int32Type>::with_capacity(
+            n,
+            n,
+            n * 16,
+        )),
+        Kind::Str => Box::new(StringBuilder::with_capacity(n, n * 16)),
+        Kind::Bool => Box::new(BooleanBuilder::with_capacity(n)),
+        Kind::U8 => Box::new(UInt8Builder::with_capacity(n)),
+        Kind::U16 => Box::new(UInt16Builder::with_capacity(n)),
+        Kind::U32 => Box::new(UInt32Builder::with_capacity(n)),
+        Kind::U64 => Box::new(UInt64Builder::with_capacity(n)),
+        Kind::I64 => Box::new(Int64Builder::with_capacity(n)),
+        Kind::Ts => Box::new(TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC")),
     }
 }
 

@@ -22,6 +22,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::CreateMemoryTable;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
@@ -82,10 +83,11 @@ impl Engine {
     pub(crate) fn context(
         &self,
         config: SessionConfig,
+        runtime: Arc<RuntimeEnv>,
         dataset: Option<&Path>,
     ) -> Result<SessionContext, Error> {
         match self {
-            Engine::Local => Ok(SessionContext::new_with_config(config)),
+            Engine::Local => Ok(SessionContext::new_with_config_rt(config, runtime)),
             Engine::Ballista { scheduler } => {
                 use ballista_core::extension::{SessionConfigExt, SessionStateExt};
                 use datafusion::execution::session_state::SessionStateBuilder;
@@ -97,6 +99,7 @@ impl Engine {
                 let state = SessionStateBuilder::new()
                     .with_default_features()
                     .with_config(config)
+                    .with_runtime_env(runtime)
                     .build()
                     .upgrade_for_ballista(scheduler.clone())?;
                 Ok(SessionContext::new_with_state(state))

@@ -43,10 +43,13 @@ pub struct Summary {
 }
 
 /// Exports every input into the dataset at `to` (created if missing).
-/// `progress` is told of each bundle as it is done.
+/// Each bundle is read, and its queries run, within `memory_limit` bytes
+/// (as `capsnap query --memory-limit`). `progress` is told of each bundle
+/// as it is done.
 pub async fn export(
     inputs: &[InputSpec],
     to: &Path,
+    memory_limit: usize,
     progress: &mut (dyn FnMut(&BundleRecord) + Send),
 ) -> Result<Summary, Error> {
     if inputs.is_empty() {
@@ -67,8 +70,8 @@ pub async fn export(
             } else {
                 InputSpec::parse(&path.to_string_lossy()).label
             };
-            let loaded = Loaded::open(&[InputSpec { label, path }])?;
-            let record = export_one(loaded, to, &mut summary).await?;
+            let loaded = Loaded::open(&[InputSpec { label, path }], memory_limit)?;
+            let record = export_one(loaded, to, memory_limit, &mut summary).await?;
             progress(&record);
             summary.bundles.push(record);
         }
@@ -122,7 +125,12 @@ fn prepare(root: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-async fn export_one(loaded: Loaded, root: &Path, summary: &mut Summary) -> Result<BundleRecord, Error> {
+async fn export_one(
+    loaded: Loaded,
+    root: &Path,
+    memory_limit: usize,
+    summary: &mut Summary,
+) -> Result<BundleRecord, Error> {
     let info: BundleInfo = match loaded.bundles.as_slice() {
         [one] => one.clone(),
         _ => unreachable!("one input is one bundle"),
@@ -132,7 +140,7 @@ async fn export_one(loaded: Loaded, root: &Path, summary: &mut Summary) -> Resul
         .iter()
         .map(|(t, files)| ((*t).to_owned(), files.clone()))
         .collect();
-    let ws = Workspace::register(loaded)?;
+    let ws = Workspace::register(loaded, memory_limit)?;
     let mut warnings = ws.warnings()?;
     let date = match info.started_ns {
         Some(ns) => day_of(ns),

@@ -62,6 +62,7 @@ mod tracefs;
 use crate::report::{SourceReport, Status};
 use crate::sys;
 use clock::{Clocks, StartLine, StartScanner, write_clock};
+use formats::bundle;
 use probes::{START_MAGIC, nonce, plan};
 use serde::Serialize;
 use std::fs::{self, File};
@@ -101,18 +102,34 @@ pub struct EbpfSession {
 }
 
 /// Source name in the report.
-const SOURCE: &str = "ebpf";
+const SOURCE: &str = bundle::EVENTS.source;
 
 /// How long bpftrace gets to run its END block after SIGINT.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// How often the start line is polled for.
 const ATTACH_POLL: Duration = Duration::from_millis(50);
 
-const EVENTS_FILE: &str = "events.jsonl";
-const STDERR_FILE: &str = "bpftrace.stderr";
-const SCRIPT_FILE: &str = "probes.bt";
-const CLOCK_FILE: &str = "clock.json";
-const SUMMARY_FILE: &str = "summary.json";
+const EVENTS_FILE: &str = file_name(&bundle::EVENTS);
+const STDERR_FILE: &str = file_name(&bundle::EBPF_STDERR);
+const SCRIPT_FILE: &str = file_name(&bundle::EBPF_SCRIPT);
+const CLOCK_FILE: &str = file_name(&bundle::EBPF_CLOCK);
+const SUMMARY_FILE: &str = file_name(&bundle::EBPF_SUMMARY);
+/// The folder of the session's files in the bundle (`ebpf`): every file it
+/// writes is an artifact of the registry under it.
+const DIR: &str = bundle::EVENTS
+    .path
+    .split_at(bundle::EVENTS.path.len() - EVENTS_FILE.len() - 1)
+    .0;
+
+/// The last component of an artifact's path.
+const fn file_name(a: &bundle::Artifact) -> &'static str {
+    let bytes = a.path.as_bytes();
+    let mut i = bytes.len();
+    while i > 0 && bytes[i - 1] != b'/' {
+        i -= 1;
+    }
+    a.path.split_at(i).1
+}
 
 /// Starts the probes, writing JSON lines to `out_dir/ebpf/events.jsonl`,
 /// and returns once they are attached. `Err` is the report of why not.
@@ -146,7 +163,7 @@ pub fn start_bpftrace(opts: &EbpfOptions, out_dir: &Path) -> Result<EbpfSession,
     }
     let tracefs = ensure_tracefs().map_err(|e| fail(Status::Failed, e, Vec::new()))?;
 
-    let dir = out_dir.join("ebpf");
+    let dir = out_dir.join(DIR);
     fs::create_dir_all(&dir).map_err(|e| {
         fail(
             Status::Failed,
@@ -503,12 +520,12 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Bundle-relative names (`ebpf/x`) of those of `names` that exist in `dir`.
+/// Bundle paths (`ebpf/x`) of those of `names` that exist in `dir`.
 fn existing_files(dir: &Path, names: &[&str]) -> Vec<String> {
     names
         .iter()
         .filter(|n| dir.join(n).is_file())
-        .map(|n| format!("ebpf/{n}"))
+        .map(|n| format!("{DIR}/{n}"))
         .collect()
 }
 

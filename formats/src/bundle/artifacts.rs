@@ -14,8 +14,8 @@
 use crate::rows::Reader;
 use crate::table::Table;
 use crate::{
-    conntrack, counters, events, flows, interfaces, logs, packets, proc_net, processes, sockstat,
-    sysctls, unix,
+    addresses, conntrack, counters, events, flows, interfaces, logs, packets, proc_net, processes,
+    sockstat, sysctls, unix,
 };
 use std::sync::LazyLock;
 
@@ -53,6 +53,9 @@ pub struct Artifact {
     /// The collector source that writes it, as the manifest's `sources`
     /// name it (a tool's source is `tool:` and the command it runs).
     pub source: &'static str,
+    /// The command whose output it is, for a node's tool (`ip`,
+    /// `conntrack`, `crictl` ...).
+    pub command: Option<&'static [&'static str]>,
     pub parse: Parse,
 }
 
@@ -75,9 +78,15 @@ impl Artifact {
         }
     }
 
-    /// For a [`tool:`](Artifact::source) source, the command it runs.
-    pub fn command(&self) -> Option<Vec<&'static str>> {
-        Some(self.source.strip_prefix("tool:")?.split(' ').collect())
+    /// For a per-namespace artifact under `proc/net/`: the name of the
+    /// namespace's /proc/net file it is a copy of (`stat/nf_conntrack`).
+    /// A bundle keeps those files as the kernel printed them, under the
+    /// same name.
+    pub fn proc_net_file(&self) -> Option<&'static str> {
+        match self.scope {
+            Scope::Netns => self.path.strip_prefix("proc/net/"),
+            _ => None,
+        }
     }
 
     /// Whether `path` (a bundle path) is this artifact.
@@ -108,6 +117,7 @@ const fn netns(path: &'static str, source: &'static str, parse: Parse) -> Artifa
         path,
         scope: Scope::Netns,
         source,
+        command: None,
         parse,
     }
 }
@@ -117,6 +127,24 @@ const fn node(path: &'static str, source: &'static str, parse: Parse) -> Artifac
         path,
         scope: Scope::Node,
         source,
+        command: None,
+        parse,
+    }
+}
+
+/// The output of `command`, its source named `tool:` and the command.
+const fn tool(
+    scope: Scope,
+    path: &'static str,
+    source: &'static str,
+    command: &'static [&'static str],
+    parse: Parse,
+) -> Artifact {
+    Artifact {
+        path,
+        scope,
+        source,
+        command: Some(command),
         parse,
     }
 }
@@ -126,6 +154,7 @@ const fn hand(reader: &'static Reader) -> Artifact {
         path: "",
         scope: Scope::Hand,
         source: "",
+        command: None,
         parse: Parse::Text(reader),
     }
 }
@@ -142,6 +171,33 @@ pub const EVENTS: Artifact = node("ebpf/events.jsonl", "ebpf", Text(&events::bpf
 pub const KERNEL_LOG: Artifact = node("dmesg.txt", "kernel_log", Text(&logs::READER));
 pub const JOURNAL: Artifact = node("journal.txt", "journal", Text(&logs::READER));
 pub const LOG_FILES: Artifact = node("logs/", "log_files", Text(&logs::READER));
+/// The container runtimes' listings, read before the window to name the
+/// namespaces (pods and containers).
+pub const CRICTL_PODS: Artifact = tool(
+    Scope::Node,
+    "runtime/crictl-pods.json",
+    "tool:crictl pods -o json",
+    &["crictl", "pods", "-o", "json"],
+    Raw,
+);
+pub const CRICTL_PS: Artifact = tool(
+    Scope::Node,
+    "runtime/crictl-ps.json",
+    "tool:crictl ps -a -o json",
+    &["crictl", "ps", "-a", "-o", "json"],
+    Raw,
+);
+pub const DOCKER_PS: Artifact = tool(
+    Scope::Node,
+    "runtime/docker-ps.jsonl",
+    "tool:docker ps -a --no-trunc --format {{json .}}",
+    &["docker", "ps", "-a", "--no-trunc", "--format", "{{json .}}"],
+    Raw,
+);
+pub const EBPF_STDERR: Artifact = node("ebpf/bpftrace.stderr", "ebpf", Raw);
+pub const EBPF_SCRIPT: Artifact = node("ebpf/probes.bt", "ebpf", Raw);
+pub const EBPF_CLOCK: Artifact = node("ebpf/clock.json", "ebpf", Raw);
+pub const EBPF_SUMMARY: Artifact = node("ebpf/summary.json", "ebpf", Raw);
 pub const MANIFEST: Artifact = node(
     "manifest.json",
     "manifest",
@@ -192,9 +248,11 @@ pub const ARTIFACTS: &[Artifact] = &[
         "proc_net_stat_nf_conntrack",
         Text(&counters::NF_CONNTRACK_STAT_READER),
     ),
-    netns(
+    tool(
+        Scope::Netns,
         "conntrack-stats.txt",
         "tool:conntrack -S",
+        &["conntrack", "-S"],
         Text(&counters::CONNTRACK_STATS_READER),
     ),
     netns(
@@ -202,9 +260,11 @@ pub const ARTIFACTS: &[Artifact] = &[
         "proc_net_nf_conntrack",
         Text(&conntrack::PROC_READER),
     ),
-    netns(
+    tool(
+        Scope::Netns,
         "conntrack.txt",
         "tool:conntrack -L -o extended",
+        &["conntrack", "-L", "-o", "extended"],
         Text(&conntrack::TOOL_READER),
     ),
     EVENTS,
@@ -213,6 +273,13 @@ pub const ARTIFACTS: &[Artifact] = &[
     JOURNAL,
     LOG_FILES,
     netns("proc/net/dev", "proc_net_dev", Text(&interfaces::READER)),
+    tool(
+        Scope::Netns,
+        "ip-addr.txt",
+        "tool:ip -d -s addr",
+        &["ip", "-d", "-s", "addr"],
+        Text(&addresses::READER),
+    ),
     MANIFEST,
     node(
         "manifest.json",
@@ -221,25 +288,62 @@ pub const ARTIFACTS: &[Artifact] = &[
     ),
     // Raw: kept for people and tools, read by no table yet.
     netns("proc/net/packet", "proc_net_packet", Raw),
-    netns("ip-addr.txt", "tool:ip -d -s addr", Raw),
-    netns("ip-link.txt", "tool:ip -d -s link", Raw),
-    netns("ip-route.txt", "tool:ip route show table all", Raw),
-    netns("ip6-route.txt", "tool:ip -6 route show table all", Raw),
-    netns("ip-rule.txt", "tool:ip rule", Raw),
-    netns("iptables-save.txt", "tool:iptables-save -c", Raw),
-    netns("ip6tables-save.txt", "tool:ip6tables-save -c", Raw),
-    netns("nft-ruleset.txt", "tool:nft list ruleset", Raw),
-    node("ebpf/bpftrace.stderr", "ebpf", Raw),
-    node("ebpf/probes.bt", "ebpf", Raw),
-    node("ebpf/clock.json", "ebpf", Raw),
-    node("ebpf/summary.json", "ebpf", Raw),
-    node("runtime/crictl-pods.json", "tool:crictl pods -o json", Raw),
-    node("runtime/crictl-ps.json", "tool:crictl ps -a -o json", Raw),
-    node(
-        "runtime/docker-ps.jsonl",
-        "tool:docker ps -a --no-trunc --format {{json .}}",
+    tool(
+        Scope::Netns,
+        "ip-link.txt",
+        "tool:ip -d -s link",
+        &["ip", "-d", "-s", "link"],
         Raw,
     ),
+    tool(
+        Scope::Netns,
+        "ip-route.txt",
+        "tool:ip route show table all",
+        &["ip", "route", "show", "table", "all"],
+        Raw,
+    ),
+    tool(
+        Scope::Netns,
+        "ip6-route.txt",
+        "tool:ip -6 route show table all",
+        &["ip", "-6", "route", "show", "table", "all"],
+        Raw,
+    ),
+    tool(
+        Scope::Netns,
+        "ip-rule.txt",
+        "tool:ip rule",
+        &["ip", "rule"],
+        Raw,
+    ),
+    tool(
+        Scope::Netns,
+        "iptables-save.txt",
+        "tool:iptables-save -c",
+        &["iptables-save", "-c"],
+        Raw,
+    ),
+    tool(
+        Scope::Netns,
+        "ip6tables-save.txt",
+        "tool:ip6tables-save -c",
+        &["ip6tables-save", "-c"],
+        Raw,
+    ),
+    tool(
+        Scope::Netns,
+        "nft-ruleset.txt",
+        "tool:nft list ruleset",
+        &["nft", "list", "ruleset"],
+        Raw,
+    ),
+    EBPF_STDERR,
+    EBPF_SCRIPT,
+    EBPF_CLOCK,
+    EBPF_SUMMARY,
+    CRICTL_PODS,
+    CRICTL_PS,
+    DOCKER_PS,
 ];
 
 /// The artifacts of one collector source.
@@ -312,6 +416,7 @@ mod tests {
                 "events",
                 "logs",
                 "interfaces",
+                "addresses",
                 "netns",
                 "collection"
             ]
@@ -341,7 +446,7 @@ mod tests {
     }
 
     #[test]
-    fn paths_are_unique_per_reader_and_tools_name_their_command() {
+    fn paths_are_unique_per_reader_and_tool_sources_name_their_command() {
         for (i, a) in ARTIFACTS.iter().enumerate() {
             for b in &ARTIFACTS[i + 1..] {
                 let same_reader = match (a.parse, b.parse) {
@@ -357,8 +462,8 @@ mod tests {
                     a.path
                 );
             }
-            if let Some(argv) = a.command() {
-                assert!(argv.iter().all(|w| !w.is_empty()), "{}", a.source);
+            if let Some(argv) = a.command {
+                assert_eq!(a.source, format!("tool:{}", argv.join(" ")));
             }
         }
         assert!(PACKETS.matches("netns/pod%2Fx/packets.pcapng"));

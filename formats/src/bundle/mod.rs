@@ -19,11 +19,13 @@
 
 mod artifacts;
 mod manifest;
+pub mod reader;
 mod records;
 pub(crate) mod tables;
 
 pub use artifacts::{
-    ARTIFACTS, Artifact, CAPTURE_TABLES, EVENTS, FDS, JOURNAL, KERNEL_LOG, LOG_FILES, MANIFEST,
+    ARTIFACTS, Artifact, CAPTURE_TABLES, CRICTL_PODS, CRICTL_PS, DOCKER_PS, EBPF_CLOCK,
+    EBPF_SCRIPT, EBPF_STDERR, EBPF_SUMMARY, EVENTS, FDS, JOURNAL, KERNEL_LOG, LOG_FILES, MANIFEST,
     PACKETS, PROCESSES, Parse, SYSCTLS, Scope, UNIX_DIAG, at, feeding, of_source, readers, tables,
 };
 pub use manifest::{

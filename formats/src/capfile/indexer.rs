@@ -10,6 +10,17 @@ use crate::error::Error;
 /// split into enough pieces to keep every core busy.
 const CHUNK_BYTES: usize = 2 * 1024 * 1024;
 
+/// Sections and interfaces an index keeps: every one is held (and cloned
+/// into each snapshot a reader takes) for the whole file, so a file of
+/// 300,000 tiny sections would cost memory in proportion to its count
+/// squared. Real captures have one section and a few interfaces; a
+/// collection of many namespaces writes one file each.
+pub const MAX_SECTIONS: usize = 1024;
+/// See [`MAX_SECTIONS`].
+pub const MAX_INTERFACES: usize = 4096;
+/// Damage records kept; further damage is counted in the last one.
+pub const MAX_DAMAGE: usize = 1000;
+
 /// Reads the file header and walks every record once. Fails only when the
 /// file is not a capture at all; damage further in is reported in
 /// [`Index::damage`] and everything before it stays readable.
@@ -141,6 +152,18 @@ impl Indexer {
             }
             // A section header changes the walk: read it afresh each time.
             match self.walk.step(bytes, at) {
+                Ok((Record::Section { .. }, _)) if self.ix.sections.len() >= MAX_SECTIONS => {
+                    break Some(Stop::Bad(format!(
+                        "section header {} (capsnap reads at most {MAX_SECTIONS} sections a file)",
+                        MAX_SECTIONS + 1
+                    )));
+                }
+                Ok((Record::Interface(_), _)) if self.ix.interfaces.len() >= MAX_INTERFACES => {
+                    break Some(Stop::Bad(format!(
+                        "interface description {} (capsnap reads at most {MAX_INTERFACES} interfaces a file)",
+                        MAX_INTERFACES + 1
+                    )));
+                }
                 Ok((record, len)) => {
                     self.follow(record, self.pos + at);
                     at += len;
@@ -189,17 +212,17 @@ impl Indexer {
                     ix.interfaces.push(iface);
                 }
             }
-            Record::Packet { local_interface, .. } => match ix.sections.last() {
+            Record::Packet {
+                local_interface, ..
+            } => match ix.sections.last() {
                 Some(s) if local_interface < s.interfaces => self.chunker.packet(ix, pos),
-                _ => ix.damage.push(Damage {
-                    offset: pos as u64,
-                    message: format!("packet block refers to interface {local_interface}, which its section never described; packet skipped"),
+                _ => damage(ix, pos, || {
+                    format!(
+                        "packet block refers to interface {local_interface}, which its section never described; packet skipped"
+                    )
                 }),
             },
-            Record::Skip(message) => ix.damage.push(Damage {
-                offset: pos as u64,
-                message: format!("{message}; block skipped"),
-            }),
+            Record::Skip(message) => damage(ix, pos, || format!("{message}; block skipped")),
             Record::Numbered => self.chunker.numbered(),
             Record::Other => {}
         }
@@ -211,6 +234,27 @@ impl Indexer {
         self.chunker.close(&mut self.ix, self.pos);
         self.ix.end = self.pos;
         self.ix
+    }
+}
+
+/// Records damage at `pos`, up to [`MAX_DAMAGE`] entries; the last one
+/// says that further damage is not listed (a file of millions of bad
+/// blocks must not cost a message each).
+fn damage(ix: &mut Index, pos: usize, message: impl FnOnce() -> String) {
+    let n = ix.damage.len();
+    if n + 1 < MAX_DAMAGE {
+        ix.damage.push(Damage {
+            offset: pos as u64,
+            message: message(),
+        });
+    } else if n + 1 == MAX_DAMAGE {
+        ix.damage.push(Damage {
+            offset: pos as u64,
+            message: format!(
+                "{}; damaged records after this one are skipped without being listed",
+                message()
+            ),
+        });
     }
 }
 
@@ -398,5 +442,31 @@ mod tests {
             }
         }
         assert!(files > 200, "{files} corpus files");
+    }
+}
+
+/// Inputs the fuzzer (fuzz/fuzz_targets/indexer.rs) found, kept as
+/// regression tests named after what they exercise.
+#[cfg(test)]
+mod fuzzed {
+    use super::super::fixtures::same_as_whole;
+    use super::*;
+
+    /// An SHB whose section length is -1 followed by an IDB that ends the
+    /// file exactly, fed 11 bytes at a time: the first fuzzer crash, which
+    /// was the harness's (it took a feed that consumes nothing while the
+    /// block's length is learned for a stall); the indexer keeps to its
+    /// contract here.
+    #[test]
+    fn indexer_fed_in_pieces_progresses_over_a_block_ending_the_file() {
+        let d: &[u8] = &[
+            0xa, 0xd, 0xd, 0xa, 0x1c, 0x0, 0x0, 0x0, 0x4d, 0x3c, 0x2b, 0x1a, 0x1, 0x0, 0x0, 0x0,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1c, 0x0, 0x0, 0x0, 0x1, 0x0, 0x0,
+            0x0, 0x14, 0x0, 0x0, 0x0, 0x1, 0x0, 0x0, 0x0, 0x0, 0x0, 0x4, 0x0, 0x14, 0x0, 0x0, 0x0,
+        ];
+        let whole = index(d).unwrap();
+        for piece in [1, 7, 11, 64] {
+            same_as_whole(d, &whole, piece);
+        }
     }
 }

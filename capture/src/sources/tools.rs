@@ -1,0 +1,52 @@
+//! The node's own tools, run inside each namespace: addresses, links,
+//! routes and rules (`ip`), netfilter rules (`iptables-save`, `nft`) and
+//! conntrack (`conntrack -L`, `-S`). Every per-namespace tool artifact of
+//! the registry runs the command its source id names; a tool that is not
+//! installed is skipped, one that fails or hangs is reported.
+
+use crate::report::SourceReport;
+use crate::source::{Context, InNetns, Phase, Scope, Source, Window};
+use crate::tool::run_artifact;
+use formats::bundle::{ARTIFACTS, Artifact, Scope as Layout};
+
+pub struct Tools;
+
+impl Source for Tools {
+    fn name(&self) -> &'static str {
+        "tools"
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Netns
+    }
+
+    fn phase(&self) -> Phase {
+        Phase::Close
+    }
+
+    fn writes(&self) -> Vec<&'static Artifact> {
+        ARTIFACTS
+            .iter()
+            .filter(|a| a.scope == Layout::Netns && a.command.is_some())
+            .collect()
+    }
+
+    fn run(&self, cx: &Context, ns: Option<&InNetns>, _: &Window) -> Vec<SourceReport> {
+        let Some(ns) = ns else { return Vec::new() };
+        self.writes()
+            .into_iter()
+            .map(|a| {
+                if !ns.entered {
+                    return ns.not_entered(a, "the tool must run inside the namespace");
+                }
+                run_artifact(
+                    a,
+                    &ns.file(cx, a),
+                    ns.rel(a),
+                    ns.report(a),
+                    cx.opts.source_timeout,
+                )
+            })
+            .collect()
+    }
+}
