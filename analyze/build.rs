@@ -4,7 +4,12 @@
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../queries");
+    // Read at run time, not with env!(): a build script binary is reused
+    // by another clone sharing the target directory (CI's does), and a path
+    // baked in at its compile time would read that other clone's queries.
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest_dir).join("../queries");
     println!("cargo::rerun-if-changed={}", dir.display());
     let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))

@@ -221,13 +221,14 @@ mod reader_robustness {
                 .min()
                 .unwrap_or_default()
         };
+        let paths = paths();
         for (shape, unit) in shapes {
             let small: Vec<u8> = unit.iter().copied().cycle().take(256 << 10).collect();
             let big: Vec<u8> = unit.iter().copied().cycle().take(1 << 20).collect();
             for reader in readers() {
-                let path = PATHS
+                let path = paths
                     .iter()
-                    .copied()
+                    .map(String::as_str)
                     .find(|p| (reader.claims)(p, &small[..small.len().min(4096)]))
                     .unwrap_or("x");
                 let (a, b) = (best(reader, path, &small), best(reader, path, &big));
