@@ -15,7 +15,7 @@
 use super::engine::directory_url;
 use super::layout::{self, BundleRecord, DatasetRecord};
 use crate::error::Error;
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::ViewTable;
 use datafusion::common::Column as ColumnRef;
@@ -159,16 +159,6 @@ impl Dataset {
 /// table.
 fn host_type() -> DataType {
     Kind::Dict.data_type()
-}
-
-/// The schema a dataset table has in capsnap: the table's own, and `date`.
-pub fn schema_of(columns: &[Column]) -> Arc<Schema> {
-    let mut fields: Vec<Field> = columns
-        .iter()
-        .map(|c| Field::new(c.name, c.kind.data_type(), c.nullable))
-        .collect();
-    fields.push(Field::new(layout::DATE, DataType::Date32, false));
-    Arc::new(Schema::new(fields))
 }
 
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {

@@ -18,6 +18,7 @@
 use super::layout;
 use crate::error::Error;
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::cast;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -172,8 +173,22 @@ impl Steps {
         while let Some(batch) = stream.next().await {
             let batch = batch?;
             // The cluster's batches may differ from the plan in field
-            // nullability only: the file takes the plan's schema.
-            w.write(&RecordBatch::try_new(schema.clone(), batch.columns().to_vec())?)?;
+            // nullability, and in dictionary encoding: a dictionary column
+            // (`host`, the partition) comes back from the executors as
+            // plain strings. The file takes the plan's schema.
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(c, f)| {
+                    if c.data_type() == f.data_type() {
+                        Ok(c.clone())
+                    } else {
+                        cast(c, f.data_type())
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            w.write(&RecordBatch::try_new(schema.clone(), columns)?)?;
         }
         w.close()?;
         let table = ListingTable::try_new(

@@ -222,7 +222,7 @@ async fn write_table(
     }
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_max_row_group_size(layout::ROW_GROUP_ROWS)
+        .set_max_row_group_row_count(Some(layout::ROW_GROUP_ROWS))
         .set_sorting_columns((!sorting.is_empty()).then_some(sorting))
         .build();
     let mut writer: Option<ArrowWriter<std::fs::File>> = None;

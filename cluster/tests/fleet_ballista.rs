@@ -2,16 +2,93 @@
 //! (a scheduler and two executors, separate processes) gives the same
 //! detections and fleet query answers as DataFusion in this process, over
 //! a dataset of the kept samples and a few generated nodes.
+//!
+//! It lives in this package so that `cargo nextest run --workspace`
+//! builds the scheduler and executor binaries it starts (Cargo builds a
+//! package's binaries for its own integration tests only); `capsnap` and
+//! the fleet generator are built by the same command, in the same folder.
 
-mod common;
-
-use common::{build_dir, capsnap, generate_fleet, ok_stdout, sample_bundles};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
-/// Not Ballista's default port, so a cluster someone left up (or another
-/// test run) is not used by mistake.
-const PORT: u16 = 50170;
+/// The folder the binaries under test were built in (`target/debug`).
+fn build_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_capsnap-ballista-scheduler"))
+        .parent()
+        .expect("the binary is in a folder")
+        .to_owned()
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("cluster/ is in the repository")
+        .to_owned()
+}
+
+fn capsnap(args: &[&str]) -> Output {
+    let bin = build_dir().join("capsnap");
+    assert!(
+        bin.is_file(),
+        "{} is missing: cargo nextest run --workspace builds it",
+        bin.display()
+    );
+    Command::new(bin).args(args).output().expect("running capsnap")
+}
+
+/// stdout of a run that must succeed (exit 0, or 1 for `detect` finding
+/// something when `found_ok`).
+fn ok_stdout(out: &Output, found_ok: bool) -> String {
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        code == 0 || (found_ok && code == 1),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The kept sample bundles.
+fn sample_bundles() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(repo().join("samples"))
+        .expect("samples/")
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            (p.extension()? == "capsnap").then(|| p.to_string_lossy().into_owned())
+        })
+        .collect();
+    v.sort();
+    assert!(v.len() >= 6, "samples/ lost its bundles: {v:?}");
+    v
+}
+
+/// Writes `nodes` generated node bundles into `dir` (examples/gen_fleet.rs).
+fn generate_fleet(dir: &Path, nodes: usize) {
+    let generator = build_dir().join("examples/gen_fleet");
+    assert!(
+        generator.is_file(),
+        "{} is missing: cargo nextest run --workspace builds the examples",
+        generator.display()
+    );
+    let out = Command::new(&generator)
+        .arg(dir)
+        .arg(nodes.to_string())
+        .output()
+        .expect("running gen_fleet");
+    assert!(
+        out.status.success(),
+        "gen_fleet: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The scheduler's port (the executors take the next four): not
+/// Ballista's default, so a cluster someone left up is not used by
+/// mistake, and different for concurrent runs of this test.
+fn port() -> u16 {
+    20_000 + (std::process::id() % 2_000) as u16 * 5
+}
 
 /// The cluster, stopped when dropped (also when the test fails).
 struct Cluster {
@@ -19,7 +96,7 @@ struct Cluster {
 }
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/ballista.sh")
+    repo().join("bench/ballista.sh")
 }
 
 impl Cluster {
@@ -40,7 +117,7 @@ impl Cluster {
         Command::new("bash")
             .arg(script())
             .arg(action)
-            .env("BALLISTA_PORT", PORT.to_string())
+            .env("BALLISTA_PORT", port().to_string())
             .env("BALLISTA_DIR", &self.dir)
             .env("BALLISTA_BIN", build_dir())
             .output()
@@ -48,7 +125,7 @@ impl Cluster {
     }
 
     fn engine(&self) -> String {
-        format!("ballista://127.0.0.1:{PORT}")
+        format!("ballista://127.0.0.1:{}", port())
     }
 }
 
