@@ -98,7 +98,12 @@ impl Node {
     }
 
     fn node_ip(&self) -> [u8; 4] {
-        [10, 0, (self.index / 250) as u8, (self.index % 250 + 2) as u8]
+        [
+            10,
+            0,
+            (self.index / 250) as u8,
+            (self.index % 250 + 2) as u8,
+        ]
     }
 
     fn pod_ip(&self, pod: usize) -> [u8; 4] {
@@ -121,13 +126,23 @@ const TCP_HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue
 /// A namespace's TCP table: listeners, established connections and
 /// TIME_WAIT sockets. Returns the table, the socket inodes (for fds), and
 /// the (inuse, tw) counts.
-fn tcp_table(n: &mut Node, local: [u8; 4], inode0: u64, listen: &[u16]) -> (String, Vec<u64>, u64, u64) {
+fn tcp_table(
+    n: &mut Node,
+    local: [u8; 4],
+    inode0: u64,
+    listen: &[u16],
+) -> (String, Vec<u64>, u64, u64) {
     let mut out = String::from(TCP_HEADER);
     let mut inodes = Vec::new();
     let mut sl = 0;
     let mut inuse = 0;
     let mut tw = 0;
-    let mut line = |out: &mut String, local: String, remote: String, st: u8, inode: u64, timer: &str| {
+    let mut line = |out: &mut String,
+                    local: String,
+                    remote: String,
+                    st: u8,
+                    inode: u64,
+                    timer: &str| {
         let _ = writeln!(
             out,
             "{sl:4}: {local} {remote} {st:02X} 00000000:00000000 {timer} 00000000     0        0 {inode} 1 0000000000000000 20 4 30 10 -1"
@@ -136,7 +151,14 @@ fn tcp_table(n: &mut Node, local: [u8; 4], inode0: u64, listen: &[u16]) -> (Stri
     };
     for (i, port) in listen.iter().enumerate() {
         let inode = inode0 + i as u64;
-        line(&mut out, proc_addr([0, 0, 0, 0], *port), proc_addr([0, 0, 0, 0], 0), 0x0A, inode, "00:00000000");
+        line(
+            &mut out,
+            proc_addr([0, 0, 0, 0], *port),
+            proc_addr([0, 0, 0, 0], 0),
+            0x0A,
+            inode,
+            "00:00000000",
+        );
         inodes.push(inode);
         inuse += 1;
     }
@@ -145,15 +167,33 @@ fn tcp_table(n: &mut Node, local: [u8; 4], inode0: u64, listen: &[u16]) -> (Stri
         let inode = inode0 + 100 + i;
         let peer = [10, 0, n.rng.below(4) as u8, 2 + n.rng.below(200) as u8];
         let lport = 32768 + n.rng.below(28000) as u16;
-        line(&mut out, proc_addr(local, lport), proc_addr(peer, [443, 8080, 6443][i as usize % 3]), 0x01, inode, "02:000000C8");
+        line(
+            &mut out,
+            proc_addr(local, lport),
+            proc_addr(peer, [443, 8080, 6443][i as usize % 3]),
+            0x01,
+            inode,
+            "02:000000C8",
+        );
         inodes.push(inode);
         inuse += 1;
     }
-    let time_wait = if n.time_wait { 3000 + n.rng.below(3000) } else { 20 + n.rng.below(180) } * n.scale;
+    let time_wait = if n.time_wait {
+        3000 + n.rng.below(3000)
+    } else {
+        20 + n.rng.below(180)
+    } * n.scale;
     for _ in 0..time_wait {
         let peer = [10, 0, n.rng.below(4) as u8, 2 + n.rng.below(200) as u8];
         let lport = 32768 + n.rng.below(28000) as u16;
-        line(&mut out, proc_addr(local, lport), proc_addr(peer, 8080), 0x06, 0, "03:00001770");
+        line(
+            &mut out,
+            proc_addr(local, lport),
+            proc_addr(peer, 8080),
+            0x06,
+            0,
+            "03:00001770",
+        );
         tw += 1;
     }
     (out, inodes, inuse, tw)
@@ -196,7 +236,13 @@ fn conntrack(n: &mut Node, entries: u64, local: [u8; 4]) -> String {
     out
 }
 
-fn nf_conntrack_stat(entries: u64, insert_failed: u64, drop: u64, early_drop: u64, invalid: u64) -> String {
+fn nf_conntrack_stat(
+    entries: u64,
+    insert_failed: u64,
+    drop: u64,
+    early_drop: u64,
+    invalid: u64,
+) -> String {
     let mut out = String::from(
         "entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart\n",
     );
@@ -243,8 +289,17 @@ fn dev(n: &mut Node, names: &[&str]) -> String {
          face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n",
     );
     for name in names {
-        let (rb, rp, tb, tp) = (n.rng.below(1 << 32), n.rng.below(1 << 22), n.rng.below(1 << 32), n.rng.below(1 << 22));
-        let _ = writeln!(out, "{name:>6}: {rb} {rp} 0 {} 0 0 0 0 {tb} {tp} 0 0 0 0 0 0", n.rng.below(3));
+        let (rb, rp, tb, tp) = (
+            n.rng.below(1 << 32),
+            n.rng.below(1 << 22),
+            n.rng.below(1 << 32),
+            n.rng.below(1 << 22),
+        );
+        let _ = writeln!(
+            out,
+            "{name:>6}: {rb} {rp} 0 {} 0 0 0 0 {tb} {tp} 0 0 0 0 0 0",
+            n.rng.below(3)
+        );
     }
     out
 }
@@ -280,7 +335,13 @@ fn packets(n: &mut Node, path: &Path) -> std::io::Result<()> {
             };
             let frame = tcp_frame(src, dst, sp, dp, seq, ack, flags, payload);
             let keep = frame.len().min(128);
-            w.packet(eth0, ts, &frame[..keep], frame.len() as u32, formats::pcapng::EpbFlags(0))?;
+            w.packet(
+                eth0,
+                ts,
+                &frame[..keep],
+                frame.len() as u32,
+                formats::pcapng::EpbFlags(0),
+            )?;
             let advance = payload as u32 + u32::from(flags & 0x03 != 0);
             if from_client {
                 seq_c = seq_c.wrapping_add(advance);
@@ -293,7 +354,16 @@ fn packets(n: &mut Node, path: &Path) -> std::io::Result<()> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn tcp_frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: usize) -> Vec<u8> {
+fn tcp_frame(
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: usize,
+) -> Vec<u8> {
     let mut f = Vec::with_capacity(54 + payload);
     f.extend([0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
     let total = (40 + payload) as u16;
@@ -314,7 +384,16 @@ fn tcp_frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, seq: u32, ack: 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn process(pid: u32, ppid: u32, comm: &str, cmdline: &[&str], start_ns: u64, netns: u64, fds: u64, sockets: u64) -> String {
+fn process(
+    pid: u32,
+    ppid: u32,
+    comm: &str,
+    cmdline: &[&str],
+    start_ns: u64,
+    netns: u64,
+    fds: u64,
+    sockets: u64,
+) -> String {
     let mut line = serde_json::json!({
         "pid": pid, "ppid": ppid, "comm": comm, "exe": format!("/usr/bin/{comm}"),
         "cmdline": cmdline, "uid": 0, "start_time_ns": start_ns, "netns_inode": netns,
@@ -362,7 +441,11 @@ fn stage(n: &mut Node, dir: &Path) -> std::io::Result<Manifest> {
         let (tcp, inodes, inuse, tw) = tcp_table(n, local, 100_000 * (i as u64 + 1), listen);
         write(&format!("{base}/proc/net/tcp"), &tcp)?;
         write(&format!("{base}/proc/net/tcp6"), TCP_HEADER)?;
-        let leaked = if n.socket_leak && i == 0 { 3000 * n.scale } else { 0 };
+        let leaked = if n.socket_leak && i == 0 {
+            3000 * n.scale
+        } else {
+            0
+        };
         let alloc = inuse + tw + leaked + 3;
         write(
             &format!("{base}/proc/net/sockstat"),
@@ -373,7 +456,11 @@ fn stage(n: &mut Node, dir: &Path) -> std::io::Result<Manifest> {
             ),
         )?;
         let out_segs = 200_000 + n.rng.below(800_000);
-        let retrans = if n.retrans_storm && i == 0 { out_segs * 8 / 100 } else { out_segs / 2000 };
+        let retrans = if n.retrans_storm && i == 0 {
+            out_segs * 8 / 100
+        } else {
+            out_segs / 2000
+        };
         write(&format!("{base}/proc/net/snmp"), &snmp(out_segs, retrans))?;
         write(&format!("{base}/proc/net/netstat"), &netstat(tw * 3))?;
         // nf_conntrack_max is the node's; the count is per namespace.
@@ -385,15 +472,32 @@ fn stage(n: &mut Node, dir: &Path) -> std::io::Result<Manifest> {
         } else {
             (200 + n.rng.below(1300)) * n.scale
         };
-        let (insert_failed, drop) = if n.conntrack_full && i == 0 { (300 + n.rng.below(500), 2000 + n.rng.below(4000)) } else { (0, 0) };
-        write(&format!("{base}/proc/net/stat/nf_conntrack"), &nf_conntrack_stat(entries, insert_failed, drop, 0, n.rng.below(20)))?;
+        let (insert_failed, drop) = if n.conntrack_full && i == 0 {
+            (300 + n.rng.below(500), 2000 + n.rng.below(4000))
+        } else {
+            (0, 0)
+        };
+        write(
+            &format!("{base}/proc/net/stat/nf_conntrack"),
+            &nf_conntrack_stat(entries, insert_failed, drop, 0, n.rng.below(20)),
+        )?;
         write(&format!("{base}/sysctls.txt"), &sysctls(n, max, entries))?;
         if i == 0 {
-            write(&format!("{base}/conntrack.txt"), &conntrack(n, entries, local))?;
+            write(
+                &format!("{base}/conntrack.txt"),
+                &conntrack(n, entries, local),
+            )?;
         }
-        let names: Vec<&str> = if i == 0 { vec!["lo", "eth0", "cni0"] } else { vec!["lo", "eth0"] };
+        let names: Vec<&str> = if i == 0 {
+            vec!["lo", "eth0", "cni0"]
+        } else {
+            vec!["lo", "eth0"]
+        };
         write(&format!("{base}/proc/net/dev"), &dev(n, &names))?;
-        write(&format!("{base}/proc/net/unix"), "Num       RefCount Protocol Flags    Type St Inode Path\n")?;
+        write(
+            &format!("{base}/proc/net/unix"),
+            "Num       RefCount Protocol Flags    Type St Inode Path\n",
+        )?;
         for (source, file) in [
             ("proc_net_tcp", "proc/net/tcp"),
             ("proc_net_tcp6", "proc/net/tcp6"),
@@ -410,27 +514,77 @@ fn stage(n: &mut Node, dir: &Path) -> std::io::Result<Manifest> {
             sources.push(s);
         }
         // One process per namespace holds its sockets.
-        let (pid, comm) = if i == 0 { (900, "kubelet") } else { (2000 + i as u32, ["web", "api", "coredns"][i - 1]) };
-        processes.push_str(&process(pid, 1, comm, &[comm], n.started_ns - 86_400_000_000_000, ns.inode, inodes.len() as u64 + 3, inodes.len() as u64));
+        let (pid, comm) = if i == 0 {
+            (900, "kubelet")
+        } else {
+            (2000 + i as u32, ["web", "api", "coredns"][i - 1])
+        };
+        processes.push_str(&process(
+            pid,
+            1,
+            comm,
+            &[comm],
+            n.started_ns - 86_400_000_000_000,
+            ns.inode,
+            inodes.len() as u64 + 3,
+            inodes.len() as u64,
+        ));
         for (fd, inode) in inodes.iter().enumerate() {
             let _ = writeln!(fds, "{pid}\t{}\tsocket:[{inode}]", fd + 3);
         }
     }
     {
         let mut s = SourceReport::new("tool:conntrack -L -o extended", Some("host".into()));
-        s.files.push(format!("netns/{}/conntrack.txt", namespaces[0].dir));
+        s.files
+            .push(format!("netns/{}/conntrack.txt", namespaces[0].dir));
         sources.push(s);
     }
-    processes.insert_str(0, &process(1, 0, "systemd", &["/sbin/init"], n.started_ns - 90_000_000_000_000, 4026531840, 80, 12));
+    processes.insert_str(
+        0,
+        &process(
+            1,
+            0,
+            "systemd",
+            &["/sbin/init"],
+            n.started_ns - 90_000_000_000_000,
+            4026531840,
+            80,
+            12,
+        ),
+    );
     if n.socket_leak {
         let pid = 4242;
-        processes.push_str(&process(pid, 1, "leaky-agent", &["leaky-agent", "--poll", "1s"], n.started_ns - 3_600_000_000_000, 4026531840, 3010 * n.scale, 3000 * n.scale));
+        processes.push_str(&process(
+            pid,
+            1,
+            "leaky-agent",
+            &["leaky-agent", "--poll", "1s"],
+            n.started_ns - 3_600_000_000_000,
+            4026531840,
+            3010 * n.scale,
+            3000 * n.scale,
+        ));
         for fd in 0..3000 * n.scale {
             let _ = writeln!(fds, "{pid}\t{}\tsocket:[{}]", fd + 10, 9_000_000 + fd);
         }
     }
     if n.runtime_hang {
-        processes.push_str(&process(5150, 5100, "runc", &["runc", "--systemd-cgroup", "create", "--bundle", "/run/containerd/x"], n.started_ns - 240_000_000_000, 4026531840, 6, 1));
+        processes.push_str(&process(
+            5150,
+            5100,
+            "runc",
+            &[
+                "runc",
+                "--systemd-cgroup",
+                "create",
+                "--bundle",
+                "/run/containerd/x",
+            ],
+            n.started_ns - 240_000_000_000,
+            4026531840,
+            6,
+            1,
+        ));
     }
     write("processes.jsonl", &processes)?;
     write("fds.tsv", &fds)?;
@@ -440,19 +594,40 @@ fn stage(n: &mut Node, dir: &Path) -> std::io::Result<Manifest> {
 
     // eBPF events: connections opening and closing, and the faults'.
     let mut events = String::new();
-    let ev = |events: &mut String, v: serde_json::Value| {
-        events.push_str(&v.to_string());
-        events.push('\n');
+    // Every record starts its line with `{"event":"` (formats::events::
+    // RECORD_START), as the probes print it; serde_json orders keys by name.
+    let ev = |events: &mut String, mut v: serde_json::Value| {
+        let event = v
+            .as_object_mut()
+            .and_then(|o| o.remove("event"))
+            .and_then(|e| e.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let rest = v.to_string();
+        let rest = rest.trim_start_matches('{');
+        let sep = if rest == "}" { "" } else { "," };
+        let _ = writeln!(events, "{{\"event\":\"{event}\"{sep}{rest}");
     };
-    ev(&mut events, serde_json::json!({"event":"start","ts_ns":MONO0_NS,"realtime_ns":n.started_ns,"monotonic_ns":MONO0_NS,"boottime_ns":MONO0_NS,"schema":1,"capsnap_pid":4000}));
+    ev(
+        &mut events,
+        serde_json::json!({"event":"start","ts_ns":MONO0_NS,"realtime_ns":n.started_ns,"monotonic_ns":MONO0_NS,"boottime_ns":MONO0_NS,"schema":1,"capsnap_pid":4000}),
+    );
     let mut t = MONO0_NS;
     for c in 0..30 * n.scale {
         t += 1_000_000 + n.rng.below(100_000_000);
         let sport = 40000 + c as u16;
         let (saddr, daddr) = (ip(n.node_ip()), ip(n.pod_ip((c % 3) as usize)));
-        for (old, new) in [("CLOSE", "SYN_SENT"), ("SYN_SENT", "ESTABLISHED"), ("ESTABLISHED", "FIN_WAIT1"), ("FIN_WAIT1", "FIN_WAIT2"), ("FIN_WAIT2", "CLOSE")] {
+        for (old, new) in [
+            ("CLOSE", "SYN_SENT"),
+            ("SYN_SENT", "ESTABLISHED"),
+            ("ESTABLISHED", "FIN_WAIT1"),
+            ("FIN_WAIT1", "FIN_WAIT2"),
+            ("FIN_WAIT2", "CLOSE"),
+        ] {
             t += n.rng.below(2_000_000);
-            ev(&mut events, serde_json::json!({"event":"tcp_state","ts_ns":t,"pid":900,"netns":4026531840u64,"family":"ipv4","saddr":saddr,"sport":sport,"daddr":daddr,"dport":8080,"oldstate":old,"newstate":new,"sk":format!("ffff8882{c:08x}"),"comm":"kubelet"}));
+            ev(
+                &mut events,
+                serde_json::json!({"event":"tcp_state","ts_ns":t,"pid":900,"netns":4026531840u64,"family":"ipv4","saddr":saddr,"sport":sport,"daddr":daddr,"dport":8080,"oldstate":old,"newstate":new,"sk":format!("ffff8882{c:08x}"),"comm":"kubelet"}),
+            );
         }
     }
     if n.connect_timeout {
@@ -460,14 +635,26 @@ fn stage(n: &mut Node, dir: &Path) -> std::io::Result<Manifest> {
             let sport = 51000 + k;
             t += 10_000_000;
             let (saddr, daddr) = (ip(n.pod_ip(0)), "10.96.0.10".to_string());
-            ev(&mut events, serde_json::json!({"event":"tcp_state","ts_ns":t,"pid":2001,"netns":4026532200u64,"family":"ipv4","saddr":saddr,"sport":0,"daddr":daddr,"dport":5432,"oldstate":"CLOSE","newstate":"SYN_SENT","sk":"ffff8882deadbeef","comm":"web"}));
+            ev(
+                &mut events,
+                serde_json::json!({"event":"tcp_state","ts_ns":t,"pid":2001,"netns":4026532200u64,"family":"ipv4","saddr":saddr,"sport":0,"daddr":daddr,"dport":5432,"oldstate":"CLOSE","newstate":"SYN_SENT","sk":"ffff8882deadbeef","comm":"web"}),
+            );
             for r in 0..3u64 {
-                ev(&mut events, serde_json::json!({"event":"retransmit","ts_ns":t + (1 << r) * 1_000_000_000,"netns":4026532200u64,"family":"ipv4","saddr":saddr,"sport":sport,"daddr":daddr,"dport":5432,"state":"SYN_SENT","sk":"ffff8882deadbeef"}));
+                ev(
+                    &mut events,
+                    serde_json::json!({"event":"retransmit","ts_ns":t + (1 << r) * 1_000_000_000,"netns":4026532200u64,"family":"ipv4","saddr":saddr,"sport":sport,"daddr":daddr,"dport":5432,"state":"SYN_SENT","sk":"ffff8882deadbeef"}),
+                );
             }
-            ev(&mut events, serde_json::json!({"event":"tcp_state","ts_ns":t + 4_500_000_000u64,"pid":2001,"netns":4026532200u64,"family":"ipv4","saddr":saddr,"sport":sport,"daddr":daddr,"dport":5432,"oldstate":"SYN_SENT","newstate":"CLOSE","sk":"ffff8882deadbeef","comm":"web"}));
+            ev(
+                &mut events,
+                serde_json::json!({"event":"tcp_state","ts_ns":t + 4_500_000_000u64,"pid":2001,"netns":4026532200u64,"family":"ipv4","saddr":saddr,"sport":sport,"daddr":daddr,"dport":5432,"oldstate":"SYN_SENT","newstate":"CLOSE","sk":"ffff8882deadbeef","comm":"web"}),
+            );
         }
     }
-    ev(&mut events, serde_json::json!({"event":"stop","ts_ns":MONO0_NS + WINDOW_NS}));
+    ev(
+        &mut events,
+        serde_json::json!({"event":"stop","ts_ns":MONO0_NS + WINDOW_NS}),
+    );
     write("ebpf/events.jsonl", &events)?;
     write(
         "ebpf/clock.json",
@@ -483,14 +670,26 @@ fn stage(n: &mut Node, dir: &Path) -> std::io::Result<Manifest> {
         format!("{},{}+00:00", &t[..19], &t[20..26])
     };
     let mut dmesg = String::new();
-    let _ = writeln!(dmesg, "kern  :info  : {} eth0: link becomes ready", stamp(n.started_ns - 80_000_000_000_000));
+    let _ = writeln!(
+        dmesg,
+        "kern  :info  : {} eth0: link becomes ready",
+        stamp(n.started_ns - 80_000_000_000_000)
+    );
     if n.conntrack_full {
         for k in 0..20 {
-            let _ = writeln!(dmesg, "kern  :warn  : {} nf_conntrack: nf_conntrack: table full, dropping packet", stamp(n.started_ns - 60_000_000_000 + k * 1_000_000_000));
+            let _ = writeln!(
+                dmesg,
+                "kern  :warn  : {} nf_conntrack: nf_conntrack: table full, dropping packet",
+                stamp(n.started_ns - 60_000_000_000 + k * 1_000_000_000)
+            );
         }
     }
     if n.socket_leak {
-        let _ = writeln!(dmesg, "kern  :warn  : {} TCP: out of memory -- consider tuning tcp_mem", stamp(n.started_ns - 5_000_000_000));
+        let _ = writeln!(
+            dmesg,
+            "kern  :warn  : {} TCP: out of memory -- consider tuning tcp_mem",
+            stamp(n.started_ns - 5_000_000_000)
+        );
     }
     write("dmesg.txt", &dmesg)?;
     let mut s = SourceReport::new("kernel_log", None);
@@ -502,7 +701,13 @@ fn stage(n: &mut Node, dir: &Path) -> std::io::Result<Manifest> {
         for k in 0..5u64 {
             let at = n.started_ns - 200_000_000_000 + k * 30_000_000_000;
             let day = 21 + n.index % 2;
-            let _ = writeln!(lines, "Nov {day} {} {} kubelet[900]: E1121 {}.000000     900 kubelet.go:2034] \"Skipping pod synchronization\" err=\"PLEG is not healthy: pleg was last seen active 3m0s ago; threshold is 3m0s\"", hms(at), n.host, hms(at));
+            let _ = writeln!(
+                lines,
+                "Nov {day} {} {} kubelet[900]: E1121 {}.000000     900 kubelet.go:2034] \"Skipping pod synchronization\" err=\"PLEG is not healthy: pleg was last seen active 3m0s ago; threshold is 3m0s\"",
+                hms(at),
+                n.host,
+                hms(at)
+            );
         }
         write("logs/messages", &lines)?;
         let mut s = SourceReport::new("log_files", None);
@@ -510,11 +715,17 @@ fn stage(n: &mut Node, dir: &Path) -> std::io::Result<Manifest> {
         sources.push(s);
     }
 
-    packets(n, &dir.join(format!("netns/{}/packets.pcapng", namespaces[0].dir)))?;
+    packets(
+        n,
+        &dir.join(format!("netns/{}/packets.pcapng", namespaces[0].dir)),
+    )?;
     let mut s = SourceReport::new("packets", Some("host".into()));
     s.files = vec![format!("netns/{}/packets.pcapng", namespaces[0].dir)];
     sources.push(s);
-    sources.push(SourceReport::new("journal", None).with(formats::bundle::Status::Skipped, "tool missing: journalctl is not installed"));
+    sources.push(SourceReport::new("journal", None).with(
+        formats::bundle::Status::Skipped,
+        "tool missing: journalctl is not installed",
+    ));
 
     Ok(Manifest {
         format_version: FORMAT_VERSION,
@@ -556,6 +767,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         bytes += capture::write_bundle(&staging, &manifest, file)?;
         std::fs::remove_dir_all(&staging)?;
     }
-    eprintln!("gen_fleet: {nodes} bundles, {bytes} bytes in {}", out.display());
+    eprintln!(
+        "gen_fleet: {nodes} bundles, {bytes} bytes in {}",
+        out.display()
+    );
     Ok(())
 }

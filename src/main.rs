@@ -635,12 +635,22 @@ fn export(a: ExportArgs) -> Result<()> {
     let rt = runtime()?;
     let verbose = std::io::stderr().is_terminal() || std::env::var_os("CAPSNAP_PROGRESS").is_some();
     let memory_limit = usize::try_from(a.memory.memory_limit).unwrap_or(usize::MAX);
-    let summary = rt.block_on(analyze::fleet::export(&inputs, &a.to, memory_limit, &mut |b| {
-        if verbose {
-            let rows: u64 = b.rows.values().sum();
-            eprintln!("capsnap: exported {} ({}, {}): {rows} rows", b.bundle, b.host.as_deref().unwrap_or("no host"), b.date);
-        }
-    }))?;
+    let summary = rt.block_on(analyze::fleet::export(
+        &inputs,
+        &a.to,
+        memory_limit,
+        &mut |b| {
+            if verbose {
+                let rows: u64 = b.rows.values().sum();
+                eprintln!(
+                    "capsnap: exported {} ({}, {}): {rows} rows",
+                    b.bundle,
+                    b.host.as_deref().unwrap_or("no host"),
+                    b.date
+                );
+            }
+        },
+    ))?;
     for w in &summary.warnings {
         eprintln!("capsnap: warning: {w}");
     }

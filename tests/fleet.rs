@@ -93,7 +93,10 @@ fn the_kept_samples_exported_read_the_same_in_duckdb_and_capsnap() {
             &ds,
             &format!("select * except(date) from {table}"),
         ));
-        assert!(want.len() > 1 || *table == "unix_sockets", "{table}: no rows in the samples");
+        assert!(
+            want.len() > 1 || *table == "unix_sockets",
+            "{table}: no rows in the samples"
+        );
         assert_eq!(got, want, "{table}: the dataset differs from the bundles");
     }
 
@@ -117,7 +120,13 @@ print(json.dumps(out))
     let tables_with_rows: Vec<&str> = TABLES
         .iter()
         .copied()
-        .filter(|t| *t != "unix_sockets" || dataset.join(t).read_dir().is_ok_and(|mut d| d.next().is_some()))
+        .filter(|t| {
+            *t != "unix_sockets"
+                || dataset
+                    .join(t)
+                    .read_dir()
+                    .is_ok_and(|mut d| d.next().is_some())
+        })
         .collect();
     let out = Command::new(&python)
         .arg("-c")
@@ -172,7 +181,10 @@ print(json.dumps(out))
     assert_eq!(got_code, want_code);
     let want: serde_json::Value = serde_json::from_str(&want).unwrap();
     let got: serde_json::Value = serde_json::from_str(&got).unwrap();
-    assert_eq!(got, want, "detect on the dataset differs from detect on the bundles");
+    assert_eq!(
+        got, want,
+        "detect on the dataset differs from detect on the bundles"
+    );
 }
 
 #[test]
@@ -186,12 +198,19 @@ fn exporting_again_replaces_a_bundles_files_and_exports_add_up() {
     export(&bundles[..1], &dataset);
     let sql = "select count(*) as n, count(distinct bundle) as b from sockets";
     assert_eq!(query_csv(&ds, sql), query_csv(&bundles, sql));
-    let records = std::fs::read_dir(dataset.join("_capsnap/bundles")).unwrap().count();
+    let records = std::fs::read_dir(dataset.join("_capsnap/bundles"))
+        .unwrap()
+        .count();
     assert_eq!(records, bundles.len());
     // One file per bundle and table that has rows: no second copy.
     let files = walk(&dataset.join("sockets"));
     assert_eq!(files.len(), bundles.len(), "{files:?}");
-    assert!(files.iter().all(|f| f.to_string_lossy().contains("/host=vm/date=")), "{files:?}");
+    assert!(
+        files
+            .iter()
+            .all(|f| f.to_string_lossy().contains("/host=vm/date=")),
+        "{files:?}"
+    );
 }
 
 #[test]

@@ -214,16 +214,19 @@ impl Workspace {
         for table in formats::tables() {
             providers.push((table.name, dataset.table(table.name, table.columns)?));
         }
-        Workspace::with_inputs(Inputs {
-            captures: Arc::new(Vec::new()),
-            runtime: runtime(memory_limit)?,
-            memory_limit,
-            fed: dataset.fed(),
-            warnings: dataset.warnings(),
-            providers,
-            engine: engine.clone(),
-            dataset: Some(dataset.root.clone()),
-        }, progress_bar(0))
+        Workspace::with_inputs(
+            Inputs {
+                captures: Arc::new(Vec::new()),
+                runtime: runtime(memory_limit)?,
+                memory_limit,
+                fed: dataset.fed(),
+                warnings: dataset.warnings(),
+                providers,
+                engine: engine.clone(),
+                dataset: Some(dataset.root.clone()),
+            },
+            progress_bar(0),
+        )
     }
 
     /// A workspace with every table and no rows (tests plan queries here).
@@ -253,16 +256,19 @@ impl Workspace {
             };
             providers.push((table.name, provider));
         }
-        Workspace::with_inputs(Inputs {
-            captures,
-            runtime,
-            memory_limit,
-            fed: loaded.fed,
-            warnings: loaded.warnings,
-            providers,
-            engine: Engine::Local,
-            dataset: None,
-        }, progress)
+        Workspace::with_inputs(
+            Inputs {
+                captures,
+                runtime,
+                memory_limit,
+                fed: loaded.fed,
+                warnings: loaded.warnings,
+                providers,
+                engine: Engine::Local,
+                dataset: None,
+            },
+            progress,
+        )
     }
 
     fn with_inputs(inputs: Inputs, progress: ProgressBar) -> Result<Workspace, Error> {

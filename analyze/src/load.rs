@@ -164,10 +164,7 @@ impl Loaded {
         self.bundles.push(BundleInfo {
             name: name.to_owned(),
             host: host.clone(),
-            started_ns: manifest
-                .as_ref()
-                .map(|m| m.started_ns)
-                .filter(|&ns| ns > 0),
+            started_ns: manifest.as_ref().map(|m| m.started_ns).filter(|&ns| ns > 0),
             path: input.to_owned(),
         });
         let mut files = Vec::new();

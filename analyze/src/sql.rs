@@ -40,10 +40,16 @@ impl Statements {
                 && let Some(steps) = state.config().get_extension::<crate::fleet::Steps>()
             {
                 steps.materialize(ctx, step).await?;
-                return Ok((DataFrame::new(state, LogicalPlan::EmptyRelation(EmptyRelation {
-                    produce_one_row: false,
-                    schema: Arc::new(DFSchema::empty()),
-                })), last));
+                return Ok((
+                    DataFrame::new(
+                        state,
+                        LogicalPlan::EmptyRelation(EmptyRelation {
+                            produce_one_row: false,
+                            schema: Arc::new(DFSchema::empty()),
+                        }),
+                    ),
+                    last,
+                ));
             }
             Ok((ctx.execute_logical_plan(plan).await?, last))
         };

@@ -25,7 +25,9 @@ mod sys;
 mod tool;
 mod unix_diag;
 
-pub use bundle::{FORMAT_VERSION, Manifest, Member, members as bundle_members, write as write_bundle};
+pub use bundle::{
+    FORMAT_VERSION, Manifest, Member, members as bundle_members, write as write_bundle,
+};
 pub use collect::{Error, Options, Outcome, collect, install_signal_handlers};
 pub use ebpf::{EbpfOptions, EbpfSession, start_bpftrace};
 pub use netns::{Netns, Selector};

@@ -33,8 +33,25 @@ fn capsnap(args: &[&str]) -> Output {
         "{} is missing: cargo nextest run --workspace builds it",
         bin.display()
     );
-    Command::new(bin).args(args).output().expect("running capsnap")
+    // A task that dies on an executor leaves its job waiting for ever
+    // (see Cargo.toml's note on debug assertions): a bounded run fails
+    // instead of hanging CI.
+    let out = Command::new("timeout")
+        .arg(CAPSNAP_TIMEOUT)
+        .arg(bin)
+        .args(args)
+        .output()
+        .expect("running capsnap under timeout(1)");
+    assert_ne!(
+        out.status.code(),
+        Some(124),
+        "capsnap {args:?} did not finish in {CAPSNAP_TIMEOUT}: a Ballista job hung (see the executors' logs)"
+    );
+    out
 }
+
+/// Longest a capsnap run may take here.
+const CAPSNAP_TIMEOUT: &str = "300s";
 
 /// stdout of a run that must succeed (exit 0, or 1 for `detect` finding
 /// something when `found_ok`).
@@ -165,7 +182,15 @@ fn detect_and_a_fleet_query_on_ballista_match_local() {
          group by s.host order by time_wait desc, s.host";
     let local = run(&["query", &ds, fleet_query, "--format", "csv"], false);
     let remote = run(
-        &["query", &ds, fleet_query, "--format", "csv", "--engine", &engine],
+        &[
+            "query",
+            &ds,
+            fleet_query,
+            "--format",
+            "csv",
+            "--engine",
+            &engine,
+        ],
         false,
     );
     assert_eq!(remote, local);
@@ -173,12 +198,18 @@ fn detect_and_a_fleet_query_on_ballista_match_local() {
 
     let pruned = "select host, count(*) as n from conntrack where host = 'pool1-b-0001' and date = '2026-11-22' group by host";
     assert_eq!(
-        run(&["query", &ds, pruned, "--format", "csv", "--engine", &engine], false),
+        run(
+            &["query", &ds, pruned, "--format", "csv", "--engine", &engine],
+            false
+        ),
         run(&["query", &ds, pruned, "--format", "csv"], false)
     );
 
     let local = run(&["detect", &ds, "--format", "json"], true);
-    let remote = run(&["detect", &ds, "--format", "json", "--engine", &engine], true);
+    let remote = run(
+        &["detect", &ds, "--format", "json", "--engine", &engine],
+        true,
+    );
     let local: serde_json::Value = serde_json::from_str(&local).unwrap();
     let remote: serde_json::Value = serde_json::from_str(&remote).unwrap();
     assert_eq!(remote, local, "detect on Ballista differs from local");
@@ -189,7 +220,12 @@ fn detect_and_a_fleet_query_on_ballista_match_local() {
         .filter(|o| o["status"] == "found")
         .filter_map(|o| o["detection"].as_str())
         .collect();
-    for id in ["host-only-rst", "socket-leak", "unix-socket-replaced", "conntrack-full"] {
+    for id in [
+        "host-only-rst",
+        "socket-leak",
+        "unix-socket-replaced",
+        "conntrack-full",
+    ] {
         assert!(found.contains(&id), "{id} not found: {found:?}");
     }
     // The steps' scratch files went with the run.

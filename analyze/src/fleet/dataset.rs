@@ -17,8 +17,8 @@ use super::layout::{self, BundleRecord, DatasetRecord};
 use crate::error::Error;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
-use datafusion::datasource::ViewTable;
 use datafusion::common::Column as ColumnRef;
+use datafusion::datasource::ViewTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
 use datafusion::datasource::provider_as_source;
@@ -65,7 +65,8 @@ impl Dataset {
         }
         let mut bundles = Vec::new();
         let dir = meta.join(layout::BUNDLES_DIR);
-        let entries = std::fs::read_dir(&dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "json") {
@@ -99,7 +100,11 @@ impl Dataset {
 
     /// A provider for `table` (one of [`layout::tables()`]): the view over
     /// its Parquet files described in the module docs.
-    pub fn table(&self, name: &str, columns: &'static [Column]) -> Result<Arc<dyn TableProvider>, Error> {
+    pub fn table(
+        &self,
+        name: &str,
+        columns: &'static [Column],
+    ) -> Result<Arc<dyn TableProvider>, Error> {
         let dir = self.root.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| Error::Dataset {
             path: dir.clone(),
@@ -148,9 +153,10 @@ impl Dataset {
             exprs.push(e.alias(c.name));
         }
         exprs.push(column(layout::DATE).alias(layout::DATE));
-        let plan = LogicalPlanBuilder::scan(scan.as_str(), provider_as_source(Arc::new(listing)), None)?
-            .project(exprs)?
-            .build()?;
+        let plan =
+            LogicalPlanBuilder::scan(scan.as_str(), provider_as_source(Arc::new(listing)), None)?
+                .project(exprs)?
+                .build()?;
         Ok(Arc::new(ViewTable::new(plan, None)))
     }
 }

@@ -56,7 +56,9 @@ impl Engine {
             .strip_prefix("ballista://")
             .or_else(|| s.strip_prefix("df://"))
             .ok_or_else(|| {
-                format!("engine {s:?}: say `local` or `ballista://HOST:PORT` (a Ballista scheduler)")
+                format!(
+                    "engine {s:?}: say `local` or `ballista://HOST:PORT` (a Ballista scheduler)"
+                )
             })?;
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {

@@ -22,8 +22,8 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, TimestampNanosecondType};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::file::metadata::SortingColumn;
+use datafusion::parquet::file::properties::WriterProperties;
 use formats::Column;
 use futures::StreamExt;
 use std::collections::BTreeMap;
@@ -117,7 +117,10 @@ fn prepare(root: &Path) -> Result<(), Error> {
             })
             .collect(),
     };
-    write_atomically(&file, &serde_json::to_vec_pretty(&record).map_err(std::io::Error::from)?)?;
+    write_atomically(
+        &file,
+        &serde_json::to_vec_pretty(&record).map_err(std::io::Error::from)?,
+    )?;
     for (name, _) in layout::tables() {
         std::fs::create_dir_all(root.join(name))
             .map_err(|e| err(format!("cannot create the {name} folder: {e}")))?;
@@ -163,11 +166,23 @@ async fn export_one(
     };
     for table in formats::tables() {
         let sql = match layout::sort_column(table.columns) {
-            Some(ts) => format!("select * from \"{}\" order by \"{ts}\" nulls first", table.name),
+            Some(ts) => format!(
+                "select * from \"{}\" order by \"{ts}\" nulls first",
+                table.name
+            ),
             None => format!("select * from \"{}\"", table.name),
         };
         let stream = ws.ctx.sql(&sql).await?.execute_stream().await?;
-        let rows = write_table(root, &record, table.name, table.columns, stream, summary, &mut warnings).await?;
+        let rows = write_table(
+            root,
+            &record,
+            table.name,
+            table.columns,
+            stream,
+            summary,
+            &mut warnings,
+        )
+        .await?;
         record.rows.insert(table.name.to_owned(), rows);
     }
     let reports = ws.detect(&[]).await?;
@@ -239,7 +254,11 @@ async fn write_table(
                 path: tmp.clone(),
                 source,
             })?;
-            writer = Some(ArrowWriter::try_new(file, schema.clone(), Some(props.clone()))?);
+            writer = Some(ArrowWriter::try_new(
+                file,
+                schema.clone(),
+                Some(props.clone()),
+            )?);
         }
         if let Some(w) = writer.as_mut() {
             w.write(&converted)?;
@@ -284,7 +303,13 @@ fn to_stored(
             .unwrap_or_else(|| panic!("the table has its column {}", c.of));
         let array: ArrayRef = match source.data_type() {
             DataType::Timestamp(_, _) => {
-                let ns = cast(source, &DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Nanosecond, Some("UTC".into())))?;
+                let ns = cast(
+                    source,
+                    &DataType::Timestamp(
+                        datafusion::arrow::datatypes::TimeUnit::Nanosecond,
+                        Some("UTC".into()),
+                    ),
+                )?;
                 let ns = ns.as_primitive::<TimestampNanosecondType>();
                 if c.nanos {
                     Arc::new(Int16Array::from_iter(
@@ -315,7 +340,10 @@ fn to_stored(
 }
 
 /// `findings` rows of one bundle, from detect's report objects.
-fn findings_batch(record: &BundleRecord, objects: &[serde_json::Value]) -> Result<RecordBatch, Error> {
+fn findings_batch(
+    record: &BundleRecord,
+    objects: &[serde_json::Value],
+) -> Result<RecordBatch, Error> {
     use datafusion::arrow::array::StringDictionaryBuilder;
     use datafusion::arrow::datatypes::Int32Type;
     let mut bundle = StringDictionaryBuilder::<Int32Type>::new();
@@ -457,11 +485,26 @@ mod tests {
         let batch = RecordBatch::try_new(formats::schema_of(COLUMNS), vec![host, ts, n]).unwrap();
         let stored = layout::stored_columns(COLUMNS);
         let mut overflowed = BTreeMap::new();
-        let out = to_stored(&batch, &stored, layout::stored_schema(COLUMNS), &mut overflowed).unwrap();
-        let names: Vec<String> = out.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let out = to_stored(
+            &batch,
+            &stored,
+            layout::stored_schema(COLUMNS),
+            &mut overflowed,
+        )
+        .unwrap();
+        let names: Vec<String> = out
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         assert_eq!(names, ["ts", "ts_nanos", "n"]);
-        let micros = out.column(0).as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
-        let nanos = out.column(1).as_primitive::<datafusion::arrow::datatypes::Int16Type>();
+        let micros = out
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
+        let nanos = out
+            .column(1)
+            .as_primitive::<datafusion::arrow::datatypes::Int16Type>();
         assert_eq!((micros.value(0), nanos.value(0)), (-1, 999));
         assert_eq!(
             (micros.value(1), nanos.value(1)),

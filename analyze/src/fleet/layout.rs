@@ -97,7 +97,10 @@ impl BundleRecord {
 /// `DIR/<table>/host=<host>/date=<date>`.
 pub fn partition_dir(root: &Path, table: &str, host: Option<&str>, date: &str) -> PathBuf {
     root.join(table)
-        .join(format!("{HOST}={}", host.map_or(NULL_PARTITION.into(), escape)))
+        .join(format!(
+            "{HOST}={}",
+            host.map_or(NULL_PARTITION.into(), escape)
+        ))
         .join(format!("{DATE}={date}"))
 }
 
@@ -193,8 +196,10 @@ pub fn sort_column(columns: &[Column]) -> Option<&'static str> {
 /// The tables a dataset holds: every table of [`formats::tables()`] and
 /// `findings`.
 pub fn tables() -> Vec<(&'static str, &'static [Column])> {
-    let mut out: Vec<(&'static str, &'static [Column])> =
-        formats::tables().iter().map(|t: &&Table| (t.name, t.columns)).collect();
+    let mut out: Vec<(&'static str, &'static [Column])> = formats::tables()
+        .iter()
+        .map(|t: &&Table| (t.name, t.columns))
+        .collect();
     out.push((crate::findings::NAME, FINDINGS_COLUMNS));
     out
 }
@@ -256,7 +261,10 @@ mod tests {
         assert_eq!(escape("a b/c=d"), "a%20b%2Fc%3Dd");
         assert_eq!(escape("_x"), "%5Fx");
         assert_eq!(escape(".."), "%2E.");
-        assert_eq!(bundle_id("capsnap-n1-20261121T101500Z.capsnap"), "capsnap-n1-20261121T101500Z");
+        assert_eq!(
+            bundle_id("capsnap-n1-20261121T101500Z.capsnap"),
+            "capsnap-n1-20261121T101500Z"
+        );
         let r = BundleRecord {
             id: "b".into(),
             bundle: "b.capsnap".into(),
