@@ -212,7 +212,10 @@ impl Workspace {
     ) -> Result<Workspace, Error> {
         let mut providers: Vec<(&'static str, Arc<dyn TableProvider>)> = Vec::new();
         for table in formats::tables() {
-            providers.push((table.name, dataset.table(table.name, table.columns)?));
+            providers.push((
+                table.name,
+                dataset.table(table.name, table.columns, !engine.is_local())?,
+            ));
         }
         Workspace::with_inputs(
             Inputs {

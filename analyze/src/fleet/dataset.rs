@@ -99,11 +99,17 @@ impl Dataset {
     }
 
     /// A provider for `table` (one of [`layout::tables()`]): the view over
-    /// its Parquet files described in the module docs.
+    /// its Parquet files described in the module docs. With
+    /// `plain_strings` (on Ballista) dictionary columns are plain strings:
+    /// Ballista moves batches between stages over Arrow Flight, whose
+    /// encoder turns dictionaries into their values
+    /// (`DictionaryHandling::Hydrate`, arrow-flight's default), and a stage
+    /// planned for a dictionary then refuses the batch.
     pub fn table(
         &self,
         name: &str,
         columns: &'static [Column],
+        plain_strings: bool,
     ) -> Result<Arc<dyn TableProvider>, Error> {
         let dir = self.root.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| Error::Dataset {
@@ -113,7 +119,7 @@ impl Dataset {
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
             .with_file_extension(".parquet")
             .with_table_partition_cols(vec![
-                (layout::HOST.to_owned(), host_type()),
+                (layout::HOST.to_owned(), host_type(plain_strings)),
                 (layout::DATE.to_owned(), DataType::Date32),
             ]);
         let listing = ListingTable::try_new(
@@ -148,6 +154,7 @@ impl Dataset {
                 Kind::U8 | Kind::U16 | Kind::U32 | Kind::U64 => {
                     cast(column(c.name), c.kind.data_type())
                 }
+                Kind::Dict if plain_strings => cast(column(c.name), DataType::Utf8),
                 _ => column(c.name),
             };
             exprs.push(e.alias(c.name));
@@ -163,8 +170,12 @@ impl Dataset {
 
 /// The type of the `host` partition column: the type `host` has in every
 /// table.
-fn host_type() -> DataType {
-    Kind::Dict.data_type()
+fn host_type(plain_strings: bool) -> DataType {
+    if plain_strings {
+        DataType::Utf8
+    } else {
+        Kind::Dict.data_type()
+    }
 }
 
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
