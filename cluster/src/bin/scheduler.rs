@@ -49,10 +49,12 @@ fn main() -> ExitCode {
 
 async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr = format!("{}:{}", args.bind_host, args.port).parse()?;
-    let mut config = SchedulerConfig::default();
-    config.bind_host = args.bind_host.clone();
-    config.bind_port = args.port;
-    config.external_host = args.bind_host;
+    let config = SchedulerConfig {
+        bind_host: args.bind_host.clone(),
+        bind_port: args.port,
+        external_host: args.bind_host,
+        ..SchedulerConfig::default()
+    };
     let cluster = BallistaCluster::new_from_config(&config).await?;
     eprintln!("capsnap-ballista-scheduler: listening on {addr}");
     start_server(cluster, addr, Arc::new(config)).await?;
