@@ -737,11 +737,16 @@ fn stage(n: &mut Node, dir: &Path) -> std::io::Result<Manifest> {
         finished: formats::bundle::rfc3339(n.started_ns + WINDOW_NS),
         started_ns: n.started_ns,
         finished_ns: n.started_ns + WINDOW_NS,
+        // No `window-open/` copies are generated: 0 says so (counters'
+        // value_open and delta stay null, as in bundles made before them).
+        window_open_ns: 0,
+        window_close_ns: 0,
         root: true,
         options: serde_json::json!({"generated_by": "examples/gen_fleet.rs"}),
         namespaces,
         sources,
         members: Vec::new(),
+        trigger: None,
     })
 }
 

@@ -341,6 +341,15 @@ fn collect_on_a_nat_lab_sees_both_sides_conntrack_fds_and_probes() {
     );
     let sysctls = std::fs::read_to_string(x.join("netns/host/sysctls.txt")).unwrap();
     assert!(sysctls.contains("net.ipv4.ip_forward = 1"), "{sysctls}");
+    // Per-interface sysctls, the node's uplink among them.
+    for key in [
+        "net.ipv4.conf.all.rp_filter = ",
+        "net.ipv4.conf.cslab-nr.rp_filter = ",
+        "net.ipv4.conf.cslab-nr.forwarding = 1",
+        "net.ipv6.conf.cslab-nr.disable_ipv6 = ",
+    ] {
+        assert!(sysctls.contains(key), "no {key} in {sysctls}");
+    }
 
     // The holder's socket fd is a row of the pod's /proc/net/tcp.
     let procs = std::fs::read_to_string(x.join("processes.jsonl")).unwrap();
@@ -383,6 +392,57 @@ fn collect_on_a_nat_lab_sees_both_sides_conntrack_fds_and_probes() {
         "holder socket is not to port 8080: {row}"
     );
     assert_eq!(holder["netns_inode"], m["namespaces"][1]["inode"]);
+
+    // sock_diag and rtnetlink in the pod's namespace, through the tables:
+    // the holder's socket with its tcp_info, the pod's default route, its
+    // address and its link's MTU.
+    let b = bundle.display().to_string();
+    let pod = lab.ns("pod");
+    let socks = query_csv(&[
+        "query",
+        "--format",
+        "csv",
+        &b,
+        &format!(
+            "select s.state, s.remote_address, s.rtt_us > 0 as rtt, s.pmtu, s.snd_cwnd > 0 as cwnd \
+             from inet_sockets s join fds f on f.inode = s.inode \
+             where s.netns = '{pod}' and f.pid = {pid} and s.remote_port = 8080"
+        ),
+    ]);
+    assert!(
+        socks.contains(&format!("ESTABLISHED,10.99.{subnet}.2,true,1500,true")),
+        "the holder's socket in inet_sockets:\n{socks}"
+    );
+    let routes = query_csv(&[
+        "query",
+        "--format",
+        "csv",
+        &b,
+        &format!(
+            "select table_name, destination, gateway, dev from routes \
+             where netns = '{pod}' and family = 'ipv4' and table_name = 'main' order by destination"
+        ),
+    ]);
+    assert!(
+        routes.contains(&format!("main,default,172.30.{subnet}.1,cslab-pn"))
+            && routes.contains(&format!("main,172.30.{subnet}.0/24,,cslab-pn")),
+        "the pod's routes:\n{routes}"
+    );
+    let addrs = query_csv(&[
+        "query",
+        "--format",
+        "csv",
+        &b,
+        &format!(
+            "select a.ifname, a.address, a.prefix_len, i.mtu, i.operstate, i.kind from addresses a \
+             join interfaces i on i.netns = a.netns and i.ifindex = a.ifindex \
+             where a.netns = '{pod}' and a.family = 'inet' order by a.ifname"
+        ),
+    ]);
+    assert!(
+        addrs.contains(&format!("cslab-pn,172.30.{subnet}.2,24,1500,UP,veth")),
+        "the pod's addresses and links:\n{addrs}"
+    );
 
     // bpftrace: the client's execs and TCP state changes to port 8080.
     let ebpf = source(&m, "ebpf", None);
@@ -695,4 +755,280 @@ fn labels_with_slashes_and_spaces_agree_in_every_table() {
         captures.contains(&format!("{label},{label}")),
         "packets: capture and netns must both be the label: {captures}"
     );
+}
+
+/// Pids of processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Issue 11: however a watch ends (SIGINT, SIGTERM, SIGKILL), its probes
+/// (bpftrace, whose script lives in the watch's work directory) are gone
+/// and so is every work file (the work directory, ring chunks, a bundle
+/// being written): a killed watch is cleaned up by the kernel
+/// (PR_SET_PDEATHSIG, nameless chunk files) and its reaper process.
+#[test]
+fn watch_ends_without_probes_or_work_files_on_sigint_sigterm_and_sigkill() {
+    require_lab!();
+    let lab = Lab::new("watchsig", 43);
+    for signal in ["INT", "TERM", "KILL"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let log = dir.path().join("watch.log");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &lab.ns("node")])
+            .arg(env!("CARGO_BIN_EXE_capsnap"))
+            .args(["watch", "--keep", "2s", "--for", "120s", "--netns"])
+            .arg(lab.ns("pod"))
+            .arg("-o")
+            .arg(&out)
+            .env("CAPSNAP_PROGRESS", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let text = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("capsnap: watching") {
+                break text;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "watch ended early: {text}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "watch did not start in 60 s: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let needle = out.display().to_string();
+        if text.contains("eBPF probes attached") {
+            assert!(
+                processes_mentioning(&needle)
+                    .iter()
+                    .any(|p| std::fs::read_to_string(format!("/proc/{p}/comm"))
+                        .is_ok_and(|c| c.trim() == "bpftrace")),
+                "no bpftrace running from {needle}"
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        // ip netns exec execs capsnap in place: the child's pid is capsnap's.
+        must(&format!("kill -{signal} {}", child.id()));
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "watch did not end after SIG{signal}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        if signal != "KILL" {
+            assert!(status.success(), "SIG{signal}: exit {status}");
+        }
+        // The kernel and the reaper work after capsnap is gone: a few
+        // seconds at most.
+        let ended = Instant::now();
+        loop {
+            let left = processes_mentioning(&needle);
+            let files: Vec<_> = std::fs::read_dir(&out)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            if left.is_empty() && files.is_empty() {
+                break;
+            }
+            assert!(
+                ended.elapsed() < Duration::from_secs(10),
+                "SIG{signal}: 10 s after the watch ended, processes {left:?} and files {files:?} remain"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The collector build (`--no-default-features`, static with musl), as the
+/// README tells an engineer to make it, or why it cannot be made here.
+fn collector_build() -> Result<PathBuf, String> {
+    const TARGET: &str = "x86_64-unknown-linux-musl";
+    let libdir = Command::new("rustc")
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .map_err(|e| format!("rustc: {e}"))?;
+    let libdir = String::from_utf8_lossy(&libdir.stdout).trim().to_owned();
+    let has_std = std::fs::read_dir(&libdir).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
+    });
+    if !has_std {
+        return Err(format!(
+            "the Rust target {TARGET} is not installed (rustup target add {TARGET})"
+        ));
+    }
+    if !sh("command -v musl-gcc") {
+        return Err(
+            "musl-gcc is missing (apt-get install musl-tools; zstd's C code needs it)".into(),
+        );
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "--no-default-features",
+            "--target",
+            TARGET,
+        ])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("cargo: {e}"))?;
+    assert!(
+        out.status.success(),
+        "the collector build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target_dir.join(TARGET).join("release/capsnap"))
+}
+
+/// Issue 12: one small static file that collects on a node without its
+/// tools. The collector runs in a mount namespace where /usr/bin and
+/// /usr/sbin are empty (so no bpftrace, conntrack, ip, iptables, nft, ss,
+/// crictl, docker; Debian's /bin and /sbin are links into them), in the
+/// node namespace of the NAT lab. What needs a missing tool must be
+/// skipped as "tool missing", never fail the run, and what the kernel
+/// gives directly must be there.
+#[test]
+fn collector_build_is_static_small_and_collects_without_node_tools() {
+    require_lab!();
+    let built = match collector_build() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Stripped, as it would be copied onto a node.
+    let bin = dir.path().join("capsnap-collector");
+    std::fs::copy(&built, &bin).unwrap();
+    must(&format!("strip {}", bin.display()));
+    let size = std::fs::metadata(&bin).unwrap().len();
+    assert!(size <= 10 << 20, "collector is {size} bytes, over 10 MiB");
+    let file = Command::new("file").arg(&bin).output();
+    if let Ok(file) = file {
+        let file = String::from_utf8_lossy(&file.stdout);
+        assert!(file.contains("static"), "not statically linked: {file}");
+    }
+    let help = Command::new(&bin).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let commands: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .and_then(|c| c.split("Options:").next())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    // watch is the collector left running: it belongs on the node too.
+    assert_eq!(commands, ["collect", "watch", "help"], "{help}");
+
+    let subnet = 47;
+    let mut lab = Lab::new("cslabst", subnet);
+    start_traffic(&mut lab, subnet, "capsnap-static-lab");
+    let bundle = dir.path().join("static.capsnap");
+    // /usr/sbin first: `mount` itself lives in /usr/bin.
+    let script = format!(
+        "mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; \
+         mount -t tmpfs none /usr/sbin && mount -t tmpfs none /usr/bin && \
+         exec {} collect --duration 3s --netns {} -o {}",
+        bin.display(),
+        lab.ns("pod"),
+        bundle.display()
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("node")])
+        .args([
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "collector failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let x = dir.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    let m = unpack(&bundle, &x);
+    let sources = m["sources"].as_array().unwrap();
+    for s in sources {
+        let reason = s["reason"].as_str().unwrap_or("");
+        assert!(
+            s["status"] != "failed" || reason.contains("tool missing"),
+            "a source failed for another reason than a missing tool: {s:#}"
+        );
+    }
+    // From the kernel directly: packets at both capture points, sockets,
+    // processes and their fds, sockstat, sysctls, unix sockets by sock_diag.
+    for (name, netns) in [
+        ("packets", Some("host")),
+        ("packets", Some(lab.ns("pod").as_str())),
+        ("proc_net_tcp", Some("host")),
+        ("proc_net_sockstat", Some(lab.ns("pod").as_str())),
+        ("processes", None),
+    ] {
+        assert_eq!(
+            source(&m, name, netns)["status"],
+            "ok",
+            "{name} {netns:?}: {:#}",
+            m["sources"]
+        );
+    }
+    let b = bundle.display().to_string();
+    let rows = query_csv(&[
+        "query",
+        &b,
+        "select count(*) > 0 from packets where netns = 'host' union all \
+         select count(*) > 0 from sockets s join fds f on s.inode = f.inode union all \
+         select count(*) > 0 from sockstat",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        rows.lines().skip(1).collect::<Vec<_>>(),
+        ["true"; 3],
+        "{rows}"
+    );
+    let skipped: Vec<String> = sources
+        .iter()
+        .filter(|s| s["status"] != "ok")
+        .map(|s| format!("{} [{}]: {}", s["source"], s["netns"], s["reason"]))
+        .collect();
+    eprintln!("skipped for want of a tool:\n  {}", skipped.join("\n  "));
 }

@@ -268,3 +268,194 @@ fn capsnap_agrees_with_tshark_on_the_corpus() {
         problems.join("\n")
     );
 }
+
+/// One DNS message as `capsnap_dns_agrees_with_tshark_on_the_corpus`
+/// compares it: id, QR, first question name and type, rcode of a
+/// response, answer count.
+type DnsRow = (String, String, String, String, String, String);
+
+/// Question type numbers of the names capsnap prints (IANA).
+fn dns_type_number(name: &str) -> String {
+    let known = [
+        ("A", 1),
+        ("NS", 2),
+        ("CNAME", 5),
+        ("SOA", 6),
+        ("PTR", 12),
+        ("MX", 15),
+        ("TXT", 16),
+        ("AAAA", 28),
+        ("SRV", 33),
+        ("OPT", 41),
+        ("HTTPS", 65),
+        ("ANY", 255),
+    ];
+    match known.iter().find(|(n, _)| *n == name) {
+        Some((_, v)) => v.to_string(),
+        None => name.trim_start_matches("TYPE").to_string(),
+    }
+}
+
+fn dns_rcode_number(name: &str) -> String {
+    let known = [
+        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+        "NXRRSET", "NOTAUTH", "NOTZONE",
+    ];
+    match known.iter().position(|n| *n == name) {
+        Some(i) => i.to_string(),
+        None => name.trim_start_matches("RCODE").to_string(),
+    }
+}
+
+/// What tshark's DNS dissector reads on port 53 (not the DNS it finds
+/// quoted inside ICMP errors, which capsnap does not decode), by frame.
+fn tshark_dns(file: &Path) -> HashMap<u64, DnsRow> {
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(file)
+        .args([
+            // capsnap reads a first fragment's question, as these show it.
+            "-o",
+            "ip.defragment:FALSE",
+            "-o",
+            "ipv6.defragment:FALSE",
+            "-o",
+            "tcp.desegment_tcp_streams:FALSE",
+            "-Y",
+            "dns && (udp.port == 53 || tcp.port == 53) && !icmp && !icmpv6",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=f",
+            "-E",
+            "separator=/t",
+        ])
+        .args(
+            [
+                "frame.number",
+                "dns.id",
+                "dns.flags.response",
+                "dns.qry.name",
+                "dns.qry.type",
+                "dns.flags.rcode",
+                "dns.count.answers",
+            ]
+            .iter()
+            .flat_map(|f| ["-e", f]),
+        )
+        .output()
+        .expect("running tshark");
+    let mut rows = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (Some(n), true) = (f[0].parse().ok(), f.len() >= 7) else {
+            continue;
+        };
+        let id = u16::from_str_radix(f[1].trim_start_matches("0x"), 16).unwrap_or(0);
+        let name = if f[3] == "<Root>" { "." } else { f[3] };
+        let response = if f[2] == "1" { "true" } else { "false" };
+        rows.insert(
+            n,
+            (
+                format!("{id} {response}"),
+                name.to_string(),
+                f[4].to_string(),
+                if f[2] == "1" { f[5] } else { "" }.to_string(),
+                f[6].to_string(),
+                String::new(),
+            ),
+        );
+    }
+    rows
+}
+
+fn capsnap_dns(file: &Path) -> Result<HashMap<u64, DnsRow>, String> {
+    let sql = "select frame, id, response, query_name, query_type, rcode, answers from dns order by frame";
+    let out = capsnap(&["query", "--format", "tsv", &file.display().to_string(), sql]);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let mut rows = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        rows.insert(
+            f[0].parse().expect("frame number"),
+            (
+                format!("{} {}", f[1], f[2]),
+                f[3].to_string(),
+                dns_type_number(f[4]),
+                if f[5].is_empty() {
+                    String::new()
+                } else {
+                    dns_rcode_number(f[5])
+                },
+                f[6].to_string(),
+                String::new(),
+            ),
+        );
+    }
+    Ok(rows)
+}
+
+/// The `dns` table against tshark's DNS dissector, message by message, on
+/// every corpus file tshark finds DNS on port 53 in: the same frames, ids,
+/// question names and types, response codes and answer counts.
+#[test]
+fn capsnap_dns_agrees_with_tshark_on_the_corpus() {
+    if !tshark_available() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "tshark is missing on CI: .ci/run must install it"
+        );
+        eprintln!("SKIPPED: tshark is not installed (apt-get install tshark)");
+        return;
+    }
+    let dir = corpus_dir().join("pcap");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("corpus/pcap")
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.extension().is_some_and(|e| e == "txt" || e == "tsv"))
+        .collect();
+    files.sort();
+    let (mut compared_files, mut compared) = (0, 0);
+    let mut problems = Vec::new();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let want = tshark_dns(file);
+        if want.is_empty() {
+            continue;
+        }
+        let got = match capsnap_dns(file) {
+            Ok(g) => g,
+            Err(e) => {
+                problems.push(format!("{name}: capsnap fails: {e}"));
+                continue;
+            }
+        };
+        compared_files += 1;
+        let mut numbers: Vec<u64> = want.keys().chain(got.keys()).copied().collect();
+        numbers.sort();
+        numbers.dedup();
+        for n in numbers {
+            compared += 1;
+            if want.get(&n) != got.get(&n) {
+                problems.push(format!(
+                    "{name} frame {n}:\n    tshark  {:?}\n    capsnap {:?}",
+                    want.get(&n),
+                    got.get(&n)
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "compared {compared} DNS messages in {compared_files} files with tshark; {} disagreements",
+        problems.len()
+    );
+    assert!(compared_files >= 8, "only {compared_files} files with DNS");
+    assert!(
+        problems.is_empty(),
+        "{} disagreements with tshark:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}

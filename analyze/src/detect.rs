@@ -164,7 +164,7 @@ fn why_missing(table: &str, collection: &[(String, String)]) -> String {
         let what = match a.parse {
             formats::bundle::Parse::Capture => "a packet capture".to_owned(),
             formats::bundle::Parse::Text(r) => r.what.to_owned(),
-            formats::bundle::Parse::Raw => continue,
+            formats::bundle::Parse::Raw | formats::bundle::Parse::AtOpen => continue,
         };
         if !files.contains(&what) {
             files.push(what);

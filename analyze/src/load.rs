@@ -206,6 +206,11 @@ impl Loaded {
                 }
                 continue;
             }
+            // A copy taken when the window opened is read with its later
+            // copy, never alone.
+            if formats::bundle::is_at_open(&rel) {
+                continue;
+            }
             let Some(readers) = claimed(&rel, &head) else {
                 continue;
             };
@@ -216,7 +221,10 @@ impl Loaded {
             if readers.is_empty() {
                 continue;
             }
-            texts.push((path, origin, readers));
+            let at_open = formats::bundle::at_open_path(&rel)
+                .map(|rel| (root.join(&rel), rel))
+                .filter(|(p, _)| p.is_file());
+            texts.push((path, at_open, origin, readers));
         }
         // Files are parsed in parallel in groups whose bytes fit a quarter
         // of the budget, so that what is read at once stays bounded.
@@ -237,7 +245,9 @@ impl Loaded {
             }
             let results: Vec<_> = group
                 .into_par_iter()
-                .map(|(path, origin, readers)| parse_file(&path, origin, &readers, max_text))
+                .map(|(path, at_open, origin, readers)| {
+                    parse_file(&path, at_open.as_ref(), origin, &readers, max_text)
+                })
                 .collect();
             for r in results {
                 self.absorb(r);
@@ -277,7 +287,7 @@ impl Loaded {
     }
 
     fn artifact(&mut self, path: &Path, origin: Origin, readers: &[&'static Reader]) {
-        let r = parse_file(path, origin, readers, self.max_text());
+        let r = parse_file(path, None, origin, readers, self.max_text());
         self.absorb(r);
     }
 
@@ -347,27 +357,30 @@ fn concat(
     }
 }
 
-fn parse_file(path: &Path, origin: Origin, readers: &[&'static Reader], max_text: u64) -> Parsed {
+/// Parses the file at `path` with each of `readers`, with the copy of it
+/// taken when the capture window opened (`at_open`: its path and its
+/// bundle path) when the bundle has one.
+fn parse_file(
+    path: &Path,
+    at_open: Option<&(PathBuf, String)>,
+    origin: Origin,
+    readers: &[&'static Reader],
+    max_text: u64,
+) -> Parsed {
     let mut parsed = Parsed {
         batches: Vec::new(),
         warnings: Vec::new(),
     };
     let shown = format!("{}:{}", origin.bundle, origin.path);
-    let bytes = match read_bounded(path, max_text) {
-        Ok(Some(b)) => b,
-        Ok(None) => {
-            parsed.warnings.push(format!(
-                "{shown}: over the {max_text}-byte limit for a text file (half of --memory-limit); not read"
-            ));
-            return parsed;
-        }
-        Err(e) => {
-            parsed.warnings.push(format!("{shown}: {}", e.chain()));
-            return parsed;
-        }
+    let Some(bytes) = read_text(path, &shown, max_text, &mut parsed.warnings) else {
+        return parsed;
     };
+    let open = at_open.and_then(|(p, rel)| {
+        let shown = format!("{}:{rel}", origin.bundle);
+        read_text(p, &shown, max_text, &mut parsed.warnings)
+    });
     for reader in readers {
-        match formats::read(reader, &bytes, origin.clone()) {
+        match formats::read_pair(reader, &bytes, open.as_deref(), origin.clone()) {
             Ok((batch, skipped, total)) => {
                 if total > 0 {
                     let first: Vec<String> = skipped.iter().map(ToString::to_string).collect();
@@ -387,6 +400,23 @@ fn parse_file(path: &Path, origin: Origin, readers: &[&'static Reader], max_text
         }
     }
     parsed
+}
+
+/// The bytes of a text file, or a warning naming it (`shown`) and why not.
+fn read_text(path: &Path, shown: &str, max: u64, warnings: &mut Vec<String>) -> Option<Vec<u8>> {
+    match read_bounded(path, max) {
+        Ok(Some(b)) => Some(b),
+        Ok(None) => {
+            warnings.push(format!(
+                "{shown}: over the {max}-byte limit for a text file (half of --memory-limit); not read"
+            ));
+            None
+        }
+        Err(e) => {
+            warnings.push(format!("{shown}: {}", e.chain()));
+            None
+        }
+    }
 }
 
 /// The readers that take the file at `rel` with first bytes `head`.

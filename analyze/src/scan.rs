@@ -2,8 +2,11 @@
 //!
 //! `packets` is scanned in partitions of whole chunks, decoded in parallel,
 //! building only the projected columns, a batch at a time: memory follows
-//! the batch size, not the file size. `flows` aggregates each capture with
-//! rayon over its chunks and emits one batch per capture.
+//! the batch size, not the file size. `flows` and `dns` aggregate each
+//! capture with rayon over its chunks, both in the same pass, and emit one
+//! batch per capture; the pass runs once per capture and run
+//! ([`CaptureSource::aggregates`]): every detection reading `flows` or
+//! `dns` after the first reads the kept batches.
 
 use crate::source::CaptureSource;
 use async_trait::async_trait;
@@ -17,11 +20,14 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation, PushedDown,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
-use formats::{CaptureMeta, FlowTable, PacketBuilder};
+use formats::{CaptureMeta, DnsTable, FlowTable, PacketBuilder};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 use std::collections::VecDeque;
@@ -39,16 +45,22 @@ const SMALL_INPUT: u64 = 16 * 1024 * 1024;
 pub enum CaptureTable {
     Packets,
     Flows,
+    Dns,
 }
 
 impl CaptureTable {
-    const ALL: [CaptureTable; 2] = [CaptureTable::Packets, CaptureTable::Flows];
+    const ALL: [CaptureTable; 3] = [
+        CaptureTable::Packets,
+        CaptureTable::Flows,
+        CaptureTable::Dns,
+    ];
 
     /// The table this builds.
     pub fn table(self) -> &'static formats::Table {
         match self {
             CaptureTable::Packets => &formats::PACKETS,
             CaptureTable::Flows => &formats::FLOWS,
+            CaptureTable::Dns => &formats::DNS,
         }
     }
 
@@ -115,7 +127,7 @@ impl TableProvider for CaptureProvider {
                     config.target_partitions().max(1)
                 }
             }
-            CaptureTable::Flows => self.sources.len(),
+            CaptureTable::Flows | CaptureTable::Dns => self.sources.len(),
         };
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
@@ -129,6 +141,7 @@ impl TableProvider for CaptureProvider {
             parts,
             runs: Mutex::new(Run::new(self.sources.len(), parts)),
             projection: projection.cloned(),
+            filters: Vec::new(),
             schema,
             limit,
             batch_size,
@@ -165,6 +178,10 @@ struct CaptureExec {
     parts: usize,
     runs: Mutex<Run>,
     projection: Option<Vec<usize>>,
+    /// Predicates over the output its parents apply anyway (a filter, a
+    /// hash join's dynamic filter of the keys it holds): a packets scan
+    /// uses them to build whole rows only for frames that may pass.
+    filters: Vec<Arc<dyn PhysicalExpr>>,
     schema: SchemaRef,
     limit: Option<usize>,
     batch_size: usize,
@@ -176,11 +193,12 @@ impl DisplayAs for CaptureExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "CaptureExec: table={:?}, files={}, partitions={}, limit={:?}",
+            "CaptureExec: table={:?}, files={}, partitions={}, limit={:?}, filters={}",
             self.table,
             self.sources.len(),
             self.parts,
-            self.limit
+            self.limit,
+            self.filters.len()
         )
     }
 }
@@ -212,6 +230,51 @@ impl ExecutionPlan for CaptureExec {
         Ok(self)
     }
 
+    /// Takes the filters its parents push down (a packets scan only) but
+    /// reports none as applied: they stay where they are, and the scan uses
+    /// them to skip building rows that cannot pass. A hash join's dynamic
+    /// filter comes this way: once the join has read its small side (the
+    /// flows a detection found), it holds their keys, and the scan builds
+    /// full rows only for those flows' packets.
+    fn handle_child_pushdown_result(
+        &self,
+        _phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        _config: &datafusion::config::ConfigOptions,
+    ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        let pushed: Vec<Arc<dyn PhysicalExpr>> = child_pushdown_result
+            .parent_filters
+            .into_iter()
+            .map(|f| f.filter)
+            .collect();
+        let verdicts = vec![PushedDown::No; pushed.len()];
+        if self.table != CaptureTable::Packets || pushed.is_empty() {
+            return Ok(FilterPushdownPropagation {
+                filters: verdicts,
+                updated_node: None,
+            });
+        }
+        let mut filters = self.filters.clone();
+        filters.extend(pushed);
+        let node = CaptureExec {
+            table: self.table,
+            sources: self.sources.clone(),
+            parts: self.parts,
+            runs: Mutex::new(Run::new(self.sources.len(), self.parts)),
+            projection: self.projection.clone(),
+            filters,
+            schema: self.schema.clone(),
+            limit: self.limit,
+            batch_size: self.batch_size,
+            properties: self.properties.clone(),
+            progress: self.progress.clone(),
+        };
+        Ok(FilterPushdownPropagation {
+            filters: verdicts,
+            updated_node: Some(Arc::new(node)),
+        })
+    }
+
     fn execute(
         &self,
         partition: usize,
@@ -233,6 +296,7 @@ impl ExecutionPlan for CaptureExec {
                     sources: self.sources.clone(),
                     cursors,
                     source: 0,
+                    prefilter: Prefilter::new(&self.filters, self.projection.as_deref()),
                     projection: self.projection.clone(),
                     batch_size: self.batch_size,
                     left: self.limit.unwrap_or(usize::MAX),
@@ -246,7 +310,7 @@ impl ExecutionPlan for CaptureExec {
                     futures::stream::iter(scan),
                 )))
             }
-            CaptureTable::Flows => {
+            table @ (CaptureTable::Flows | CaptureTable::Dns) => {
                 let sources = self.sources.clone();
                 let projection = self.projection.clone();
                 let progress = self.progress.clone();
@@ -255,7 +319,11 @@ impl ExecutionPlan for CaptureExec {
                         sources
                             .get(partition)
                             .map(|src| {
-                                let batch = flows_of(src, &progress)?;
+                                let all = src.aggregates(|| aggregate(src, &progress))?;
+                                let batch = match table {
+                                    CaptureTable::Dns => all.dns.clone(),
+                                    _ => all.flows.clone(),
+                                };
                                 Ok(match &projection {
                                     Some(p) => batch.project(p)?,
                                     None => batch,
@@ -281,14 +349,23 @@ impl ExecutionPlan for CaptureExec {
     }
 }
 
-/// Aggregates the flows of one capture, its chunks in parallel.
-fn flows_of(src: &CaptureSource, progress: &ProgressBar) -> Result<RecordBatch> {
+/// The tables one pass over a capture builds: one batch each.
+#[derive(Debug)]
+pub struct Aggregates {
+    pub flows: RecordBatch,
+    pub dns: RecordBatch,
+}
+
+/// Aggregates the flows and DNS messages of one capture in one pass, its
+/// chunks in parallel.
+fn aggregate(src: &CaptureSource, progress: &ProgressBar) -> Result<Aggregates> {
     let next = AtomicUsize::new(0);
-    let table = (0..rayon::current_num_threads())
+    let (flows, dns) = (0..rayon::current_num_threads())
         .into_par_iter()
         .map(|_| {
-            let (mut table, mut h, mut buf) = (
+            let (mut flows, mut dns, mut h, mut buf) = (
                 FlowTable::default(),
+                DnsTable::default(),
                 formats::Headers::default(),
                 Vec::new(),
             );
@@ -299,24 +376,120 @@ fn flows_of(src: &CaptureSource, progress: &ProgressBar) -> Result<RecordBatch> 
                     for frame in described.index.chunk_frames(bytes, chunk) {
                         let link = described.meta.interfaces[frame.interface as usize].link_type;
                         formats::decode(link, frame.data, &mut h);
-                        table.add(&frame, &h);
+                        flows.add(&frame, &h);
+                        dns.add(&frame, &h);
                     }
                     progress.inc(bytes.len() as u64);
                 }
             }
-            Ok::<_, crate::Error>(table)
+            Ok::<_, crate::Error>((flows, dns))
         })
-        .try_reduce(FlowTable::default, |mut a, b| {
-            a.merge(b);
-            Ok(a)
-        })
+        .try_reduce(
+            || (FlowTable::default(), DnsTable::default()),
+            |(mut fa, mut da), (fb, db)| {
+                fa.merge(fb);
+                da.merge(db);
+                Ok((fa, da))
+            },
+        )
         .map_err(external)?;
     let meta = src.described().map_err(external)?.meta.clone();
-    Ok(table.finish(&meta))
+    Ok(Aggregates {
+        flows: flows.finish(&meta),
+        dns: dns.finish(&meta),
+    })
 }
 
 fn external(e: crate::Error) -> datafusion::error::DataFusionError {
     datafusion::error::DataFusionError::External(Box::new(e))
+}
+
+/// The filters a packets scan was given, evaluated on the few columns
+/// they read before the other columns of a row are built.
+struct Prefilter {
+    filters: Vec<Arc<dyn PhysicalExpr>>,
+    /// The `packets` columns the filters read (indices into the table).
+    keys: Vec<usize>,
+    /// For each output column: its position among `keys`, if a key.
+    slots: Vec<Option<usize>>,
+    /// The output schema with every field nullable: the columns the
+    /// filters do not read are all-null placeholders.
+    schema: SchemaRef,
+}
+
+impl Prefilter {
+    /// `None` when there is nothing to gain: no filters, or filters that
+    /// read every projected column.
+    fn new(filters: &[Arc<dyn PhysicalExpr>], projection: Option<&[usize]>) -> Option<Prefilter> {
+        if filters.is_empty() {
+            return None;
+        }
+        let all: Vec<usize> = (0..formats::PACKETS.columns.len()).collect();
+        let projection = projection.unwrap_or(&all);
+        let mut read: Vec<usize> = filters
+            .iter()
+            .flat_map(datafusion::physical_expr::utils::collect_columns)
+            .map(|c| c.index())
+            .collect();
+        read.sort_unstable();
+        read.dedup();
+        if read.len() >= projection.len() || read.iter().any(|&i| i >= projection.len()) {
+            return None;
+        }
+        let keys: Vec<usize> = read.iter().map(|&i| projection[i]).collect();
+        let slots = (0..projection.len())
+            .map(|i| read.iter().position(|&r| r == i))
+            .collect();
+        let full = formats::PACKETS.schema();
+        let fields: Vec<_> = projection
+            .iter()
+            .map(|&i| full.field(i).clone().with_nullable(true))
+            .collect();
+        Some(Prefilter {
+            filters: filters.to_vec(),
+            keys,
+            slots,
+            schema: Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+        })
+    }
+
+    /// Which of the frames whose key columns are `keys` may pass.
+    fn passing(&self, keys: &RecordBatch) -> Result<Vec<bool>> {
+        use datafusion::arrow::array::{Array, AsArray, new_null_array};
+        let rows = keys.num_rows();
+        let columns = self
+            .slots
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(slot, f)| match slot {
+                Some(k) => keys.column(*k).clone(),
+                None => new_null_array(f.data_type(), rows),
+            })
+            .collect();
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+        let mut pass = vec![true; rows];
+        for f in &self.filters {
+            // A dynamic filter is read as it is now; one that reads a
+            // column not built here is left to the parent alone (it would
+            // see only nulls).
+            let current =
+                datafusion::physical_expr_common::physical_expr::snapshot_physical_expr(f.clone())?;
+            let built = datafusion::physical_expr::utils::collect_columns(&current)
+                .iter()
+                .all(|c| self.slots.get(c.index()).is_some_and(Option::is_some));
+            if !built {
+                continue;
+            }
+            let verdict = current.evaluate(&batch)?.into_array(rows)?;
+            let Some(verdict) = verdict.as_boolean_opt() else {
+                continue;
+            };
+            for (i, p) in pass.iter_mut().enumerate() {
+                *p &= verdict.is_valid(i) && verdict.value(i);
+            }
+        }
+        Ok(pass)
+    }
 }
 
 /// Decodes the chunks a partition takes into batches of the projected
@@ -327,6 +500,7 @@ struct PacketScan {
     cursors: Arc<Vec<AtomicUsize>>,
     /// The source being read.
     source: usize,
+    prefilter: Option<Prefilter>,
     projection: Option<Vec<usize>>,
     batch_size: usize,
     /// Rows still wanted (LIMIT).
@@ -384,7 +558,28 @@ impl Iterator for PacketScan {
             let (_, builder) = self.builder.as_mut().expect("set above");
             for chunk in &piece.chunks {
                 let bytes = &self.buf[chunk.offset - piece.base..chunk.end - piece.base];
-                for frame in described.index.chunk_frames(bytes, chunk) {
+                // The filters' columns of the whole chunk first; then whole
+                // rows only for the frames that may pass them.
+                let pass = match &self.prefilter {
+                    Some(pre) => {
+                        let mut keys = PacketBuilder::new(described.meta.clone(), Some(&pre.keys));
+                        for frame in described.index.chunk_frames(bytes, chunk) {
+                            keys.append(&frame);
+                        }
+                        match pre.passing(&keys.finish()) {
+                            Ok(p) => Some(p),
+                            Err(e) => return Some(Err(e)),
+                        }
+                    }
+                    None => None,
+                };
+                for (i, frame) in described.index.chunk_frames(bytes, chunk).enumerate() {
+                    if pass
+                        .as_ref()
+                        .is_some_and(|p| !p.get(i).copied().unwrap_or(true))
+                    {
+                        continue;
+                    }
                     builder.append(&frame);
                     self.left -= 1;
                     if builder.len() >= self.batch_size || self.left == 0 {

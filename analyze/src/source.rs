@@ -90,6 +90,10 @@ pub struct CaptureSource {
     found: Mutex<Found>,
     /// The whole index, once the walk is done.
     done: OnceLock<Index>,
+    /// The tables aggregated over the whole file (`flows`, `dns`), built
+    /// in one pass by the first scan that needs any of them and kept for
+    /// every later query and detection of the run.
+    aggregates: Mutex<Option<Arc<crate::scan::Aggregates>>>,
 }
 
 /// What the file's records have described up to some point: enough to
@@ -178,6 +182,7 @@ impl CaptureSource {
             }),
             found: Mutex::new(Found::default()),
             done: OnceLock::new(),
+            aggregates: Mutex::new(None),
             path,
         })
     }
@@ -206,6 +211,21 @@ impl CaptureSource {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The file's aggregate tables, built by `build` on first use. A
+    /// second caller waits for the first rather than reading the file again.
+    pub(crate) fn aggregates(
+        &self,
+        build: impl FnOnce() -> datafusion::common::Result<crate::scan::Aggregates>,
+    ) -> datafusion::common::Result<Arc<crate::scan::Aggregates>> {
+        let mut slot = lock(&self.aggregates);
+        if let Some(a) = &*slot {
+            return Ok(a.clone());
+        }
+        let built = Arc::new(build()?);
+        *slot = Some(built.clone());
+        Ok(built)
     }
 
     /// The whole index, walking the rest of the file first if no scan did.

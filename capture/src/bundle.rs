@@ -290,9 +290,11 @@ fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
     };
     let (f, t) = (c(from)?, c(to)?);
     // SAFETY: both are NUL-terminated paths; AT_FDCWD resolves them as
-    // rename(2) would.
+    // rename(2) would. The raw system call, not libc's wrapper: musl (the
+    // static collector build) has none.
     let r = unsafe {
-        libc::renameat2(
+        libc::syscall(
+            libc::SYS_renameat2,
             libc::AT_FDCWD,
             f.as_ptr(),
             libc::AT_FDCWD,

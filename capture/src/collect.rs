@@ -1,8 +1,9 @@
 //! `capsnap collect`: one bounded run from discovery to bundle.
 //!
 //! Order: find the namespaces and name them; start every window source of
-//! [`SOURCES`] (eBPF probes, packet capture in every selected namespace)
-//! and open the window once all are ready; when it ends (duration or
+//! [`SOURCES`] (eBPF probes, packet capture in every selected namespace);
+//! once all are ready, take the window-open copies (counters read again
+//! at the close) and open the window; when it ends (duration or
 //! Ctrl-C/SIGTERM), run the snapshot sources (per namespace on a thread
 //! inside it, bounded in time; then the node's), collect the window
 //! sources' reports, write the manifest and bundle. A source that fails is
@@ -150,28 +151,10 @@ pub fn collect(
         })?;
     let _cleanup = RemoveDir(staging.clone());
     let disk = Arc::new(DiskBudget::new(&staging));
-    let root = sys::is_root();
     let mut reports = Vec::new();
 
-    // Discovery: the namespaces in use, named by the runtimes where they
-    // can, before any source runs.
-    let mut all = netns::discover(proc);
-    let (runtime, runtime_reports) = crate::runtime::collect_runtime(&staging, opts.source_timeout);
-    runtime.annotate(&mut all);
-    reports.extend(runtime_reports);
-    let (mut chosen, unmatched) = netns::select(&all, &opts.selectors, proc);
-    formats::bundle::assign_dirs(&mut chosen);
-    for s in unmatched {
-        reports.push(SourceReport::new("netns_selector", None).with(
-            Status::Failed,
-            format!("--netns {s} matches no namespace in use"),
-        ));
-    }
-    progress(&format!(
-        "{} network namespaces in use, {} selected",
-        all.len(),
-        chosen.len()
-    ));
+    let (chosen, discovery) = namespaces(opts, &staging, proc, progress);
+    reports.extend(discovery);
     let cx = Arc::new(Context {
         opts: opts.clone(),
         staging: staging.clone(),
@@ -184,6 +167,8 @@ pub fn collect(
     let runs = runs_of(&cx, Phase::Window);
     let state = WindowState::new(runs.len());
     let ticking = AtomicBool::new(true);
+    let mut window_open_ns = 0;
+    let mut window_close_ns = 0;
     let (window_reports, close_reports, window_ms) = std::thread::scope(|s| {
         progress(&format!(
             "starting {}",
@@ -202,6 +187,11 @@ pub fn collect(
             })
             .collect();
         state.wait_ready();
+        // The first copies of what is read again at the close, before the
+        // window is announced: a fault made after the announcement falls
+        // between the two copies.
+        let mut open = run_phase(&cx, Phase::Open, progress);
+        window_open_ns = sys::now_ns();
         let window_start = Instant::now();
         state.open();
         let notes = state.notes();
@@ -239,26 +229,12 @@ pub fn collect(
         }
         ticking.store(false, Ordering::SeqCst);
         state.close();
+        window_close_ns = sys::now_ns();
         let window_ms = window_start.elapsed().as_millis();
         // Snapshots when the window closes, so counters, sockets and
         // conntrack show what the window's traffic left behind.
-        let mut close = Vec::new();
-        for (i, ns) in cx.namespaces.iter().enumerate() {
-            progress(&format!(
-                "snapshot of namespace {} ({}/{})",
-                ns.label,
-                i + 1,
-                cx.namespaces.len()
-            ));
-            close.extend(bounded_netns_snapshot(&cx, i));
-        }
-        for (src, _) in runs_of(&cx, Phase::Close)
-            .into_iter()
-            .filter(|(src, _)| src.scope() == Scope::Node)
-        {
-            progress(&format!("snapshot of {}", src.name()));
-            close.extend(run_source(src, &cx, None, &WindowState::new(0).member()));
-        }
+        open.extend(close_snapshot(&cx, progress));
+        let close = open;
         let window: Vec<SourceReport> = handles
             .into_iter()
             .flat_map(|h| {
@@ -280,14 +256,6 @@ pub fn collect(
         ));
     }
 
-    let finished_ns = sys::now_ns();
-    let members = bundle::members(&staging).map_err(|source| Error::Bundle {
-        path: out.clone(),
-        source,
-    })?;
-    let kernel = sys::kernel()
-        .map(|k| format!("{} {} {}", k.sysname, k.release, k.machine))
-        .unwrap_or_default();
     let cx = Arc::try_unwrap(cx).unwrap_or_else(|cx| Context {
         opts: cx.opts.clone(),
         staging: cx.staging.clone(),
@@ -295,30 +263,114 @@ pub fn collect(
         namespaces: cx.namespaces.clone(),
         disk: cx.disk.clone(),
     });
+    progress("writing bundle");
+    let (bundle, size, sources) = write_bundle(
+        &cx,
+        &host,
+        started_ns,
+        (window_open_ns, window_close_ns),
+        reports,
+        None,
+        &target,
+        progress,
+    )?;
+    Ok(Outcome {
+        bundle,
+        size,
+        sources,
+    })
+}
+
+/// The namespaces of a run: those in use, named by the container runtimes
+/// (whose listings go into `staging`), then selected; with the reports of
+/// the runtimes and of selectors that matched nothing.
+pub(crate) fn namespaces(
+    opts: &Options,
+    staging: &Path,
+    proc: &Path,
+    progress: &(dyn Fn(&str) + Sync),
+) -> (Vec<Netns>, Vec<SourceReport>) {
+    let mut all = netns::discover(proc);
+    let (runtime, mut reports) = crate::runtime::collect_runtime(staging, opts.source_timeout);
+    runtime.annotate(&mut all);
+    let (mut chosen, unmatched) = netns::select(&all, &opts.selectors, proc);
+    formats::bundle::assign_dirs(&mut chosen);
+    for s in unmatched {
+        reports.push(SourceReport::new("netns_selector", None).with(
+            Status::Failed,
+            format!("--netns {s} matches no namespace in use"),
+        ));
+    }
+    progress(&format!(
+        "{} network namespaces in use, {} selected",
+        all.len(),
+        chosen.len()
+    ));
+    (chosen, reports)
+}
+
+/// The snapshot sources ([`Phase::Close`]): those of each namespace on a
+/// thread inside it, bounded in time, then the node's.
+pub(crate) fn close_snapshot(
+    cx: &Arc<Context>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Vec<SourceReport> {
+    run_phase(cx, Phase::Close, progress)
+}
+
+/// Writes the manifest of what `cx.staging` holds and the bundle to
+/// `target`; returns where it went, its size and the reports as the
+/// manifest has them. `window_ns`: when the window opened and closed, 0
+/// when nothing was copied at its opening.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_bundle(
+    cx: &Context,
+    host: &str,
+    started_ns: u64,
+    window_ns: (u64, u64),
+    mut reports: Vec<SourceReport>,
+    trigger: Option<formats::bundle::Trigger>,
+    target: &bundle::Target,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(PathBuf, u64, Vec<SourceReport>), Error> {
+    let out = match target {
+        bundle::Target::Stdout => PathBuf::from("-"),
+        bundle::Target::File { path, .. } => path.clone(),
+    };
+    let finished_ns = sys::now_ns();
+    let members = bundle::members(&cx.staging).map_err(|source| Error::Bundle {
+        path: out.clone(),
+        source,
+    })?;
+    let kernel = sys::kernel()
+        .map(|k| format!("{} {} {}", k.sysname, k.release, k.machine))
+        .unwrap_or_default();
     let mut manifest = Manifest {
         format_version: bundle::FORMAT_VERSION,
         capsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
-        host,
+        host: host.to_owned(),
         kernel,
         boot_id: read_trim("/proc/sys/kernel/random/boot_id"),
         started: formats::bundle::rfc3339(started_ns),
         finished: formats::bundle::rfc3339(finished_ns),
         started_ns,
         finished_ns,
-        root,
-        options: serde_json::to_value(opts).unwrap_or_default(),
-        namespaces: cx.namespaces,
+        window_open_ns: window_ns.0,
+        window_close_ns: window_ns.1,
+        root: sys::is_root(),
+        options: serde_json::to_value(&cx.opts).unwrap_or_default(),
+        namespaces: cx.namespaces.clone(),
         sources: reports.clone(),
         members,
+        trigger,
     };
-    progress("writing bundle");
-    let mut written = bundle::write_to(&staging, &manifest, &target);
+    let mut written = bundle::write_to(&cx.staging, &manifest, target);
     // The bundle did not fit (the disk filled while writing, or the
     // captures did not compress as the budget hoped): captures go, the
     // largest first, and the rest is kept, the manifest saying so.
     while let Err(e) = &written
         && e.kind() == std::io::ErrorKind::StorageFull
-        && target != bundle::Target::Stdout
+        && *target != bundle::Target::Stdout
     {
         let why = format!("left out: the bundle did not fit on the output's file system ({e})");
         let cut = cut_captures(&mut manifest.members, 1, &why);
@@ -328,17 +380,13 @@ pub fn collect(
         progress("the bundle did not fit: writing it again without the largest capture");
         manifest.sources.extend(cut.clone());
         reports.extend(cut);
-        written = bundle::write_to(&staging, &manifest, &target);
+        written = bundle::write_to(&cx.staging, &manifest, target);
     }
     let (bundle, size) = written.map_err(|source| Error::Bundle {
         path: out.clone(),
         source,
     })?;
-    Ok(Outcome {
-        bundle,
-        size,
-        sources: reports,
-    })
+    Ok((bundle, size, reports))
 }
 
 /// Every run of the sources of `phase`: (source, namespace index) for a
@@ -409,12 +457,87 @@ fn enter(ns: &Netns) -> InNetns<'_> {
     }
 }
 
-/// Runs the per-namespace snapshot sources of namespace `i` on a thread of
-/// its own and waits at most the tool time limit for each tool plus two:
-/// a /proc read or a stat that hangs (a dead NFS mount) is reported and
-/// left behind, never blocking the rest of the collection.
-fn bounded_netns_snapshot(cx: &Arc<Context>, i: usize) -> Vec<SourceReport> {
-    let runs: Vec<&'static dyn Source> = runs_of(cx, Phase::Close)
+/// Namespaces whose window-open copies are taken at the same time: they
+/// are quick reads that delay the window's opening, but each namespace
+/// takes a thread.
+const OPEN_PARALLEL: usize = 8;
+
+/// Runs the snapshot sources of `phase` (`Open` or `Close`): the
+/// per-namespace ones namespace by namespace, each on a thread inside it
+/// and bounded in time (at window open, several namespaces at once), then
+/// the node's.
+fn run_phase(
+    cx: &Arc<Context>,
+    phase: Phase,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Vec<SourceReport> {
+    let mut reports = Vec::new();
+    let n = cx.namespaces.len();
+    if !runs_of(cx, phase).is_empty() {
+        if phase == Phase::Open {
+            progress(&format!("copies at window open in {n} namespaces"));
+            let all: Vec<usize> = (0..n).collect();
+            for chunk in all.chunks(OPEN_PARALLEL) {
+                let started: Vec<_> = chunk
+                    .iter()
+                    .map(|&i| start_netns_phase(cx, phase, i))
+                    .collect();
+                for pending in started {
+                    reports.extend(pending.wait());
+                }
+            }
+        } else {
+            for (i, ns) in cx.namespaces.iter().enumerate() {
+                progress(&format!(
+                    "snapshot of namespace {} ({}/{n})",
+                    ns.label,
+                    i + 1
+                ));
+                reports.extend(start_netns_phase(cx, phase, i).wait());
+            }
+        }
+    }
+    for (src, _) in runs_of(cx, phase)
+        .into_iter()
+        .filter(|(src, _)| src.scope() == Scope::Node)
+    {
+        progress(&format!("snapshot of {}", src.name()));
+        reports.extend(run_source(src, cx, None, &WindowState::new(0).member()));
+    }
+    reports
+}
+
+/// The reports of one namespace's snapshot, running on a thread of its own.
+struct PendingSnapshot {
+    rx: std::sync::mpsc::Receiver<Vec<SourceReport>>,
+    deadline: Instant,
+    limit: Duration,
+    label: String,
+}
+
+impl PendingSnapshot {
+    /// Waits for the reports until the deadline: a /proc read or a stat
+    /// that hangs (a dead NFS mount) is reported and left behind, never
+    /// blocking the rest of the collection.
+    fn wait(self) -> Vec<SourceReport> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        self.rx.recv_timeout(left).unwrap_or_else(|_| {
+            vec![SourceReport::new("netns_snapshot", Some(self.label)).with(
+                Status::Partial,
+                format!(
+                    "timed out after {} s; files written until then are kept",
+                    self.limit.as_secs()
+                ),
+            )]
+        })
+    }
+}
+
+/// Starts the per-namespace sources of `phase` in namespace `i` on a thread
+/// of its own, to be waited for at most the tool time limit for each tool
+/// plus two.
+fn start_netns_phase(cx: &Arc<Context>, phase: Phase, i: usize) -> PendingSnapshot {
+    let runs: Vec<&'static dyn Source> = runs_of(cx, phase)
         .into_iter()
         .filter(|(_, ns)| *ns == Some(i))
         .map(|(src, _)| src)
@@ -436,17 +559,12 @@ fn bounded_netns_snapshot(cx: &Arc<Context>, i: usize) -> Vec<SourceReport> {
             .collect();
         let _ = tx.send(reports);
     });
-    rx.recv_timeout(limit).unwrap_or_else(|_| {
-        vec![
-            SourceReport::new("netns_snapshot", Some(cx.namespaces[i].label.clone())).with(
-                Status::Partial,
-                format!(
-                    "timed out after {} s; files written until then are kept",
-                    limit.as_secs()
-                ),
-            ),
-        ]
-    })
+    PendingSnapshot {
+        rx,
+        deadline: Instant::now() + limit,
+        limit,
+        label: cx.namespaces[i].label.clone(),
+    }
 }
 
 /// The staging directory of a collection: `<prefix><pid>` next to the

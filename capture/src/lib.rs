@@ -8,11 +8,14 @@
 //! netfilter rules and conntrack; beside them run the bpftrace probes; then
 //! write every raw artifact and a manifest (each source with its status and
 //! reason) into one tar+zstd bundle ([`collect()`]). Every source is bounded
-//! in time and reports instead of failing the run.
+//! in time and reports instead of failing the run. [`watch()`] runs the
+//! same sources for hours, keeping the last minutes in a ring, and writes a
+//! bundle when a trigger fires.
 
 mod bundle;
 mod collect;
 mod ebpf;
+mod netlink;
 mod netns;
 mod packets;
 mod redact;
@@ -24,6 +27,7 @@ mod space;
 mod sys;
 mod tool;
 mod unix_diag;
+mod watch;
 
 pub use bundle::{
     FORMAT_VERSION, Manifest, Member, members as bundle_members, write as write_bundle,
@@ -35,3 +39,4 @@ pub use packets::{CaptureOptions, CaptureTarget, capture_packets};
 pub use report::{SourceReport, Status};
 pub use space::DiskBudget;
 pub use unix_diag::{UnixSocket, unix_sockets};
+pub use watch::{Summary as WatchSummary, TriggerKind, WatchOptions, watch};

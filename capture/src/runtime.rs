@@ -77,8 +77,10 @@ impl RuntimeInfo {
     }
 
     /// Puts pod and container names on the namespaces, and labels a
-    /// namespace that belongs to exactly one pod `pod/<namespace>/<name>`
-    /// (unless `ip netns` already names it).
+    /// namespace that belongs to exactly one pod `pod/<namespace>/<name>`,
+    /// or else one that belongs to containers outside any pod (docker)
+    /// `container/<name>` (`container/<a>,<b>` for containers that share
+    /// one, `--network container:a`), unless `ip netns` already names it.
     pub fn annotate(&self, all: &mut [Netns]) {
         for ns in all {
             for uid in &ns.pods {
@@ -100,8 +102,15 @@ impl RuntimeInfo {
                     }
                 }
             }
-            if ns.label != "host" && ns.name.is_none() && ns.pod_names.len() == 1 {
+            if ns.label == "host" || ns.name.is_some() {
+                continue;
+            }
+            if ns.pod_names.len() == 1 {
                 ns.label = format!("pod/{}", ns.pod_names[0]);
+            } else if ns.pod_names.is_empty() && !ns.container_names.is_empty() {
+                let mut names = ns.container_names.clone();
+                names.sort();
+                ns.label = format!("container/{}", names.join(","));
             }
         }
     }
@@ -192,6 +201,22 @@ mod tests {
         let mut all = vec![ns(&[], &[CID])];
         info.annotate(&mut all);
         assert_eq!(all[0].container_names, vec!["uploader"]);
-        assert_eq!(all[0].label, "netns-4026532301");
+        assert_eq!(all[0].label, "container/uploader");
+    }
+
+    #[test]
+    fn containers_sharing_a_namespace_are_all_named_and_ip_netns_names_win() {
+        let other = CID.replace('3', "4");
+        let mut info = RuntimeInfo::default();
+        info.add_docker(&format!(
+            "{{\"ID\":\"{CID}\",\"Names\":\"web\"}}\n{{\"ID\":\"{other}\",\"Names\":\"sidecar\"}}\n"
+        ));
+        let mut named = ns(&[], &[CID]);
+        named.name = Some("blue".into());
+        named.label = "blue".into();
+        let mut all = vec![ns(&[], &[CID, &other]), named];
+        info.annotate(&mut all);
+        assert_eq!(all[0].label, "container/sidecar,web");
+        assert_eq!(all[1].label, "blue");
     }
 }

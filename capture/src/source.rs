@@ -3,9 +3,12 @@
 //!
 //! `collect()` runs the list: every [`Phase::Window`] source starts first
 //! and says when it is ready (the window opens once all are: eBPF probes
-//! attached, packet sockets open), and runs until the window closes; then
-//! every [`Phase::Close`] source takes its snapshot, so counters, sockets
-//! and conntrack hold what the window's traffic left behind. A
+//! attached, packet sockets open); then every [`Phase::Open`] source takes
+//! its copy of what is read again at the end (counters), and the window
+//! opens; the window sources run until it closes; then every
+//! [`Phase::Close`] source takes its snapshot, so counters, sockets and
+//! conntrack hold what the window's traffic left behind, and a counter
+//! read at both ends says what changed during the window. A
 //! [`Scope::Netns`] source runs once per selected namespace, on a thread
 //! that has entered it; a [`Scope::Node`] source runs once.
 //!
@@ -28,7 +31,9 @@ use std::time::Instant;
 pub const SOURCES: &[&dyn Source] = &[
     &sources::ebpf::Ebpf,
     &sources::packets::Packets,
+    &sources::window_open::WindowOpen,
     &sources::proc_net::ProcNet,
+    &sources::netlink::Netlink,
     &sources::sysctls::Sysctls,
     &sources::unix_sockets::UnixSockets,
     &sources::tools::Tools,
@@ -55,6 +60,10 @@ pub enum Scope {
 pub enum Phase {
     /// For the whole window: started before it opens, ended when it closes.
     Window,
+    /// When the window opens, once every window source is ready and before
+    /// the window is announced open: the first copy of what a close source
+    /// reads again, so the change between the two is the window's.
+    Open,
     /// When the window closes: snapshots that must include the window.
     Close,
 }

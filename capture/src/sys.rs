@@ -15,7 +15,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
 
 /// Spawns `cmd` as a child that never outlives capsnap and, given `netns`,
 /// runs in that network namespace.
@@ -84,6 +85,23 @@ pub fn spawn_tied(cmd: &mut Command, netns: Option<BorrowedFd<'_>>) -> io::Resul
 /// does nothing else afterwards. Sockets it opens then belong to that
 /// namespace for their whole life, and so does what it reads under
 /// `/proc/thread-self/net`. `Err` says why, worded for a report.
+/// Waits for `child` until `deadline`, then kills it: its exit status, or
+/// None when it was killed (or could not be waited for).
+pub fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) => return Some(s),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(_) => return None,
+        }
+    }
+}
+
 pub fn enter_netns(ns: &Path) -> Result<(), String> {
     let file = File::open(ns).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => format!(

@@ -13,7 +13,7 @@
 use crate::rows::{Reader, Rows, V, file_name_is, text};
 
 #[rustfmt::skip]
-crate::artifact_table!("addresses", "one row per address of `ip addr` output, and one per interface without an address", [
+crate::artifact_table!("addresses", "one row per address of an interface, and one per interface without an address: from the rtnetlink dump (netlink/addr.nl) or, in bundles without it, `ip addr` output (ip-addr.txt)", [
     ("ifindex", U32, false, "interface index"),
     ("ifname", Dict, false, "interface name"),
     ("link", Str, true, "what follows the name's `@`: the peer's index (if3) of a veth in another namespace, or the lower device of a VLAN"),
@@ -28,6 +28,12 @@ crate::artifact_table!("addresses", "one row per address of `ip addr` output, an
     ("address", Str, true, "the address"),
     ("prefix_len", U8, true, "prefix length"),
     ("scope", Dict, true, "scope: global, link, host"),
+    ("peer", Str, true, "the other end of a point-to-point link (IFA_ADDRESS when it differs from IFA_LOCAL); netlink only"),
+    ("broadcast", Str, true, "IPv4 broadcast address (IFA_BROADCAST); netlink only"),
+    ("label", Dict, true, "IPv4 label (IFA_LABEL: eth0, eth0:1 ...); netlink only"),
+    ("address_flags", Str, true, "address flags, comma separated: secondary (v4) / temporary (v6), nodad, optimistic, dadfailed, deprecated, tentative, permanent, mngtmpaddr, noprefixroute ...; netlink only"),
+    ("valid_lft_s", U64, true, "seconds the address stays valid (IFA_CACHEINFO); null for forever"),
+    ("preferred_lft_s", U64, true, "seconds it stays preferred; null for forever"),
 ]);
 
 /// Reads `ip addr` output.
@@ -35,7 +41,8 @@ pub const READER: Reader = Reader {
     table: &TABLE,
     what: "ip addr output (ip-addr.txt)",
     claims: |path, head| file_name_is(path, &["ip-addr.txt"]) || looks_like_ip_addr(head),
-    superseded_by: None,
+    // The rtnetlink dump holds the same rows and more.
+    superseded_by: Some("netlink/addr.nl"),
     parse,
 };
 
@@ -125,6 +132,12 @@ fn push_iface(
         address.into(),
         prefix.map_or(V::Null, V::U64),
         scope.into(),
+        V::Null,
+        V::Null,
+        V::Null,
+        V::Null,
+        V::Null,
+        V::Null,
     ]);
 }
 

@@ -460,6 +460,47 @@ impl<'a> Entry<'a> {
     }
 }
 
+/// One tuple of a conntrack entry: source and destination, with ports
+/// for protocols that have them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CtTuple {
+    pub src: String,
+    pub dst: String,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+}
+
+/// A conntrack entry as [`parse_entry`] reads it, for a live lookup
+/// (`capsnap watch` asks `conntrack -L` about one flow).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CtEntry {
+    pub proto: String,
+    pub state: Option<String>,
+    pub orig: CtTuple,
+    pub reply: CtTuple,
+    /// The reply tuple is not the mirrored original: NAT rewrote the flow.
+    pub nat: bool,
+}
+
+/// One line of `conntrack -L` or /proc/net/nf_conntrack, read as the
+/// `conntrack` table reads it.
+pub fn parse_entry(line: &str) -> Result<CtEntry, String> {
+    let e = Entry::parse(line.trim())?;
+    let tuple = |t: &Tuple| CtTuple {
+        src: t.src.clone().unwrap_or_default(),
+        dst: t.dst.clone().unwrap_or_default(),
+        sport: t.sport,
+        dport: t.dport,
+    };
+    Ok(CtEntry {
+        proto: e.proto.to_owned(),
+        state: e.state.map(str::to_owned),
+        orig: tuple(&e.orig),
+        reply: tuple(&e.reply),
+        nat: e.nat(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,6 +509,23 @@ mod tests {
     use arrow_array::cast::AsArray;
 
     use crate::rows::testing::strings as strs;
+
+    #[test]
+    fn one_entry_reads_as_a_lookup_sees_it() {
+        let e = parse_entry("tcp      6 431999 ESTABLISHED src=172.17.0.2 dst=10.99.52.2 sport=40100 dport=443 src=10.99.52.2 dst=10.99.52.1 sport=443 dport=61000 [ASSURED] mark=0 use=1").unwrap();
+        assert_eq!(e.state.as_deref(), Some("ESTABLISHED"));
+        assert!(e.nat);
+        assert_eq!(
+            e.reply,
+            CtTuple {
+                src: "10.99.52.2".into(),
+                dst: "10.99.52.1".into(),
+                sport: Some(443),
+                dport: Some(61000)
+            }
+        );
+        assert!(parse_entry("conntrack v1.4.7 (conntrack-tools): 1 flow entries").is_err());
+    }
 
     use crate::rows::testing::u64s;
 

@@ -29,12 +29,16 @@
 //!   key but `cpu` is summed into group `conntrack`.
 
 use crate::rows::{Reader, Rows, V, file_name_is, path_ends_with, text};
+use std::collections::HashMap;
 
 #[rustfmt::skip]
 crate::artifact_table!("net_counters", "one row per counter of /proc/net/snmp, netstat, snmp6, stat/nf_conntrack (summed over CPUs) and conntrack -S (summed over CPUs)", [
     ("group", Dict, false, "Ip, Icmp, IcmpMsg, Tcp, Udp, UdpLite, TcpExt, IpExt, MPTcpExt, Ip6, Icmp6, Udp6, UdpLite6, nf_conntrack (/proc/net/stat/nf_conntrack), conntrack (conntrack -S)"),
     ("name", Dict, false, "counter name within the group (ListenOverflows); group || name is nstat's name (TcpExtListenOverflows)"),
-    ("value", I64, false, "counter value; signed because Tcp MaxConn is -1"),
+    ("value", I64, false, "counter value when the capture window closed; signed because Tcp MaxConn is -1"),
+    ("value_open", I64, true, "value when the capture window opened (the bundle's window-open/ copy); null when there is none: bundles made before capsnap took one (formats 1 and 2 until then), files saved by hand, conntrack -S, or a counter the kernel did not have then"),
+    ("delta", I64, true, "value - value_open: the change during the window, so `delta > 0` says it happened inside it (for levels such as Tcp CurrEstab or nf_conntrack entries, the change of the level); null when value_open is"),
+    ("per_sec", F64, true, "delta per second of the window (manifest window_open_ns to window_close_ns; the copies are taken just before it opens and just after it closes); null when delta is, or the manifest does not record the window"),
 ]);
 
 /// Reads /proc/net/snmp and /proc/net/netstat.
@@ -96,78 +100,164 @@ fn is_number(s: &str) -> bool {
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn parse_pairs(input: &[u8], rows: &mut Rows) -> Result<(), String> {
+/// What a walk through a counters file finds, in file order.
+enum Found<'a> {
+    /// (group, name, value).
+    Counter(&'a str, &'a str, i64),
+    /// A line that could not be read: (1-based line, why).
+    Skip(usize, String),
+}
+
+/// Walks a counters file's text, handing each counter and each damaged
+/// line to the callback; `Err` when the text is not of its kind at all.
+type Walk = for<'a> fn(&'a str, &mut dyn FnMut(Found<'a>)) -> Result<(), String>;
+
+/// Rows of the counters `walk` finds in `input` (taken when the window
+/// closed), each with its value in the copy taken when the window opened,
+/// when there is one ([`Rows::at_open`]), the change and its rate.
+fn read_counters(input: &[u8], rows: &mut Rows, walk: Walk) -> Result<(), String> {
+    let at_open: Option<HashMap<(String, String), i64>> = rows.at_open().map(|bytes| {
+        let text = text(bytes);
+        let mut open = HashMap::new();
+        // A damaged copy from the window's start costs only its deltas.
+        let _ = walk(&text, &mut |found| {
+            if let Found::Counter(g, n, v) = found {
+                open.insert((g.to_owned(), n.to_owned()), v);
+            }
+        });
+        open
+    });
+    let secs = rows.window_secs();
     let text = text(input);
+    walk(&text, &mut |found| match found {
+        Found::Counter(group, name, value) => {
+            let open = at_open
+                .as_ref()
+                .and_then(|m| m.get(&(group.to_owned(), name.to_owned())))
+                .copied();
+            let delta = open.map(|o| value.saturating_sub(o));
+            let per_sec = delta.zip(secs).map(|(d, s)| d as f64 / s);
+            rows.push(&[
+                V::Str(group),
+                V::Str(name),
+                V::I64(value),
+                V::from(open),
+                V::from(delta),
+                V::from(per_sec),
+            ]);
+        }
+        Found::Skip(line, why) => rows.skip(line, why),
+    })
+}
+
+fn parse_pairs(input: &[u8], rows: &mut Rows) -> Result<(), String> {
+    read_counters(input, rows, walk_pairs)
+}
+
+fn walk_pairs<'a>(text: &'a str, out: &mut dyn FnMut(Found<'a>)) -> Result<(), String> {
     // The header line waiting for its value line: (line number, group, names).
     let mut pending: Option<(usize, &str, &str)> = None;
+    let mut found = 0usize;
+    let mut out = |f: Found<'a>| {
+        if matches!(f, Found::Counter(..)) {
+            found += 1;
+        }
+        out(f);
+    };
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let Some((group, rest)) = line.split_once(':') else {
             if let Some((h, g, _)) = pending.take() {
-                rows.skip(h, format!("`{g}:` header without its value line"));
+                out(Found::Skip(
+                    h,
+                    format!("`{g}:` header without its value line"),
+                ));
             }
-            rows.skip(n + 1, format!("no `Group:` prefix in {line:?}"));
+            out(Found::Skip(
+                n + 1,
+                format!("no `Group:` prefix in {line:?}"),
+            ));
             continue;
         };
         match pending.take() {
-            Some((h, g, names)) if g == group => pair(h, n + 1, group, names, rest, rows),
+            Some((h, g, names)) if g == group => pair(h, n + 1, group, names, rest, &mut out),
             other => {
                 if let Some((h, g, _)) = other {
-                    rows.skip(h, format!("`{g}:` header without its value line"));
+                    out(Found::Skip(
+                        h,
+                        format!("`{g}:` header without its value line"),
+                    ));
                 }
                 pending = Some((n + 1, group, rest));
             }
         }
     }
     if let Some((h, g, _)) = pending {
-        rows.skip(h, format!("`{g}:` header without its value line"));
+        out(Found::Skip(
+            h,
+            format!("`{g}:` header without its value line"),
+        ));
     }
-    if rows.is_empty() {
+    if found == 0 {
         return Err("no `Group: names` / `Group: values` line pair".into());
     }
     Ok(())
 }
 
 /// One header/value pair: every name gets its value, or the pair is skipped.
-fn pair(header_line: usize, line: usize, group: &str, names: &str, values: &str, rows: &mut Rows) {
+fn pair<'a>(
+    header_line: usize,
+    line: usize,
+    group: &'a str,
+    names: &'a str,
+    values: &'a str,
+    out: &mut impl FnMut(Found<'a>),
+) {
     let group = group.trim();
     let (n_names, n_values) = (
         names.split_whitespace().count(),
         values.split_whitespace().count(),
     );
     if n_names != n_values || n_names == 0 {
-        rows.skip(
+        out(Found::Skip(
             line,
             format!("`{group}:` has {n_names} names (line {header_line}) but {n_values} values"),
-        );
+        ));
         return;
     }
     if names.split_whitespace().any(is_number) {
-        rows.skip(header_line, format!("`{group}:` header line holds numbers"));
+        out(Found::Skip(
+            header_line,
+            format!("`{group}:` header line holds numbers"),
+        ));
         return;
     }
     let parsed: Option<Vec<i64>> = values.split_whitespace().map(|v| v.parse().ok()).collect();
     let Some(parsed) = parsed else {
-        rows.skip(
+        out(Found::Skip(
             line,
             format!("`{group}:` value line has a value that is not a 64-bit integer"),
-        );
+        ));
         return;
     };
     for (name, value) in names.split_whitespace().zip(parsed) {
-        rows.push(&[V::Str(group), V::Str(name), V::I64(value)]);
+        out(Found::Counter(group, name, value));
     }
 }
 
 fn parse_snmp6(input: &[u8], rows: &mut Rows) -> Result<(), String> {
-    let text = text(input);
+    read_counters(input, rows, walk_snmp6)
+}
+
+fn walk_snmp6<'a>(text: &'a str, out: &mut dyn FnMut(Found<'a>)) -> Result<(), String> {
+    let mut found = 0usize;
     for (n, line) in text.lines().enumerate() {
         let mut words = line.split_whitespace();
         let (Some(full), Some(value), None) = (words.next(), words.next(), words.next()) else {
             if !line.trim().is_empty() {
-                rows.skip(n + 1, format!("not `Name value`: {line:?}"));
+                out(Found::Skip(n + 1, format!("not `Name value`: {line:?}")));
             }
             continue;
         };
@@ -175,30 +265,29 @@ fn parse_snmp6(input: &[u8], rows: &mut Rows) -> Result<(), String> {
             .find('6')
             .map(|i| i + 1)
             .and_then(|i| Some((full.get(..i)?, full.get(i..)?)));
+        let bad = || format!("not `Ip6|Icmp6|Udp6|UdpLite6Name number`: {line:?}");
         let (Some((group, name)), Ok(value)) = (split, value.parse::<i64>()) else {
-            rows.skip(
-                n + 1,
-                format!("not `Ip6|Icmp6|Udp6|UdpLite6Name number`: {line:?}"),
-            );
+            out(Found::Skip(n + 1, bad()));
             continue;
         };
         if name.is_empty() || !group.starts_with(|c: char| c.is_ascii_uppercase()) {
-            rows.skip(
-                n + 1,
-                format!("not `Ip6|Icmp6|Udp6|UdpLite6Name number`: {line:?}"),
-            );
+            out(Found::Skip(n + 1, bad()));
             continue;
         }
-        rows.push(&[V::Str(group), V::Str(name), V::I64(value)]);
+        found += 1;
+        out(Found::Counter(group, name, value));
     }
-    if rows.is_empty() {
+    if found == 0 {
         return Err("no `Ip6InReceives 123` lines".into());
     }
     Ok(())
 }
 
 fn parse_ct_stat(input: &[u8], rows: &mut Rows) -> Result<(), String> {
-    let text = text(input);
+    read_counters(input, rows, walk_ct_stat)
+}
+
+fn walk_ct_stat<'a>(text: &'a str, out: &mut dyn FnMut(Found<'a>)) -> Result<(), String> {
     let mut lines = text
         .lines()
         .enumerate()
@@ -231,23 +320,26 @@ fn parse_ct_stat(input: &[u8], rows: &mut Rows) -> Result<(), String> {
                 }
                 cpus += 1;
             }
-            Some(values) => rows.skip(
+            Some(values) => out(Found::Skip(
                 n + 1,
                 format!("{} values for {} columns", values.len(), names.len()),
-            ),
-            None => rows.skip(n + 1, format!("not hex numbers: {line:?}")),
+            )),
+            None => out(Found::Skip(n + 1, format!("not hex numbers: {line:?}"))),
         }
     }
     if cpus > 0 {
         for (name, sum) in names.iter().zip(sums) {
-            rows.push(&[V::Str("nf_conntrack"), V::Str(name), V::I64(sum)]);
+            out(Found::Counter("nf_conntrack", name, sum));
         }
     }
     Ok(())
 }
 
 fn parse_conntrack_s(input: &[u8], rows: &mut Rows) -> Result<(), String> {
-    let text = text(input);
+    read_counters(input, rows, walk_conntrack_s)
+}
+
+fn walk_conntrack_s<'a>(text: &'a str, out: &mut dyn FnMut(Found<'a>)) -> Result<(), String> {
     let mut sums: Vec<(&str, i64)> = Vec::new();
     let mut seen = 0usize;
     let mut cpus = 0usize;
@@ -257,7 +349,10 @@ fn parse_conntrack_s(input: &[u8], rows: &mut Rows) -> Result<(), String> {
         }
         seen += 1;
         if !line.starts_with("cpu=") {
-            rows.skip(n + 1, format!("not a `cpu=N key=value ...` line: {line:?}"));
+            out(Found::Skip(
+                n + 1,
+                format!("not a `cpu=N key=value ...` line: {line:?}"),
+            ));
             continue;
         }
         let mut parsed = Vec::new();
@@ -266,7 +361,7 @@ fn parse_conntrack_s(input: &[u8], rows: &mut Rows) -> Result<(), String> {
                 .split_once('=')
                 .and_then(|(k, v)| Some((k, v.parse::<i64>().ok()?)))
             else {
-                rows.skip(n + 1, format!("`{word}` is not key=number"));
+                out(Found::Skip(n + 1, format!("`{word}` is not key=number")));
                 continue 'lines;
             };
             if key != "cpu" {
@@ -285,9 +380,49 @@ fn parse_conntrack_s(input: &[u8], rows: &mut Rows) -> Result<(), String> {
         return Err("no `cpu=N found=...` line".into());
     }
     for (key, sum) in sums {
-        rows.push(&[V::Str("conntrack"), V::Str(key), V::I64(sum)]);
+        out(Found::Counter("conntrack", key, sum));
     }
     Ok(())
+}
+
+/// The counters of one /proc/net/snmp, netstat or stat/nf_conntrack text
+/// by nstat's name (group and name joined: `TcpExtListenOverflows`,
+/// `nf_conntrackinsert_failed`), read as the `net_counters` table reads
+/// them (what `capsnap watch` compares second by second). `path` says
+/// which file it is (`net/netstat`, `net/stat/nf_conntrack`).
+pub fn named_values(path: &str, input: &[u8]) -> Result<Vec<(String, i64)>, String> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int32Type, Int64Type};
+    let reader = if path.ends_with("stat/nf_conntrack") {
+        &NF_CONNTRACK_STAT_READER
+    } else {
+        &SNMP_READER
+    };
+    let (batch, _, _) = crate::rows::read(reader, input, crate::rows::Origin::of("", None, path))?;
+    let strings = |name: &str| -> Vec<String> {
+        let Some(dict) = batch
+            .column_by_name(name)
+            .and_then(|c| c.as_dictionary_opt::<Int32Type>())
+        else {
+            return Vec::new();
+        };
+        let values = dict.values().as_string::<i32>();
+        dict.keys()
+            .iter()
+            .map(|k| k.map_or("", |k| values.value(k as usize)).to_owned())
+            .collect()
+    };
+    let (groups, names) = (strings("group"), strings("name"));
+    let values = batch
+        .column_by_name("value")
+        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+        .ok_or("no value column")?;
+    Ok(groups
+        .into_iter()
+        .zip(names)
+        .zip(values.iter())
+        .map(|((g, n), v)| (g + &n, v.unwrap_or(0)))
+        .collect())
 }
 
 #[cfg(test)]
@@ -329,6 +464,25 @@ pub(crate) mod tests {
         (triples(&batch), total)
     }
 
+    #[test]
+    fn named_values_are_what_nstat_calls_them() {
+        let netstat = b"TcpExt: SyncookiesSent ListenOverflows\nTcpExt: 0 7\n";
+        let got = named_values("net/netstat", netstat).unwrap();
+        assert_eq!(
+            got,
+            [
+                ("TcpExtSyncookiesSent".into(), 0),
+                ("TcpExtListenOverflows".into(), 7)
+            ]
+        );
+        let ct = b"entries  searched found new invalid ignore delete delete_list insert insert_failed drop early_drop error  expect_new expect_create expect_delete search_restart\n00000006  00000000 00000000 00000000 00000002 00000000 00000000 00000000 00000000 00000001 00000003 00000000 00000000  00000000 00000000 00000000 00000000\n00000006  00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000001 00000000 00000000 00000000  00000000 00000000 00000000 00000000\n";
+        let got = named_values("net/stat/nf_conntrack", ct).unwrap();
+        let get = |k: &str| got.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+        assert_eq!(get("nf_conntrackinsert_failed"), Some(2));
+        assert_eq!(get("nf_conntrackdrop"), Some(3));
+        assert_eq!(get("nf_conntrackentries"), Some(6));
+    }
+
     /// An excerpt of a real bundle's netns/host/proc/net/snmp.
     pub(crate) const SNMP: &[u8] = b"Ip: Forwarding DefaultTTL InReceives InHdrErrors InAddrErrors ForwDatagrams InUnknownProtos InDiscards InDelivers OutRequests OutDiscards OutNoRoutes ReasmTimeout ReasmReqds ReasmOKs ReasmFails FragOKs FragFails FragCreates OutTransmits
 Ip: 2 64 6495 0 0 0 0 0 6495 4263 0 0 0 0 0 0 0 0 0 4263
@@ -346,6 +500,69 @@ Tcp: 1 200 120000 -1 1103 9 8 51 15 653161 594855 348 98 1038 0
         assert_eq!(get(&rows, "Tcp", "MaxConn"), Some(-1));
         assert_eq!(get(&rows, "Tcp", "RetransSegs"), Some(348));
         assert_eq!(get(&rows, "Ip", "OutTransmits"), Some(4263));
+    }
+
+    #[test]
+    fn window_open_copies_give_the_change_during_the_window() {
+        use crate::rows::testing::{f64s, i64s, in_window, strings};
+        let open = b"Tcp: ActiveOpens RetransSegs CurrEstab\nTcp: 100 40 7\nTcpExt: ListenOverflows\nTcpExt: 3\n";
+        let close = b"Tcp: ActiveOpens RetransSegs CurrEstab\nTcp: 160 40 5\nTcpExt: ListenOverflows TCPTimeWaitOverflow\nTcpExt: 23 9\n";
+        let (batch, _, skipped) = crate::rows::read_pair(
+            &SNMP_READER,
+            close,
+            Some(open),
+            in_window("netns/host/proc/net/netstat", 4),
+        )
+        .unwrap();
+        assert_eq!(skipped, 0);
+        assert_eq!(
+            strings(&batch, "name"),
+            [
+                "ActiveOpens",
+                "RetransSegs",
+                "CurrEstab",
+                "ListenOverflows",
+                "TCPTimeWaitOverflow"
+            ]
+            .map(|s| Some(s.to_owned()))
+        );
+        assert_eq!(
+            i64s(&batch, "value_open"),
+            [Some(100), Some(40), Some(7), Some(3), None]
+        );
+        assert_eq!(
+            i64s(&batch, "delta"),
+            [Some(60), Some(0), Some(-2), Some(20), None]
+        );
+        assert_eq!(
+            f64s(&batch, "per_sec"),
+            [Some(15.0), Some(0.0), Some(-0.5), Some(5.0), None]
+        );
+        // No copy from the window's start (an older bundle): nulls.
+        let (batch, _, _) =
+            read(&SNMP_READER, close, Origin::of("b", None, "proc/net/snmp")).unwrap();
+        assert!(i64s(&batch, "delta").iter().all(Option::is_none));
+        // A copy but no window in the manifest: deltas without rates.
+        let (batch, _, _) = crate::rows::read_pair(
+            &SNMP_READER,
+            close,
+            Some(open),
+            Origin::of("b", None, "proc/net/snmp"),
+        )
+        .unwrap();
+        assert_eq!(i64s(&batch, "delta")[0], Some(60));
+        assert_eq!(f64s(&batch, "per_sec")[0], None);
+        // A damaged copy costs only its deltas.
+        let (batch, _, skipped) = crate::rows::read_pair(
+            &NF_CONNTRACK_STAT_READER,
+            b"entries  found invalid\n00000003 00000000 00000010\n00000003 00000000 00000002\n",
+            Some(b"\xff\x00garbage"),
+            in_window("netns/host/proc/net/stat/nf_conntrack", 2),
+        )
+        .unwrap();
+        assert_eq!(skipped, 0);
+        assert_eq!(i64s(&batch, "value"), [Some(3), Some(0), Some(0x12)]);
+        assert!(i64s(&batch, "value_open").iter().all(Option::is_none));
     }
 
     #[test]

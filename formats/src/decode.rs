@@ -146,6 +146,30 @@ pub struct Headers {
     pub payload_len: Option<u32>,
     pub icmp_type: Option<u8>,
     pub icmp_code: Option<u8>,
+    /// Where the TCP or UDP payload starts, as an address in the frame
+    /// [`decode`] read (0: none). Kept as an address rather than an offset
+    /// because the headers are read from sub-slices (an NFLOG payload is a
+    /// TLV in the middle of the frame); [`Headers::payload`] turns it back
+    /// into a slice of the frame, checked.
+    pub(crate) payload_addr: usize,
+}
+
+impl Headers {
+    /// The TCP or UDP payload as captured (cut by the snap length; at most
+    /// `payload_len` bytes), given the same `frame` bytes [`decode`] read.
+    /// `None` when the frame has no TCP or UDP payload, or `frame` is not
+    /// the one decoded.
+    pub fn payload<'a>(&self, frame: &'a [u8]) -> Option<&'a [u8]> {
+        if self.payload_addr == 0 {
+            return None;
+        }
+        let at = self.payload_addr.checked_sub(frame.as_ptr() as usize)?;
+        let rest = frame.get(at..)?;
+        let len = self
+            .payload_len
+            .map_or(rest.len(), |l| rest.len().min(l as usize));
+        rest.get(..len)
+    }
 }
 
 fn be16(d: &[u8], at: usize) -> Option<u16> {
@@ -411,12 +435,18 @@ fn transport(proto: u8, d: &[u8], ip_payload: usize, h: &mut Headers) {
                 });
                 if off >= 20 {
                     h.payload_len = Some(ip_payload.saturating_sub(off) as u32);
+                    if d.len() >= off {
+                        h.payload_addr = d.as_ptr() as usize + off;
+                    }
                 }
             }
         }
         PROTO_UDP | 136 => {
             ports(d, h);
             h.payload_len = Some(ip_payload.saturating_sub(8) as u32);
+            if d.len() >= 8 {
+                h.payload_addr = d.as_ptr() as usize + 8;
+            }
         }
         PROTO_SCTP => ports(d, h),
         PROTO_ICMP | PROTO_ICMPV6 => {

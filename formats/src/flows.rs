@@ -9,7 +9,7 @@
 use crate::capfile::Frame;
 use crate::decode::{Addr, Headers, PROTO_TCP, tcp_flag};
 use crate::packets::{CaptureMeta, proto_name};
-use crate::table::{Column, Kind, Table};
+use crate::table::{Column, Kind, Table, col};
 use arrow_array::builder::{
     StringBuilder, StringDictionaryBuilder, TimestampNanosecondBuilder, UInt8Builder,
     UInt16Builder, UInt64Builder,
@@ -18,15 +18,6 @@ use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, RecordBatch};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-const fn col(name: &'static str, kind: Kind, nullable: bool, doc: &'static str) -> Column {
-    Column {
-        name,
-        kind,
-        nullable,
-        doc,
-    }
-}
 
 /// The columns of `flows`, in table order.
 pub const COLUMNS: &[Column] = &[

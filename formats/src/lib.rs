@@ -4,7 +4,8 @@
 //! piece by piece) walks the file once, learning its sections and interfaces
 //! and cutting it into [`Chunk`]s at record boundaries; each chunk's [`Frame`]s are decoded ([`decode()`]) and appended
 //! to a [`PacketBuilder`] (the `packets` table, projected columns only) or
-//! counted into a [`FlowTable`] (the `flows` table). Chunks are independent,
+//! counted into a [`FlowTable`] (the `flows` table) and a [`DnsTable`] (the
+//! `dns` table, queries matched with responses). Chunks are independent,
 //! so callers decode them in parallel.
 //!
 //! Nothing here touches the file system or panics on bad bytes: damage is
@@ -28,15 +29,19 @@ mod capfile;
 mod conntrack;
 mod counters;
 mod decode;
+mod dns;
 mod error;
 mod events;
 mod flows;
+mod inet_diag;
 mod interfaces;
 mod logs;
+pub mod netlink;
 mod packets;
 mod proc_net;
 mod processes;
 mod rows;
+mod rtnetlink;
 mod sockstat;
 mod sysctls;
 mod table;
@@ -50,14 +55,18 @@ pub use bundle::{Manifest, Member, readers, tables};
 /// The pcapng writer the collector records captures with.
 pub use capfile::writer as pcapng;
 pub use capfile::{
-    Chunk, Damage, Direction, Frame, Frames, Index, Indexer, Interface, Layout, index, is_capture,
+    Chunk, Damage, Direction, Frame, Frames, Index, Indexer, Interface, InterfaceStats, Layout,
+    index, is_capture,
 };
+pub use conntrack::{CtEntry, CtTuple, parse_entry as parse_conntrack_entry};
+pub use counters::named_values as counter_values;
 pub use decode::{Addr, Headers, L3, Tcp, decode, link, tcp_flag};
+pub use dns::DnsTable;
 pub use error::{Error, Hex};
 pub use events::bpftrace;
 pub use flows::FlowTable;
 pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
-pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read};
+pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read, read_pair};
 pub use table::{Column, Kind, Table, schema_of};
 pub use tcp_options::TcpOptions;
 pub use tcp_state::{TCP_STATES, tcp_state_name};
@@ -67,6 +76,8 @@ pub use unix::DIAG_COLUMNS as UNIX_DIAG_COLUMNS;
 pub const PACKETS: Table = packets::TABLE;
 /// The `flows` table.
 pub const FLOWS: Table = flows::TABLE;
+/// The `dns` table.
+pub const DNS: Table = dns::TABLE;
 
 /// Every reader of [`readers()`] against damaged input: arbitrary bytes, every
 /// prefix of a real sample, samples with bytes changed. Each must give rows,
@@ -94,12 +105,20 @@ mod reader_robustness {
                 root.display()
             );
             out.extend(inline().iter().map(|(p, b)| ((*p).to_owned(), b.to_vec())));
+            // Real netlink conversations of this machine, at their bundle
+            // paths.
+            for name in ["link", "addr", "route", "rule", "inet_diag"] {
+                let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(format!("testdata/netlink/{name}.nl"));
+                let bytes = std::fs::read(&path).expect("formats/testdata/netlink");
+                out.push((format!("netns/host/netlink/{name}.nl"), bytes));
+            }
             out.sort();
             out
         })
     }
 
-    fn inline() -> [(&'static str, &'static [u8]); 10] {
+    fn inline() -> [(&'static str, &'static [u8]); 11] {
         [
             ("netns/host/proc/net/tcp", proc_net::tests::TCP),
             ("netns/host/proc/net/udp", proc_net::tests::UDP),
@@ -113,9 +132,14 @@ mod reader_robustness {
                 counters::tests::CONNTRACK_S,
             ),
             ("netns/host/proc/net/dev", interfaces::tests::DEV),
+            ("netns/host/netlink/link.nl", LINK_SAMPLE.as_slice()),
             ("netns/host/ip-addr.txt", addresses::tests::IP_ADDR),
         ]
     }
+
+    /// A small link conversation (a request, a link, the end).
+    static LINK_SAMPLE: std::sync::LazyLock<Vec<u8>> =
+        std::sync::LazyLock::new(|| rtnetlink::link::tests::hand_made(1000));
 
     fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -196,9 +220,10 @@ mod reader_robustness {
 
     /// Issue #10 item 4: an events.jsonl of unterminated records took 1 s
     /// at 1 MB, 14 s at 4 MB (the joiner re-scanned the growing record).
-    /// Every reader, on each hostile shape, must take about 4 times as
-    /// long on 4 times the input (quadratic would be 16 times); the best
-    /// of three runs is compared, with room for caches and a noisy machine.
+    /// Every reader, on each hostile shape, must take about 16 times as
+    /// long on 16 times the input (quadratic would be 256 times); the best
+    /// of three runs is compared, with room for caches and a noisy machine
+    /// (a 4x size step with a 10x bound failed at load 17 on linear code).
     #[test]
     fn every_text_reader_stays_linear_on_hostile_input_4() {
         let shapes: [(&str, &[u8]); 5] = [
@@ -223,7 +248,7 @@ mod reader_robustness {
         };
         let paths = paths();
         for (shape, unit) in shapes {
-            let small: Vec<u8> = unit.iter().copied().cycle().take(256 << 10).collect();
+            let small: Vec<u8> = unit.iter().copied().cycle().take(64 << 10).collect();
             let big: Vec<u8> = unit.iter().copied().cycle().take(1 << 20).collect();
             for reader in readers() {
                 let path = paths
@@ -234,8 +259,8 @@ mod reader_robustness {
                 let (a, b) = (best(reader, path, &small), best(reader, path, &big));
                 let ratio = b.as_secs_f64() / a.as_secs_f64().max(1e-4);
                 assert!(
-                    ratio < 10.0 || b.as_millis() < 50,
-                    "{}: {shape}: 256 KiB in {a:?}, 1 MiB in {b:?} ({ratio:.0}x)",
+                    ratio < 64.0 || b.as_millis() < 50,
+                    "{}: {shape}: 64 KiB in {a:?}, 1 MiB in {b:?} ({ratio:.0}x)",
                     reader.what
                 );
             }

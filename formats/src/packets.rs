@@ -228,7 +228,9 @@ impl PacketBuilder {
                         Kind::Ts => {
                             Builder::Ts(TimestampNanosecondBuilder::new().with_timezone("UTC"))
                         }
-                        Kind::I64 => unreachable!("packets has no Int64 column"),
+                        Kind::I64 | Kind::F64 => {
+                            unreachable!("packets has no Int64 or Float64 column")
+                        }
                     },
                 };
                 (col, builder)

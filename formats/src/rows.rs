@@ -12,8 +12,9 @@
 use crate::bundle::{Manifest, label_of_dir_name};
 use crate::table::{Column, Kind, Table, schema_of};
 use arrow_array::builder::{
-    ArrayBuilder, BooleanBuilder, Int64Builder, StringBuilder, StringDictionaryBuilder,
-    TimestampNanosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder,
+    ArrayBuilder, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
+    StringDictionaryBuilder, TimestampNanosecondBuilder, UInt8Builder, UInt16Builder,
+    UInt32Builder, UInt64Builder,
 };
 use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, RecordBatch};
@@ -111,6 +112,7 @@ pub enum V<'a> {
     Bool(bool),
     U64(u64),
     I64(i64),
+    F64(f64),
     /// UTC nanoseconds.
     Ts(i64),
 }
@@ -157,6 +159,12 @@ impl From<Option<i64>> for V<'_> {
     }
 }
 
+impl From<Option<f64>> for V<'_> {
+    fn from(n: Option<f64>) -> Self {
+        n.filter(|v| v.is_finite()).map_or(V::Null, V::F64)
+    }
+}
+
 /// A line (or record) a parser could not read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
@@ -179,6 +187,9 @@ pub struct Rows {
     len: usize,
     skipped: Vec<Skipped>,
     skipped_total: usize,
+    /// The copy of the same file taken when the window opened, if the
+    /// bundle has one ([`read_pair`]).
+    at_open: Option<Vec<u8>>,
 }
 
 /// Skipped lines kept per file for messages; the rest are only counted.
@@ -203,11 +214,31 @@ impl Rows {
             len: 0,
             skipped: Vec::new(),
             skipped_total: 0,
+            at_open: None,
         }
     }
 
     pub fn origin(&self) -> &Origin {
         &self.origin
+    }
+
+    /// The copy of this file taken when the capture window opened (the
+    /// file itself was taken when it closed), for readers that give the
+    /// value at each end and the change during the window. None for files
+    /// without such a copy: bundles of formats 1 and 2 made before the
+    /// copies existed, files saved by hand, or a copy that failed.
+    pub fn at_open(&self) -> Option<&[u8]> {
+        self.at_open.as_deref()
+    }
+
+    /// Seconds between the two ends of the capture window, from the
+    /// manifest (`window_open_ns`, `window_close_ns`): what a change during
+    /// the window is divided by for a rate. None without a manifest that
+    /// records them.
+    pub fn window_secs(&self) -> Option<f64> {
+        let m = self.origin.manifest.as_ref()?;
+        let (open, close) = (m.window_open_ns, m.window_close_ns);
+        (open > 0 && close > open).then(|| (close - open) as f64 / 1e9)
     }
 
     /// Rows appended so far.
@@ -299,6 +330,7 @@ fn builder(kind: Kind) -> Box<dyn ArrayBuilder> {
         Kind::U32 => Box::new(UInt32Builder::with_capacity(n)),
         Kind::U64 => Box::new(UInt64Builder::with_capacity(n)),
         Kind::I64 => Box::new(Int64Builder::with_capacity(n)),
+        Kind::F64 => Box::new(Float64Builder::with_capacity(n)),
         Kind::Ts => Box::new(TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC")),
     }
 }
@@ -385,6 +417,17 @@ fn append(b: &mut dyn ArrayBuilder, column: &Column, value: V, table: &str) {
             int(value).and_then(|n| u64::try_from(n).ok())
         ),
         Kind::I64 => put!(Int64Builder, int(value).and_then(|n| i64::try_from(n).ok())),
+        Kind::F64 => {
+            let v = match value {
+                V::F64(v) => Some(v),
+                V::Null => None,
+                _ => {
+                    mismatch();
+                    None
+                }
+            };
+            put!(Float64Builder, v)
+        }
         Kind::Ts => put!(
             TimestampNanosecondBuilder,
             int(value).and_then(|n| i64::try_from(n).ok())
@@ -468,7 +511,19 @@ pub fn read(
     input: &[u8],
     origin: Origin,
 ) -> Result<(RecordBatch, Vec<Skipped>, usize), String> {
+    read_pair(reader, input, None, origin)
+}
+
+/// [`read`] of a file taken when the capture window closed, with the copy
+/// of it taken when the window opened ([`Rows::at_open`]).
+pub fn read_pair(
+    reader: &Reader,
+    input: &[u8],
+    at_open: Option<&[u8]>,
+    origin: Origin,
+) -> Result<(RecordBatch, Vec<Skipped>, usize), String> {
     let mut rows = Rows::new(reader.table, origin);
+    rows.at_open = at_open.map(<[u8]>::to_vec);
     (reader.parse)(input, &mut rows)?;
     let skipped = rows.skipped.clone();
     let total = rows.skipped_total;
@@ -505,6 +560,37 @@ pub(crate) mod testing {
                 .map(|s| s.map(str::to_owned))
                 .collect()
         }
+    }
+
+    /// The origin of `path` in a bundle whose window was `secs` long.
+    pub fn in_window(path: &str, secs: u64) -> super::Origin {
+        let m = crate::bundle::Manifest {
+            format_version: crate::bundle::FORMAT_VERSION,
+            window_open_ns: 1_000_000_000,
+            window_close_ns: 1_000_000_000 + secs * 1_000_000_000,
+            ..Default::default()
+        };
+        super::Origin::in_bundle("b", &std::sync::Arc::new(m), path)
+    }
+
+    /// A signed integer column, as i64.
+    pub fn i64s(batch: &RecordBatch, name: &str) -> Vec<Option<i64>> {
+        let col = batch
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("no column {name}"));
+        col.as_primitive::<arrow_array::types::Int64Type>()
+            .iter()
+            .collect()
+    }
+
+    /// A float column.
+    pub fn f64s(batch: &RecordBatch, name: &str) -> Vec<Option<f64>> {
+        let col = batch
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("no column {name}"));
+        col.as_primitive::<arrow_array::types::Float64Type>()
+            .iter()
+            .collect()
     }
 
     /// An unsigned integer column of any width, as u64.

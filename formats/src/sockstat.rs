@@ -10,6 +10,7 @@
 //! net.ipv4.tcp_mem exists only in the initial namespace.
 
 use crate::rows::{Reader, Rows, V, file_name_is, text};
+use std::collections::HashMap;
 
 crate::artifact_table!(
     "sockstat",
@@ -57,6 +58,17 @@ crate::artifact_table!(
             true,
             "bytes used by IP fragment reassembly (FRAG lines)"
         ),
+        (
+            "inuse_open",
+            U64,
+            true,
+            "inuse when the capture window opened (the bundle's window-open/ copy; the other columns are read when it closed); null when the bundle has no such copy (bundles made before capsnap took one, files saved by hand) or the line lacks the counter"
+        ),
+        ("orphan_open", U64, true, "orphan when the window opened"),
+        ("tw_open", U64, true, "tw when the window opened"),
+        ("alloc_open", U64, true, "alloc when the window opened"),
+        ("mem_open", U64, true, "mem when the window opened"),
+        ("memory_open", U64, true, "memory when the window opened"),
     ]
 );
 
@@ -73,17 +85,50 @@ pub const READER: Reader = Reader {
     parse,
 };
 
+/// The counters of a line: inuse (or used), orphan, tw, alloc, mem, memory.
+type Counters = [Option<u64>; 6];
+
 fn parse(input: &[u8], rows: &mut Rows) -> Result<(), String> {
+    let open: Option<HashMap<String, Counters>> = rows.at_open().map(|bytes| {
+        let mut m = HashMap::new();
+        walk(&text(bytes), &mut |found| {
+            if let Ok((protocol, c)) = found {
+                m.insert(protocol.to_owned(), c);
+            }
+        });
+        m
+    });
     let text = text(input);
+    let mut found = false;
+    walk(&text, &mut |line| match line {
+        Ok((protocol, counters)) => {
+            found = true;
+            let before = open.as_ref().and_then(|m| m.get(protocol));
+            let mut values = vec![V::Str(protocol)];
+            values.extend(counters.iter().map(|&c| V::from(c)));
+            values.extend((0..6).map(|i| V::from(before.and_then(|b| b[i]))));
+            rows.push(&values);
+        }
+        Err((line, why)) => rows.skip(line, why),
+    });
+    if !found {
+        return Err("no `PROTO: counter value` lines".into());
+    }
+    Ok(())
+}
+
+/// Each `PROTO: key value ...` line, or a damaged one (1-based, why).
+#[allow(clippy::type_complexity)]
+fn walk<'a>(text: &'a str, out: &mut dyn FnMut(Result<(&'a str, Counters), (usize, String)>)) {
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let Some((protocol, rest)) = line.split_once(':') else {
-            rows.skip(n + 1, format!("no `PROTO:` prefix in {line:?}"));
+            out(Err((n + 1, format!("no `PROTO:` prefix in {line:?}"))));
             continue;
         };
-        let mut counters = [None::<u64>; 6];
+        let mut counters: Counters = [None; 6];
         let mut words = rest.split_whitespace();
         let mut bad = None;
         while let Some(key) = words.next() {
@@ -102,18 +147,11 @@ fn parse(input: &[u8], rows: &mut Rows) -> Result<(), String> {
                 None => bad = Some(key),
             }
         }
-        if let Some(key) = bad {
-            rows.skip(n + 1, format!("`{key}` has no number in {line:?}"));
-            continue;
+        match bad {
+            Some(key) => out(Err((n + 1, format!("`{key}` has no number in {line:?}")))),
+            None => out(Ok((protocol.trim(), counters))),
         }
-        let mut values = vec![V::Str(protocol.trim())];
-        values.extend(counters.iter().map(|&c| V::from(c)));
-        rows.push(&values);
     }
-    if rows.is_empty() {
-        return Err("no `PROTO: counter value` lines".into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -150,6 +188,23 @@ mod tests {
         assert_eq!(column(&batch, "alloc"), [None, Some(7385), None, None]);
         assert_eq!(column(&batch, "mem"), [None, Some(101), Some(0), None]);
         assert_eq!(column(&batch, "memory"), [None, None, None, Some(0)]);
+    }
+
+    #[test]
+    fn the_window_open_copy_gives_each_counter_then() {
+        let open = b"sockets: used 200\nTCP: inuse 30 orphan 0 tw 100 alloc 40 mem 9\n";
+        let close = b"sockets: used 229\nTCP: inuse 38 orphan 0 tw 3 alloc 7385 mem 101\nUDP: inuse 1 mem 0\n";
+        let (batch, _, _) = crate::rows::read_pair(
+            &READER,
+            close,
+            Some(open),
+            Origin::of("b", None, "netns/host/proc/net/sockstat"),
+        )
+        .unwrap();
+        assert_eq!(column(&batch, "tw"), [None, Some(3), None]);
+        assert_eq!(column(&batch, "tw_open"), [None, Some(100), None]);
+        assert_eq!(column(&batch, "inuse_open"), [Some(200), Some(30), None]);
+        assert_eq!(column(&batch, "alloc_open"), [None, Some(40), None]);
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub enum Kind {
     U32,
     U64,
     I64,
+    /// 64-bit float: rates (`per_sec` columns) and other derived figures.
+    F64,
     /// UTC timestamp in nanoseconds.
     Ts,
 }
@@ -45,6 +47,7 @@ impl Kind {
             Kind::U32 => DataType::UInt32,
             Kind::U64 => DataType::UInt64,
             Kind::I64 => DataType::Int64,
+            Kind::F64 => DataType::Float64,
             Kind::Ts => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
         }
     }
@@ -58,6 +61,16 @@ pub struct Column {
     pub kind: Kind,
     pub nullable: bool,
     pub doc: &'static str,
+}
+
+/// A column, for tables whose column list is a `const` (flows, dns).
+pub const fn col(name: &'static str, kind: Kind, nullable: bool, doc: &'static str) -> Column {
+    Column {
+        name,
+        kind,
+        nullable,
+        doc,
+    }
 }
 
 /// Builds an Arrow schema from a column list.

@@ -129,7 +129,7 @@ stats() { ip netns exec "$POD" nstat -az TcpExtTCPSYNChallenge TcpExtTCPChalleng
 stats_before=$(stats)
 
 # 3. The failing connect, inside the capture window.
-collect_start "$NODE" "$POD"
+WATCH_PING=$POD_IP collect_start "$NODE" "$POD"
 nap 0.2
 ip netns exec "$POD" "$WORK/bin/app" connect "$LOCAL_PORT" "$REMOTE_IP" "$REMOTE_PORT" "$TIMEOUT" >"$WORK/connect.json"
 collect_finish

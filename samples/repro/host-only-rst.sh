@@ -112,8 +112,9 @@ invalid_mid=$(invalid)
 ((invalid_mid >= invalid_before + 2)) ||
     fail "conntrack -S invalid went from $invalid_before to $invalid_mid: the ACK was not INVALID"
 
-collect_start "$NODE" "$CTR"
+WATCH_PING=$CTR_IP collect_start "$NODE" "$CTR"
 nap 1
+fault_now
 ip netns exec "$REMOTE" "$WORK/bin/ack-injector" inject eth0 "$REMOTE_PORT" "$AHEAD" >"$WORK/inject.json" ||
     fail "injecting the ACK in the window failed"
 collect_finish

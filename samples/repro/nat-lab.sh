@@ -133,8 +133,12 @@ collect_start() {
     for ns in "$@"; do
         sel+=(--netns "$ns")
     done
+    if [[ -n ${CAPSNAP_WATCH:-} ]]; then
+        watch_start "$node" "${sel[@]}"
+        return
+    fi
     mkdir -p "$WORK/out"
-    CAPSNAP_PROGRESS=1 ip netns exec "$node" "$CAPSNAP_BIN" collect --duration 3s "${sel[@]}" \
+    CAPSNAP_PROGRESS=1 ip netns exec "$node" "$CAPSNAP_BIN" collect --duration "${COLLECT_DURATION:-3s}" "${sel[@]}" \
         -o "$WORK/out/bundle.capsnap" >"$WORK/collect.log" 2>&1 &
     COLLECTOR=$!
     COLLECT_STARTED=$SECONDS
@@ -155,14 +159,105 @@ collect_start() {
 # $WORK/bundle for the checks.
 collect_finish() {
     local rc=0
-    wait "$COLLECTOR" || rc=$?
-    COLLECTOR=
-    ((rc == 0)) || fail "capsnap collect exited with $rc: $(tail -5 "$WORK/collect.log")"
+    if [[ -n ${CAPSNAP_WATCH:-} ]]; then
+        watch_finish
+    else
+        wait "$COLLECTOR" || rc=$?
+        COLLECTOR=
+        ((rc == 0)) || fail "capsnap collect exited with $rc: $(tail -5 "$WORK/collect.log")"
+    fi
     mv "$WORK/out/bundle.capsnap" "$OUT"
     chmod 644 "$OUT"
     mkdir "$WORK/bundle"
     tar --zstd -xf "$OUT" -C "$WORK/bundle"
     say "collected in $((SECONDS - COLLECT_STARTED)) s: $(stat -c %s "$OUT") bytes, $OUT"
+}
+
+# With CAPSNAP_WATCH=1 the scripts run `capsnap watch` instead of collect
+# (tests/watch_lab.rs): the fault then happens at a moment picked at
+# random, after at least --keep (WATCH_KEEP seconds, default 4) of
+# ordinary traffic (a datagram every 0.2 s from the node to WATCH_PING, and
+# what the script runs), and the trigger it fires must write exactly one
+# bundle, which must hold packets from --keep minus a second before the
+# fault. WATCH_EXPECT=none (the healthy lab): no trigger may fire within
+# as long; then a SIGUSR1 (the manual trigger) asks for
+# the bundle that the checks read.
+watch_start() {
+    local node=$1 i
+    shift
+    WATCH_KEEP=${WATCH_KEEP:-4}
+    mkdir -p "$WORK/out"
+    CAPSNAP_PROGRESS=1 ip netns exec "$node" "$CAPSNAP_BIN" watch -o "$WORK/out" --keep "${WATCH_KEEP}s" \
+        --after 1s --for 300s --cooldown 5m "$@" >"$WORK/watch.out" 2>"$WORK/collect.log" &
+    COLLECTOR=$!
+    COLLECT_STARTED=$SECONDS
+    for ((i = 0; i < 1200; i++)); do
+        grep -qs '^capsnap: watching' "$WORK/collect.log" && break
+        kill -0 "$COLLECTOR" 2>/dev/null || fail "capsnap watch ended early: $(tail -5 "$WORK/collect.log")"
+        nap 0.05
+    done
+    grep -qs '^capsnap: watching' "$WORK/collect.log" || fail "capsnap watch did not start within 60 s"
+    if [[ -n ${WATCH_PING:-} ]]; then
+        # A datagram every 0.2 s to the discard port (answered by an ICMP
+        # port unreachable): ordinary traffic with no tool to install.
+        ip netns exec "$node" "$PY" -c 'import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+while True:
+    try:
+        s.sendto(b"capsnap watch lab", (sys.argv[1], 9))
+    except OSError:
+        pass
+    time.sleep(0.2)' "$WATCH_PING" >/dev/null 2>&1 &
+        disown $!
+    fi
+    # Ordinary traffic for --keep and a random 0-3 s more, then the fault.
+    nap "$((WATCH_KEEP + RANDOM % 4)).$((RANDOM % 10))"
+    fault_now
+    say "watch running for $((SECONDS - COLLECT_STARTED)) s; the fault comes now"
+}
+
+# fault_now: the fault happens now (read without an exec). A script whose
+# fault comes later than collect_start's return calls it again then.
+fault_now() { FAULT_NS=$((${EPOCHREALTIME/[.,]/} * 1000)); }
+
+# Waits for the watch's bundle (its path is a line on stdout), checks that
+# no second one follows and that the watch leaves nothing behind when
+# stopped (SIGINT), and puts the bundle where collect_finish expects it.
+watch_finish() {
+    local i n rc=0
+    if [[ ${WATCH_EXPECT:-} == none ]]; then
+        # Within --keep of the "fault", so that the bundle holds the traffic
+        # the script made after it.
+        nap "$((WATCH_KEEP - 1))"
+        [[ ! -s $WORK/watch.out ]] || fail "healthy traffic fired a trigger: $(grep trigger "$WORK/collect.log")"
+        say "no trigger in $((SECONDS - COLLECT_STARTED)) s of healthy traffic; asking for a bundle with SIGUSR1"
+        kill -USR1 "$COLLECTOR"
+    fi
+    for ((i = 0; i < 1200; i++)); do
+        [[ -s $WORK/watch.out ]] && break
+        kill -0 "$COLLECTOR" 2>/dev/null || fail "capsnap watch ended without a bundle: $(tail -5 "$WORK/collect.log")"
+        nap 0.05
+    done
+    [[ -s $WORK/watch.out ]] || fail "no bundle 60 s after the fault: $(tail -5 "$WORK/collect.log")"
+    nap 2 # a second bundle would be a second trigger past the cooldown
+    kill -INT "$COLLECTOR"
+    wait "$COLLECTOR" || rc=$?
+    COLLECTOR=
+    ((rc == 0)) || fail "capsnap watch exited with $rc: $(tail -5 "$WORK/collect.log")"
+    n=$(wc -l <"$WORK/watch.out")
+    ((n == 1)) || fail "the watch wrote $n bundles: $(cat "$WORK/watch.out")"
+    for f in "$WORK"/out/.capsnap* "$WORK"/out/.*.tmp-*; do
+        [[ -e $f ]] && fail "the watch left $f behind"
+    done
+    mv "$(cat "$WORK/watch.out")" "$WORK/out/bundle.capsnap"
+    local first
+    first=$("$CAPSNAP_BIN" query --format csv "$WORK/out/bundle.capsnap" \
+        "select cast(min(ts) as bigint) from packets" | tail -n +2)
+    [[ -n $first ]] || fail "the watch's bundle has no packets"
+    say "trigger: $(grep -h '^capsnap: trigger' "$WORK/collect.log" | head -1)"
+    say "the bundle's first packet is $(((FAULT_NS - first) / 1000000)) ms before the fault (--keep ${WATCH_KEEP}s)"
+    [[ ${WATCH_EXPECT:-} == none ]] || ((FAULT_NS - first >= (WATCH_KEEP - 1) * 1000000000)) ||
+        fail "the bundle starts $(((FAULT_NS - first) / 1000000)) ms before the fault, less than --keep minus a second"
 }
 
 # q SQL [LABEL=PCAP...]: capsnap query, CSV without the header.

@@ -104,7 +104,7 @@ fn prepare(root: &Path) -> Result<(), Error> {
         schema_version: layout::SCHEMA_VERSION,
         capsnap_version: env!("CARGO_PKG_VERSION").into(),
         layout: "<table>/host=<host>/date=<YYYY-MM-DD>/<bundle id>.parquet; host is the partition, not a file column; \
-                 timestamps are microseconds UTC with <column>_nanos the nanoseconds below; unsigned integers widened to the next signed type"
+                 timestamps are microseconds UTC with <column>_nanos the nanoseconds below; UInt8/16/32 widened to the next signed type, UInt64 kept (Parquet INTEGER(64, false))"
             .into(),
         tables: layout::tables()
             .into_iter()
@@ -144,7 +144,7 @@ async fn export_one(
         .map(|(t, files)| ((*t).to_owned(), files.clone()))
         .collect();
     let ws = Workspace::register(loaded, memory_limit)?;
-    let mut warnings = ws.warnings()?;
+    let warnings = ws.warnings()?;
     let date = match info.started_ns {
         Some(ns) => day_of(ns),
         None => first_day(&ws, &info.path).await?,
@@ -173,16 +173,7 @@ async fn export_one(
             None => format!("select * from \"{}\"", table.name),
         };
         let stream = ws.ctx.sql(&sql).await?.execute_stream().await?;
-        let rows = write_table(
-            root,
-            &record,
-            table.name,
-            table.columns,
-            stream,
-            summary,
-            &mut warnings,
-        )
-        .await?;
+        let rows = write_table(root, &record, table.name, table.columns, stream, summary).await?;
         record.rows.insert(table.name.to_owned(), rows);
     }
     let reports = ws.detect(&[]).await?;
@@ -198,7 +189,6 @@ async fn export_one(
         layout::FINDINGS_COLUMNS,
         Box::pin(stream),
         summary,
-        &mut warnings,
     )
     .await?;
     record.rows.insert(crate::findings::NAME.to_owned(), rows);
@@ -215,7 +205,6 @@ async fn write_table(
     columns: &'static [Column],
     mut stream: datafusion::execution::SendableRecordBatchStream,
     summary: &mut Summary,
-    warnings: &mut Vec<String>,
 ) -> Result<u64, Error> {
     let stored = layout::stored_columns(columns);
     let schema = layout::stored_schema(columns);
@@ -242,13 +231,12 @@ async fn write_table(
         .build();
     let mut writer: Option<ArrowWriter<std::fs::File>> = None;
     let mut rows = 0u64;
-    let mut overflowed: BTreeMap<String, usize> = BTreeMap::new();
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         if batch.num_rows() == 0 {
             continue;
         }
-        let converted = to_stored(&batch, &stored, schema.clone(), &mut overflowed)?;
+        let converted = to_stored(&batch, &stored, schema.clone())?;
         if writer.is_none() {
             let file = std::fs::File::create(&tmp).map_err(|source| Error::Open {
                 path: tmp.clone(),
@@ -264,12 +252,6 @@ async fn write_table(
             w.write(&converted)?;
         }
         rows += batch.num_rows() as u64;
-    }
-    for (column, n) in overflowed {
-        warnings.push(format!(
-            "{}: {table}.{column}: {n} value(s) above 2^63-1 written as NULL (the dataset stores unsigned 64-bit integers as signed)",
-            record.bundle
-        ));
     }
     match writer {
         Some(w) => {
@@ -294,7 +276,6 @@ fn to_stored(
     batch: &RecordBatch,
     stored: &[StoredColumn],
     schema: datafusion::arrow::datatypes::SchemaRef,
-    overflowed: &mut BTreeMap<String, usize>,
 ) -> Result<RecordBatch, Error> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(stored.len());
     for c in stored {
@@ -325,14 +306,8 @@ fn to_stored(
                 }
             }
             t if t == &c.data_type => source.clone(),
-            _ => {
-                let out = cast(source, &c.data_type)?;
-                let lost = out.null_count() - source.null_count();
-                if lost > 0 {
-                    *overflowed.entry(c.name.clone()).or_default() += lost;
-                }
-                out
-            }
+            // Widening (UInt32 to Int64 ...): every value fits.
+            _ => cast(source, &c.data_type)?,
         };
         columns.push(array);
     }
@@ -443,7 +418,7 @@ async fn first_day(ws: &Workspace, path: &Path) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int64Array, TimestampNanosecondArray, UInt64Array};
+    use datafusion::arrow::array::{TimestampNanosecondArray, UInt64Array};
     use formats::Kind;
 
     const COLUMNS: &[Column] = &[
@@ -468,10 +443,10 @@ mod tests {
     ];
 
     /// Times before 1970 and below the microsecond split so that
-    /// micros * 1000 + nanos is the time again; a UInt64 too large for
-    /// Int64 becomes NULL and is counted.
+    /// micros * 1000 + nanos is the time again; a UInt64 keeps its top
+    /// value (the kernel's `~0` sentinel), not NULL.
     #[test]
-    fn timestamps_split_exactly_and_overflow_is_counted() {
+    fn timestamps_split_exactly_and_u64_sentinels_stay() {
         let host: ArrayRef = Arc::new(
             vec![Some("h"), None, Some("h")]
                 .into_iter()
@@ -484,14 +459,7 @@ mod tests {
         let n: ArrayRef = Arc::new(UInt64Array::from(vec![Some(u64::MAX), Some(5), None]));
         let batch = RecordBatch::try_new(formats::schema_of(COLUMNS), vec![host, ts, n]).unwrap();
         let stored = layout::stored_columns(COLUMNS);
-        let mut overflowed = BTreeMap::new();
-        let out = to_stored(
-            &batch,
-            &stored,
-            layout::stored_schema(COLUMNS),
-            &mut overflowed,
-        )
-        .unwrap();
+        let out = to_stored(&batch, &stored, layout::stored_schema(COLUMNS)).unwrap();
         let names: Vec<String> = out
             .schema()
             .fields()
@@ -511,9 +479,12 @@ mod tests {
             (1_795_303_009_341_378, 101)
         );
         assert!(micros.is_null(2) && nanos.is_null(2));
-        let n = out.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
-        assert!(n.is_null(0));
-        assert_eq!(n.value(1), 5);
-        assert_eq!(overflowed.get("n"), Some(&1));
+        let n = out
+            .column(2)
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .unwrap();
+        assert_eq!((n.value(0), n.value(1)), (u64::MAX, 5));
+        assert!(n.is_null(2));
     }
 }

@@ -13,9 +13,13 @@
 //! are ([`stored_type`]): timestamps in microseconds, adjusted to UTC
 //! (Spark reads no nanosecond timestamps), with the nanoseconds below the
 //! microsecond kept in a `<column>_nanos` column beside them so capsnap
-//! reads every time back exactly; unsigned integers widened to the next
-//! signed type (UInt64 to Int64; a value above 2^63-1 is written as NULL
-//! and the export warns). `host` is not stored in the files: it is the
+//! reads every time back exactly; UInt8/16/32 widened to the next signed
+//! type, UInt64 kept unsigned (Parquet `INTEGER(64, false)`: DataFusion
+//! reads it as UInt64, DuckDB as UBIGINT, Spark 3.2+ as DECIMAL(20,0)).
+//! No signed type holds it, and its top values are the kernel's "none"
+//! sentinels (`~0ULL` as `tcp_info.tcpi_pacing_rate` when pacing is off,
+//! include/uapi/linux/tcp.h), which a NULL would turn into "unknown".
+//! `host` is not stored in the files: it is the
 //! `host=` partition of the path, so a filter on it prunes whole folders.
 
 use formats::{Column, Kind, Table};
@@ -132,7 +136,7 @@ pub fn stored_type(kind: Kind) -> datafusion::arrow::datatypes::DataType {
     match kind {
         Kind::U8 => DataType::Int16,
         Kind::U16 => DataType::Int32,
-        Kind::U32 | Kind::U64 => DataType::Int64,
+        Kind::U32 => DataType::Int64,
         Kind::Ts => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         k => k.data_type(),
     }
@@ -285,6 +289,8 @@ mod tests {
 
     #[test]
     fn stored_columns_leave_host_to_the_path_and_split_timestamps() {
+        // (UInt64 is stored as it is: every reader has it; the narrower
+        // unsigned types are widened.)
         let cols = stored_columns(formats::tables()[0].columns);
         let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
         assert!(!names.contains(&"host"));
@@ -295,7 +301,6 @@ mod tests {
             datafusion::arrow::datatypes::DataType::UInt8
                 | datafusion::arrow::datatypes::DataType::UInt16
                 | datafusion::arrow::datatypes::DataType::UInt32
-                | datafusion::arrow::datatypes::DataType::UInt64
         )));
     }
 }

@@ -574,9 +574,10 @@ const NOTABLE: &[(&str, &str, &str)] = &[
 /// What the counters say.
 #[derive(Default)]
 pub struct Counters {
-    /// host, netns, counter, value, meaning: non-zero notable counters at
-    /// the end of the window.
-    pub notable: Vec<[String; 5]>,
+    /// host, netns, counter, value, meaning, change during the window
+    /// (empty when the bundle has no window-open reading): non-zero
+    /// notable counters at the end of the window.
+    pub notable: Vec<[String; 6]>,
     /// host, netns, counter, first, last, change: counters that moved
     /// between bundles of one node.
     pub moved: Vec<[String; 6]>,
@@ -592,11 +593,12 @@ pub async fn counters(ctx: &SessionContext) -> Result<Counters, Error> {
     let g = grid(
         ctx,
         &format!(
-            "SELECT coalesce(host, '') AS host, netns, \"group\", name, max(value) AS value
+            "SELECT coalesce(host, '') AS host, netns, \"group\", name, max(value) AS value,
+                    max(delta) AS during
              FROM net_counters WHERE value <> 0 AND ({})
              GROUP BY 1, 2, 3, 4
              UNION ALL
-             SELECT coalesce(host, ''), netns, 'interface', concat(name, ' ', c), max(v) FROM (
+             SELECT coalesce(host, ''), netns, 'interface', concat(name, ' ', c), max(v), NULL FROM (
                 SELECT host, netns, name, 'rx_drop' AS c, CAST(rx_drop AS BIGINT) AS v FROM interfaces
                 UNION ALL SELECT host, netns, name, 'tx_drop', CAST(tx_drop AS BIGINT) FROM interfaces
                 UNION ALL SELECT host, netns, name, 'rx_errs', CAST(rx_errs AS BIGINT) FROM interfaces
@@ -622,6 +624,7 @@ pub async fn counters(ctx: &SessionContext) -> Result<Counters, Error> {
             format!("{} {}", r[2], r[3]),
             r[4].clone(),
             meaning.to_owned(),
+            r[5].clone(),
         ]);
     }
     // Bundles of one node: what moved from the first to the last.

@@ -5,11 +5,13 @@
 //! `clock.json` says how to turn any `ts_ns` into wall-clock time.
 
 use super::{CLOCK_FILE, write_json};
+use crate::sys;
 use serde::Serialize;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// One reading of the clocks, taken back to back.
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +112,29 @@ struct ClockFile {
     bpftrace_version: String,
 }
 
+/// `bpftrace --version`, tied to capsnap and given two seconds like any
+/// tool on a sick node; empty when it says nothing in time.
+fn bpftrace_version(bin: &Path) -> String {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let Ok(mut child) = sys::spawn_tied(&mut cmd, None) else {
+        return String::new();
+    };
+    // A version line fits the pipe's buffer: reading after the exit
+    // cannot block the child.
+    if sys::wait_until(&mut child, Instant::now() + Duration::from_secs(2)).is_none() {
+        return String::new();
+    }
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut out);
+    }
+    out.trim().to_owned()
+}
+
 pub(super) fn write_clock(dir: &Path, start: &StartLine, bin: &Path) -> io::Result<()> {
     let from_boot = start.ts_ns.abs_diff(start.boottime_ns);
     let from_mono = start.ts_ns.abs_diff(start.monotonic_ns);
@@ -122,13 +147,7 @@ pub(super) fn write_clock(dir: &Path, start: &StartLine, bin: &Path) -> io::Resu
     } else {
         "monotonic"
     };
-    let version = Command::new(bin)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let version = bpftrace_version(bin);
     let clock = ClockFile {
         ts_ns: start.ts_ns,
         realtime_ns: start.realtime_ns,

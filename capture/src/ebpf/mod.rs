@@ -99,7 +99,14 @@ pub struct EbpfSession {
     omitted: Vec<String>,
     /// Set when capsnap had to mount tracefs itself.
     mounted_tracefs: Option<PathBuf>,
+    /// For a streamed session: the thread reading bpftrace's output, which
+    /// ends when bpftrace does.
+    tee: Option<std::thread::JoinHandle<()>>,
 }
+
+/// What a streamed session hands over: each record of bpftrace's output
+/// (an event, or `Lost N events`), as the events file would hold it.
+pub type OnRecord = Box<dyn FnMut(&[u8]) + Send>;
 
 /// Source name in the report.
 const SOURCE: &str = bundle::EVENTS.source;
@@ -139,6 +146,30 @@ const fn file_name(a: &bundle::Artifact) -> &'static str {
 /// thread, not the process): call it from a thread that outlives the
 /// session, such as the one that will call [`EbpfSession::stop`].
 pub fn start_bpftrace(opts: &EbpfOptions, out_dir: &Path) -> Result<EbpfSession, SourceReport> {
+    start(opts, out_dir, None)
+}
+
+/// Like [`start_bpftrace`], for a session that runs for hours (`capsnap
+/// watch`): bpftrace's output is not kept in the events file, which would
+/// grow without bound, but read from a pipe by a thread of the session and
+/// handed to `each` record by record, joined as the readers join them
+/// ([`formats::bpftrace::read_records`]). The events file gets the lines
+/// up to the `start` line only, which tell that the probes are attached.
+/// [`EbpfSession::bundle_files`] writes a bundle's eBPF files from the
+/// records the caller kept.
+pub fn stream_bpftrace(
+    opts: &EbpfOptions,
+    out_dir: &Path,
+    each: OnRecord,
+) -> Result<EbpfSession, SourceReport> {
+    start(opts, out_dir, Some(each))
+}
+
+fn start(
+    opts: &EbpfOptions,
+    out_dir: &Path,
+    stream: Option<OnRecord>,
+) -> Result<EbpfSession, SourceReport> {
     let began = Instant::now();
     let fail = |status: Status, reason: String, files: Vec<String>| {
         let mut report = SourceReport::new(SOURCE, None).with(status, reason);
@@ -184,19 +215,28 @@ pub fn start_bpftrace(opts: &EbpfOptions, out_dir: &Path) -> Result<EbpfSession,
         .and_then(|()| Ok((open(EVENTS_FILE)?, open(STDERR_FILE)?)))
         .map_err(|e| fail(Status::Failed, e, files_so_far()))?;
 
-    let child = spawn(&bin, &script_path, events, stderr).map_err(|e| {
+    let (stdout, tee_file) = match &stream {
+        None => (Stdio::from(events), None),
+        Some(_) => (Stdio::piped(), Some(events)),
+    };
+    let mut child = spawn(&bin, &script_path, stdout, stderr).map_err(|e| {
         fail(
             Status::Failed,
             format!("cannot start {}: {e}", bin.display()),
             files_so_far(),
         )
     })?;
+    let tee = match (stream, tee_file, child.stdout.take()) {
+        (Some(each), Some(file), Some(pipe)) => Some(tee(pipe, file, each)),
+        _ => None,
+    };
     let mut session = EbpfSession {
         child: Some(child),
         dir,
         started: began,
         omitted: plan.omitted,
         mounted_tracefs: tracefs.mounted.then_some(tracefs.path),
+        tee,
     };
     match session.wait_attached(opts.attach_timeout, nonce) {
         Ok(start) => {
@@ -225,6 +265,37 @@ impl EbpfSession {
         // bpftrace 0.17 prints one empty line per map when it exits, even
         // for maps the END block cleared; they are not events.
         let _ = trim_trailing_newlines(&events_path);
+        self.report(&self.dir, Some(ending))
+    }
+
+    /// Writes the eBPF files of a bundle into `out_dir/ebpf` while the
+    /// session goes on: `events` (records of a streamed session, one a
+    /// line) as the events file, the script, the clock and bpftrace's
+    /// stderr as they are, and the summary of those events; reports them
+    /// as [`EbpfSession::stop`] does.
+    pub fn bundle_files(&self, events: &[u8], out_dir: &Path) -> SourceReport {
+        let dir = out_dir.join(DIR);
+        let mut written =
+            fs::create_dir_all(&dir).and_then(|()| fs::write(dir.join(EVENTS_FILE), events));
+        for name in [SCRIPT_FILE, CLOCK_FILE, STDERR_FILE] {
+            if written.is_ok() && self.dir.join(name).is_file() {
+                written = fs::copy(self.dir.join(name), dir.join(name)).map(|_| ());
+            }
+        }
+        let mut report = self.report(&dir, None);
+        if let Err(e) = written {
+            report = report.with(
+                Status::Failed,
+                format!("cannot write {}: {e}", dir.display()),
+            );
+        }
+        report
+    }
+
+    /// The report of the events in `dir` (and their `summary.json`):
+    /// `ending` is how bpftrace ended, `None` while it runs on.
+    fn report(&self, dir: &Path, ending: Option<Option<Ending>>) -> SourceReport {
+        let events_path = dir.join(EVENTS_FILE);
         let (mut summary, unreadable) = match count_events(&events_path) {
             Ok(summary) => (summary, None),
             Err(e) => (
@@ -242,7 +313,8 @@ impl EbpfSession {
         let mut status = Status::Ok;
         let stderr = || stderr_head(&self.dir.join(STDERR_FILE));
         match ending {
-            Some(Ending::Exited(st)) => {
+            None => summary.exit = "running".to_string(),
+            Some(Some(Ending::Exited(st))) => {
                 summary.exit = st.to_string();
                 status = if summary.total > 0 {
                     Status::Partial
@@ -254,14 +326,14 @@ impl EbpfSession {
                     stderr()
                 ));
             }
-            Some(Ending::Stopped(st)) => {
+            Some(Some(Ending::Stopped(st))) => {
                 summary.exit = st.to_string();
                 if !st.success() {
                     status = Status::Partial;
                     notes.push(format!("bpftrace ended with {st}: {}", stderr()));
                 }
             }
-            Some(Ending::Killed) | None => {
+            Some(Some(Ending::Killed) | None) => {
                 summary.exit = "killed".to_string();
                 status = Status::Partial;
                 notes.push(format!(
@@ -296,7 +368,7 @@ impl EbpfSession {
             status = worst(status, Status::Partial);
             notes.extend(self.omitted.iter().cloned());
         }
-        let _ = write_json(&self.dir.join(SUMMARY_FILE), &summary);
+        let _ = write_json(&dir.join(SUMMARY_FILE), &summary);
 
         let mut report = SourceReport::new(SOURCE, None);
         report.status = status;
@@ -309,7 +381,7 @@ impl EbpfSession {
             report.reason = Some(notes.join("; "));
         }
         report.files = existing_files(
-            &self.dir,
+            dir,
             &[
                 EVENTS_FILE,
                 STDERR_FILE,
@@ -373,6 +445,15 @@ impl EbpfSession {
 
     /// Ends bpftrace (gently: SIGINT first) and reaps it. Idempotent.
     fn finish(&mut self, gently: bool) -> Option<Ending> {
+        let ending = self.end_child(gently);
+        // The pipe is at its end once bpftrace (and its group) is gone.
+        if let Some(tee) = self.tee.take() {
+            let _ = tee.join();
+        }
+        ending
+    }
+
+    fn end_child(&mut self, gently: bool) -> Option<Ending> {
         let mut child = self.child.take()?;
         if let Ok(Some(st)) = child.try_wait() {
             return Some(Ending::Exited(st));
@@ -435,7 +516,7 @@ fn millis(d: Duration) -> u64 {
 
 /// Starts bpftrace on `script` with its output going to the given files,
 /// tied to the calling thread ([`sys::spawn_tied`]).
-fn spawn(bin: &Path, script: &Path, events: File, stderr: File) -> io::Result<Child> {
+fn spawn(bin: &Path, script: &Path, events: Stdio, stderr: File) -> io::Result<Child> {
     let mut cmd = Command::new(bin);
     // -q: no "Attaching N probes..." on stdout. -B line: every event line
     // reaches the file as it is printed (stdout is not a tty: full buffering
@@ -468,6 +549,39 @@ fn spawn(bin: &Path, script: &Path, events: File, stderr: File) -> io::Result<Ch
     }
     // Die with capsnap, even if capsnap is SIGKILLed.
     sys::spawn_tied(&mut cmd, None)
+}
+
+/// Reads bpftrace's output from `pipe` until it ends: the records up to
+/// the `start` line also go to `file` (where the session looks for it),
+/// every record to `each`.
+fn tee(
+    pipe: std::process::ChildStdout,
+    file: File,
+    mut each: OnRecord,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut file = Some(io::BufWriter::new(file));
+        let _ = formats::bpftrace::read_records(io::BufReader::new(pipe), |item| {
+            let lost;
+            let bytes: &[u8] = match &item {
+                formats::bpftrace::Item::Record { bytes, .. } => bytes,
+                formats::bpftrace::Item::Lost { count, .. } => {
+                    lost = format!("Lost {count} events");
+                    lost.as_bytes()
+                }
+                formats::bpftrace::Item::Stray { bytes, .. } => bytes,
+            };
+            if let Some(f) = file.as_mut() {
+                let _ = f.write_all(bytes).and_then(|()| f.write_all(b"\n"));
+                let _ = f.flush();
+                if formats::bpftrace::event_kind(bytes) == Some("start") {
+                    file = None;
+                }
+            }
+            each(bytes);
+        });
+    })
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
@@ -747,6 +861,14 @@ mod tests {
                 .expect("reset_sent");
             assert_eq!(rst["reason_name"], "NO_SOCKET");
         }
+        // The blocking connect failed at once: its errno, pid and netns.
+        let failed = of("connect_error")
+            .find(|e| e["dport"] == port)
+            .unwrap_or_else(|| panic!("no connect_error for port {port}"));
+        assert_eq!(failed["ret"], -111, "ECONNREFUSED");
+        assert_eq!(failed["daddr"], "127.0.0.1");
+        assert_eq!(failed["pid"], std::process::id());
+        assert_eq!(failed["netns"], connect["netns"]);
         if !omitted.iter().any(|o| o.contains("drop")) {
             let drop = of("drop")
                 .find(|e| e["dport"] == port)

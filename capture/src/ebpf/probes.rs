@@ -18,6 +18,12 @@ pub(super) struct Probe {
     /// tracepoints changed between kernels (tcp_send_reset stores sockaddrs
     /// since 6.x, kfree_skb has had a reason since 5.17).
     fields: &'static [&'static str],
+    /// Other tracepoints its source attaches to, with the fields it reads
+    /// there: all must be there or the probe is left out.
+    also: &'static [(&'static str, &'static [&'static str])],
+    /// Maps of its own (besides the counter), cleared at the end so that
+    /// bpftrace prints nothing of them into the events file.
+    maps: &'static [&'static str],
     /// Its rate-limit counter (a bpftrace map, reset every second).
     counter: &'static str,
     /// Lines per second before the rest are only counted.
@@ -40,6 +46,8 @@ pub(super) const PROBES: &[Probe] = &[
         events: "exec",
         tracepoint: "sched:sched_process_exec",
         fields: &["filename", "old_pid"],
+        also: &[],
+        maps: &[],
         counter: "n_exec",
         limit: 1000,
         source: include_str!("../../bpftrace/exec.bt"),
@@ -60,6 +68,8 @@ pub(super) const PROBES: &[Probe] = &[
             TCP_ADDRS[3],
             TCP_ADDRS[4],
         ],
+        also: &[],
+        maps: &[],
         counter: "n_tcp_state",
         limit: 2000,
         source: include_str!("../../bpftrace/tcp_state.bt"),
@@ -78,6 +88,8 @@ pub(super) const PROBES: &[Probe] = &[
             TCP_ADDRS[3],
             TCP_ADDRS[4],
         ],
+        also: &[],
+        maps: &[],
         counter: "n_retransmit",
         limit: 1000,
         source: include_str!("../../bpftrace/retransmit.bt"),
@@ -95,6 +107,8 @@ pub(super) const PROBES: &[Probe] = &[
             TCP_ADDRS[3],
             TCP_ADDRS[4],
         ],
+        also: &[],
+        maps: &[],
         counter: "n_retransmit",
         limit: 1000,
         source: include_str!("../../bpftrace/retransmit_synack.bt"),
@@ -112,6 +126,8 @@ pub(super) const PROBES: &[Probe] = &[
             TCP_ADDRS[3],
             TCP_ADDRS[4],
         ],
+        also: &[],
+        maps: &[],
         counter: "n_reset_received",
         limit: 1000,
         source: include_str!("../../bpftrace/reset_received.bt"),
@@ -127,6 +143,8 @@ pub(super) const PROBES: &[Probe] = &[
             "saddr[28]",
             "daddr[28]",
         ],
+        also: &[],
+        maps: &[],
         counter: "n_reset_sent",
         limit: 1000,
         source: include_str!("../../bpftrace/reset_sent.bt"),
@@ -135,9 +153,21 @@ pub(super) const PROBES: &[Probe] = &[
         events: "drop",
         tracepoint: "skb:kfree_skb",
         fields: &["skbaddr", "location", "protocol", "reason"],
+        also: &[],
+        maps: &[],
         counter: "n_drop",
         limit: 1000,
         source: include_str!("../../bpftrace/drop.bt"),
+    },
+    Probe {
+        events: "connect_error",
+        tracepoint: "syscalls:sys_exit_connect",
+        fields: &["ret"],
+        also: &[("syscalls:sys_enter_connect", &["uservaddr"])],
+        maps: &["connect_addr"],
+        counter: "n_connect_error",
+        limit: 1000,
+        source: include_str!("../../bpftrace/connect_error.bt"),
     },
 ];
 
@@ -206,6 +236,16 @@ pub(super) fn plan(tracefs: &Path, nonce: u64) -> Result<Plan, String> {
                 "no {} events: this kernel's {} has no field {missing}",
                 probe.events, probe.tracepoint
             ));
+            continue;
+        }
+        let lacking = probe.also.iter().find_map(|(tp, fields)| match format(tp) {
+            None => Some(format!("kernel lacks tracepoint {tp}")),
+            Some(f) => check_fields(&f, fields)
+                .err()
+                .map(|m| format!("this kernel's {tp} has no field {m}")),
+        });
+        if let Some(why) = lacking {
+            omitted.push(format!("no {} events: {why}", probe.events));
             continue;
         }
         let mut source = probe.source.replace("__LIMIT__", &probe.limit.to_string());
@@ -297,6 +337,7 @@ pub(super) fn plan(tracefs: &Path, nonce: u64) -> Result<Plan, String> {
     for map in maps
         .iter()
         .copied()
+        .chain(included.iter().flat_map(|(p, _)| p.maps.iter().copied()))
         .chain(counters.iter().map(|(c, _, _)| *c))
     {
         s.push_str(&format!("  clear(@{map});\n"));
@@ -519,6 +560,33 @@ print fmt: \"state=%s reason=%s\", REC->state ? __print_symbolic(REC->state, \
         assert!(
             omitted.contains("no exec events: kernel lacks tracepoint sched:sched_process_exec")
         );
+    }
+
+    #[test]
+    fn connect_errors_need_both_connect_tracepoints() {
+        const EXIT: &str = "\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:long ret;\toffset:16;\tsize:8;\tsigned:1;\n";
+        const ENTER: &str = "\tfield:int fd;\toffset:16;\tsize:8;\tsigned:0;\n\tfield:struct sockaddr * uservaddr;\toffset:24;\tsize:8;\tsigned:0;\n";
+        let tracefs = fake_tracefs(&[
+            (START_TRACEPOINT, PRCTL),
+            ("syscalls:sys_exit_connect", EXIT),
+        ]);
+        let p = plan(tracefs.path(), 1).expect_err("nothing else to probe");
+        assert!(
+            p.contains(
+                "no connect_error events: kernel lacks tracepoint syscalls:sys_enter_connect"
+            ),
+            "{p}"
+        );
+        let tracefs = fake_tracefs(&[
+            (START_TRACEPOINT, PRCTL),
+            ("syscalls:sys_exit_connect", EXIT),
+            ("syscalls:sys_enter_connect", ENTER),
+        ]);
+        let p = plan(tracefs.path(), 1).expect("a plan");
+        assert!(p.script.contains("tracepoint:syscalls:sys_exit_connect\n"));
+        assert!(p.script.contains("@n_connect_error <= 1000"));
+        // The destinations kept between the two halves are not printed at exit.
+        assert!(p.script.contains("  clear(@connect_addr);\n"));
     }
 
     #[test]

@@ -2,12 +2,22 @@
 //! own pcapng ([`crate::packets`]): the capture starts when the window
 //! opens and ends when it closes, a packet or byte bound, or a signal.
 
-use crate::packets::{CaptureOptions, CaptureTarget, capture_here};
+use crate::packets::{CaptureOptions, CaptureTarget, RING_BYTES, capture_here};
 use crate::report::{SourceReport, Status};
 use crate::source::{Context, InNetns, Phase, Scope, Source, Window};
 use formats::bundle::{Artifact, PACKETS};
 
 pub struct Packets;
+
+/// Kernel ring memory across every capture point: each gets
+/// [`RING_BYTES`], less when many namespaces share this budget (at least
+/// 2 MiB, tcpdump's default). The ring is locked kernel memory.
+const RING_BUDGET: usize = 64 << 20;
+
+/// The kernel ring of each of `points` capture points.
+pub fn ring_bytes(points: usize) -> usize {
+    (RING_BUDGET / points.max(1)).clamp(2 << 20, RING_BYTES)
+}
 
 impl Source for Packets {
     fn name(&self) -> &'static str {
@@ -59,6 +69,7 @@ impl Source for Packets {
             max_packets: cx.opts.max_packets,
             max_bytes: cx.opts.max_bytes / cx.namespaces.len().max(1) as u64,
             snaplen: cx.opts.snaplen,
+            ring_bytes: ring_bytes(cx.namespaces.len()),
             disk: Some(cx.disk.clone()),
         };
         vec![capture_here(

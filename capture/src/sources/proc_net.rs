@@ -36,26 +36,30 @@ impl Source for ProcNet {
 
     fn run(&self, cx: &Context, ns: Option<&InNetns>, _: &Window) -> Vec<SourceReport> {
         let Some(ns) = ns else { return Vec::new() };
-        let dir = if ns.entered {
-            PathBuf::from("/proc/thread-self/net")
-        } else if !ns.gone
-            && let Some(pid) = ns.ns.pids.first()
-        {
-            cx.proc.join(format!("{pid}/net"))
-        } else {
-            let why = "no process in it to read /proc/PID/net from";
-            return self
-                .writes()
-                .into_iter()
-                .map(|a| ns.not_entered(a, why))
-                .collect();
-        };
-        self.writes()
+        let files: Vec<(&Artifact, &str)> = self
+            .writes()
             .into_iter()
-            .map(|a| {
-                let name = a.proc_net_file().expect("writes() keeps proc/net files");
-                copy_file(&dir.join(name), &ns.file(cx, a), ns.rel(a), ns.report(a))
-            })
-            .collect()
+            .filter_map(|a| Some((a, a.proc_net_file()?)))
+            .collect();
+        copy(cx, ns, &files)
     }
+}
+
+/// Copies the namespace's /proc/net files: each (artifact, name under
+/// /proc/net) to the artifact's path, one report each.
+pub fn copy(cx: &Context, ns: &InNetns, files: &[(&Artifact, &str)]) -> Vec<SourceReport> {
+    let dir = if ns.entered {
+        PathBuf::from("/proc/thread-self/net")
+    } else if !ns.gone
+        && let Some(pid) = ns.ns.pids.first()
+    {
+        cx.proc.join(format!("{pid}/net"))
+    } else {
+        let why = "no process in it to read /proc/PID/net from";
+        return files.iter().map(|(a, _)| ns.not_entered(a, why)).collect();
+    };
+    files
+        .iter()
+        .map(|(a, name)| copy_file(&dir.join(name), &ns.file(cx, a), ns.rel(a), ns.report(a)))
+        .collect()
 }

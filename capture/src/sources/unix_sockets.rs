@@ -78,6 +78,25 @@ fn snapshot(cx: &Context, ns: &InNetns) -> SourceReport {
     }
 }
 
+/// The listening unix sockets bound to a path in the calling thread's
+/// namespace `ns` (entered): (socket inode, path, whether the path leads
+/// elsewhere now), resolved through the owner's mount namespace as the
+/// snapshot does. `capsnap watch` compares readings of it.
+pub fn listeners(ns: &crate::netns::Netns) -> std::io::Result<Vec<(u64, String, Option<bool>)>> {
+    let mut sockets = crate::unix_diag::listening_unix_sockets()?;
+    sockets.retain(|s| s.path.as_deref().is_some_and(|p| p.starts_with('/')));
+    let owners = foreign_socket_owners(&ns.pids);
+    Ok(sockets
+        .into_iter()
+        .map(|mut s| {
+            if let Some(pid) = owners.get(&s.inode) {
+                s.restat_in(&PathBuf::from(format!("/proc/{pid}/root")));
+            }
+            (s.inode, s.path.clone().unwrap_or_default(), s.replaced())
+        })
+        .collect())
+}
+
 /// Socket inode -> a pid holding it, for those of `pids` that live in
 /// another mount namespace than capsnap (pids that vanish or whose mount
 /// namespace cannot be read are left out: their sockets keep capsnap's own

@@ -11,11 +11,12 @@
 //! its `TABLE` and `READER`), then add one line here per file it reads.
 //! Entries are grouped by table in the order `capsnap tables` lists them.
 
+use crate::netlink::{ADDR_DUMP, Dump, INET_DIAG_DUMP, LINK_DUMP, ROUTE_DUMP, RULE_DUMP};
 use crate::rows::Reader;
 use crate::table::Table;
 use crate::{
-    addresses, conntrack, counters, events, flows, interfaces, logs, packets, proc_net, processes,
-    sockstat, sysctls, unix,
+    addresses, conntrack, counters, dns, events, flows, inet_diag, interfaces, logs, packets,
+    proc_net, processes, rtnetlink, sockstat, sysctls, unix,
 };
 use std::sync::LazyLock;
 
@@ -36,11 +37,27 @@ pub enum Scope {
 pub enum Parse {
     /// Kept as captured, for people and other tools; no table reads it yet.
     Raw,
-    /// A text file that this reader turns into rows of its table.
+    /// A file (text, or a netlink conversation) that this reader turns
+    /// into rows of its table.
     Text(&'static Reader),
     /// A packet capture: every table of [`CAPTURE_TABLES`] streams from it.
     Capture,
+    /// The copy taken when the capture window opened of the artifact at
+    /// the same path without the leading [`AT_OPEN`] folder (which is taken
+    /// when the window closes). It feeds no table alone: the reader of that
+    /// artifact gets it beside the file ([`Rows::at_open`](crate::Rows::at_open))
+    /// and gives the value at each end and the change during the window.
+    AtOpen,
 }
+
+/// The folder of a namespace's copies taken when the capture window
+/// opened ([`Parse::AtOpen`]): `netns/<dir>/window-open/proc/net/snmp` is
+/// `netns/<dir>/proc/net/snmp` as it was when the window opened.
+pub const AT_OPEN: &str = "window-open/";
+
+/// The source id of a copy taken when the window opened: its artifact's
+/// id with this prefix (`open:proc_net_snmp`).
+pub const AT_OPEN_SOURCE: &str = "open:";
 
 /// One kind of file in a bundle.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +73,8 @@ pub struct Artifact {
     /// The command whose output it is, for a node's tool (`ip`,
     /// `conntrack`, `crictl` ...).
     pub command: Option<&'static [&'static str]>,
+    /// The netlink dump it is the conversation of (rtnetlink, sock_diag).
+    pub netlink: Option<&'static Dump>,
     pub parse: Parse,
 }
 
@@ -72,7 +91,7 @@ impl Artifact {
     /// The tables it feeds.
     pub fn tables(&self) -> Vec<&'static Table> {
         match self.parse {
-            Parse::Raw => Vec::new(),
+            Parse::Raw | Parse::AtOpen => Vec::new(),
             Parse::Text(reader) => vec![reader.table],
             Parse::Capture => CAPTURE_TABLES.to_vec(),
         }
@@ -87,6 +106,18 @@ impl Artifact {
             Scope::Netns => self.path.strip_prefix("proc/net/"),
             _ => None,
         }
+    }
+
+    /// For a copy taken when the window opened ([`Parse::AtOpen`]): the
+    /// artifact it is the earlier copy of.
+    pub fn taken_at_close(&self) -> Option<&'static Artifact> {
+        if !matches!(self.parse, Parse::AtOpen) {
+            return None;
+        }
+        let path = self.path.strip_prefix(AT_OPEN)?;
+        ARTIFACTS
+            .iter()
+            .find(|a| a.path == path && a.scope == self.scope && !matches!(a.parse, Parse::AtOpen))
     }
 
     /// Whether `path` (a bundle path) is this artifact.
@@ -110,7 +141,7 @@ impl Artifact {
 }
 
 /// The tables that stream from packet captures.
-pub const CAPTURE_TABLES: &[&Table] = &[&packets::TABLE, &flows::TABLE];
+pub const CAPTURE_TABLES: &[&Table] = &[&packets::TABLE, &flows::TABLE, &dns::TABLE];
 
 const fn netns(path: &'static str, source: &'static str, parse: Parse) -> Artifact {
     Artifact {
@@ -118,6 +149,7 @@ const fn netns(path: &'static str, source: &'static str, parse: Parse) -> Artifa
         scope: Scope::Netns,
         source,
         command: None,
+        netlink: None,
         parse,
     }
 }
@@ -128,6 +160,7 @@ const fn node(path: &'static str, source: &'static str, parse: Parse) -> Artifac
         scope: Scope::Node,
         source,
         command: None,
+        netlink: None,
         parse,
     }
 }
@@ -145,6 +178,7 @@ const fn tool(
         scope,
         source,
         command: Some(command),
+        netlink: None,
         parse,
     }
 }
@@ -155,11 +189,34 @@ const fn hand(reader: &'static Reader) -> Artifact {
         scope: Scope::Hand,
         source: "",
         command: None,
+        netlink: None,
         parse: Parse::Text(reader),
     }
 }
 
-use Parse::{Capture, Raw, Text};
+/// The conversation of a netlink dump in each namespace.
+const fn dump(
+    path: &'static str,
+    source: &'static str,
+    dump: &'static Dump,
+    parse: Parse,
+) -> Artifact {
+    Artifact {
+        path,
+        scope: Scope::Netns,
+        source,
+        command: None,
+        netlink: Some(dump),
+        parse,
+    }
+}
+
+/// The copy of a per-namespace file taken when the window opened.
+const fn at_open(path: &'static str, source: &'static str) -> Artifact {
+    netns(path, source, Parse::AtOpen)
+}
+
+use Parse::{AtOpen, Capture, Raw, Text};
 
 /// The packet capture of one namespace.
 pub const PACKETS: Artifact = netns("packets.pcapng", "packets", Capture);
@@ -167,6 +224,20 @@ pub const PROCESSES: Artifact = node("processes.jsonl", "processes", Text(&proce
 pub const FDS: Artifact = node("fds.tsv", "processes", Text(&processes::fds::READER));
 pub const SYSCTLS: Artifact = netns("sysctls.txt", "sysctls", Text(&sysctls::READER));
 pub const UNIX_DIAG: Artifact = netns("unix_diag.tsv", "unix_diag", Text(&unix::DIAG_READER));
+/// TCP and UDP sockets by sock_diag.
+pub const INET_DIAG: Artifact = dump(
+    "netlink/inet_diag.nl",
+    "inet_diag",
+    &INET_DIAG_DUMP,
+    Text(&inet_diag::READER),
+);
+/// The links of a namespace by rtnetlink (read again when the window opens).
+pub const LINKS: Artifact = dump(
+    "netlink/link.nl",
+    "rtnl_link",
+    &LINK_DUMP,
+    Text(&rtnetlink::link::READER),
+);
 pub const EVENTS: Artifact = node("ebpf/events.jsonl", "ebpf", Text(&events::bpftrace::READER));
 pub const KERNEL_LOG: Artifact = node("dmesg.txt", "kernel_log", Text(&logs::READER));
 pub const JOURNAL: Artifact = node("journal.txt", "journal", Text(&logs::READER));
@@ -213,6 +284,7 @@ pub const ARTIFACTS: &[Artifact] = &[
     netns("proc/net/udp6", "proc_net_udp6", Text(&proc_net::READER)),
     netns("proc/net/raw", "proc_net_raw", Text(&proc_net::READER)),
     netns("proc/net/raw6", "proc_net_raw6", Text(&proc_net::READER)),
+    INET_DIAG,
     netns("proc/net/unix", "proc_net_unix", Text(&unix::PROC_READER)),
     UNIX_DIAG,
     PROCESSES,
@@ -273,6 +345,25 @@ pub const ARTIFACTS: &[Artifact] = &[
     JOURNAL,
     LOG_FILES,
     netns("proc/net/dev", "proc_net_dev", Text(&interfaces::READER)),
+    LINKS,
+    dump(
+        "netlink/addr.nl",
+        "rtnl_addr",
+        &ADDR_DUMP,
+        Text(&rtnetlink::addr::READER),
+    ),
+    dump(
+        "netlink/route.nl",
+        "rtnl_route",
+        &ROUTE_DUMP,
+        Text(&rtnetlink::route::READER),
+    ),
+    dump(
+        "netlink/rule.nl",
+        "rtnl_rule",
+        &RULE_DUMP,
+        Text(&rtnetlink::rule::READER),
+    ),
     tool(
         Scope::Netns,
         "ip-addr.txt",
@@ -285,6 +376,24 @@ pub const ARTIFACTS: &[Artifact] = &[
         "manifest.json",
         "manifest",
         Text(&super::tables::COLLECTION_READER),
+    ),
+    // Copies taken when the window opened, read with the file of the same
+    // path taken when it closed.
+    at_open("window-open/proc/net/snmp", "open:proc_net_snmp"),
+    at_open("window-open/proc/net/netstat", "open:proc_net_netstat"),
+    at_open("window-open/proc/net/snmp6", "open:proc_net_snmp6"),
+    at_open(
+        "window-open/proc/net/stat/nf_conntrack",
+        "open:proc_net_stat_nf_conntrack",
+    ),
+    at_open("window-open/proc/net/dev", "open:proc_net_dev"),
+    at_open("window-open/proc/net/sockstat", "open:proc_net_sockstat"),
+    at_open("window-open/proc/net/sockstat6", "open:proc_net_sockstat6"),
+    dump(
+        "window-open/netlink/link.nl",
+        "open:rtnl_link",
+        &LINK_DUMP,
+        AtOpen,
     ),
     // Raw: kept for people and tools, read by no table yet.
     netns("proc/net/packet", "proc_net_packet", Raw),
@@ -363,6 +472,35 @@ pub fn at(path: &str) -> Option<&'static Artifact> {
     ARTIFACTS.iter().find(|a| a.matches(path))
 }
 
+/// The copies taken when the window opened ([`Parse::AtOpen`]).
+pub fn at_open_copies() -> impl Iterator<Item = &'static Artifact> {
+    ARTIFACTS
+        .iter()
+        .filter(|a| matches!(a.parse, Parse::AtOpen))
+}
+
+/// Whether the bundle path is a copy taken when the window opened: such a
+/// file is read with its later copy, never alone.
+pub fn is_at_open(path: &str) -> bool {
+    at(path).is_some_and(|a| matches!(a.parse, Parse::AtOpen))
+}
+
+/// The bundle path of the copy taken when the window opened of the file
+/// at `path` (taken when it closed), if the registry has such a copy for
+/// it: `netns/<dir>/proc/net/snmp` -> `netns/<dir>/window-open/proc/net/snmp`.
+pub fn at_open_path(path: &str) -> Option<String> {
+    let artifact = at(path)?;
+    if !at_open_copies().any(|o| {
+        o.taken_at_close()
+            .is_some_and(|c| std::ptr::eq(c, artifact))
+    }) {
+        return None;
+    }
+    let rel = artifact.path;
+    let base = path.strip_suffix(rel)?;
+    Some(format!("{base}{AT_OPEN}{rel}"))
+}
+
 /// Every reader, once, in registry order.
 pub fn readers() -> &'static [&'static Reader] {
     static READERS: LazyLock<Vec<&'static Reader>> = LazyLock::new(|| {
@@ -405,7 +543,9 @@ mod tests {
             [
                 "packets",
                 "flows",
+                "dns",
                 "sockets",
+                "inet_sockets",
                 "unix_sockets",
                 "processes",
                 "fds",
@@ -417,8 +557,10 @@ mod tests {
                 "logs",
                 "interfaces",
                 "addresses",
+                "routes",
+                "routing_rules",
                 "netns",
-                "collection"
+                "collection",
             ]
         );
     }
@@ -446,6 +588,36 @@ mod tests {
     }
 
     #[test]
+    fn every_copy_at_window_open_has_its_artifact_and_source_id() {
+        let mut n = 0;
+        for a in at_open_copies() {
+            let close = a
+                .taken_at_close()
+                .unwrap_or_else(|| panic!("{}: no artifact at its path without {AT_OPEN}", a.path));
+            assert!(matches!(close.parse, Parse::Text(_)), "{}", a.path);
+            assert_eq!(a.source, format!("{AT_OPEN_SOURCE}{}", close.source));
+            assert_eq!(a.command, close.command, "{}", a.path);
+            assert_eq!(
+                a.netlink.map(|d| d.requests.len()),
+                close.netlink.map(|d| d.requests.len()),
+                "{}",
+                a.path
+            );
+            n += 1;
+        }
+        assert!(n >= 8);
+        let snmp = "netns/pod%2Fx/proc/net/snmp";
+        assert_eq!(
+            at_open_path(snmp).as_deref(),
+            Some("netns/pod%2Fx/window-open/proc/net/snmp")
+        );
+        assert!(is_at_open("netns/pod%2Fx/window-open/proc/net/snmp"));
+        assert!(!is_at_open(snmp));
+        assert_eq!(at_open_path("netns/host/proc/net/tcp"), None);
+        assert_eq!(at_open_path("processes.jsonl"), None);
+    }
+
+    #[test]
     fn paths_are_unique_per_reader_and_tool_sources_name_their_command() {
         for (i, a) in ARTIFACTS.iter().enumerate() {
             for b in &ARTIFACTS[i + 1..] {
@@ -463,7 +635,8 @@ mod tests {
                 );
             }
             if let Some(argv) = a.command {
-                assert_eq!(a.source, format!("tool:{}", argv.join(" ")));
+                let source = a.source.strip_prefix(AT_OPEN_SOURCE).unwrap_or(a.source);
+                assert_eq!(source, format!("tool:{}", argv.join(" ")));
             }
         }
         assert!(PACKETS.matches("netns/pod%2Fx/packets.pcapng"));

@@ -46,6 +46,14 @@ pub struct Manifest {
     pub started_ns: u64,
     #[serde(default)]
     pub finished_ns: u64,
+    /// When the capture window opened and closed (nanoseconds since the
+    /// epoch): the copies under `window-open/` were taken just before the
+    /// first, the snapshots just after the second. 0 in bundles made before
+    /// capsnap recorded them.
+    #[serde(default)]
+    pub window_open_ns: u64,
+    #[serde(default)]
+    pub window_close_ns: u64,
     /// Whether the collector ran as root (what it could see depends on it).
     #[serde(default)]
     pub root: bool,
@@ -59,6 +67,40 @@ pub struct Manifest {
     /// Every other file of the bundle, in the order the archive holds them.
     #[serde(default)]
     pub members: Vec<Member>,
+    /// For a bundle `capsnap watch` wrote: the trigger that made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+}
+
+/// What made `capsnap watch` write a bundle: a live signal of a detection
+/// (or a log line, a counter, a signal), when, and the evidence it saw.
+/// The bundle's window runs from `keep` before `ts_ns` to `after` past it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// The trigger's name as `--trigger` spells it: `host-only-rst`,
+    /// `connect-timeout`, `unix-socket-replaced`, `log`, `counter`, `signal`.
+    pub name: String,
+    /// The detection it is a live signal of (`queries/<id>.sql`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<String>,
+    /// When the fault it saw happened (for `connect-timeout`, when the
+    /// connect began; else when it fired): nanoseconds since the epoch and
+    /// RFC 3339. The bundle holds `keep_ms` before it.
+    pub ts_ns: u64,
+    #[serde(default)]
+    pub time: String,
+    /// The namespace it fired in, for a per-namespace signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// What it saw, one line per fact (a packet, an event, a log line, a
+    /// counter's delta).
+    #[serde(default)]
+    pub evidence: Vec<String>,
+    /// The window asked for around it (`--keep`, `--after`).
+    #[serde(default)]
+    pub keep_ms: u64,
+    #[serde(default)]
+    pub after_ms: u64,
 }
 
 /// One network namespace the bundle covers and what lives in it.
@@ -142,6 +184,25 @@ pub struct SourceReport {
     pub files: Vec<String>,
     #[serde(default)]
     pub duration_ms: u64,
+    /// For a capture point: how many packets it received and wrote, and
+    /// how many were dropped where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packets: Option<Box<PacketCounts>>,
+}
+
+/// The packet counts of one capture point, exact: every packet the
+/// kernel's packet socket accepted is either dropped by the kernel (its
+/// ring was full) or delivered to capsnap, and every packet delivered is
+/// either written or dropped by capsnap (a size bound, a write error, a
+/// full disk, a full `watch` ring). So `received = kernel_dropped +
+/// written + capsnap_dropped`. The same counts are in the capture's pcapng
+/// interface statistics block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PacketCounts {
+    pub received: u64,
+    pub kernel_dropped: u64,
+    pub written: u64,
+    pub capsnap_dropped: u64,
 }
 
 impl SourceReport {
@@ -153,6 +214,7 @@ impl SourceReport {
             reason: None,
             files: Vec::new(),
             duration_ms: 0,
+            packets: None,
         }
     }
 

@@ -109,6 +109,36 @@ pub mod collection {
             ("finished", Ts, true, "end of the collection window"),
             ("kernel", Str, true, "kernel of the node"),
             ("capsnap_version", Str, true, "capsnap that collected"),
+            (
+                "packets_received",
+                U64,
+                true,
+                "capture point: packets the kernel's packet socket accepted"
+            ),
+            (
+                "packets_kernel_dropped",
+                U64,
+                true,
+                "capture point: dropped by the kernel (capture ring full)"
+            ),
+            (
+                "packets_written",
+                U64,
+                true,
+                "capture point: written to the capture"
+            ),
+            (
+                "packets_capsnap_dropped",
+                U64,
+                true,
+                "capture point: delivered to capsnap but not written (size bound, disk, watch ring)"
+            ),
+            (
+                "trigger",
+                Str,
+                true,
+                "bundle written by capsnap watch: the trigger, its time and evidence"
+            ),
         ]
     );
 }
@@ -130,7 +160,18 @@ fn parse_collection(input: &[u8], rows: &mut Rows) -> Result<(), String> {
             .filter(|&n| n > 0)
             .map_or(V::Null, V::Ts)
     };
+    let trigger = m.trigger.as_ref().map(|t| {
+        let netns = t
+            .netns
+            .as_deref()
+            .map(|n| format!(" in {n}"))
+            .unwrap_or_default();
+        format!("{} at {}{netns}: {}", t.name, t.time, t.evidence.join("; "))
+    });
     for s in &m.sources {
+        let count = |f: fn(&super::PacketCounts) -> u64| {
+            s.packets.as_ref().map_or(V::Null, |p| V::U64(f(p)))
+        };
         rows.push_in(
             s.netns.as_deref(),
             &[
@@ -143,6 +184,11 @@ fn parse_collection(input: &[u8], rows: &mut Rows) -> Result<(), String> {
                 ts(m.finished_ns),
                 non_empty(&m.kernel),
                 non_empty(&m.capsnap_version),
+                count(|p| p.received),
+                count(|p| p.kernel_dropped),
+                count(|p| p.written),
+                count(|p| p.capsnap_dropped),
+                trigger.as_deref().into(),
             ],
         );
     }

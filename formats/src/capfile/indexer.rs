@@ -3,7 +3,9 @@
 //! interfaces, finds where the readable data ends and why, and cuts it into
 //! [`Chunk`]s at record boundaries ([`Chunker`]).
 
-use super::{Chunk, Damage, Index, Layout, Record, Section, Stop, Walk, pcap, pcapng};
+use super::{
+    Chunk, Damage, Index, InterfaceStats, Layout, Record, Section, Stop, Walk, pcap, pcapng,
+};
 use crate::error::Error;
 
 /// A chunk is closed after this many bytes, so that even a small capture is
@@ -20,6 +22,9 @@ pub const MAX_SECTIONS: usize = 1024;
 pub const MAX_INTERFACES: usize = 4096;
 /// Damage records kept; further damage is counted in the last one.
 pub const MAX_DAMAGE: usize = 1000;
+/// Interface statistics blocks kept: capsnap writes one per interface at
+/// the end of a capture; a file of millions must not cost memory each.
+pub const MAX_STATS: usize = 4 * MAX_INTERFACES;
 
 /// Reads the file header and walks every record once. Fails only when the
 /// file is not a capture at all; damage further in is reported in
@@ -63,6 +68,7 @@ impl Indexer {
                 frames: 0,
                 end: 0,
                 damage: Vec::new(),
+                stats: Vec::new(),
             };
             return Ok(Indexer::start(
                 ix,
@@ -127,6 +133,7 @@ impl Indexer {
             frames: self.ix.frames,
             end: self.pos,
             damage: Vec::new(),
+            stats: Vec::new(),
         }
     }
 
@@ -223,6 +230,37 @@ impl Indexer {
                 }),
             },
             Record::Skip(message) => damage(ix, pos, || format!("{message}; block skipped")),
+            Record::Stats(_) if ix.stats.len() >= MAX_STATS => damage(ix, pos, || {
+                format!(
+                    "statistics block {} (capsnap keeps at most {MAX_STATS} a file); block skipped",
+                    MAX_STATS + 1
+                )
+            }),
+            Record::Stats(raw) => match ix.sections.last() {
+                Some(s) if raw.interface < s.interfaces => {
+                    let interface = s.first_interface + raw.interface;
+                    let ns = |units| ix.ts_ns(interface, units);
+                    let stats = InterfaceStats {
+                        interface,
+                        ts_ns: ns(raw.ts_units),
+                        start_ns: raw.start_units.map(ns),
+                        end_ns: raw.end_units.map(ns),
+                        if_received: raw.if_received,
+                        if_dropped: raw.if_dropped,
+                        filter_accepted: raw.filter_accepted,
+                        os_dropped: raw.os_dropped,
+                        delivered: raw.delivered,
+                        comment: raw.comment,
+                    };
+                    ix.stats.push(stats);
+                }
+                _ => damage(ix, pos, || {
+                    format!(
+                        "statistics block refers to interface {}, which its section never described; block skipped",
+                        raw.interface
+                    )
+                }),
+            },
             Record::Numbered => self.chunker.numbered(),
             Record::Other => {}
         }

@@ -105,6 +105,50 @@ pub struct Index {
     pub end: usize,
     /// Records that were skipped, and (last) why reading stopped early.
     pub damage: Vec<Damage>,
+    /// Interface statistics blocks, in file order.
+    pub stats: Vec<InterfaceStats>,
+}
+
+/// What a pcapng interface statistics block says (section 4.6): counts of
+/// an interface from `start_ns` (or the start of the capture) to `end_ns`
+/// (or `ts_ns`). A counter the writer did not give is `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterfaceStats {
+    /// Index into [`Index::interfaces`].
+    pub interface: u32,
+    /// When the counts were taken, nanoseconds since the epoch.
+    pub ts_ns: i64,
+    pub start_ns: Option<i64>,
+    pub end_ns: Option<i64>,
+    /// `isb_ifrecv`: packets received.
+    pub if_received: Option<u64>,
+    /// `isb_ifdrop`: dropped by the interface for lack of resources.
+    pub if_dropped: Option<u64>,
+    /// `isb_filteraccept`: accepted by the capture filter.
+    pub filter_accepted: Option<u64>,
+    /// `isb_osdrop`: dropped by the operating system.
+    pub os_dropped: Option<u64>,
+    /// `isb_usrdeliv`: delivered to the capturing program.
+    pub delivered: Option<u64>,
+    /// The block's first `opt_comment`.
+    pub comment: Option<String>,
+}
+
+/// An interface statistics block as read, before its interface and
+/// timestamps are resolved against the section.
+#[derive(Debug, Clone, Default)]
+struct RawStats {
+    /// The interface's id in its section.
+    interface: u32,
+    ts_units: u64,
+    start_units: Option<u64>,
+    end_units: Option<u64>,
+    if_received: Option<u64>,
+    if_dropped: Option<u64>,
+    filter_accepted: Option<u64>,
+    os_dropped: Option<u64>,
+    delivered: Option<u64>,
+    comment: Option<String>,
 }
 
 /// Packet direction where the capture records it.
@@ -165,6 +209,8 @@ enum Record<'a> {
         big_endian: bool,
     },
     Interface(Interface),
+    /// Interface statistics: not a frame in Wireshark's numbering.
+    Stats(RawStats),
     /// Not a packet, but Wireshark gives it a frame number (custom blocks,
     /// systemd journal entries), so frame numbers must count it too.
     Numbered,
@@ -361,7 +407,7 @@ impl<'a> Iterator for Frames<'a> {
                     self.started = true;
                     self.defined += 1;
                 }
-                Record::Other | Record::Skip(_) => self.started = true,
+                Record::Stats(_) | Record::Other | Record::Skip(_) => self.started = true,
             }
         }
         None

@@ -97,6 +97,7 @@ pub(super) fn header(d: &[u8]) -> Result<(Index, Params), Error> {
         frames: 0,
         end: HEADER_LEN,
         damage: Vec::new(),
+        stats: Vec::new(),
     };
     let params = Params {
         big_endian,

@@ -4,7 +4,7 @@
 //! frames. The block types and option codes here are also the ones the
 //! writer (`writer.rs`) puts down.
 
-use super::{Direction, Interface, Record, Step, Stop, TsResolution, u16_at, u32_at};
+use super::{Direction, Interface, RawStats, Record, Step, Stop, TsResolution, u16_at, u32_at};
 
 /// Block types (section 11.1). The section header's type reads the same in
 /// both byte orders.
@@ -13,6 +13,8 @@ pub(super) const BT_IDB: u32 = 0x0000_0001;
 /// The obsolete packet block (appendix A): an EPB with a 16-bit interface.
 const BT_OPB: u32 = 0x0000_0002;
 const BT_SPB: u32 = 0x0000_0003;
+/// Interface statistics block (section 4.6).
+pub(super) const BT_ISB: u32 = 0x0000_0005;
 pub(super) const BT_EPB: u32 = 0x0000_0006;
 /// systemd journal export entries.
 const BT_JOURNAL: u32 = 0x0000_0009;
@@ -35,6 +37,16 @@ pub(super) const IF_TSRESOL: u16 = 9;
 const IF_TSOFFSET: u16 = 14;
 /// `epb_flags`; the OPB's `pack_flags` has the same code and layout.
 pub(super) const EPB_FLAGS: u16 = 2;
+/// Interface statistics options (section 4.6): start and end of the count
+/// (timestamps in the interface's units, high word first), then 64-bit
+/// counters.
+pub(super) const ISB_STARTTIME: u16 = 2;
+pub(super) const ISB_ENDTIME: u16 = 3;
+pub(super) const ISB_IFRECV: u16 = 4;
+pub(super) const ISB_IFDROP: u16 = 5;
+pub(super) const ISB_FILTERACCEPT: u16 = 6;
+pub(super) const ISB_OSDROP: u16 = 7;
+pub(super) const ISB_USRDELIV: u16 = 8;
 
 /// Largest block accepted; Wireshark uses the same bound (16 MiB).
 const MAX_BLOCK: u32 = 16 * 1024 * 1024;
@@ -53,6 +65,23 @@ fn options(d: &[u8], mut at: usize, end: usize, be: bool) -> impl Iterator<Item 
         let value = &d[at + 4..at + 4 + len];
         at += 4 + len.div_ceil(4) * 4;
         Some((code, value))
+    })
+}
+
+/// A timestamp of 8 bytes: two 32-bit words in the section's byte order,
+/// the high word first (sections 4.3 and 4.6).
+fn timestamp(v: &[u8], be: bool) -> u64 {
+    (u64::from(u32_at(v, 0, be)) << 32) | u64::from(u32_at(v, 4, be))
+}
+
+/// A 64-bit counter option: one u64 in the section's byte order (section
+/// 4.6), unlike a timestamp; `None` when the option has another length.
+fn counter(v: &[u8], be: bool) -> Option<u64> {
+    let b: [u8; 8] = v.try_into().ok()?;
+    Some(if be {
+        u64::from_be_bytes(b)
+    } else {
+        u64::from_le_bytes(b)
     })
 }
 
@@ -228,6 +257,36 @@ pub(super) fn block(d: &[u8], pos: usize, be: bool) -> Step<'_> {
                 comment: None,
             }
         }
+        BT_ISB => {
+            if body_len < 12 {
+                return Ok((
+                    Record::Skip("interface statistics block too short".into()),
+                    total,
+                ));
+            }
+            let mut stats = RawStats {
+                interface: u32_at(d, body, be),
+                ts_units: timestamp(&d[body + 4..body + 12], be),
+                ..RawStats::default()
+            };
+            for (code, v) in options(d, body + 12, end, be) {
+                let counter = || counter(v, be);
+                match code {
+                    OPT_COMMENT if stats.comment.is_none() => {
+                        stats.comment = utf8(v).map(str::to_owned);
+                    }
+                    ISB_STARTTIME if v.len() == 8 => stats.start_units = Some(timestamp(v, be)),
+                    ISB_ENDTIME if v.len() == 8 => stats.end_units = Some(timestamp(v, be)),
+                    ISB_IFRECV => stats.if_received = counter(),
+                    ISB_IFDROP => stats.if_dropped = counter(),
+                    ISB_FILTERACCEPT => stats.filter_accepted = counter(),
+                    ISB_OSDROP => stats.os_dropped = counter(),
+                    ISB_USRDELIV => stats.delivered = counter(),
+                    _ => {}
+                }
+            }
+            Record::Stats(stats)
+        }
         BT_CUSTOM | BT_CUSTOM_NO_COPY | BT_JOURNAL => Record::Numbered,
         _ => Record::Other,
     };
@@ -283,6 +342,56 @@ mod tests {
         assert_eq!(frames[0].0, 1);
         assert_eq!(ix.damage.len(), 1);
         assert!(ix.damage[0].message.contains("interface 7"));
+    }
+
+    /// An ISB as dumpcap writes one, built byte by byte: counters are u64
+    /// in the section's byte order, timestamps two u32 words high first.
+    #[test]
+    fn statistics_blocks_are_read_with_their_counters_and_not_numbered() {
+        let mut body = 0u32.to_le_bytes().to_vec();
+        body.extend(1u32.to_le_bytes()); // ts high
+        body.extend(2u32.to_le_bytes()); // ts low
+        body.extend([2, 0, 8, 0]); // isb_starttime
+        body.extend(1u32.to_le_bytes());
+        body.extend(1u32.to_le_bytes());
+        body.extend([4, 0, 8, 0]); // isb_ifrecv
+        body.extend(0x0000_0001_0000_0002u64.to_le_bytes());
+        body.extend([7, 0, 8, 0]); // isb_osdrop
+        body.extend(5u64.to_le_bytes());
+        body.extend([8, 0, 4, 0, 9, 9, 9, 9]); // isb_usrdeliv of a bad length
+        body.extend([1, 0, 2, 0, b'h', b'i', 0, 0]); // opt_comment
+        body.extend([0, 0, 0, 0]);
+        let mut d = shb();
+        d.extend(idb(1, Some(9)));
+        d.extend(epb(0, 0, b"a", None));
+        d.extend(block(BT_ISB, &body));
+        d.extend(block(BT_ISB, &[3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+        d.extend(block(BT_ISB, &[0; 4]));
+        d.extend(epb(0, 0, b"b", None));
+        let (ix, frames) = all(&d);
+        assert_eq!(frames.iter().map(|f| f.0).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            ix.stats,
+            vec![crate::InterfaceStats {
+                interface: 0,
+                ts_ns: (1 << 32) + 2,
+                start_ns: Some((1 << 32) + 1),
+                end_ns: None,
+                if_received: Some((1 << 32) + 2),
+                if_dropped: None,
+                filter_accepted: None,
+                os_dropped: Some(5),
+                delivered: None,
+                comment: Some("hi".into()),
+            }]
+        );
+        let damage: Vec<&str> = ix.damage.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(damage.len(), 2, "{damage:?}");
+        assert!(damage[0].contains("interface 3"), "{damage:?}");
+        assert!(
+            damage[1].contains("statistics block too short"),
+            "{damage:?}"
+        );
     }
 
     #[test]

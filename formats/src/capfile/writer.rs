@@ -11,8 +11,9 @@
 //! tolerates a torn last block should a disk fill up.
 
 use super::pcapng::{
-    BT_EPB, BT_IDB, BT_SHB, BYTE_ORDER_MAGIC, EPB_FLAGS, IF_DESCRIPTION, IF_NAME, IF_TSRESOL,
-    OPT_ENDOFOPT, SHB_OS, SHB_USERAPPL,
+    BT_EPB, BT_IDB, BT_ISB, BT_SHB, BYTE_ORDER_MAGIC, EPB_FLAGS, IF_DESCRIPTION, IF_NAME,
+    IF_TSRESOL, ISB_ENDTIME, ISB_FILTERACCEPT, ISB_IFDROP, ISB_IFRECV, ISB_OSDROP, ISB_STARTTIME,
+    ISB_USRDELIV, OPT_COMMENT, OPT_ENDOFOPT, SHB_OS, SHB_USERAPPL,
 };
 use std::io::{self, Write};
 
@@ -46,6 +47,36 @@ impl EpbFlags {
     /// Reception type: for another host, seen in promiscuous mode.
     pub const PROMISCUOUS: u32 = 4 << 2;
 }
+
+/// The counts of an interface statistics block (section 4.6), all
+/// optional; times in nanoseconds since the epoch. What each counter means
+/// for a given capture is the writer's to say (in `comment`, too): the
+/// collector's captures use `received` for what the kernel's packet socket
+/// took, `os_dropped` for what it dropped for want of room, `delivered` for
+/// what reached capsnap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Statistics {
+    /// When the counts were taken (the block's timestamp).
+    pub ts_ns: u64,
+    pub start_ns: Option<u64>,
+    pub end_ns: Option<u64>,
+    /// `isb_ifrecv`.
+    pub received: Option<u64>,
+    /// `isb_ifdrop`.
+    pub if_dropped: Option<u64>,
+    /// `isb_filteraccept`.
+    pub filter_accepted: Option<u64>,
+    /// `isb_osdrop`.
+    pub os_dropped: Option<u64>,
+    /// `isb_usrdeliv`.
+    pub delivered: Option<u64>,
+    /// `opt_comment`.
+    pub comment: Option<String>,
+}
+
+/// Bytes an ISB with every counter, both times and no comment takes:
+/// room a size-bounded capture keeps for the blocks it writes last.
+pub const STATISTICS_BLOCK_LEN: usize = 12 + 12 + 7 * 12 + 4;
 
 fn pad4(n: usize) -> usize {
     n.div_ceil(4) * 4
@@ -144,6 +175,45 @@ impl<W: Write> Writer<W> {
         self.put_option(EPB_FLAGS, &flags.0.to_le_bytes());
         self.put_option(OPT_ENDOFOPT, &[]);
         self.finish()
+    }
+
+    /// Writes an ISB with the counts of `interface` (section 4.6).
+    /// Timestamps use the interface's resolution, nanoseconds for every
+    /// interface this writer describes.
+    pub fn statistics(&mut self, interface: u32, s: &Statistics) -> io::Result<()> {
+        self.begin(BT_ISB);
+        self.put_u32(interface);
+        self.put_u32((s.ts_ns >> 32) as u32);
+        self.put_u32(s.ts_ns as u32);
+        if let Some(comment) = &s.comment {
+            self.put_option(OPT_COMMENT, comment.as_bytes());
+        }
+        for (code, time) in [(ISB_STARTTIME, s.start_ns), (ISB_ENDTIME, s.end_ns)] {
+            if let Some(t) = time {
+                let mut v = [0; 8];
+                v[..4].copy_from_slice(&((t >> 32) as u32).to_le_bytes());
+                v[4..].copy_from_slice(&(t as u32).to_le_bytes());
+                self.put_option(code, &v);
+            }
+        }
+        for (code, count) in [
+            (ISB_IFRECV, s.received),
+            (ISB_IFDROP, s.if_dropped),
+            (ISB_FILTERACCEPT, s.filter_accepted),
+            (ISB_OSDROP, s.os_dropped),
+            (ISB_USRDELIV, s.delivered),
+        ] {
+            if let Some(n) = count {
+                self.put_option(code, &n.to_le_bytes());
+            }
+        }
+        self.put_option(OPT_ENDOFOPT, &[]);
+        self.finish()
+    }
+
+    /// Interfaces described so far.
+    pub fn interfaces(&self) -> u32 {
+        self.interfaces
     }
 
     /// Bytes written so far (whole blocks).
@@ -307,6 +377,60 @@ mod tests {
                 assert_eq!(w.written() - before, packet_block_len(caplen) as u64);
             }
         }
+    }
+
+    #[test]
+    fn statistics_read_back_with_their_interface_times_and_counts() {
+        let mut w = Writer::new(Vec::new(), "capsnap", None).unwrap();
+        w.interface(link::ETHERNET, 128, "eth0", "netns=host")
+            .unwrap();
+        w.interface(link::LINUX_SLL, 128, "any", "netns=host")
+            .unwrap();
+        w.packet(0, 5, b"ab", 2, EpbFlags(1)).unwrap();
+        let full = Statistics {
+            ts_ns: 1_700_000_000_000_000_009,
+            start_ns: Some(1_700_000_000_000_000_001),
+            end_ns: Some(1_700_000_000_000_000_008),
+            received: Some(1 << 40),
+            if_dropped: Some(0),
+            filter_accepted: Some(7),
+            os_dropped: Some(3),
+            delivered: Some((1 << 40) - 3),
+            comment: Some("capsnap: 0 dropped by capsnap".into()),
+        };
+        let before = w.written();
+        w.statistics(1, &full).unwrap();
+        assert_eq!(
+            w.written() - before,
+            (STATISTICS_BLOCK_LEN + 4 + pad4(29)) as u64,
+            "the comment's option adds its padded length"
+        );
+        let sparse = Statistics {
+            ts_ns: 42,
+            received: Some(1),
+            ..Statistics::default()
+        };
+        let before = w.written();
+        w.statistics(0, &sparse).unwrap();
+        assert!(((w.written() - before) as usize) < STATISTICS_BLOCK_LEN);
+        let bytes = w.into_inner().unwrap();
+
+        let (ix, got) = read_back(&bytes);
+        assert!(ix.damage.is_empty(), "{:?}", ix.damage);
+        assert_eq!(got.len(), 1, "statistics are not frames");
+        let as_read = |s: &Statistics, interface| crate::InterfaceStats {
+            interface,
+            ts_ns: s.ts_ns as i64,
+            start_ns: s.start_ns.map(|t| t as i64),
+            end_ns: s.end_ns.map(|t| t as i64),
+            if_received: s.received,
+            if_dropped: s.if_dropped,
+            filter_accepted: s.filter_accepted,
+            os_dropped: s.os_dropped,
+            delivered: s.delivered,
+            comment: s.comment.clone(),
+        };
+        assert_eq!(ix.stats, vec![as_read(&full, 1), as_read(&sparse, 0)]);
     }
 
     #[test]

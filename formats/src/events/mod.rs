@@ -40,7 +40,7 @@ crate::artifact_table!(
             "event",
             Dict,
             false,
-            "exec, tcp_state, connect, accept, close, listen, retransmit, reset_sent, reset_received, drop, oom_kill, dns, suppressed, lost"
+            "exec, tcp_state, connect, connect_error (a connect(2) that failed at once: ret, reason), accept, close, listen, retransmit, reset_sent, reset_received, drop, oom_kill, dns, suppressed, lost"
         ),
         (
             "tool",
@@ -96,7 +96,7 @@ crate::artifact_table!(
             "reason",
             Dict,
             true,
-            "drop reason (SKB_DROP_REASON_*, without the prefix) or reset reason"
+            "drop reason (SKB_DROP_REASON_*, without the prefix), reset reason, or the errno of a connect_error (EADDRNOTAVAIL, ETIMEDOUT, ECONNREFUSED ...)"
         ),
         ("filename", Str, true, "exec: the file executed"),
         (
@@ -109,7 +109,7 @@ crate::artifact_table!(
             "ret",
             I64,
             true,
-            "return code (execsnoop: exec() result, negative errno)"
+            "return code, a negative errno on failure (connect_error: connect(2); execsnoop: exec())"
         ),
         (
             "duration_us",

@@ -9,17 +9,34 @@
 //! threads are fresh `std::thread::scope` threads, never a pool's, so no
 //! other work ever runs in a namespace it did not ask for.
 //!
+//! Each socket reads a TPACKET_V3 ring ([`ring`]), as libpcap does; each
+//! packet becomes a frame ([`frame`]: headers the kernel took away put
+//! back, cut to the snap length except DNS) that goes to a [`Sink`]: the
+//! pcapng file of `collect` ([`sink::PcapngSink`]) or the ring of `watch`.
+//! Every packet the kernel accepted is accounted for: dropped by the
+//! kernel, written, or dropped by capsnap, in the report
+//! ([`formats::bundle::PacketCounts`]) and in the file's interface
+//! statistics block.
+//!
 //! The capture is read-only towards the node: no promiscuous mode, no
 //! change to any interface, bounded by time, packet count and file size,
 //! and it always ends (poll with a short timeout, every thread joined).
 
+mod frame;
+mod ring;
+mod sink;
+
+pub use frame::{Framer, epb_flags};
+pub use ring::{Geometry, KernelCounts};
+pub use sink::{Bounds, PcapngSink, Refusal, Seen, Sink};
+
 use crate::report::{SourceReport, Status};
-use formats::link;
-use formats::pcapng::{self, EpbFlags, Writer};
+use formats::bundle::PacketCounts;
+use formats::pcapng::EpbFlags;
+use ring::{Packet, RingSocket};
 use std::collections::HashSet;
-use std::ffi::{CStr, CString, c_int, c_void};
+use std::ffi::{CStr, CString, c_int};
 use std::io::{self, BufWriter};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,35 +64,28 @@ pub struct CaptureOptions {
     pub max_packets: u64,
     /// Stop a target after this many bytes written.
     pub max_bytes: u64,
-    /// Bytes kept of each packet.
+    /// Bytes kept of each packet that is not DNS (DNS is kept whole).
     pub snaplen: u32,
+    /// Bytes of kernel ring per packet socket.
+    pub ring_bytes: usize,
     /// The collection's disk budget: every block is claimed from it before
     /// it is written, and the capture ends when it says the disk is low.
     pub disk: Option<std::sync::Arc<crate::space::DiskBudget>>,
 }
 
-/// How often the loop wakes up to look at `stop` and the deadline.
+/// Kernel ring per capture point when nothing else is asked: 32 blocks of
+/// 256 KiB. At 1 Gb/s of full-size frames that is 60 ms of packets, ample
+/// for a reader that empties a block in microseconds; tcpdump's default is
+/// 2 MiB.
+pub const RING_BYTES: usize = 8 << 20;
+
+/// How often the loop wakes up to look at `stop` and the deadline, and how
+/// long the kernel keeps a partly filled block before handing it over.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
-/// Packets read from one socket before the loop looks at `stop` and the
-/// deadline again, so a flood cannot keep a thread past its bounds.
-const BATCH: usize = 256;
 /// How often buffered blocks are pushed to the file, so that a capsnap
-/// killed outright (SIGKILL, OOM) loses at most this much of the capture.
-const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
-/// libpcap's MAXIMUM_SNAPLEN (pcap-int.h); a snaplen of 0 means this.
-const MAX_SNAPLEN: u32 = 262_144;
-/// Receive buffer asked for per socket. The default (rmem_default, about
-/// 208 KiB) holds only ~100 full-size frames because every queued packet
-/// is charged its whole skb; 2 MiB rides out bursts of a few milliseconds
-/// at 1 Gb/s while bounding what many namespaces can pin together.
-const RCVBUF: c_int = 2 * 1024 * 1024;
-/// A synthesized `LINKTYPE_LINUX_SLL` header (tcpdump.org/linktypes/LINKTYPE_LINUX_SLL.html).
-const SLL_HEADER: usize = 16;
-/// Room in front of the received bytes for what the kernel took off or
-/// never had: a cooked header or a VLAN tag.
-const HEADROOM: usize = SLL_HEADER;
-/// 802.1Q TPID, used when the kernel does not say which TPID a tag had.
-const TPID_8021Q: u16 = 0x8100;
+/// killed outright (SIGKILL, OOM) loses at most this much of the capture,
+/// and the kernel's counters are read.
+const TICK: Duration = Duration::from_secs(1);
 
 /// Packets written by every capture of this process so far, for the
 /// progress display.
@@ -189,8 +199,9 @@ fn checked_file(file: &str) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// Why the capture loop ended.
-enum End {
+/// Why a capture ended.
+#[derive(Debug)]
+pub enum End {
     Deadline,
     Stopped,
     PacketLimit,
@@ -199,17 +210,60 @@ enum End {
     Read(io::Error),
 }
 
-/// One interface seen by a capture, and its IDB.
-struct Seen {
-    ifindex: c_int,
-    id: u32,
-    link_type: u16,
+/// What capsnap did with a socket's packets.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    written: u64,
+    capsnap_dropped: u64,
 }
 
-/// One packet socket and the interface it is bound to (all when `None`).
+/// One packet socket of a capture: bound to one interface (named) or all.
 struct Socket {
-    fd: OwnedFd,
+    ring: RingSocket,
     interface: Option<String>,
+    /// The kernel's counts so far.
+    kernel: KernelCounts,
+    tally: Tally,
+}
+
+impl Socket {
+    fn counts(&self) -> PacketCounts {
+        PacketCounts {
+            received: self.kernel.received,
+            kernel_dropped: self.kernel.dropped,
+            written: self.tally.written,
+            capsnap_dropped: self.tally.capsnap_dropped,
+        }
+    }
+}
+
+/// What a capture did, for its report and statistics blocks.
+pub struct Outcome {
+    pub end: End,
+    /// Every interface it saw.
+    pub interfaces: Vec<Seen>,
+    /// Per socket: the interface it was bound to (`None`: all) and its counts.
+    pub sockets: Vec<(Option<String>, PacketCounts)>,
+    /// Wall-clock start and end, nanoseconds since the epoch.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// Interfaces missing or gone down, worded for the report.
+    pub notes: Vec<String>,
+    pub geometry: Geometry,
+}
+
+impl Outcome {
+    /// The counts of every socket together.
+    pub fn total(&self) -> PacketCounts {
+        let mut t = PacketCounts::default();
+        for (_, c) in &self.sockets {
+            t.received += c.received;
+            t.kernel_dropped += c.kernel_dropped;
+            t.written += c.written;
+            t.capsnap_dropped += c.capsnap_dropped;
+        }
+        t
+    }
 }
 
 fn capture_one(
@@ -220,7 +274,7 @@ fn capture_one(
     deadline: Option<Instant>,
 ) -> SourceReport {
     let started = Instant::now();
-    let mut report = match capture_in_thread(target, opts, stop, path, deadline, started) {
+    let mut report = match capture_to_file(target, opts, stop, path, deadline) {
         Ok(report) => report,
         Err(why) => failed(target, why),
     };
@@ -228,51 +282,19 @@ fn capture_one(
     report
 }
 
-/// Enters the namespace, opens the sockets and the file and runs the loop.
-/// `Err` is the reason nothing usable was captured.
-fn capture_in_thread(
+/// Enters the namespace, opens the sockets and the file, captures into it
+/// and reports. `Err` is the reason nothing usable was captured.
+fn capture_to_file(
     target: &CaptureTarget,
     opts: &CaptureOptions,
     stop: &AtomicBool,
     path: &Path,
     deadline: Option<Instant>,
-    started: Instant,
 ) -> Result<SourceReport, String> {
     if let Some(ns) = &target.netns {
         crate::sys::enter_netns(ns)?;
     }
-    let mut notes = Vec::new();
-    let mut status = Status::Ok;
-    let mut sockets = Vec::new();
-    if target.interfaces.is_empty() {
-        sockets.push(Socket {
-            fd: open_socket(0)?,
-            interface: None,
-        });
-    } else {
-        let mut missing = Vec::new();
-        let mut unique = HashSet::new();
-        for name in target.interfaces.iter().filter(|n| unique.insert(*n)) {
-            match ifindex_of(name) {
-                Some(ifindex) => sockets.push(Socket {
-                    fd: open_socket(ifindex)?,
-                    interface: Some(name.clone()),
-                }),
-                None => missing.push(name.as_str()),
-            }
-        }
-        if !missing.is_empty() {
-            let why = format!(
-                "interface {} not found in the namespace",
-                missing.join(", ")
-            );
-            if sockets.is_empty() {
-                return Err(why);
-            }
-            status = Status::Partial;
-            notes.push(why);
-        }
-    }
+    let sockets = open_sockets(target, opts)?;
 
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
@@ -286,169 +308,382 @@ fn capture_in_thread(
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    // The section header goes to disk before the first packet is read, so
-    // the file is a valid (empty) capture from the start.
-    let started_file = Writer::new(BufWriter::new(file), "capsnap", kernel().as_deref())
-        .and_then(|mut w| w.flush().map(|()| w));
-    let mut writer = match started_file {
-        Ok(w) => w,
+    let bounds = Bounds {
+        max_packets: opts.max_packets,
+        max_bytes: opts.max_bytes,
+    };
+    let mut sink = match PcapngSink::new(BufWriter::new(file), &target.label, bounds) {
+        Ok(w) => w.with_disk(opts.disk.clone()),
         Err(e) => {
             let _ = std::fs::remove_file(path);
             return Err(format!("cannot write {}: {e}", path.display()));
         }
     };
 
+    let mut out = capture_into(sockets, opts, stop, deadline, &mut sink);
+    let mut wrote_stats = Ok(());
+    for (bound, counts) in &out.sockets {
+        if wrote_stats.is_ok() {
+            wrote_stats = sink.statistics(
+                &out.interfaces,
+                bound.as_deref(),
+                counts,
+                out.start_ns,
+                out.end_ns,
+            );
+        }
+    }
+    let flushed = wrote_stats.and_then(|()| sink.into_inner().map(|_| ()));
+    if let Err(e) = flushed {
+        out.notes
+            .push(format!("writing {} failed at the end: {e}", path.display()));
+    }
     let mut report = SourceReport::new(formats::bundle::PACKETS.source, Some(target.label.clone()));
     report.files = vec![target.file.clone()];
-    let mut capture = Capture::new(opts, &target.label);
-    let end = capture.run(&sockets, &mut writer, stop, deadline, &mut notes);
-    let drops: u64 = sockets.iter().map(|s| drops(&s.fd)).sum();
-    let flushed = writer.into_inner().map(|_| ());
+    Ok(describe(report, &out, opts, &path.display().to_string()))
+}
 
-    let ms = started.elapsed().as_millis();
-    let n = capture.packets;
-    match end {
+/// Opens the target's sockets in the calling thread's namespace: one for
+/// all interfaces, or one per named interface. `Err` when none could be.
+/// A named interface that is missing is a note of the outcome.
+fn open_sockets(
+    target: &CaptureTarget,
+    opts: &CaptureOptions,
+) -> Result<(Vec<Socket>, Vec<String>), String> {
+    let geometry = Geometry::of(opts.ring_bytes, POLL_INTERVAL);
+    // The kernel cuts what is not DNS (ring::capture_program).
+    let cut = match opts.snaplen {
+        0 => u32::MAX,
+        n => n.saturating_add(ring::CUT_SLACK),
+    };
+    let socket = |ring, interface| Socket {
+        ring,
+        interface,
+        kernel: KernelCounts::default(),
+        tally: Tally::default(),
+    };
+    let mut notes = Vec::new();
+    let mut sockets = Vec::new();
+    if target.interfaces.is_empty() {
+        sockets.push(socket(RingSocket::open(0, geometry, cut)?, None));
+    } else {
+        let mut missing = Vec::new();
+        let mut unique = HashSet::new();
+        let names: Vec<&String> = target
+            .interfaces
+            .iter()
+            .filter(|n| unique.insert(*n))
+            .collect();
+        // One ring each: the named interfaces share the point's ring bytes.
+        let each = Geometry::of(opts.ring_bytes / names.len().max(1), POLL_INTERVAL);
+        for name in names {
+            match ifindex_of(name) {
+                Some(ifindex) => sockets.push(socket(
+                    RingSocket::open(ifindex, each, cut)?,
+                    Some(name.clone()),
+                )),
+                None => missing.push(name.as_str()),
+            }
+        }
+        if !missing.is_empty() {
+            let why = format!(
+                "interface {} not found in the namespace",
+                missing.join(", ")
+            );
+            if sockets.is_empty() {
+                return Err(why);
+            }
+            notes.push(why);
+        }
+    }
+    Ok((sockets, notes))
+}
+
+/// The report of a capture: ok, or partial with every reason, and its
+/// counts.
+fn describe(
+    mut report: SourceReport,
+    out: &Outcome,
+    opts: &CaptureOptions,
+    file: &str,
+) -> SourceReport {
+    let total = out.total();
+    report.packets = Some(Box::new(total));
+    let ms = (out.end_ns.saturating_sub(out.start_ns)) / 1_000_000;
+    let n = total.written;
+    let mut status = Status::Ok;
+    let mut notes = Vec::new();
+    match &out.end {
         End::Deadline => {}
-        End::PacketLimit => notes.insert(
-            0,
-            format!("stopped at packet limit {} after {ms} ms", opts.max_packets),
-        ),
-        End::ByteLimit => notes.insert(
-            0,
-            format!(
-                "stopped at byte limit {} (file size) after {n} packets and {ms} ms",
-                opts.max_bytes
-            ),
-        ),
+        End::PacketLimit => notes.push(format!(
+            "stopped at packet limit {} after {ms} ms",
+            opts.max_packets
+        )),
+        End::ByteLimit => notes.push(format!(
+            "stopped at byte limit {} (file size) after {n} packets and {ms} ms",
+            opts.max_bytes
+        )),
         End::Stopped => {
             status = Status::Partial;
             let asked = opts.duration.as_millis();
-            notes.insert(
-                0,
-                format!("interrupted after {ms} ms of the {asked} ms asked for"),
-            );
+            notes.push(format!(
+                "interrupted after {ms} ms of the {asked} ms asked for"
+            ));
         }
         End::Write(e) => {
             status = Status::Partial;
-            notes.insert(
-                0,
-                format!("writing {} failed after {n} packets: {e}", path.display()),
-            );
+            notes.push(format!("writing {file} failed after {n} packets: {e}"));
         }
         End::Read(e) => {
             status = Status::Partial;
-            notes.insert(0, format!("reading packets failed after {n} packets: {e}"));
+            notes.push(format!("reading packets failed after {n} packets: {e}"));
         }
     }
-    if let Err(e) = flushed {
+    if !out.notes.is_empty() {
         status = Status::Partial;
-        notes.push(format!("writing {} failed at the end: {e}", path.display()));
+        notes.extend(out.notes.iter().cloned());
     }
-    if drops > 0 {
+    if total.kernel_dropped > 0 {
         status = Status::Partial;
         notes.push(format!(
-            "the kernel dropped {drops} packets (socket receive buffer full); the capture has gaps"
+            "the kernel dropped {} of {} packets (capture ring of {} KiB full); the capture has gaps",
+            total.kernel_dropped,
+            total.received,
+            out.geometry.bytes() / 1024
+        ));
+    }
+    if total.capsnap_dropped > 0 && matches!(out.end, End::Write(_) | End::Read(_)) {
+        notes.push(format!(
+            "{} packets received after that were not written",
+            total.capsnap_dropped
         ));
     }
     if !notes.is_empty() {
         report = report.with(status, notes.join("; "));
     }
-    Ok(report)
+    report
 }
 
-/// Opens a packet socket on `ifindex` (0: every interface of the calling
-/// thread's namespace).
-///
-/// The socket is created with protocol 0, which per packet(7) receives
-/// nothing until bound; options are set first and `bind` with ETH_P_ALL
-/// starts the flow. So no packet arrives without a timestamp, and a socket
-/// meant for one interface never queues another's packets (libpcap does the
-/// same for the same reason).
-fn open_socket(ifindex: c_int) -> Result<OwnedFd, String> {
-    let ty = libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: plain socket(2) call; the result is checked before use.
-    let raw = unsafe { libc::socket(libc::AF_PACKET, ty, 0) };
-    if raw < 0 {
-        let e = io::Error::last_os_error();
-        return Err(match e.raw_os_error() {
-            // net/packet/af_packet.c packet_create: -EPERM without CAP_NET_RAW.
-            Some(libc::EPERM | libc::EACCES) => {
-                "permission: AF_PACKET sockets need CAP_NET_RAW (run as root)".to_string()
+/// The state of one capture loop: the interfaces seen and the frame buffer,
+/// reused for every packet.
+struct Capture {
+    framer: Framer,
+    interfaces: Vec<Seen>,
+    /// Set once the sink refused a packet: the rest are counted, not kept.
+    refused: Option<Refusal>,
+    /// Packets written not yet added to [`PACKETS_CAPTURED`]: an atomic
+    /// shared by every capture thread, touched once a batch, not once a
+    /// packet (its cache line would travel between cores at each packet).
+    unreported: u64,
+}
+
+impl Capture {
+    fn written(&mut self, t: &mut Tally) {
+        t.written += 1;
+        self.unreported += 1;
+        if self.unreported >= 4096 {
+            self.report_progress();
+        }
+    }
+
+    fn report_progress(&mut self) {
+        PACKETS_CAPTURED.fetch_add(std::mem::take(&mut self.unreported), Ordering::Relaxed);
+    }
+}
+
+impl Capture {
+    /// Hands one packet of a socket (whose tally is `t`) to the sink.
+    fn take<S: Sink>(&mut self, p: &Packet, t: &mut Tally, sink: &mut S) {
+        if self.refused.is_some() {
+            t.capsnap_dropped += 1;
+            return;
+        }
+        let iface = match self.interfaces.iter().position(|i| i.ifindex == p.ifindex) {
+            Some(i) => i,
+            None => {
+                // A new interface is named now, inside the namespace.
+                self.interfaces.push(Seen {
+                    ifindex: p.ifindex,
+                    name: ifname_of(p.ifindex),
+                    link_type: frame::link_type_of(p.meta.hatype),
+                });
+                self.interfaces.len() - 1
             }
-            Some(libc::EAFNOSUPPORT) => {
-                "kernel lacks it: no AF_PACKET support (CONFIG_PACKET)".to_string()
+        };
+        let (frame, wire) = self.framer.frame(p, self.interfaces[iface].link_type);
+        let flags: EpbFlags = epb_flags(p.meta.pkttype);
+        match sink.packet(&self.interfaces, iface, p.ts_ns, frame, wire, flags) {
+            Ok(()) => self.written(t),
+            Err(refusal) => {
+                // A bound reached after the packet was written keeps it.
+                if matches!(refusal, Refusal::PacketLimit) {
+                    self.written(t);
+                } else {
+                    t.capsnap_dropped += 1;
+                }
+                self.refused = Some(refusal);
             }
-            _ => format!("cannot open an AF_PACKET socket: {e}"),
-        });
+        }
     }
-    // SAFETY: `raw` is a new descriptor owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // Failures here only cost precision (timestamps fall back to
-    // clock_gettime, VLAN tags are not restored, a smaller buffer).
-    set_int(&fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1);
-    set_int(&fd, libc::SOL_PACKET, libc::PACKET_AUXDATA, 1);
-    // SO_RCVBUFFORCE (root) goes past net.core.rmem_max; SO_RCVBUF is
-    // capped by it.
-    if !set_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RCVBUF) {
-        set_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF);
-    }
-    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-    sll.sll_ifindex = ifindex;
-    // SAFETY: bind reads `sll` for the length given.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&raw const sll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
+}
+
+/// Opens the target's sockets in the calling thread's namespace (which the
+/// caller has entered) and captures into `sink` until the deadline, `stop`
+/// or the sink's refusal: the capture `watch` keeps in its ring.
+pub fn capture_with<S: Sink>(
+    target: &CaptureTarget,
+    opts: &CaptureOptions,
+    stop: &AtomicBool,
+    deadline: Option<Instant>,
+    sink: &mut S,
+) -> Result<Outcome, String> {
+    let sockets = open_sockets(target, opts)?;
+    Ok(capture_into(sockets, opts, stop, deadline, sink))
+}
+
+/// The capture loop: reads every socket's ready blocks, waits on them with
+/// a short timeout, reads the kernel's counters and flushes every second,
+/// and at the end collects the last blocks with exact counts.
+fn capture_into<S: Sink>(
+    (mut sockets, notes): (Vec<Socket>, Vec<String>),
+    opts: &CaptureOptions,
+    stop: &AtomicBool,
+    deadline: Option<Instant>,
+    sink: &mut S,
+) -> Outcome {
+    let start_ns = crate::sys::now_ns();
+    let mut cx = Capture {
+        framer: Framer::new(opts.snaplen),
+        interfaces: Vec::new(),
+        refused: None,
+        unreported: 0,
     };
-    if rc != 0 {
+    let mut notes = notes;
+    let geometry = sockets
+        .first()
+        .map_or(Geometry::of(0, POLL_INTERVAL), |s| s.ring.geometry());
+    let mut last_tick = Instant::now();
+    let end = loop {
+        if stop.load(Ordering::Relaxed) {
+            break End::Stopped;
+        }
+        if let Some(r) = &cx.refused {
+            break match r {
+                Refusal::ByteLimit => End::ByteLimit,
+                Refusal::PacketLimit => End::PacketLimit,
+                Refusal::Write(e) => End::Write(io::Error::new(e.kind(), e.to_string())),
+            };
+        }
+        let now = Instant::now();
+        let wait: Duration = match deadline {
+            Some(d) if now >= d => break End::Deadline,
+            Some(d) => (d - now).min(POLL_INTERVAL),
+            None => POLL_INTERVAL,
+        };
+        if now.duration_since(last_tick) >= TICK {
+            last_tick = now;
+            cx.report_progress();
+            if let Err(e) = sink.flush() {
+                break End::Write(e);
+            }
+            let mut delta = KernelCounts::default();
+            for s in &mut sockets {
+                let c = s.ring.counts();
+                s.kernel += c;
+                delta += c;
+            }
+            sink.kernel_counts(crate::sys::now_ns(), delta);
+        }
+        let mut any = false;
+        for s in &mut sockets {
+            // A bounded number of blocks per socket and turn, so that one
+            // busy socket cannot keep the loop from the others and `stop`.
+            for _ in 0..s.ring.geometry().blocks {
+                let tally = &mut s.tally;
+                if s.ring.read_block(|p| cx.take(p, tally, sink)).is_none() {
+                    break;
+                }
+                any = true;
+            }
+        }
+        if !any && let Err(e) = wait_any(&sockets, wait, &mut notes) {
+            break End::Read(e);
+        }
+    };
+    let mut last = KernelCounts::default();
+    for s in &mut sockets {
+        let tally = &mut s.tally;
+        let c = s.ring.finish(|p| cx.take(p, tally, sink));
+        s.kernel += c;
+        last += c;
+    }
+    sink.kernel_counts(crate::sys::now_ns(), last);
+    let _ = sink.flush();
+    cx.report_progress();
+    Outcome {
+        end,
+        interfaces: cx.interfaces,
+        sockets: sockets
+            .iter()
+            .map(|s| (s.interface.clone(), s.counts()))
+            .collect(),
+        start_ns,
+        end_ns: crate::sys::now_ns(),
+        notes,
+        geometry,
+    }
+}
+
+/// Waits up to `wait` for a block on any socket. An interface that went
+/// down is noted once (the socket resumes when it comes back).
+fn wait_any(sockets: &[Socket], wait: Duration, notes: &mut Vec<String>) -> io::Result<()> {
+    if let [one] = sockets {
+        return match one.ring.wait(wait) {
+            Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
+                note_down(one, notes);
+                std::thread::sleep(wait);
+                Ok(())
+            }
+            other => other,
+        };
+    }
+    let mut fds: Vec<libc::pollfd> = sockets
+        .iter()
+        .map(|s| libc::pollfd {
+            fd: s.ring.raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = wait.as_micros().div_ceil(1000).min(i32::MAX as u128) as c_int;
+    // SAFETY: `fds` is a valid array of fds.len() pollfd.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    if n < 0 {
         let e = io::Error::last_os_error();
-        return Err(format!(
-            "cannot bind the AF_PACKET socket to interface {ifindex}: {e}"
-        ));
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(())
+        } else {
+            Err(e)
+        };
     }
-    Ok(fd)
+    for (pfd, s) in fds.iter().zip(sockets) {
+        if pfd.revents & libc::POLLERR != 0 {
+            let e = s.ring.take_error();
+            if e.raw_os_error() == Some(libc::ENETDOWN) {
+                note_down(s, notes);
+            } else if e.raw_os_error().is_some_and(|c| c != 0) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
-fn set_int(fd: &OwnedFd, level: c_int, name: c_int, value: c_int) -> bool {
-    // SAFETY: setsockopt reads one c_int.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&raw const value).cast(),
-            std::mem::size_of::<c_int>() as libc::socklen_t,
-        ) == 0
-    }
-}
-
-/// Packets the kernel dropped on `fd` because its receive queue was full
-/// (PACKET_STATISTICS, linux/if_packet.h `struct tpacket_stats`).
-fn drops(fd: &OwnedFd) -> u64 {
-    let mut stats = libc::tpacket_stats {
-        tp_packets: 0,
-        tp_drops: 0,
-    };
-    let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `stats`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            libc::PACKET_STATISTICS,
-            (&raw mut stats).cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 {
-        u64::from(stats.tp_drops)
-    } else {
-        0
+fn note_down(s: &Socket, notes: &mut Vec<String>) {
+    let name = s.interface.as_deref().unwrap_or("an interface");
+    let note = format!("interface {name} went down during the capture");
+    if !notes.contains(&note) {
+        notes.push(note);
     }
 }
 
@@ -475,484 +710,15 @@ fn ifname_of(ifindex: c_int) -> String {
         .into_owned()
 }
 
-/// `Linux <release>` for the section header's `shb_os`.
-fn kernel() -> Option<String> {
-    crate::sys::kernel().map(|k| format!("Linux {}", k.release))
-}
-
-/// The pcapng link type for a device's ARPHRD_* type (`sll_hatype`,
-/// linux/if_arp.h): devices whose frames start with an Ethernet header,
-/// devices whose frames are bare IP, and for everything else the Linux
-/// cooked header, which carries the protocol and the device type itself
-/// (libpcap's pcap-linux.c falls back to it the same way).
-fn link_type_of(hatype: u16) -> u16 {
-    // linux/if_arp.h; ARPHRD_RAWIP (519) and ARPHRD_IP6GRE (823) are not
-    // in every libc.
-    const ARPHRD_RAWIP: u16 = 519;
-    const ARPHRD_IP6GRE: u16 = 823;
-    match hatype {
-        // Loopback frames carry a zeroed Ethernet header (drivers/net/loopback.c).
-        libc::ARPHRD_ETHER | libc::ARPHRD_LOOPBACK => link::ETHERNET,
-        // tun, wireguard (NONE), ipip and vti (TUNNEL), ip6tnl (TUNNEL6),
-        // sit, gre, ip6gre: the frame is the IP packet.
-        libc::ARPHRD_NONE
-        | ARPHRD_RAWIP
-        | libc::ARPHRD_TUNNEL
-        | libc::ARPHRD_TUNNEL6
-        | libc::ARPHRD_SIT
-        | libc::ARPHRD_IPGRE
-        | ARPHRD_IP6GRE => link::RAW,
-        _ => link::LINUX_SLL,
-    }
-}
-
-/// `epb_flags` for a `sll_pkttype` (linux/if_packet.h PACKET_*):
-/// direction, and for received packets how they were addressed.
-fn epb_flags(pkttype: u8) -> EpbFlags {
-    EpbFlags(match pkttype {
-        libc::PACKET_OUTGOING => EpbFlags::OUTBOUND,
-        libc::PACKET_HOST => EpbFlags::INBOUND | EpbFlags::UNICAST,
-        libc::PACKET_BROADCAST => EpbFlags::INBOUND | EpbFlags::BROADCAST,
-        libc::PACKET_MULTICAST => EpbFlags::INBOUND | EpbFlags::MULTICAST,
-        libc::PACKET_OTHERHOST => EpbFlags::INBOUND | EpbFlags::PROMISCUOUS,
-        _ => EpbFlags::INBOUND,
-    })
-}
-
-/// What the kernel told about one received packet besides its bytes.
-#[derive(Debug, Clone, Copy, Default)]
-struct Meta {
-    pkttype: u8,
-    hatype: u16,
-    /// `sll_protocol`, kept in network byte order as the SLL header wants it.
-    protocol: [u8; 2],
-    halen: u8,
-    addr: [u8; 8],
-    /// Offset of the network header in the received bytes (PACKET_AUXDATA
-    /// `tp_net`).
-    net_offset: usize,
-    /// VLAN tag (TPID, TCI) the kernel took out of the frame.
-    vlan: Option<(u16, u16)>,
-}
-
-/// Turns the `received` bytes at `buf[HEADROOM..]` (at most the snap
-/// length of a packet that was `wire` bytes long) into the frame to write:
-/// its range in `buf` and its original length.
-///
-/// - Ethernet: the kernel strips a received VLAN tag into metadata before
-///   packet taps see the frame, and a VLAN-offloading device does so on
-///   transmit too; the tag is put back after the MAC addresses, as
-///   libpcap does (tcpdump.org/linktypes.html, LINKTYPE_ETHERNET).
-/// - Cooked: the link header is replaced by a 16-byte SLL header built from
-///   `sockaddr_ll` (packet type, ARPHRD type, address, protocol), so the
-///   payload starts at the network header as LINKTYPE_LINUX_SLL requires.
-/// - Raw IP: as received.
-///
-/// The frame is then cut to `snaplen`, headers included, as libpcap does.
-fn assemble(
-    buf: &mut [u8],
-    received: usize,
-    wire: usize,
-    link_type: u16,
-    meta: &Meta,
-    snaplen: usize,
-) -> (std::ops::Range<usize>, u32) {
-    let end = HEADROOM + received;
-    let (start, wire) = match link_type {
-        link::ETHERNET if meta.vlan.is_some() && received >= 12 => {
-            let (tpid, tci) = meta.vlan.unwrap_or_default();
-            let start = HEADROOM - 4;
-            buf.copy_within(HEADROOM..HEADROOM + 12, start);
-            buf[start + 12..start + 14].copy_from_slice(&tpid.to_be_bytes());
-            buf[start + 14..start + 16].copy_from_slice(&tci.to_be_bytes());
-            (start, wire + 4)
-        }
-        link::LINUX_SLL => {
-            let skip = meta.net_offset.min(received);
-            let start = HEADROOM + skip - SLL_HEADER;
-            let h = &mut buf[start..start + SLL_HEADER];
-            h[0..2].copy_from_slice(&u16::from(meta.pkttype).to_be_bytes());
-            h[2..4].copy_from_slice(&meta.hatype.to_be_bytes());
-            h[4..6].copy_from_slice(&u16::from(meta.halen.min(8)).to_be_bytes());
-            h[6..14].copy_from_slice(&meta.addr);
-            h[14..16].copy_from_slice(&meta.protocol);
-            (start, wire.saturating_sub(meta.net_offset) + SLL_HEADER)
-        }
-        _ => (HEADROOM, wire),
-    };
-    let end = end.min(start + snaplen);
-    (start..end, u32::try_from(wire).unwrap_or(u32::MAX))
-}
-
-/// The state of one target's capture loop; its buffers are reused for
-/// every packet.
-struct Capture {
-    snaplen: usize,
-    max_packets: u64,
-    max_bytes: u64,
-    description: String,
-    /// HEADROOM + snaplen bytes.
-    buf: Vec<u8>,
-    /// Control messages: SCM_TIMESTAMPNS (a timespec) and PACKET_AUXDATA
-    /// (a tpacket_auxdata) need well under 128 bytes with their headers;
-    /// u64 elements keep the buffer aligned for cmsghdr.
-    control: [u64; 16],
-    interfaces: Vec<Seen>,
-    packets: u64,
-    disk: Option<std::sync::Arc<crate::space::DiskBudget>>,
-}
-
-impl Capture {
-    fn new(opts: &CaptureOptions, label: &str) -> Self {
-        let snaplen = match opts.snaplen {
-            0 => MAX_SNAPLEN,
-            n => n.min(MAX_SNAPLEN),
-        } as usize;
-        Capture {
-            snaplen,
-            max_packets: opts.max_packets,
-            max_bytes: opts.max_bytes,
-            // Parsed by formats::InterfaceMeta::of; labels have no spaces.
-            description: formats::InterfaceMeta::description(label),
-            buf: vec![0; HEADROOM + snaplen],
-            control: [0; 16],
-            interfaces: Vec::new(),
-            packets: 0,
-            disk: opts.disk.clone(),
-        }
-    }
-
-    fn run<W: io::Write>(
-        &mut self,
-        sockets: &[Socket],
-        writer: &mut Writer<W>,
-        stop: &AtomicBool,
-        deadline: Option<Instant>,
-        notes: &mut Vec<String>,
-    ) -> End {
-        let mut fds: Vec<libc::pollfd> = sockets
-            .iter()
-            .map(|s| libc::pollfd {
-                fd: s.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        let mut last_flush = Instant::now();
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                return End::Stopped;
-            }
-            let now = Instant::now();
-            let wait = match deadline {
-                Some(d) if now >= d => return End::Deadline,
-                Some(d) => (d - now).min(POLL_INTERVAL),
-                None => POLL_INTERVAL,
-            };
-            if now.duration_since(last_flush) >= FLUSH_INTERVAL {
-                if let Err(e) = writer.flush() {
-                    return End::Write(e);
-                }
-                last_flush = now;
-            }
-            let ms = wait.as_micros().div_ceil(1000) as c_int;
-            // SAFETY: `fds` is a valid array of fds.len() pollfd.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return End::Read(e);
-            }
-            for (pfd, socket) in fds.iter_mut().zip(sockets) {
-                if pfd.revents == 0 {
-                    continue;
-                }
-                pfd.revents = 0;
-                for _ in 0..BATCH {
-                    match self.receive(&socket.fd, writer) {
-                        Ok(true) => {}
-                        Ok(false) => break,
-                        Err(Step::End(end)) => return end,
-                        Err(Step::Down) => {
-                            let name = socket.interface.as_deref().unwrap_or("an interface");
-                            let note = format!("interface {name} went down during the capture");
-                            if !notes.contains(&note) {
-                                notes.push(note);
-                            }
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Reads and writes one packet. `Ok(false)` when the socket has none.
-    fn receive<W: io::Write>(
-        &mut self,
-        fd: &OwnedFd,
-        writer: &mut Writer<W>,
-    ) -> Result<bool, Step> {
-        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut iov = libc::iovec {
-            iov_base: self.buf[HEADROOM..].as_mut_ptr().cast::<c_void>(),
-            iov_len: self.snaplen,
-        };
-        // SAFETY: msghdr is plain data; all-zero is a valid value.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_name = (&raw mut from).cast();
-        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = self.control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&self.control) as _;
-        // MSG_TRUNC makes a packet socket return the packet's full length
-        // even when less was copied (packet(7)).
-        // SAFETY: every pointer in `msg` refers to a live buffer of the
-        // length stated next to it.
-        let n = unsafe {
-            libc::recvmsg(
-                fd.as_raw_fd(),
-                &mut msg,
-                libc::MSG_TRUNC | libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::EAGAIN | libc::EINTR) => Ok(false),
-                // The bound interface went down (af_packet.c packet_notifier
-                // reports it once through sk_err); the socket resumes when
-                // the interface comes back.
-                Some(libc::ENETDOWN) => Err(Step::Down),
-                _ => Err(Step::End(End::Read(e))),
-            };
-        }
-        let wire = n as usize;
-        let received = wire.min(self.snaplen);
-        // libpcap drops the outgoing copy on loopback: every packet sent on
-        // lo is also received on it, and would otherwise appear twice.
-        if from.sll_hatype == libc::ARPHRD_LOOPBACK && from.sll_pkttype == libc::PACKET_OUTGOING {
-            return Ok(true);
-        }
-        let (ts_ns, net_offset, vlan) = control_messages(&msg);
-        let meta = Meta {
-            pkttype: from.sll_pkttype,
-            hatype: from.sll_hatype,
-            protocol: from.sll_protocol.to_ne_bytes(),
-            halen: from.sll_halen,
-            addr: from.sll_addr,
-            net_offset,
-            vlan,
-        };
-        let ts_ns = ts_ns.unwrap_or_else(crate::sys::now_ns);
-
-        let ifindex = from.sll_ifindex;
-        let known = self
-            .interfaces
-            .iter()
-            .find(|i| i.ifindex == ifindex)
-            .map(|i| (i.id, i.link_type));
-        let link_type = known.map_or_else(|| link_type_of(meta.hatype), |(_, lt)| lt);
-        let (range, wire) = assemble(
-            &mut self.buf,
-            received,
-            wire,
-            link_type,
-            &meta,
-            self.snaplen,
-        );
-        let mut need = pcapng::packet_block_len(range.len()) as u64;
-        // A new interface is named now, inside the namespace, because an
-        // ifindex means nothing outside it.
-        let new_name = known.is_none().then(|| ifname_of(ifindex));
-        if let Some(name) = &new_name {
-            need += pcapng::interface_block_len(name, &self.description) as u64;
-        }
-        if self.max_bytes > 0 && writer.written() + need > self.max_bytes {
-            return Err(Step::End(End::ByteLimit));
-        }
-        if let Some(disk) = &self.disk {
-            disk.claim(need).map_err(|e| Step::End(End::Write(e)))?;
-        }
-        let id = match (known, new_name) {
-            (Some((id, _)), _) => id,
-            (None, name) => {
-                let name = name.unwrap_or_default();
-                let id = writer
-                    .interface(link_type, self.snaplen as u32, &name, &self.description)
-                    .map_err(|e| Step::End(End::Write(e)))?;
-                self.interfaces.push(Seen {
-                    ifindex,
-                    id,
-                    link_type,
-                });
-                id
-            }
-        };
-        writer
-            .packet(id, ts_ns, &self.buf[range], wire, epb_flags(meta.pkttype))
-            .map_err(|e| Step::End(End::Write(e)))?;
-        self.packets += 1;
-        PACKETS_CAPTURED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if self.max_packets > 0 && self.packets >= self.max_packets {
-            return Err(Step::End(End::PacketLimit));
-        }
-        Ok(true)
-    }
-}
-
-/// How reading one packet went wrong.
-enum Step {
-    End(End),
-    Down,
-}
-
-/// The kernel timestamp (SCM_TIMESTAMPNS), the network header offset and
-/// VLAN tag (PACKET_AUXDATA, linux/if_packet.h `struct tpacket_auxdata`)
-/// from the control messages of `msg`.
-fn control_messages(msg: &libc::msghdr) -> (Option<u64>, usize, Option<(u16, u16)>) {
-    let (mut ts, mut net, mut vlan) = (None, 0, None);
-    // SAFETY: `msg` was filled by recvmsg; the CMSG_* macros stay within
-    // msg_controllen, and the payloads are read unaligned.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(msg);
-        while !c.is_null() {
-            let data = libc::CMSG_DATA(c);
-            match ((*c).cmsg_level, (*c).cmsg_type) {
-                (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => {
-                    let t = std::ptr::read_unaligned(data.cast::<libc::timespec>());
-                    ts = timespec_ns(&t);
-                }
-                (libc::SOL_PACKET, libc::PACKET_AUXDATA) => {
-                    let aux = std::ptr::read_unaligned(data.cast::<libc::tpacket_auxdata>());
-                    net = usize::from(aux.tp_net);
-                    // libpcap's VLAN_VALID: a TCI, or the flag for TCI 0.
-                    if aux.tp_vlan_tci != 0 || aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0 {
-                        let tpid = if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
-                            aux.tp_vlan_tpid
-                        } else {
-                            TPID_8021Q
-                        };
-                        vlan = Some((tpid, aux.tp_vlan_tci));
-                    }
-                }
-                _ => {}
-            }
-            c = libc::CMSG_NXTHDR(msg, c);
-        }
-    }
-    (ts, net, vlan)
-}
-
-fn timespec_ns(t: &libc::timespec) -> Option<u64> {
-    let secs = u64::try_from(t.tv_sec).ok()?;
-    let nanos = u64::try_from(t.tv_nsec).ok()?;
-    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sys;
     use formats::testing::{Owned, read_back};
-    use formats::{Direction, Headers, tcp_flag};
+    use formats::{Direction, Headers, link, tcp_flag};
     use std::net::{TcpListener, TcpStream, UdpSocket};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::process::Command;
-
-    #[test]
-    fn link_types_follow_the_device_type() {
-        for (hatype, want) in [
-            (libc::ARPHRD_ETHER, link::ETHERNET),
-            (libc::ARPHRD_LOOPBACK, link::ETHERNET),
-            (libc::ARPHRD_NONE, link::RAW),
-            (519, link::RAW),
-            (libc::ARPHRD_TUNNEL, link::RAW),
-            (libc::ARPHRD_TUNNEL6, link::RAW),
-            (libc::ARPHRD_SIT, link::RAW),
-            (libc::ARPHRD_IPGRE, link::RAW),
-            (823, link::RAW),
-            (libc::ARPHRD_PPP, link::LINUX_SLL),
-            (libc::ARPHRD_INFINIBAND, link::LINUX_SLL),
-            (libc::ARPHRD_IEEE80211_RADIOTAP, link::LINUX_SLL),
-        ] {
-            assert_eq!(link_type_of(hatype), want, "ARPHRD {hatype}");
-        }
-    }
-
-    #[test]
-    fn packet_types_become_direction_and_reception_flags() {
-        for (pkttype, want) in [
-            (libc::PACKET_OUTGOING, 2),
-            (libc::PACKET_HOST, 1 | 1 << 2),
-            (libc::PACKET_BROADCAST, 1 | 3 << 2),
-            (libc::PACKET_MULTICAST, 1 | 2 << 2),
-            (libc::PACKET_OTHERHOST, 1 | 4 << 2),
-            (7, 1),
-        ] {
-            assert_eq!(epb_flags(pkttype), EpbFlags(want), "pkttype {pkttype}");
-        }
-    }
-
-    /// 12 bytes of MAC addresses, EtherType 0x0800, then `rest`.
-    fn ether(rest: &[u8]) -> Vec<u8> {
-        let mut f = vec![0xaa; 6];
-        f.extend([0xbb; 6]);
-        f.extend([0x08, 0x00]);
-        f.extend(rest);
-        f
-    }
-
-    type Case<'a> = (&'a str, u16, Vec<u8>, usize, &'a Meta, usize, Vec<u8>, u32);
-
-    #[test]
-    fn frames_get_back_what_the_kernel_took_away() {
-        let tagged = Meta {
-            vlan: Some((0x8100, 0x200a)),
-            ..Meta::default()
-        };
-        let cooked = Meta {
-            pkttype: libc::PACKET_OUTGOING,
-            hatype: libc::ARPHRD_INFINIBAND,
-            protocol: 0x0800u16.to_be_bytes(),
-            halen: 6,
-            addr: [1, 2, 3, 4, 5, 6, 0, 0],
-            net_offset: 4,
-            vlan: None,
-        };
-        let mut with_tag = vec![0xaa; 6];
-        with_tag.extend([0xbb; 6]);
-        with_tag.extend([0x81, 0x00, 0x20, 0x0a, 0x08, 0x00, 0x45, 0x46]);
-        let sll = [0, 4, 0, 32, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00];
-        let mut sll_ip = sll.to_vec();
-        sll_ip.extend([0x45, 0x46, 0x47]);
-        let ip = [0x45, 0x46];
-        let cooked_frame = [[9; 4].as_slice(), &[0x45, 0x46, 0x47]].concat();
-        // (case, link type, bytes received, wire length, metadata, snaplen,
-        //  frame written, wire length written)
-        #[rustfmt::skip]
-        let cases: [Case; 7] = [
-            ("untagged ethernet", link::ETHERNET, ether(&ip), 16, &Meta::default(), 128, ether(&ip), 16),
-            ("tag restored", link::ETHERNET, ether(&ip), 16, &tagged, 128, with_tag.clone(), 20),
-            ("tag restored then cut", link::ETHERNET, ether(&ip), 16, &tagged, 14, with_tag[..14].to_vec(), 20),
-            ("raw ip cut", link::RAW, vec![0x45, 1, 2, 3, 4], 5, &Meta::default(), 3, vec![0x45, 1, 2], 5),
-            // The 4-byte link header (up to tp_net) is replaced by SLL.
-            ("cooked", link::LINUX_SLL, cooked_frame.clone(), 7, &cooked, 128, sll_ip.clone(), 19),
-            ("cooked cut in the header", link::LINUX_SLL, cooked_frame.clone(), 7, &cooked, 10, sll[..10].to_vec(), 19),
-            // Fewer bytes received than were on the wire (snap length).
-            ("cooked snapped", link::LINUX_SLL, cooked_frame, 1500, &cooked, 128, sll_ip, 1512),
-        ];
-        for (name, link_type, received, wire, meta, snaplen, want, want_wire) in cases {
-            let mut buf = vec![0u8; HEADROOM + received.len()];
-            buf[HEADROOM..].copy_from_slice(&received);
-            let (range, wire) = assemble(&mut buf, received.len(), wire, link_type, meta, snaplen);
-            assert_eq!(&buf[range], &want[..], "{name}");
-            assert_eq!(wire, want_wire, "{name}");
-        }
-    }
 
     #[test]
     fn output_file_names_stay_inside_the_directory() {
@@ -989,6 +755,7 @@ mod tests {
             max_packets: 100_000,
             max_bytes: 64 * 1024 * 1024,
             snaplen: 256,
+            ring_bytes: 2 << 20,
             disk: None,
         }
     }
@@ -1315,7 +1082,8 @@ mod tests {
                 i.description.as_deref(),
                 Some(format!("netns={label}").as_str())
             );
-            assert_eq!(i.snaplen, 256);
+            // DNS is kept whole: no packet is cut shorter than that.
+            assert_eq!(i.snaplen, frame::MAX_SNAPLEN);
         }
         let rows = frames
             .into_iter()
@@ -1381,6 +1149,12 @@ mod tests {
             let veth_port = tcp_exchange(&lab.b, &lab.a, "10.88.0.2:0");
             let lo_port = tcp_exchange(&lab.a, &lab.a, "127.0.0.1:0");
             send_tagged_frame(&lab.a, &lab.va);
+            // A DNS-sized message to port 53 and another to port 54.
+            let to = |port| format!("10.88.0.2:{port}");
+            let sender = in_netns(&lab.a, || UdpSocket::bind("10.88.0.1:0").unwrap());
+            for port in [53, 54] {
+                sender.send_to(&[0x51; 600], to(port)).unwrap();
+            }
             (capture.join().unwrap(), veth_port, lo_port)
         });
         let wall_end = sys::now_ns();
@@ -1498,6 +1272,116 @@ mod tests {
             Some(&[0x81, 0, 0, 10][..])
         );
         assert_eq!(on_vb.map(|r| r.f.wire_len), Some(46));
+
+        // DNS whole, the rest cut to the snap length (256).
+        let udp_to = |port| {
+            a.iter()
+                .filter(|r| r.h.ip_proto == Some(17) && r.h.dst_port == Some(port))
+                .map(|r| (r.f.data.len(), r.f.wire_len))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(udp_to(53), [(642, 642)]);
+        assert_eq!(udp_to(54), [(256, 642)]);
+
+        // Exact counts, in the report and in the file's statistics.
+        for (report, file, label) in [
+            (&reports[0], &files[0], "host"),
+            (&reports[1], &files[1], "pod-web"),
+            (&reports[2], &files[2], "pod-web-veth"),
+        ] {
+            let c = report.packets.as_deref().copied().expect("counts");
+            let (ix, frames) = rows(file, label);
+            assert_eq!(c.written, frames.len() as u64, "{label}");
+            assert_eq!(
+                c.received,
+                c.kernel_dropped + c.written + c.capsnap_dropped,
+                "{label}"
+            );
+            assert_eq!((c.kernel_dropped, c.capsnap_dropped), (0, 0), "{label}");
+            let stats: Vec<_> = ix
+                .stats
+                .iter()
+                .map(|s| {
+                    let name = ix.interfaces[s.interface as usize].name.clone();
+                    (name, s.if_received, s.os_dropped, s.delivered)
+                })
+                .collect();
+            let on = if label == "pod-web-veth" { vb } else { "any" };
+            assert_eq!(
+                stats,
+                [(
+                    Some(on.to_string()),
+                    Some(c.received),
+                    Some(0),
+                    Some(c.written)
+                )],
+                "{label}"
+            );
+        }
+    }
+
+    /// A sink that takes `delay` per packet: a reader too slow for the
+    /// traffic, so that the kernel's ring fills and drops.
+    struct Slow {
+        delay: Duration,
+        packets: u64,
+    }
+
+    impl Sink for Slow {
+        fn packet(
+            &mut self,
+            _: &[Seen],
+            _: usize,
+            _: u64,
+            _: &[u8],
+            _: u32,
+            _: EpbFlags,
+        ) -> Result<(), Refusal> {
+            std::thread::sleep(self.delay);
+            self.packets += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn drops_are_counted_exactly_when_the_reader_falls_behind_lab() {
+        let lab = match Lab::new("d") {
+            Ok(lab) => lab,
+            Err(why) => return eprintln!("SKIPPED: {why}"),
+        };
+        let target = target("host", None, &[], "unused.pcapng");
+        // The smallest ring: 4 blocks of 256 KiB, about 1,000 of the
+        // 1,000-byte datagrams below.
+        let opts = CaptureOptions {
+            ring_bytes: 0,
+            ..opts(Duration::from_secs(30))
+        };
+        let stop = AtomicBool::new(false);
+        let mut slow = Slow {
+            delay: Duration::from_micros(200),
+            packets: 0,
+        };
+        let out = std::thread::scope(|s| {
+            let capture = s.spawn(|| {
+                sys::enter_netns(Path::new(&Lab::path(&lab.b))).unwrap();
+                capture_with(&target, &opts, &stop, None, &mut slow).unwrap()
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            let sender = in_netns(&lab.a, || UdpSocket::bind("10.88.0.1:0").unwrap());
+            for _ in 0..20_000 {
+                let _ = sender.send_to(&[0x55; 1000], "10.88.0.2:9");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            stop.store(true, Ordering::SeqCst);
+            capture.join().unwrap()
+        });
+        let c = out.total();
+        assert!(c.kernel_dropped > 1000, "{c:?}");
+        assert_eq!(c.written, slow.packets, "{c:?}");
+        assert_eq!(c.capsnap_dropped, 0, "{c:?}");
+        // Every datagram arrived (ICMP port unreachables go back too).
+        assert!(c.received >= 20_000, "{c:?}");
+        assert_eq!(c.received, c.kernel_dropped + c.written, "{c:?}");
     }
 
     #[test]

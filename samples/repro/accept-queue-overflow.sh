@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Reproduces an accept queue overflow for real and collects a bundle while
+# it happens:
+#   samples/repro/accept-queue-overflow.sh OUT.capsnap
+# writes OUT.capsnap and OUT.facts.json (what a correct detection must name).
+#
+# The scene: a server (stuck-acceptor, in namespace inp-aq-srv) listens on
+# 10.203.61.1:8080 with a backlog of 8 and never calls accept(2), as a
+# server whose workers are all blocked. A client in inp-aq-cli opens a new
+# connection every two seconds (after a burst that fills the queue) and keeps
+# it. The first 9 complete the handshake
+# and wait in the accept queue (backlog + 1: sk_acceptq_is_full tests
+# ack_backlog > max_ack_backlog, include/net/sock.h); every later SYN is
+# dropped by tcp_conn_request (net/ipv4/tcp_input.c), which counts
+# TcpExtListenOverflows and TcpExtListenDrops, and the clients retransmit
+# their SYNs. The client keeps connecting during the collect window, so
+# the counters rise inside it. Checked before collecting: the queue full
+# (ss Recv-Q > backlog) and ListenOverflows rising; after: the bundle's
+# two copies of /proc/net/netstat differ.
+#
+# Needs root, iproute2, ss, python3, tar+zstd, capsnap (CAPSNAP=path).
+# Leaves nothing behind (trap EXIT).
+set -euo pipefail
+
+# shellcheck source=samples/repro/pair-lab.sh
+source "$(dirname "$0")/pair-lab.sh"
+pair_lab_init aq 61 "ip ss python3 tar" "$@"
+PORT=8080
+BACKLOG=8
+pair_lab_up
+
+# The server: listens and never accepts. Its comm is its file name.
+cat >"$WORK/stuck-acceptor" <<PYEOF
+#!$PY
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("$ADDR", $PORT))
+s.listen($BACKLOG)
+print("ready", flush=True)
+time.sleep(120)
+PYEOF
+# The client: enough connections to fill the queue, then a new one every
+# two seconds, each kept open (few flows, so that the sample stays small).
+cat >"$WORK/aq-client" <<PYEOF
+#!$PY
+import socket, time
+held = []
+while len(held) < 200:
+    c = socket.socket()
+    c.setblocking(False)
+    try:
+        c.connect(("$ADDR", $PORT))
+    except BlockingIOError:
+        pass
+    held.append(c)
+    time.sleep(0.05 if len(held) <= $BACKLOG + 2 else 2)
+time.sleep(120)
+PYEOF
+chmod 755 "$WORK/stuck-acceptor" "$WORK/aq-client"
+
+ip netns exec "$SRV" "$WORK/stuck-acceptor" >"$WORK/server.log" 2>&1 &
+server=$!
+pids+=("$server")
+for _ in $(seq 100); do
+    grep -qs ready "$WORK/server.log" && break
+    nap 0.05
+done
+grep -qs ready "$WORK/server.log" || fail "the server did not start: $(cat "$WORK/server.log")"
+
+overflows() {
+    ip netns exec "$SRV" awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) k[i] = $i; h = 1 } else for (i = 1; i <= NF; i++) if (k[i] == "ListenOverflows") print $i }' /proc/net/netstat
+}
+before=$(overflows)
+ip netns exec "$CLI" "$WORK/aq-client" >"$WORK/client.log" 2>&1 &
+pids+=($!)
+nap 2.5
+# The fault, checked before collecting: the queue full, overflows rising.
+queue=$(ip netns exec "$SRV" ss -Hltn "sport = :$PORT" | awk '{print $2 " " $3}')
+read -r recvq sendq <<<"$queue"
+now=$(overflows)
+echo "fault present: $ADDR:$PORT Recv-Q $recvq Send-Q $sendq; ListenOverflows $before -> $now" >&2
+((recvq > BACKLOG && sendq == BACKLOG)) || fail "the accept queue is not full: Recv-Q $recvq Send-Q $sendq"
+((now > before)) || fail "ListenOverflows did not rise ($before -> $now)"
+
+others=$(ps -eo pid=,ppid=,args= | awk -v me=$$ '$1 != me && $2 != me && /repro\/[a-z-]+\.sh/ {printf "%s ", $1}')
+[[ -z $others ]] || echo "$0: warning: other repro scripts are running (pids $others)" >&2
+"$CAPSNAP" collect --duration 3s --netns "$SRV" --no-ebpf -o "$OUT" >"$WORK/collect.log" 2>&1 &
+collector=$!
+collect_rc=0
+wait "$collector" || collect_rc=$?
+collector=
+((collect_rc == 0)) || fail "capsnap collect exited with $collect_rc: $(tail -5 "$WORK/collect.log")"
+after=$(overflows)
+
+mkdir "$WORK/bundle"
+tar --zstd -xf "$OUT" -C "$WORK/bundle"
+inside=$("$PY" - "$WORK/bundle/netns/$SRV" <<'PY'
+import sys
+def listen_overflows(path):
+    lines = [l.split() for l in open(path) if l.startswith("TcpExt:")]
+    return int(dict(zip(lines[0][1:], lines[1][1:]))["ListenOverflows"])
+d = sys.argv[1]
+print(listen_overflows(f"{d}/proc/net/netstat") - listen_overflows(f"{d}/window-open/proc/net/netstat"))
+PY
+) || fail "the bundle lacks the two copies of /proc/net/netstat"
+((inside > 0)) || fail "ListenOverflows did not rise inside the window: +$inside"
+echo "bundle: ListenOverflows +$inside inside the window ($now before, $after after)" >&2
+
+"$PY" - "$FACTS" <<PY
+import json, sys
+facts = {
+    "detection": "accept-queue-overflow",
+    "named": ["listener", "comm", "netns", "backlog"],
+    "objects": {
+        "listener": "$ADDR:$PORT",
+        "comm": "stuck-acceptor",
+        "pid": $server,
+        "netns": "$SRV",
+        "backlog": $BACKLOG,
+    },
+    "observed_before_collection": {
+        "recv_q": $recvq,
+        "send_q": $sendq,
+        "listen_overflows_before_client": $before,
+        "listen_overflows_before_collect": $now,
+        "listen_overflows_after_collect": $after,
+    },
+    "notes": [
+        "The accept queue holds backlog + 1 connections (sk_acceptq_is_full).",
+        "ListenOverflows and ListenDrops are per network namespace.",
+    ],
+}
+with open(sys.argv[1], "w") as f:
+    json.dump(facts, f, indent=2)
+    f.write("\n")
+PY
+echo "wrote $OUT and $FACTS" >&2

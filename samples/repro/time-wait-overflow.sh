@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Reproduces a TIME_WAIT bucket overflow for real and collects a bundle
+# while it happens:
+#   samples/repro/time-wait-overflow.sh OUT.capsnap
+# writes OUT.capsnap and OUT.facts.json (what a correct detection must name).
+#
+# The scene: a client namespace (inp-tw-cli) whose net.ipv4.tcp_max_tw_buckets
+# is 32 (a per-namespace sysctl; the namespace is deleted afterwards, so
+# nothing is restored) opens short connections to a server in inp-tw-srv
+# (10.203.62.1:9000), 50 a second, and closes each first, so each of its
+# sockets must wait in TIME_WAIT. Once 32 wait, tcp_time_wait
+# (net/ipv4/tcp_minisocks.c) finds no bucket (inet_twsk_alloc), counts
+# TcpExtTCPTimeWaitOverflow and closes the socket at once. The client keeps
+# going during the collect window, so the counter rises inside it. Checked
+# before collecting: 32 sockets in TIME_WAIT and the counter rising; after:
+# the bundle's two copies of /proc/net/netstat differ.
+#
+# Needs root, iproute2, ss, python3, tar+zstd, capsnap (CAPSNAP=path).
+# Leaves nothing behind (trap EXIT).
+set -euo pipefail
+
+# shellcheck source=samples/repro/pair-lab.sh
+source "$(dirname "$0")/pair-lab.sh"
+pair_lab_init tw 62 "ip ss python3 tar" "$@"
+PORT=9000
+MAX_TW=32
+pair_lab_up
+
+ip netns exec "$CLI" sysctl -qw net.ipv4.tcp_max_tw_buckets=$MAX_TW
+
+# The server: answers each connection and closes after the client did.
+cat >"$WORK/tw-server" <<PYEOF
+#!$PY
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("$ADDR", $PORT))
+s.listen(128)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    c.sendall(b"hello\n")
+    while c.recv(4096):
+        pass
+    c.close()
+PYEOF
+# The client: 50 short connections a second, closed first.
+cat >"$WORK/tw-client" <<PYEOF
+#!$PY
+import socket, time
+while True:
+    c = socket.create_connection(("$ADDR", $PORT))
+    c.recv(64)
+    c.close()
+    time.sleep(0.02)
+PYEOF
+chmod 755 "$WORK/tw-server" "$WORK/tw-client"
+
+ip netns exec "$SRV" "$WORK/tw-server" >"$WORK/server.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+    grep -qs ready "$WORK/server.log" && break
+    nap 0.05
+done
+grep -qs ready "$WORK/server.log" || fail "the server did not start: $(cat "$WORK/server.log")"
+
+overflows() {
+    ip netns exec "$CLI" awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) k[i] = $i; h = 1 } else for (i = 1; i <= NF; i++) if (k[i] == "TCPTimeWaitOverflow") print $i }' /proc/net/netstat
+}
+before=$(overflows)
+ip netns exec "$CLI" "$WORK/tw-client" >"$WORK/client.log" 2>&1 &
+client=$!
+pids+=("$client")
+nap 2.5
+# The fault, checked before collecting: the buckets full, overflows rising.
+tw=$(ip netns exec "$CLI" ss -Htan state time-wait | wc -l)
+now=$(overflows)
+echo "fault present: $tw sockets in TIME_WAIT in $CLI (max $MAX_TW); TCPTimeWaitOverflow $before -> $now" >&2
+((tw >= MAX_TW)) || fail "TIME_WAIT is not full: $tw of $MAX_TW"
+((now > before)) || fail "TCPTimeWaitOverflow did not rise ($before -> $now)"
+kill -0 "$client" || fail "the client died: $(tail -3 "$WORK/client.log")"
+
+others=$(ps -eo pid=,ppid=,args= | awk -v me=$$ '$1 != me && $2 != me && /repro\/[a-z-]+\.sh/ {printf "%s ", $1}')
+[[ -z $others ]] || echo "$0: warning: other repro scripts are running (pids $others)" >&2
+"$CAPSNAP" collect --duration 3s --netns "$CLI" --no-ebpf --no-packets -o "$OUT" >"$WORK/collect.log" 2>&1 &
+collector=$!
+collect_rc=0
+wait "$collector" || collect_rc=$?
+collector=
+((collect_rc == 0)) || fail "capsnap collect exited with $collect_rc: $(tail -5 "$WORK/collect.log")"
+after=$(overflows)
+
+mkdir "$WORK/bundle"
+tar --zstd -xf "$OUT" -C "$WORK/bundle"
+inside=$("$PY" - "$WORK/bundle/netns/$CLI" <<'PY'
+import sys
+def counter(path):
+    lines = [l.split() for l in open(path) if l.startswith("TcpExt:")]
+    return int(dict(zip(lines[0][1:], lines[1][1:]))["TCPTimeWaitOverflow"])
+d = sys.argv[1]
+print(counter(f"{d}/proc/net/netstat") - counter(f"{d}/window-open/proc/net/netstat"))
+PY
+) || fail "the bundle lacks the two copies of /proc/net/netstat"
+((inside > 0)) || fail "TCPTimeWaitOverflow did not rise inside the window: +$inside"
+echo "bundle: TCPTimeWaitOverflow +$inside inside the window ($now before, $after after)" >&2
+
+"$PY" - "$FACTS" <<PY
+import json, sys
+facts = {
+    "detection": "time-wait-overflow",
+    "named": ["netns", "tcp_max_tw_buckets", "peer"],
+    "objects": {
+        "netns": "$CLI",
+        "tcp_max_tw_buckets": $MAX_TW,
+        "peer": "$ADDR:$PORT",
+    },
+    "observed_before_collection": {
+        "time_wait": $tw,
+        "tcp_time_wait_overflow_before_client": $before,
+        "tcp_time_wait_overflow_before_collect": $now,
+        "tcp_time_wait_overflow_after_collect": $after,
+    },
+    "notes": [
+        "tcp_max_tw_buckets, sockstat tw and TCPTimeWaitOverflow are per network namespace.",
+        "Linux 6.18 logs nothing when it happens (no 'time wait bucket table overflow' line).",
+    ],
+}
+with open(sys.argv[1], "w") as f:
+    json.dump(facts, f, indent=2)
+    f.write("\n")
+PY
+echo "wrote $OUT and $FACTS" >&2
