@@ -98,7 +98,27 @@ impl Engine {
                     engine: scheduler.clone(),
                 })?;
                 let steps = Arc::new(Steps::new(dataset)?);
-                let config = config.upgrade_for_ballista().with_extension(steps);
+                // Ballista 55's adaptive planner (AQE, on by default)
+                // re-plans the stages left as earlier ones finish, and two
+                // of its faults hang jobs without an error reaching us:
+                // - its `ExchangeExec` drops the constants its input knows
+                //   per partition, so re-planning a final
+                //   `SortPreservingMergeExec` over a UNION whose branches
+                //   each carry a literal sort key (`1 AS _order`,
+                //   host-only-rst's evidence) fails DataFusion's
+                //   SanityCheckPlan; the scheduler only logs it ("Failed
+                //   to update task statuses") and the job waits for ever;
+                // - socket-leak and tcp-memory-pressure are re-planned
+                //   without end: thousands of new stages a minute, every
+                //   task succeeding, the job never done (and still running
+                //   after the client has gone).
+                // The static planner cuts the plan DataFusion optimised
+                // here into stages once: every detection gives the local
+                // answer (cluster/tests/fleet_ballista.rs).
+                let config = config
+                    .upgrade_for_ballista()
+                    .with_ballista_adaptive_query_planner(false)
+                    .with_extension(steps);
                 let state = SessionStateBuilder::new()
                     .with_default_features()
                     .with_config(config)

@@ -35,6 +35,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    capsnap_cluster::init_logging("capsnap-ballista-executor");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(32 << 20)
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
         work_dir: args.work_dir,
         ..ExecutorProcessConfig::default()
     };
+    config.override_function_registry = Some(Arc::new(function_registry()));
     if let Some(n) = args.concurrent_tasks {
         config.vcores = n;
     }
@@ -72,4 +74,20 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Ballista's function registry with DataFusion's nested functions added.
+/// `BallistaFunctionRegistry::default()` (ballista-core 55 `registry.rs`)
+/// takes `datafusion::functions::all_default_functions()`, which leaves
+/// out the `datafusion-functions-nested` ones the client's SQL planner
+/// has (`array_element`, the `x[n]` of `string_to_array(...)[n]`,
+/// `make_array`, ...): a task using one was refused by the executor
+/// ("PhysicalExtensionCodec is not provided for scalar function
+/// array_element") and its job failed.
+fn function_registry() -> ballista_core::registry::BallistaFunctionRegistry {
+    let mut registry = ballista_core::registry::BallistaFunctionRegistry::default();
+    for f in datafusion::functions_nested::all_default_nested_functions() {
+        registry.scalar_functions.insert(f.name().to_owned(), f);
+    }
+    registry
 }

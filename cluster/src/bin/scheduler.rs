@@ -25,6 +25,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    capsnap_cluster::init_logging("capsnap-ballista-scheduler");
     // Ballista's own binary runs on 32 MiB thread stacks: deep plans
     // (the detections' joins and unions) recurse far.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
