@@ -48,6 +48,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// Ballista's session, with [`capsnap_cluster::MetricsBearingLeaves`]
+/// run last over every physical plan the scheduler makes.
+fn session_state(
+    config: datafusion::prelude::SessionConfig,
+) -> datafusion::common::Result<datafusion::execution::SessionState> {
+    let state = ballista_core::utils::default_session_builder(config)?;
+    Ok(
+        datafusion::execution::SessionStateBuilder::new_from_existing(state)
+            .with_physical_optimizer_rule(Arc::new(capsnap_cluster::MetricsBearingLeaves))
+            .build(),
+    )
+}
+
 async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr = format!("{}:{}", args.bind_host, args.port).parse()?;
     let config = SchedulerConfig {
@@ -55,7 +68,8 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         bind_port: args.port,
         external_host: args.bind_host,
         ..SchedulerConfig::default()
-    };
+    }
+    .with_override_session_builder(Arc::new(session_state));
     let cluster = BallistaCluster::new_from_config(&config).await?;
     eprintln!("capsnap-ballista-scheduler: listening on {addr}");
     start_server(cluster, addr, Arc::new(config)).await?;
