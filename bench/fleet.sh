@@ -21,7 +21,7 @@ fi
 bin=$CARGO_TARGET_DIR/$profile
 capsnap=$bin/capsnap
 data=bench/data/fleet-$nodes
-if [[ ! -s $data/bundles.done ]]; then
+if [[ ! -e $data/bundles.done ]]; then
     rm -rf "$data"
     mkdir -p "$data/bundles"
     "$bin/examples/gen_fleet" "$data/bundles" "$nodes"
@@ -59,6 +59,7 @@ best() {
 rm -rf "$data/dataset"
 /usr/bin/time -f "%e %M" -o "$data/time" "$capsnap" export $bundles --to "$data/dataset" 2>"$data/export.err"
 read -r export_secs export_kb < <(tail -1 "$data/time")
+echo "fleet.sh: export $export_secs s" >&2
 bundle_bytes=$(cat $data/bundles/*.capsnap | wc -c)
 dataset_bytes=$(find "$data/dataset" -name '*.parquet' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
 files=$(find "$data/dataset" -name '*.parquet' | wc -l)
@@ -75,24 +76,56 @@ fleet_query="select s.host, count(*) filter (where s.state = 'TIME_WAIT') as tim
   group by s.host order by time_wait desc, s.host"
 
 read -r q_bundles q_bundles_kb < <(best "$capsnap" query $bundles "$fleet_query" --format csv)
+echo "fleet.sh: query on the bundles $q_bundles s" >&2
 cp "$data/out" "$data/query.bundles.csv"
 read -r q_local q_local_kb < <(best "$capsnap" query "$data/dataset" "$fleet_query" --format csv)
+echo "fleet.sh: query on the dataset $q_local s" >&2
 cp "$data/out" "$data/query.local.csv"
 read -r d_bundles d_bundles_kb < <(best "$capsnap" detect $bundles --format json)
+echo "fleet.sh: detect on the bundles $d_bundles s" >&2
 cp "$data/out" "$data/detect.bundles.json"
 read -r d_local d_local_kb < <(best "$capsnap" detect "$data/dataset" --format json)
+echo "fleet.sh: detect on the dataset $d_local s" >&2
 cp "$data/out" "$data/detect.local.json"
 
 engine=$(bash bench/ballista.sh up)
 cluster=1
 read -r q_ballista q_ballista_kb < <(best "$capsnap" query "$data/dataset" "$fleet_query" --format csv --engine "$engine")
+echo "fleet.sh: query on Ballista $q_ballista s" >&2
 cp "$data/out" "$data/query.ballista.csv"
 read -r d_ballista d_ballista_kb < <(best "$capsnap" detect "$data/dataset" --format json --engine "$engine")
+echo "fleet.sh: detect on Ballista $d_ballista s" >&2
 cp "$data/out" "$data/detect.ballista.json"
 bash bench/ballista.sh down
 cluster=0
 
-same() { cmp -s "$1" "$2" && echo same || echo DIFFERENT; }
+# same A B: byte for byte; else the same rows in another order (rows that
+# tie on a detection's ORDER BY come in any order, here and on Ballista).
+same() {
+    if cmp -s "$1" "$2"; then
+        echo same
+    elif python3 - "$1" "$2" <<'PY'; then
+import json, sys
+def norm(path):
+    text = open(path).read()
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return sorted(text.splitlines())
+    def canon(v):
+        if isinstance(v, list):
+            return sorted((canon(x) for x in v), key=lambda x: json.dumps(x, sort_keys=True))
+        if isinstance(v, dict):
+            return {k: canon(x) for k, x in v.items()}
+        return v
+    return canon(doc)
+sys.exit(0 if norm(sys.argv[1]) == norm(sys.argv[2]) else 1)
+PY
+        echo "same rows, another order"
+    else
+        echo DIFFERENT
+    fi
+}
 echo
 echo "fleet: $nodes generated bundles, $((bundle_bytes / 1024)) KiB of bundles ($profile build, $(nproc) cores)"
 printf '%-34s %8.2f s  %6d MiB peak\n' "export" "$export_secs" $((export_kb / 1024))
