@@ -27,7 +27,10 @@ impl Source for Tools {
     fn writes(&self) -> Vec<&'static Artifact> {
         ARTIFACTS
             .iter()
-            .filter(|a| a.scope == Layout::Netns && a.command.is_some())
+            // The copies at window open are the window-open source's.
+            .filter(|a| {
+                a.scope == Layout::Netns && a.command.is_some() && a.taken_at_close().is_none()
+            })
             .collect()
     }
 

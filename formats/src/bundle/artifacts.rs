@@ -15,8 +15,8 @@ use crate::netlink::{ADDR_DUMP, Dump, INET_DIAG_DUMP, LINK_DUMP, ROUTE_DUMP, RUL
 use crate::rows::Reader;
 use crate::table::Table;
 use crate::{
-    addresses, conntrack, counters, dns, events, flows, inet_diag, interfaces, logs, packets,
-    proc_net, processes, rtnetlink, sockstat, sysctls, unix,
+    addresses, conntrack, counters, dns, events, firewall, flows, inet_diag, interfaces, logs,
+    packets, proc_net, processes, rtnetlink, sockstat, sysctls, unix,
 };
 use std::sync::LazyLock;
 
@@ -371,6 +371,20 @@ pub const ARTIFACTS: &[Artifact] = &[
         &["ip", "-d", "-s", "addr"],
         Text(&addresses::READER),
     ),
+    tool(
+        Scope::Netns,
+        "iptables-save.txt",
+        "tool:iptables-save -c",
+        &["iptables-save", "-c"],
+        Text(&firewall::READER),
+    ),
+    tool(
+        Scope::Netns,
+        "ip6tables-save.txt",
+        "tool:ip6tables-save -c",
+        &["ip6tables-save", "-c"],
+        Text(&firewall::READER),
+    ),
     MANIFEST,
     node(
         "manifest.json",
@@ -393,6 +407,20 @@ pub const ARTIFACTS: &[Artifact] = &[
         "window-open/netlink/link.nl",
         "open:rtnl_link",
         &LINK_DUMP,
+        AtOpen,
+    ),
+    tool(
+        Scope::Netns,
+        "window-open/iptables-save.txt",
+        "open:tool:iptables-save -c",
+        &["iptables-save", "-c"],
+        AtOpen,
+    ),
+    tool(
+        Scope::Netns,
+        "window-open/ip6tables-save.txt",
+        "open:tool:ip6tables-save -c",
+        &["ip6tables-save", "-c"],
         AtOpen,
     ),
     // Raw: kept for people and tools, read by no table yet.
@@ -423,20 +451,6 @@ pub const ARTIFACTS: &[Artifact] = &[
         "ip-rule.txt",
         "tool:ip rule",
         &["ip", "rule"],
-        Raw,
-    ),
-    tool(
-        Scope::Netns,
-        "iptables-save.txt",
-        "tool:iptables-save -c",
-        &["iptables-save", "-c"],
-        Raw,
-    ),
-    tool(
-        Scope::Netns,
-        "ip6tables-save.txt",
-        "tool:ip6tables-save -c",
-        &["ip6tables-save", "-c"],
         Raw,
     ),
     tool(
@@ -559,6 +573,7 @@ mod tests {
                 "addresses",
                 "routes",
                 "routing_rules",
+                "firewall_rules",
                 "netns",
                 "collection",
             ]
