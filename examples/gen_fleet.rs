@@ -747,6 +747,7 @@ fn stage(n: &mut Node, dir: &Path) -> std::io::Result<Manifest> {
         sources,
         members: Vec::new(),
         trigger: None,
+        ebpf: None,
     })
 }
 
