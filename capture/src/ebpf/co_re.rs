@@ -429,60 +429,82 @@ fn raise_memlock() {
     unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
 }
 
+/// A rate-limit counter and its key (the reason of a drop, else 0).
+type Counter = (&'static str, i64);
+
 /// The per-second rate limits of the bpftrace probes ([`Probe`]'s
-/// `counter` and `limit`), applied to the lines as they are read.
+/// `counter` and `limit`), applied to the lines as they are read. Drops
+/// are limited per reason (issue 9): on a busy node a flood of one reason
+/// (PACKET_SOCK_ERROR from a capture's own socket whose buffer is full,
+/// 120,000 in one lab run) used to use up the limit and hide the rest.
 ///
 /// [`Probe`]: super::probes::Probe
 struct Limits {
-    /// counter -> (limit, count this second).
-    counters: Vec<(&'static str, u32, u64)>,
+    /// counter -> its limit a second.
+    limits: Vec<(&'static str, u32)>,
+    /// (counter, key) -> lines counted this second.
+    counts: Vec<(Counter, u64)>,
     /// Whether the last counted line was let through.
     last_admitted: bool,
 }
 
 impl Limits {
     fn new(checked: &Checked) -> Limits {
-        let mut counters: Vec<(&'static str, u32, u64)> = Vec::new();
+        let mut limits: Vec<(&'static str, u32)> = Vec::new();
         for (p, _) in &checked.included {
-            if !counters.iter().any(|(c, _, _)| *c == p.counter) {
-                counters.push((p.counter, p.limit, 0));
+            if !limits.iter().any(|(c, _)| *c == p.counter) {
+                limits.push((p.counter, p.limit));
             }
         }
         Limits {
-            counters,
+            limits,
+            counts: Vec::new(),
             last_admitted: true,
         }
     }
 
-    /// Counts a line of `counter`; whether it is within the limit. A line
-    /// counted by no counter (`connect`, which rides on its `tcp_state`) is
-    /// let through when its `tcp_state` was.
-    fn admit(&mut self, counter: Option<&str>) -> bool {
-        let Some(counter) = counter else {
+    /// Counts a line of `counter` (with its key); whether it is within the
+    /// limit. A line counted by no counter (`connect`, which rides on its
+    /// `tcp_state`) is let through when its `tcp_state` was.
+    fn admit(&mut self, counter: Option<Counter>) -> bool {
+        let Some(key) = counter else {
             return self.last_admitted;
         };
-        let Some(c) = self.counters.iter_mut().find(|(n, _, _)| *n == counter) else {
+        let Some(&(_, limit)) = self.limits.iter().find(|(n, _)| *n == key.0) else {
             return true;
         };
-        c.2 += 1;
-        self.last_admitted = c.2 <= u64::from(c.1);
+        let n = match self.counts.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => n,
+            None => {
+                self.counts.push((key, 0));
+                &mut self.counts.last_mut().expect("pushed").1
+            }
+        };
+        *n += 1;
+        self.last_admitted = *n <= u64::from(limit);
         self.last_admitted
     }
 
-    /// The `suppressed` lines of the second that ends, and a new second.
+    /// The `suppressed` lines of the second that ends (one per counter,
+    /// its keys summed), and a new second.
     fn roll(&mut self) -> Vec<String> {
         let now = Clocks::now().boottime;
         let mut out = Vec::new();
-        for (counter, limit, n) in &mut self.counters {
-            if *n > u64::from(*limit) {
+        for &(counter, limit) in &self.limits {
+            let over: u64 = self
+                .counts
+                .iter()
+                .filter(|((c, _), _)| *c == counter)
+                .map(|(_, n)| n.saturating_sub(u64::from(limit)))
+                .sum();
+            if over > 0 {
                 out.push(format!(
-                    "{{\"event\":\"suppressed\",\"ts_ns\":{now},\"kind\":\"{}\",\"count\":{}}}",
+                    "{{\"event\":\"suppressed\",\"ts_ns\":{now},\"kind\":\"{}\",\"count\":{over}}}",
                     counter.trim_start_matches("n_"),
-                    *n - u64::from(*limit)
                 ));
             }
-            *n = 0;
         }
+        self.counts.clear();
         out
     }
 }
@@ -599,8 +621,8 @@ impl Formatter {
     }
 
     /// The lines of one record, each with the rate-limit counter it counts
-    /// against.
-    fn lines(&mut self, rec: &[u8], out: &mut Vec<(Option<&'static str>, Vec<u8>)>) {
+    /// against (and, for drops, the reason: each has its own limit).
+    fn lines(&mut self, rec: &[u8], out: &mut Vec<(Option<Counter>, Vec<u8>)>) {
         let r = Rec(rec);
         let (ts, kind, pid, netns) = (r.u64(0), r.u32(8), r.u32(12), r.u32(16));
         if kind == K_EXEC {
@@ -627,7 +649,7 @@ impl Formatter {
                 l.0.push(b'"');
             }
             l.0.push(b']');
-            out.push((Some("n_exec"), l.done()));
+            out.push((Some(("n_exec", 0)), l.done()));
             return;
         }
         if rec.len() < NET_EVENT_LEN {
@@ -664,7 +686,7 @@ impl Formatter {
                 .text("newstate", self.state(b))
                 .text("sk", sk.as_bytes())
                 .text("comm", comm);
-                out.push((Some("n_tcp_state"), l.done()));
+                out.push((Some(("n_tcp_state", 0)), l.done()));
                 // CLOSE -> SYN_SENT is a connect (tcp_state.bt).
                 if a == 7 && b == 2 {
                     let l = tuple(Line::new("connect", ts).num("pid", pid).num("netns", netns))
@@ -682,7 +704,7 @@ impl Formatter {
                 let l = tuple(Line::new("retransmit", ts).num("netns", netns))
                     .text("state", state)
                     .text("sk", sk.as_bytes());
-                out.push((Some("n_retransmit"), l.done()));
+                out.push((Some(("n_retransmit", 0)), l.done()));
             }
             K_RESET_RECEIVED => {
                 let l = tuple(
@@ -693,7 +715,7 @@ impl Formatter {
                 .text("state", self.state(a))
                 .text("sk", sk.as_bytes())
                 .text("comm", comm);
-                out.push((Some("n_reset_received"), l.done()));
+                out.push((Some(("n_reset_received", 0)), l.done()));
             }
             K_RESET_SENT => {
                 let reason_name = self.rst_names.get(&b).map_or("", String::as_str);
@@ -707,7 +729,7 @@ impl Formatter {
                 .text("reason_name", reason_name.as_bytes())
                 .text("sk", sk.as_bytes())
                 .text("comm", comm);
-                out.push((Some("n_reset_sent"), l.done()));
+                out.push((Some(("n_reset_sent", 0)), l.done()));
             }
             K_DROP => {
                 let reason_name = self.drop_names.get(&a).map_or("", String::as_str);
@@ -731,7 +753,7 @@ impl Formatter {
                 } else {
                     l.num("ethertype", r.u32(N_ETHERTYPE))
                 };
-                out.push((Some("n_drop"), l.done()));
+                out.push((Some(("n_drop", a)), l.done()));
             }
             K_CONNECT_ERROR => {
                 let l = Line::new("connect_error", ts)
@@ -742,7 +764,7 @@ impl Formatter {
                     .num("dport", dport)
                     .num("ret", r.i64(N_RET))
                     .text("comm", comm);
-                out.push((Some("n_connect_error"), l.done()));
+                out.push((Some(("n_connect_error", 0)), l.done()));
             }
             _ => {}
         }
@@ -813,7 +835,7 @@ mod tests {
         f
     }
 
-    fn text(lines: &[(Option<&'static str>, Vec<u8>)]) -> Vec<String> {
+    fn text(lines: &[(Option<Counter>, Vec<u8>)]) -> Vec<String> {
         lines
             .iter()
             .map(|(_, l)| String::from_utf8_lossy(l).into_owned())
@@ -842,7 +864,7 @@ mod tests {
                 "{\"event\":\"connect\",\"ts_ns\":1234,\"pid\":77,\"netns\":4026531840,\"family\":\"ipv4\",\"saddr\":\"10.0.0.1\",\"sport\":0,\"daddr\":\"10.0.0.2\",\"dport\":8080,\"sk\":\"ffff88800abc\",\"comm\":\"curl\"}",
             ]
         );
-        assert_eq!(out[0].0, Some("n_tcp_state"));
+        assert_eq!(out[0].0, Some(("n_tcp_state", 0)));
         assert_eq!(out[1].0, None, "connect rides on its tcp_state");
 
         out.clear();
@@ -918,7 +940,9 @@ mod tests {
             ..Checked::default()
         };
         let mut limits = Limits::new(&checked);
-        let admitted = (0..1005).filter(|_| limits.admit(Some("n_exec"))).count();
+        let admitted = (0..1005)
+            .filter(|_| limits.admit(Some(("n_exec", 0))))
+            .count();
         assert_eq!(admitted, 1000);
         assert!(
             !limits.admit(None),
@@ -930,8 +954,33 @@ mod tests {
             rolled[0].contains("\"kind\":\"exec\",\"count\":5"),
             "{rolled:?}"
         );
-        assert!(limits.admit(Some("n_exec")), "a new second");
+        assert!(limits.admit(Some(("n_exec", 0))), "a new second");
         assert!(limits.roll().is_empty());
+    }
+
+    #[test]
+    fn each_drop_reason_has_its_own_limit_9() {
+        let checked = super::super::probes::Checked {
+            included: super::super::probes::PROBES
+                .iter()
+                .map(|p| (p, String::new()))
+                .collect(),
+            ..Checked::default()
+        };
+        let mut limits = Limits::new(&checked);
+        // A flood of one reason, then another reason in the same second.
+        let flood = (0..5000)
+            .filter(|_| limits.admit(Some(("n_drop", 77))))
+            .count();
+        let other = (0..10)
+            .filter(|_| limits.admit(Some(("n_drop", 5))))
+            .count();
+        assert_eq!((flood, other), (1000, 10));
+        let rolled = limits.roll();
+        assert!(
+            rolled[0].contains("\"kind\":\"drop\",\"count\":4000"),
+            "{rolled:?}"
+        );
     }
 
     /// The committed object is what `capture/ebpf/build.sh` makes of the
