@@ -329,16 +329,25 @@ fn collect_on_a_nat_lab_sees_both_sides_conntrack_fds_and_probes() {
     ]);
     assert!(ifnames.contains("cslab-nr,host"), "{ifnames}");
 
-    // conntrack in the node namespace has both tuples of a NATed flow.
-    let ct = std::fs::read_to_string(x.join("netns/host/conntrack.txt")).unwrap_or_default();
+    // conntrack in the node namespace (ctnetlink) has both tuples of a
+    // NATed flow.
+    let nat = query_csv(&[
+        "query",
+        "--format",
+        "csv",
+        &bundle.display().to_string(),
+        &format!(
+            "select count(*) > 0 from conntrack where netns = 'host' and nat \
+             and orig_src = '172.30.{subnet}.2' and orig_dport = 8080 \
+             and reply_src = '10.99.{subnet}.2' and reply_dst = '10.99.{subnet}.1'"
+        ),
+    ]);
     assert!(
-        ct.lines()
-            .any(|l| l.contains(&format!("src=172.30.{subnet}.2"))
-                && l.contains("dport=8080")
-                && l.contains(&format!("dst=10.99.{subnet}.1"))),
-        "no NAT tuple in conntrack.txt ({:?}):\n{ct}",
-        source(&m, "tool:conntrack -L -o extended", Some("host"))
+        nat.ends_with("true\n"),
+        "no NAT tuple in the conntrack table ({:?}):\n{nat}",
+        source(&m, "ctnl_conntrack", Some("host"))
     );
+    assert!(!x.join("netns/host/conntrack.txt").exists());
     let sysctls = std::fs::read_to_string(x.join("netns/host/sysctls.txt")).unwrap();
     assert!(sysctls.contains("net.ipv4.ip_forward = 1"), "{sysctls}");
     // Per-interface sysctls, the node's uplink among them.
@@ -465,6 +474,144 @@ fn collect_on_a_nat_lab_sees_both_sides_conntrack_fds_and_probes() {
             && e["newstate"] == "SYN_SENT"),
         "no SYN_SENT to 8080"
     );
+}
+
+/// Issue 12: the conntrack table is read over ctnetlink, not with the
+/// `conntrack` tool. On the NAT lab with settled traffic (finished HTTP
+/// connections in TIME_WAIT, one held open, a UDP exchange and a ping),
+/// the bundle's `conntrack` rows of the node must be the rows of
+/// `conntrack -L -o extended` taken right after, read by the same table:
+/// same tuples (the masquerade visible in the reply tuple), states, flags,
+/// marks and zones.
+#[test]
+fn ctnetlink_entries_match_the_conntrack_tool_on_a_nat_lab() {
+    require_lab!();
+    if !sh("command -v conntrack") {
+        eprintln!("SKIPPED: conntrack (the tool the dump is compared with) is not installed");
+        return;
+    }
+    let subnet = 43;
+    let mut lab = Lab::new("ctnl", subnet);
+    let server = format!("10.99.{subnet}.2");
+    lab.spawn(
+        "remote",
+        &["python3", "-m", "http.server", "8080", "--bind", &server],
+    );
+    lab.spawn(
+        "remote",
+        &[
+            "python3",
+            "-c",
+            &format!(
+                "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('{server}',5353))\nwhile True:\n  d,a=s.recvfrom(99)\n  s.sendto(d,a)"
+            ),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let pod = lab.ns("pod");
+    must(&format!(
+        "ip netns exec {pod} python3 -c \"import urllib.request\nfor i in range(5): urllib.request.urlopen('http://{server}:8080/', timeout=2).read()\n\
+import socket\nu=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nu.settimeout(2)\nu.sendto(b'x',('{server}',5353))\nu.recvfrom(9)\""
+    ));
+    sh(&format!("ip netns exec {pod} ping -c 1 -W 1 {server}"));
+    lab.spawn(
+        "pod",
+        &[
+            "python3",
+            "-c",
+            &format!(
+                "import socket,time\ns=socket.create_connection(('{server}',8080))\ntime.sleep(60)"
+            ),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("ct.capsnap");
+    let out = collect_in_node(
+        &lab,
+        &[
+            "--duration",
+            "1s",
+            "--no-ebpf",
+            "-o",
+            &bundle.display().to_string(),
+        ],
+    );
+    let tool = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("node")])
+        .args(["conntrack", "-L", "-o", "extended"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "collect failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved = dir.path().join("ct-tool.txt");
+    std::fs::write(&saved, &tool.stdout).unwrap();
+    let x = dir.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    let m = unpack(&bundle, &x);
+    assert_eq!(source(&m, "ctnl_conntrack", Some("host"))["status"], "ok");
+    assert_eq!(source(&m, "ctnl_stats", Some("host"))["status"], "ok");
+    assert!(x.join("netns/host/netlink/conntrack.nl").is_file());
+    assert!(
+        !m["sources"].as_array().unwrap().iter().any(|s| s["source"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("tool:conntrack")),
+        "the conntrack tool still runs"
+    );
+    let columns = "proto, orig_src, orig_dst, orig_sport, orig_dport, reply_src, reply_dst, \
+                   reply_sport, reply_dport, state, unreplied, assured, nat, mark, zone, \
+                   icmp_type, icmp_code, icmp_id, orig_packets";
+    let rows = |input: &str, filter: &str| {
+        query_csv(&[
+            "query",
+            "--format",
+            "csv",
+            input,
+            &format!("select {columns} from conntrack {filter} order by {columns}"),
+        ])
+    };
+    let ours = rows(&bundle.display().to_string(), "where netns = 'host'");
+    let theirs = rows(&saved.display().to_string(), "");
+    assert_eq!(
+        ours,
+        theirs,
+        "ctnetlink and conntrack -L disagree; the tool printed:\n{}",
+        String::from_utf8_lossy(&tool.stdout)
+    );
+    // The masquerade of every lab flow is in the reply tuple.
+    let nat = rows(
+        &bundle.display().to_string(),
+        &format!(
+            "where netns = 'host' and orig_src = '172.30.{subnet}.2' and nat and reply_dst = '10.99.{subnet}.1'"
+        ),
+    );
+    let protos: Vec<&str> = nat
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    for p in ["tcp", "udp"] {
+        assert!(protos.contains(&p), "no NATed {p} entry:\n{nat}");
+    }
+    assert!(
+        nat.contains(",ESTABLISHED,") && nat.contains(",TIME_WAIT,"),
+        "the held and the finished connections:\n{nat}"
+    );
+    // The statistics are the same counters `conntrack -S` printed.
+    let stats = query_csv(&[
+        "query",
+        "--format",
+        "csv",
+        &bundle.display().to_string(),
+        "select name from net_counters where netns = 'host' and \"group\" = 'conntrack' order by name",
+    ]);
+    for name in ["found", "insert_failed", "invalid", "search_restart"] {
+        assert!(stats.lines().any(|l| l == name), "no {name}:\n{stats}");
+    }
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Netlink conversations with the kernel, for every source that reads it
-//! that way (rtnetlink dumps, inet and unix sock_diag): a socket in the
+//! that way (rtnetlink dumps, inet and unix sock_diag, ctnetlink): a socket in the
 //! calling thread's network namespace, each request sent in turn, every
 //! datagram of the reply kept as received. What is asked
 //! ([`formats::netlink::Dump`]) and how the answers read are defined in
@@ -67,8 +67,15 @@ pub struct Conversation {
 pub fn converse(dump: &Dump) -> io::Result<Conversation> {
     let mut out = Conversation::default();
     for req in dump.requests {
-        let seq = next_seq();
-        let reply = request_with_buffer(dump.protocol, req, seq, RECV_BUF_LEN)?;
+        let mut seq = next_seq();
+        let mut reply = request_with_buffer(dump.protocol, req, seq, RECV_BUF_LEN)?;
+        if reply.error == Some(-libc::EAGAIN) {
+            // nfnetlink loads a subsystem's module on first use
+            // (nf_conntrack_netlink) and answers EAGAIN: asked again, it
+            // answers (net/netfilter/nfnetlink.c, `nfnetlink_rcv_msg`).
+            seq = next_seq();
+            reply = request_with_buffer(dump.protocol, req, seq, RECV_BUF_LEN)?;
+        }
         out.bytes.extend(req.message(seq));
         out.bytes.extend(&reply.bytes);
         if let Some(e) = reply.error {

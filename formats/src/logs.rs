@@ -120,7 +120,7 @@ pub const READER: Reader = Reader {
             .and_then(|l| line(l).ok().flatten())
             .is_some_and(|e| e.time_text.is_some())
     },
-    superseded_by: None,
+    superseded_by: &[],
     parse,
 };
 

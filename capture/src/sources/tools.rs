@@ -1,8 +1,9 @@
 //! The node's own tools, run inside each namespace: addresses, links,
-//! routes and rules (`ip`), netfilter rules (`iptables-save`, `nft`) and
-//! conntrack (`conntrack -L`, `-S`). Every per-namespace tool artifact of
-//! the registry runs the command its source id names; a tool that is not
-//! installed is skipped, one that fails or hangs is reported.
+//! routes and rules (`ip`), netfilter rules (`iptables-save`, `nft`).
+//! Every per-namespace tool artifact the registry still collects runs the
+//! command its source id names; a tool that is not installed is skipped,
+//! one that fails or hangs is reported. (Conntrack is read over
+//! ctnetlink: [`super::netlink`].)
 
 use crate::report::SourceReport;
 use crate::source::{Context, InNetns, Phase, Scope, Source, Window};
@@ -27,7 +28,7 @@ impl Source for Tools {
     fn writes(&self) -> Vec<&'static Artifact> {
         ARTIFACTS
             .iter()
-            .filter(|a| a.scope == Layout::Netns && a.command.is_some())
+            .filter(|a| a.scope == Layout::Netns && a.command.is_some() && a.collected)
             .collect()
     }
 
