@@ -67,6 +67,7 @@ pub use dns::DnsTable;
 pub use error::{Error, Hex};
 pub use events::bpftrace;
 pub use flows::FlowTable;
+pub use logs::{KmsgRecord, kmsg_record};
 pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
 pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read, read_pair};
 pub use table::{Column, Kind, Table, schema_of};

@@ -726,12 +726,8 @@ fn follow_kmsg(fire: &Sender<Trigger>, halt: &AtomicBool) {
         };
         let record = String::from_utf8_lossy(&buf[..n]);
         // "prio,seq,usec,flags;message\n continuation lines"
-        let message = record
-            .split_once(';')
-            .map_or(&*record, |(_, m)| m)
-            .lines()
-            .next()
-            .unwrap_or("");
+        let first = record.lines().next().unwrap_or("");
+        let message = formats::kmsg_record(first).map_or(first, |r| r.message);
         if let Some(t) = triggers::log_line(message, "kernel") {
             let _ = fire.send(t);
         }

@@ -276,7 +276,8 @@ pub const CONNTRACK_STATS: Artifact = dump(
     Text(&ctnetlink::STATS_READER),
 );
 pub const EVENTS: Artifact = node("ebpf/events.jsonl", "ebpf", Text(&events::bpftrace::READER));
-pub const KERNEL_LOG: Artifact = node("dmesg.txt", "kernel_log", Text(&logs::READER));
+/// The kernel log, every record /dev/kmsg holds, as it gives them.
+pub const KERNEL_LOG: Artifact = node("kmsg.txt", "kernel_log", Text(&logs::READER));
 pub const JOURNAL: Artifact = node("journal.txt", "journal", Text(&logs::READER));
 pub const LOG_FILES: Artifact = node("logs/", "log_files", Text(&logs::READER));
 /// The container runtimes' listings, read before the window to name the
@@ -382,6 +383,8 @@ pub const ARTIFACTS: &[Artifact] = &[
     EVENTS,
     hand(&events::tools::READER),
     KERNEL_LOG,
+    // Before /dev/kmsg: `dmesg -x --time-format iso`.
+    retired(node("dmesg.txt", "kernel_log", Text(&logs::READER))),
     JOURNAL,
     LOG_FILES,
     netns("proc/net/dev", "proc_net_dev", Text(&interfaces::READER)),
