@@ -1003,7 +1003,7 @@ mod before {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{num_at, read_ok, str_at, strs};
+    use super::super::testing::{num_at, nums, read_ok, str_at, strs};
     use super::*;
     use crate::rows::{Origin, read};
 
@@ -1045,6 +1045,24 @@ Lost 7 events
         assert_eq!(num_at(&b, "dport", 2), Some(80));
         assert_eq!(str_at(&b, "comm", 2).as_deref(), Some("client"));
         assert_eq!(errno_name(7), "errno 7");
+    }
+
+    #[test]
+    fn events_are_labelled_with_the_namespace_they_happened_in() {
+        let manifest = crate::Manifest::parse(
+            br#"{"format_version":2,"host":"n1","namespaces":[{"label":"host","dir":"host","inode":4026531833},{"label":"client","dir":"client","inode":4026532389}]}"#,
+        )
+        .unwrap();
+        let origin = Origin::in_bundle("b", &std::sync::Arc::new(manifest), "events.jsonl");
+        let (b, _, _) = read(&READER, JSONL.as_bytes(), origin).unwrap();
+        let labels = strs(&b, "netns");
+        // exec in the host namespace, tcp_state in client, and a retransmit
+        // in a namespace the bundle does not cover (no label).
+        assert_eq!(labels[0].as_deref(), Some("host"));
+        assert_eq!(labels[1].as_deref(), Some("client"));
+        let inodes = nums(&b, "netns_inode");
+        let other = inodes.iter().position(|i| *i == Some(4026532177)).unwrap();
+        assert_eq!(labels[other], None);
     }
 
     #[test]

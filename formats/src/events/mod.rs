@@ -177,45 +177,58 @@ impl Event {
         let stack = self.stack.join(" <- ");
         let detail = self.detail.join(" ");
         let family = self.family.or_else(|| family_of(self.saddr.as_deref()));
-        rows.push(&[
-            self.ts.map_or(V::Null, V::Ts),
-            s(&self.time_text),
-            V::from(self.ktime_ns),
-            V::Str(&self.event),
-            V::Str(&self.tool),
-            V::from(self.pid),
-            V::from(self.ppid),
-            V::from(self.uid),
-            s(&self.comm),
-            s(&self.pcomm),
-            V::from(self.netns_inode),
-            V::from(family.map(u64::from)),
-            s(&self.saddr),
-            V::from(self.sport.map(u64::from)),
-            s(&self.daddr),
-            V::from(self.dport.map(u64::from)),
-            s(&self.state),
-            s(&self.old_state),
-            s(&self.new_state),
-            s(&self.reason),
-            s(&self.filename),
-            s(&self.argv),
-            V::from(self.ret),
-            V::from(self.duration_us),
-            V::from(self.tx_kb),
-            V::from(self.rx_kb),
-            s(&self.sk),
-            if stack.is_empty() {
-                V::Null
-            } else {
-                V::Str(&stack)
-            },
-            if detail.is_empty() {
-                V::Null
-            } else {
-                V::Str(&detail)
-            },
-        ]);
+        // The namespace column names the namespace the event happened in
+        // (by the manifest's inode -> label map), not the file's: events
+        // are recorded machine-wide into one file.
+        let netns = match self
+            .netns_inode
+            .and_then(|i| rows.origin().label_of_inode(i))
+        {
+            Some(label) => Some(label.to_owned()),
+            None => rows.origin().netns.clone(),
+        };
+        rows.push_in(
+            netns.as_deref(),
+            &[
+                self.ts.map_or(V::Null, V::Ts),
+                s(&self.time_text),
+                V::from(self.ktime_ns),
+                V::Str(&self.event),
+                V::Str(&self.tool),
+                V::from(self.pid),
+                V::from(self.ppid),
+                V::from(self.uid),
+                s(&self.comm),
+                s(&self.pcomm),
+                V::from(self.netns_inode),
+                V::from(family.map(u64::from)),
+                s(&self.saddr),
+                V::from(self.sport.map(u64::from)),
+                s(&self.daddr),
+                V::from(self.dport.map(u64::from)),
+                s(&self.state),
+                s(&self.old_state),
+                s(&self.new_state),
+                s(&self.reason),
+                s(&self.filename),
+                s(&self.argv),
+                V::from(self.ret),
+                V::from(self.duration_us),
+                V::from(self.tx_kb),
+                V::from(self.rx_kb),
+                s(&self.sk),
+                if stack.is_empty() {
+                    V::Null
+                } else {
+                    V::Str(&stack)
+                },
+                if detail.is_empty() {
+                    V::Null
+                } else {
+                    V::Str(&detail)
+                },
+            ],
+        );
     }
 }
 
