@@ -1,9 +1,11 @@
-//! The node's own tools, run inside each namespace: addresses, links,
-//! routes and rules (`ip`), netfilter rules (`iptables-save`, `nft`).
-//! Every per-namespace tool artifact the registry still collects runs the
-//! command its source id names; a tool that is not installed is skipped,
-//! one that fails or hangs is reported. (Conntrack is read over
-//! ctnetlink: [`super::netlink`].)
+//! The node's own tools, run inside each namespace: the netfilter rules
+//! (`iptables-save`, `ip6tables-save`, `nft`), optional extras that no
+//! core table needs. Every per-namespace tool artifact the registry still
+//! collects runs the command its source id names; a tool that is not
+//! installed is skipped ("tool missing"), one that fails or hangs is
+//! reported. Links, addresses, routes, rules and conntrack, which `ip`
+//! and `conntrack` gave before, are read over netlink
+//! ([`super::netlink`]).
 
 use crate::report::SourceReport;
 use crate::source::{Context, InNetns, Phase, Scope, Source, Window};

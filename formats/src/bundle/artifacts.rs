@@ -407,13 +407,14 @@ pub const ARTIFACTS: &[Artifact] = &[
         &RULE_DUMP,
         Text(&rtnetlink::rule::READER),
     ),
-    tool(
+    // Before rtnetlink's address dump: `ip addr`.
+    retired(tool(
         Scope::Netns,
         "ip-addr.txt",
         "tool:ip -d -s addr",
         &["ip", "-d", "-s", "addr"],
         Text(&addresses::READER),
-    ),
+    )),
     MANIFEST,
     node(
         "manifest.json",
@@ -446,34 +447,35 @@ pub const ARTIFACTS: &[Artifact] = &[
     ),
     // Raw: kept for people and tools, read by no table yet.
     netns("proc/net/packet", "proc_net_packet", Raw),
-    tool(
+    // `ip`'s listings, before rtnetlink's dumps replaced them.
+    retired(tool(
         Scope::Netns,
         "ip-link.txt",
         "tool:ip -d -s link",
         &["ip", "-d", "-s", "link"],
         Raw,
-    ),
-    tool(
+    )),
+    retired(tool(
         Scope::Netns,
         "ip-route.txt",
         "tool:ip route show table all",
         &["ip", "route", "show", "table", "all"],
         Raw,
-    ),
-    tool(
+    )),
+    retired(tool(
         Scope::Netns,
         "ip6-route.txt",
         "tool:ip -6 route show table all",
         &["ip", "-6", "route", "show", "table", "all"],
         Raw,
-    ),
-    tool(
+    )),
+    retired(tool(
         Scope::Netns,
         "ip-rule.txt",
         "tool:ip rule",
         &["ip", "rule"],
         Raw,
-    ),
+    )),
     tool(
         Scope::Netns,
         "iptables-save.txt",
