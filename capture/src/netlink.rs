@@ -57,6 +57,8 @@ pub struct Conversation {
     /// What did not go well, per request (refused, interrupted): the
     /// report's reason. The file holds the kernel's own error messages too.
     pub trouble: Vec<String>,
+    /// Requests the kernel refused outright.
+    pub refused: usize,
 }
 
 /// Runs every request of `dump` in turn.
@@ -79,8 +81,15 @@ pub fn converse(dump: &Dump) -> io::Result<Conversation> {
         out.bytes.extend(req.message(seq));
         out.bytes.extend(&reply.bytes);
         if let Some(e) = reply.error {
+            out.refused += 1;
+            // nfnetlink wants CAP_NET_ADMIN for every message.
+            let permission = if e == -libc::EPERM || e == -libc::EACCES {
+                "permission: "
+            } else {
+                ""
+            };
             out.trouble.push(format!(
-                "request of type {} refused: {}",
+                "{permission}request of type {} refused: {}",
                 req.kind,
                 errno_text(e)
             ));

@@ -76,6 +76,11 @@ pub fn dump(cx: &Context, ns: &InNetns, artifact: &Artifact) -> SourceReport {
         Ok(c) => c,
         Err(e) => return r.with(Status::Failed, format!("netlink: {e}")),
     };
+    if conversation.refused == what.requests.len() {
+        // Nothing but refusals: no file, so that a reader falls back to
+        // what stands in for it (/proc/net/nf_conntrack for conntrack).
+        return r.with(Status::Failed, conversation.trouble.join("; "));
+    }
     if let Err(e) = std::fs::write(ns.file(cx, artifact), &conversation.bytes) {
         return r.with(Status::Failed, format!("cannot write: {e}"));
     }
