@@ -51,11 +51,11 @@ GROUP BY f.bundle, f.netns, f.dst_ip, f.dst_port;
 
 SELECT concat('accept queue of ', l.local_address, ':', CAST(l.local_port AS VARCHAR), ' in ', l.netns,
               ' is full (', CAST(l.accept_queue AS VARCHAR), ' waiting, backlog ', CAST(l.backlog AS VARCHAR), ')',
-              coalesce(concat(', held by ', o.process), ''),
+              coalesce(', held by ' || o.process, ''),
               CASE WHEN c.overflows_delta IS NOT NULL
                    THEN concat('; ListenOverflows +', CAST(c.overflows_delta AS VARCHAR), ' during the window')
                    ELSE concat('; ListenOverflows ', CAST(c.overflows_total AS VARCHAR), ' since boot (no window-open copy)') END,
-              coalesce(concat('; ', CAST(s.syns_retransmitted AS VARCHAR), ' SYNs retransmitted towards it'), '')) AS finding,
+              coalesce('; ' || CAST(s.syns_retransmitted AS VARCHAR) || ' SYNs retransmitted towards it', '')) AS finding,
        l.bundle, l.netns, concat(l.local_address, ':', CAST(l.local_port AS VARCHAR)) AS listener,
        o.process, l.accept_queue, l.backlog, l.socket_drops,
        c.overflows_delta, c.listen_drops_delta, c.overflows_total,

@@ -83,8 +83,8 @@ SELECT concat('conntrack in ', k.netns, ': ', CAST(coalesce(cfg.count_now, c.ent
                                ', early_drop +', CAST(c.early_drop_delta AS VARCHAR))
                    ELSE concat('; insert_failed ', CAST(c.insert_failed AS VARCHAR), ', drop ', CAST(c.dropped AS VARCHAR),
                                ', early_drop ', CAST(c.early_drop AS VARCHAR)) END,
-              coalesce(concat('; ', CAST(f.lines AS VARCHAR), ' "table full" log lines'), ''),
-              coalesce(concat('; top sources ', s.top_sources), '')) AS finding,
+              coalesce('; ' || CAST(f.lines AS VARCHAR) || ' "table full" log lines', ''),
+              coalesce('; top sources ' || s.top_sources, '')) AS finding,
        k.bundle, k.netns, coalesce(cfg.count_now, c.entries) AS entries, cfg.max_entries,
        c.insert_failed, c.dropped, c.early_drop,
        c.insert_failed_delta, c.dropped_delta, c.early_drop_delta,

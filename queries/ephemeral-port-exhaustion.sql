@@ -51,9 +51,8 @@ GROUP BY s.bundle, s.netns, s.remote_address, s.remote_port;
 SELECT concat('ephemeral ports towards ', e.daddr, ':', CAST(e.dport AS VARCHAR), ' exhausted in ', e.netns,
               ': connect() failed with EADDRNOTAVAIL ', CAST(e.eaddrnotavail AS VARCHAR), ' times for ',
               coalesce(e.comm, '?'), ' pid ', coalesce(CAST(e.pid AS VARCHAR), '?'),
-              coalesce(concat('; ip_local_port_range ', r.port_range, ' (',
-                              CAST(r.high - r.low + 1 AS VARCHAR), ' ports)'), ''),
-              coalesce(concat('; ', CAST(h.holding AS VARCHAR), ' sockets of the range hold it (', h.by_state, ')'), '')) AS finding,
+              coalesce('; ip_local_port_range ' || r.port_range || ' (' || CAST(r.high - r.low + 1 AS VARCHAR) || ' ports)', ''),
+              coalesce('; ' || CAST(h.holding AS VARCHAR) || ' sockets of the range hold it (' || h.by_state || ')', '')) AS finding,
        e.bundle, e.netns, concat(e.daddr, ':', CAST(e.dport AS VARCHAR)) AS destination,
        e.pid, e.comm, e.eaddrnotavail, r.port_range, r.high - r.low + 1 AS range_size,
        h.holding AS sockets_holding_the_range, h.by_state, e.first_ts, e.last_ts

@@ -43,7 +43,7 @@ SELECT concat('TIME_WAIT full in ', c.netns, ': ', coalesce(CAST(s.tw AS VARCHAR
               CASE WHEN c.overflows_delta IS NOT NULL
                    THEN concat('; TCPTimeWaitOverflow +', CAST(c.overflows_delta AS VARCHAR), ' during the window')
                    ELSE concat('; TCPTimeWaitOverflow ', CAST(c.overflows_total AS VARCHAR), ' since boot (no window-open copy)') END,
-              coalesce(concat('; top peers ', p.top_peers), '')) AS finding,
+              coalesce('; top peers ' || p.top_peers, '')) AS finding,
        c.bundle, c.netns, s.tw AS time_wait, cfg.max_tw AS tcp_max_tw_buckets,
        c.overflows_delta, c.overflows_total, p.top_peers
 FROM time_wait_overflow_counters c

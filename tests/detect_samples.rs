@@ -359,6 +359,53 @@ fn repro_scripts_reproduce_on_this_kernel() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// A busy but healthy node (issue 9): the healthy lab with BUSY=1, 1500
+/// short connections and a 200 MB download through the NAT with offloads
+/// off, so that every packet reaches capsnap's capture as its own frame.
+/// Every detection must stay silent.
+#[test]
+fn busy_healthy_node_fires_nothing_lab() {
+    let why = lab_unavailable().or_else(|| {
+        let found = std::process::Command::new("sh")
+            .args(["-c", "command -v ethtool"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        (!found).then(|| "ethtool is not installed".to_owned())
+    });
+    if let Some(why) = why {
+        eprintln!(
+            "SKIPPED busy_healthy_node_fires_nothing_lab: {why} (needs root, ip netns, iptables, conntrack, python3, ethtool)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("busy.capsnap");
+    let run = std::process::Command::new("bash")
+        .arg(samples().join("repro/healthy.sh"))
+        .arg(&out)
+        .env("BUSY", "1")
+        .env("CAPSNAP", env!("CARGO_BIN_EXE_capsnap"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "healthy.sh with BUSY=1 failed:\n{stderr}"
+    );
+    eprintln!("{stderr}");
+    let facts = facts(&out.with_extension("facts.json"));
+    let seen = &facts["observed_by_the_script"];
+    assert_eq!(seen["requests_ok"], 1501, "{seen}");
+    assert!(
+        seen["bundle_tcp_flows_to_web"].as_u64().unwrap() >= 1000,
+        "{seen}"
+    );
+    let (code, objects) = detect(&out);
+    let found: Vec<&Value> = objects.iter().filter(|o| o["status"] == "found").collect();
+    assert!(found.is_empty(), "a busy healthy node fired: {found:#?}");
+    assert_eq!(code, 0);
+}
+
 /// The classic detections on a directory of /proc files written by hand
 /// (no lab makes a full conntrack table or TCP memory pressure without
 /// starving the machine): each must fire on its numbers, and the healthy
@@ -584,6 +631,32 @@ fn watch_keeps_the_minutes_before_the_fault_lab() {
             assert!(
                 !m["trigger"]["evidence"].as_array().unwrap().is_empty(),
                 "{id}: a trigger without evidence"
+            );
+            // The counters as they were when the window opened: the
+            // probes' last reading (one a second) at or before its start.
+            let start = m["trigger"]["ts_ns"].as_u64().unwrap()
+                - m["trigger"]["keep_ms"].as_u64().unwrap() * 1_000_000;
+            let opened = m["window_open_ns"].as_u64().unwrap_or(0);
+            assert!(
+                opened <= start && start - opened < 3_000_000_000,
+                "{id}: window_open_ns {opened}, window start {start}"
+            );
+            let out = capsnap(&[
+                "query",
+                "--format",
+                "csv",
+                out.to_str().unwrap(),
+                "select count(*) from net_counters where netns = 'host' and delta is not null",
+            ]);
+            let rows = String::from_utf8_lossy(&out.stdout);
+            let n: u64 = rows
+                .lines()
+                .nth(1)
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(0);
+            assert!(
+                n > 50,
+                "{id}: {n} host counters with a change during the window"
             );
         });
         if let Err(e) = check {

@@ -384,7 +384,7 @@ fn docker_containers_are_named_captured_and_natted_lab() {
     ));
     let ip_of = |name: &str| {
         lab.docker(&format!(
-            "inspect -f '{{{{.NetworkSettings.IPAddress}}}}' {name}"
+            "inspect -f '{{{{range .NetworkSettings.Networks}}}}{{{{.IPAddress}}}}{{{{end}}}}' {name}"
         ))
         .trim()
         .to_owned()

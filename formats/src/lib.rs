@@ -33,6 +33,7 @@ mod decode;
 mod dns;
 mod error;
 mod events;
+mod firewall;
 mod flows;
 mod inet_diag;
 mod interfaces;
@@ -237,8 +238,10 @@ mod reader_robustness {
     /// at 1 MB, 14 s at 4 MB (the joiner re-scanned the growing record).
     /// Every reader, on each hostile shape, must take about 16 times as
     /// long on 16 times the input (quadratic would be 256 times); the best
-    /// of three runs is compared, with room for caches and a noisy machine
-    /// (a 4x size step with a 10x bound failed at load 17 on linear code).
+    /// of five runs is compared, with room for caches and a noisy machine
+    /// (a 4x size step with a 10x bound failed at load 17 on linear code,
+    /// and a 64x bound at load 13: 65 to 106x on readers that are linear
+    /// when the machine is quiet).
     #[test]
     fn every_text_reader_stays_linear_on_hostile_input_4() {
         let shapes: [(&str, &[u8]); 5] = [
@@ -252,7 +255,7 @@ mod reader_robustness {
             ("empty lines", b"\n"),
         ];
         let best = |reader: &Reader, path: &str, input: &[u8]| {
-            (0..3)
+            (0..5)
                 .map(|_| {
                     let t = std::time::Instant::now();
                     let _ = read(reader, input, Origin::of("b", Some("h"), path));
@@ -274,7 +277,7 @@ mod reader_robustness {
                 let (a, b) = (best(reader, path, &small), best(reader, path, &big));
                 let ratio = b.as_secs_f64() / a.as_secs_f64().max(1e-4);
                 assert!(
-                    ratio < 64.0 || b.as_millis() < 50,
+                    ratio < 100.0 || b.as_millis() < 100,
                     "{}: {shape}: 64 KiB in {a:?}, 1 MiB in {b:?} ({ratio:.0}x)",
                     reader.what
                 );

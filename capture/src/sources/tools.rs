@@ -1,6 +1,7 @@
 //! The node's own tools, run inside each namespace: the netfilter rules
-//! (`iptables-save`, `ip6tables-save`, `nft`), optional extras that no
-//! core table needs. Every per-namespace tool artifact the registry still
+//! (`iptables-save` and `ip6tables-save`, read into `firewall_rules`, also
+//! when the window opens; `nft`), optional extras: without them that table
+//! is empty and says why. Every per-namespace tool artifact the registry still
 //! collects runs the command its source id names; a tool that is not
 //! installed is skipped ("tool missing"), one that fails or hangs is
 //! reported. Links, addresses, routes, rules and conntrack, which `ip`
@@ -30,7 +31,13 @@ impl Source for Tools {
     fn writes(&self) -> Vec<&'static Artifact> {
         ARTIFACTS
             .iter()
-            .filter(|a| a.scope == Layout::Netns && a.command.is_some() && a.collected)
+            // The copies at window open are the window-open source's.
+            .filter(|a| {
+                a.scope == Layout::Netns
+                    && a.command.is_some()
+                    && a.collected
+                    && a.taken_at_close().is_none()
+            })
             .collect()
     }
 

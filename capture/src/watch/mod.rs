@@ -21,6 +21,7 @@
 //! [`SOURCES`]: crate::source::SOURCES
 //! [`Phase::Close`]: crate::source::Phase
 
+mod open_copies;
 mod ring;
 mod triggers;
 
@@ -38,6 +39,7 @@ use crate::source::Context;
 use crate::sys;
 use formats::bundle::{PACKETS, PacketCounts, Trigger};
 use formats::pcapng::EpbFlags;
+use open_copies::OpenCopies;
 use ring::{Record, Ring};
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -181,6 +183,7 @@ pub fn watch(
     let halt = AtomicBool::new(false);
     let start_reports: Mutex<Vec<Option<SourceReport>>> = Mutex::new(vec![None; chosen.len()]);
     let mut summary = Summary::default();
+    let open_copies = OpenCopies::new(opts.keep, opts.after);
 
     std::thread::scope(|s| {
         // eBPF: from this thread, which lives as long as the session
@@ -225,10 +228,8 @@ pub fn watch(
                     start_reports.lock().unwrap_or_else(PoisonError::into_inner)[i] = report;
                 });
             }
-            if on_counters || on_unix {
-                let fire = fire.clone();
-                s.spawn(move || probe(ns, on_counters, on_unix, &fire, halt));
-            }
+            let (fire, open_copies) = (fire.clone(), &open_copies);
+            s.spawn(move || probe(ns, on_counters, on_unix, &fire, halt, open_copies));
         }
         if kinds.contains(&Kind::HostOnlyRst) {
             let (chosen, fire, halt) = (&chosen, fire.clone(), &halt);
@@ -261,6 +262,7 @@ pub fn watch(
             ebpf_report: ebpf_report.clone(),
             start_line: &start_line,
             start_reports: &start_reports,
+            open_copies: &open_copies,
             progress,
         };
         let mut state = Pending::default();
@@ -599,8 +601,16 @@ fn ts_of(line: &[u8]) -> Option<u64> {
 }
 
 /// Reads a namespace's counters every second and its listening unix
-/// sockets every two, from a thread inside it, until `halt`.
-fn probe(ns: &Netns, counters: bool, unix: bool, fire: &Sender<Trigger>, halt: &AtomicBool) {
+/// sockets every two, from a thread inside it, until `halt`; keeps the
+/// readings its bundles' window-open copies come from.
+fn probe(
+    ns: &Netns,
+    counters: bool,
+    unix: bool,
+    fire: &Sender<Trigger>,
+    halt: &AtomicBool,
+    open_copies: &OpenCopies,
+) {
     if ns.label != "host" && sys::enter_netns(&ns.path).is_err() {
         return;
     }
@@ -610,6 +620,7 @@ fn probe(ns: &Netns, counters: bool, unix: bool, fire: &Sender<Trigger>, halt: &
     let dir = Path::new("/proc/thread-self/net");
     while !halt.load(Ordering::Relaxed) {
         let tick = Instant::now();
+        open_copies.record(&ns.label, sys::now_ns());
         if counters {
             let mut values = Vec::new();
             for file in ["netstat", "stat/nf_conntrack"] {
@@ -793,6 +804,7 @@ struct BundleWriter<'a> {
     start_line: &'a StartLine,
     /// Why a capture point has no packets, when it has none.
     start_reports: &'a Mutex<Vec<Option<SourceReport>>>,
+    open_copies: &'a OpenCopies,
     progress: &'a (dyn Fn(&str) + Sync),
 }
 
@@ -837,6 +849,17 @@ impl BundleWriter<'_> {
                 _ => self.packets_of(i as u8, ns, &window, &staging, oldest),
             });
         }
+        // The counters as they were when the window opened, as near as the
+        // probes' readings go.
+        let mut opened_ns = None::<u64>;
+        for ns in self.namespaces {
+            let (copies, taken) = self.open_copies.write(ns, &staging, from_ns);
+            reports.extend(copies);
+            opened_ns = match (opened_ns, taken) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
         reports.push(match (self.session, &self.ebpf_report) {
             (Some(session), _) => {
                 let mut events = Vec::new();
@@ -869,6 +892,7 @@ impl BundleWriter<'_> {
                 .with(Status::Failed, "no eBPF session"),
         });
         drop(window);
+        let closed_ns = sys::now_ns();
         reports.extend(close_snapshot(&cx, self.progress));
 
         let name = formats::bundle::default_name(self.host, trigger.ts_ns);
@@ -878,13 +902,11 @@ impl BundleWriter<'_> {
             path: self.work.join(&name),
             existed: false,
         };
-        // No copies are taken when a watch bundle's window opens (it opened
-        // in the past, in the ring): counters are the snapshot's alone.
         let (tmp, size, _) = write_bundle(
             &cx,
             self.host,
             from_ns,
-            (0, 0),
+            opened_ns.map_or((0, 0), |open| (open, closed_ns)),
             reports,
             Some(trigger.clone()),
             &target,

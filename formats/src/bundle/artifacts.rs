@@ -18,8 +18,8 @@ use crate::netlink::{
 use crate::rows::Reader;
 use crate::table::Table;
 use crate::{
-    addresses, conntrack, counters, ctnetlink, dns, events, flows, inet_diag, interfaces, logs,
-    packets, proc_net, processes, rtnetlink, sockstat, sysctls, unix,
+    addresses, conntrack, counters, ctnetlink, dns, events, firewall, flows, inet_diag, interfaces,
+    logs, packets, proc_net, processes, rtnetlink, sockstat, sysctls, unix,
 };
 use std::sync::LazyLock;
 
@@ -415,6 +415,20 @@ pub const ARTIFACTS: &[Artifact] = &[
         &["ip", "-d", "-s", "addr"],
         Text(&addresses::READER),
     )),
+    tool(
+        Scope::Netns,
+        "iptables-save.txt",
+        "tool:iptables-save -c",
+        &["iptables-save", "-c"],
+        Text(&firewall::READER),
+    ),
+    tool(
+        Scope::Netns,
+        "ip6tables-save.txt",
+        "tool:ip6tables-save -c",
+        &["ip6tables-save", "-c"],
+        Text(&firewall::READER),
+    ),
     MANIFEST,
     node(
         "manifest.json",
@@ -443,6 +457,20 @@ pub const ARTIFACTS: &[Artifact] = &[
         "window-open/netlink/conntrack_stats.nl",
         "open:ctnl_stats",
         &CONNTRACK_STATS_DUMP,
+        AtOpen,
+    ),
+    tool(
+        Scope::Netns,
+        "window-open/iptables-save.txt",
+        "open:tool:iptables-save -c",
+        &["iptables-save", "-c"],
+        AtOpen,
+    ),
+    tool(
+        Scope::Netns,
+        "window-open/ip6tables-save.txt",
+        "open:tool:ip6tables-save -c",
+        &["ip6tables-save", "-c"],
         AtOpen,
     ),
     // Raw: kept for people and tools, read by no table yet.
@@ -476,20 +504,6 @@ pub const ARTIFACTS: &[Artifact] = &[
         &["ip", "rule"],
         Raw,
     )),
-    tool(
-        Scope::Netns,
-        "iptables-save.txt",
-        "tool:iptables-save -c",
-        &["iptables-save", "-c"],
-        Raw,
-    ),
-    tool(
-        Scope::Netns,
-        "ip6tables-save.txt",
-        "tool:ip6tables-save -c",
-        &["ip6tables-save", "-c"],
-        Raw,
-    ),
     tool(
         Scope::Netns,
         "nft-ruleset.txt",
@@ -610,6 +624,7 @@ mod tests {
                 "addresses",
                 "routes",
                 "routing_rules",
+                "firewall_rules",
                 "netns",
                 "collection",
             ]

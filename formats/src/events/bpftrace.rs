@@ -784,7 +784,8 @@ fn capsnap_event(
             "reason_name" => e.reason = opt(text),
             "location" => e.stack = opt(text).into_iter().collect(),
             "ret" => e.ret = Some(text.parse().map_err(|_| bad())?),
-            "ifindex" | "ip_proto" | "kind" | "count" | "capsnap_pid" | "schema" | "ethertype" => {
+            "ifindex" => e.ifindex = Some(u32::try_from(num()?).map_err(|_| bad())?),
+            "ip_proto" | "kind" | "count" | "capsnap_pid" | "schema" | "ethertype" => {
                 e.detail.push(format!("{key}={text}"))
             }
             "realtime_ns" | "monotonic_ns" | "boottime_ns" => {}
@@ -1121,9 +1122,10 @@ Lost 7 events
         assert_eq!(str_at(&b, "stack", 5).as_deref(), Some("tcp_v4_rcv"));
         assert_eq!(
             str_at(&b, "detail", 5).as_deref(),
-            Some("ifindex=7 ip_proto=6 reason_code=3")
+            Some("ip_proto=6 reason_code=3")
         );
         assert_eq!(num_at(&b, "dport", 5), Some(81));
+        assert_eq!(num_at(&b, "ifindex", 5), Some(7));
         assert_eq!(num_at(&b, "pid", 6), None);
         // The unescaped record keeps its quote, backslash and newline.
         assert_eq!(

@@ -64,6 +64,12 @@ crate::artifact_table!(
         ),
         ("pcomm", Dict, true, "parent task name"),
         ("netns_inode", U64, true, "network namespace inode number"),
+        (
+            "ifindex",
+            U32,
+            true,
+            "drop: index of the interface the packet came in on or was leaving by (interfaces.ifindex in the same netns)"
+        ),
         ("family", U8, true, "4 or 6"),
         (
             "saddr",
@@ -149,6 +155,7 @@ struct Event {
     comm: Option<String>,
     pcomm: Option<String>,
     netns_inode: Option<u64>,
+    ifindex: Option<u32>,
     family: Option<u8>,
     saddr: Option<String>,
     sport: Option<u16>,
@@ -201,6 +208,7 @@ impl Event {
                 s(&self.comm),
                 s(&self.pcomm),
                 V::from(self.netns_inode),
+                V::from(self.ifindex.map(u64::from)),
                 V::from(family.map(u64::from)),
                 s(&self.saddr),
                 V::from(self.sport.map(u64::from)),
@@ -256,7 +264,7 @@ fn ms_to_us(s: &str) -> Option<u64> {
 
 /// Column readers the tests of `bpftrace` and `tools` share.
 #[cfg(test)]
-mod testing {
+pub(crate) mod testing {
     use crate::rows::{Origin, Reader, read};
     use arrow_array::RecordBatch;
     use arrow_array::cast::AsArray;
