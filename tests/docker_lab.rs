@@ -65,7 +65,7 @@ fn lab_missing() -> Option<String> {
         return Some("not root".into());
     }
     for tool in [
-        "dockerd", "docker", "busybox", "ip", "python3", "tar", "zstd",
+        "dockerd", "docker", "busybox", "ip", "nsenter", "python3", "tar", "zstd",
     ] {
         if !sh(&format!("command -v {tool}")) {
             return Some(format!(
@@ -238,8 +238,12 @@ impl DockerLab {
         let d = lab.dir.path().to_owned();
         std::fs::write(d.join("daemon.json"), "{}").unwrap();
         let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
-        let dockerd = Command::new("ip")
-            .args(["netns", "exec", NODE, "dockerd"])
+        // nsenter, not `ip netns exec`: that one mounts a new /sys for the
+        // namespace, hiding the cgroup hierarchies dockerd needs ("Devices
+        // cgroup isn't mounted").
+        let dockerd = Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/{NODE}"))
+            .arg("dockerd")
             .arg(format!("--data-root={}", d.join("data").display()))
             .arg(format!("--exec-root={}", d.join("exec").display()))
             .arg(format!("--pidfile={}", d.join("docker.pid").display()))
