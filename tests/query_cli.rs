@@ -308,3 +308,39 @@ fn a_join_on_packets_gives_the_rows_of_a_plain_filter() {
     assert!(joined.ends_with(&want), "join:\n{joined}\nplain:\n{want}");
     assert_eq!(want.lines().count(), 1 + 6, "{want}");
 }
+
+/// The join's dynamic filter reaches the packets scan (it was computed
+/// only once the scan listed its filters as its expressions): a join on
+/// `capture` skips the capture file the other side does not name, and the
+/// join's probe side gets the frames of one file, not of both.
+#[test]
+fn a_join_on_capture_reads_only_the_capture_it_names() {
+    let one = stdout(&capsnap(&[
+        "query",
+        "--format",
+        "csv",
+        &format!("a={}", sample()),
+        "select count(*) from packets",
+    ]));
+    let frames: u64 = one.lines().nth(1).unwrap().parse().unwrap();
+    let sql = "explain analyze select count(*) from packets p \
+               join (select 'b' as capture) f on p.capture = f.capture";
+    let plan = stdout(&capsnap(&[
+        "query",
+        "--format",
+        "csv",
+        &format!("a={}", sample()),
+        &format!("b={}", sample()),
+        sql,
+    ]));
+    let join = plan
+        .split("HashJoinExec")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no hash join: {plan}"));
+    let probed = join
+        .split(" input_rows=")
+        .nth(1)
+        .and_then(|s| s.split([',', ']']).next())
+        .unwrap_or_else(|| panic!("no input_rows: {join}"));
+    assert_eq!(probed.trim(), frames.to_string(), "{plan}");
+}

@@ -216,11 +216,13 @@ impl ExecutionPlan for CaptureExec {
         vec![]
     }
 
+    /// The pushed filters: a hash join computes its dynamic filter only
+    /// when a node of its probe side lists it here.
     fn apply_expressions(
         &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
+        datafusion::physical_plan::apply_expression_roots(&self.filters, f)
     }
 
     fn with_new_children(
@@ -297,6 +299,8 @@ impl ExecutionPlan for CaptureExec {
                     cursors,
                     source: 0,
                     prefilter: Prefilter::new(&self.filters, self.projection.as_deref()),
+                    filters: self.filters.clone(),
+                    checked: false,
                     projection: self.projection.clone(),
                     batch_size: self.batch_size,
                     left: self.limit.unwrap_or(usize::MAX),
@@ -492,6 +496,71 @@ impl Prefilter {
     }
 }
 
+/// Whether the filters a packets scan was given rule out every row of
+/// `src`: the conjuncts that read only the columns constant over a file
+/// (`bundle`, `host`, `capture`), evaluated on its values. A hash join on
+/// `capture` (host-only-rst's packets step) thereby skips the capture
+/// files its other side does not name without decoding them. Conjuncts
+/// reading any other column are not evaluated (with those columns null,
+/// `x IS NOT NULL` would wrongly be false).
+fn rules_out(
+    filters: &[Arc<dyn PhysicalExpr>],
+    projection: Option<&[usize]>,
+    src: &CaptureSource,
+) -> Result<bool> {
+    use datafusion::arrow::array::{Array, AsArray, StringArray, new_null_array};
+    use datafusion::arrow::compute::cast;
+    use datafusion::physical_expr::split_conjunction;
+    use datafusion::physical_expr::utils::collect_columns;
+    use datafusion::physical_expr_common::physical_expr::snapshot_physical_expr;
+    if filters.is_empty() {
+        return Ok(false);
+    }
+    let all: Vec<usize> = (0..formats::PACKETS.columns.len()).collect();
+    let projection = projection.unwrap_or(&all);
+    let (bundle, host, capture) = src.constants();
+    let constant = |i: usize| -> Option<Option<&str>> {
+        match projection.get(i).map(|&t| formats::PACKETS.columns[t].name) {
+            Some("bundle") => Some(Some(bundle)),
+            Some("host") => Some(host),
+            Some("capture") => Some(Some(capture)),
+            _ => None,
+        }
+    };
+    let full = formats::PACKETS.schema();
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (i, &t) in projection.iter().enumerate() {
+        let field = full.field(t).clone().with_nullable(true);
+        columns.push(match constant(i) {
+            Some(value) => cast(&StringArray::from(vec![value]), field.data_type())?,
+            None => new_null_array(field.data_type(), 1),
+        });
+        fields.push(field);
+    }
+    let batch = RecordBatch::try_new(
+        Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+        columns,
+    )?;
+    for f in filters {
+        let current = snapshot_physical_expr(f.clone())?;
+        for conjunct in split_conjunction(&current) {
+            let cols = collect_columns(conjunct);
+            if cols.is_empty() || !cols.iter().all(|c| constant(c.index()).is_some()) {
+                continue;
+            }
+            let verdict = conjunct.evaluate(&batch)?.into_array(1)?;
+            if let Some(v) = verdict.as_boolean_opt()
+                && v.is_valid(0)
+                && !v.value(0)
+            {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// Decodes the chunks a partition takes into batches of the projected
 /// columns.
 struct PacketScan {
@@ -501,6 +570,10 @@ struct PacketScan {
     /// The source being read.
     source: usize,
     prefilter: Option<Prefilter>,
+    /// The filters the scan was given, to rule out whole files.
+    filters: Vec<Arc<dyn PhysicalExpr>>,
+    /// Whether the source being read was checked against them.
+    checked: bool,
     projection: Option<Vec<usize>>,
     batch_size: usize,
     /// Rows still wanted (LIMIT).
@@ -529,10 +602,23 @@ impl Iterator for PacketScan {
                 let (_, mut b) = self.builder.take()?;
                 return (!b.is_empty()).then(|| Ok(b.finish()));
             };
+            if !self.checked {
+                self.checked = true;
+                match rules_out(&self.filters, self.projection.as_deref(), src) {
+                    Ok(true) => {
+                        self.source += 1;
+                        self.checked = false;
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(e) => return Some(Err(e)),
+                }
+            }
             let piece = match src.next_piece(&self.cursors[self.source], &mut self.buf) {
                 Ok(Some(piece)) => piece,
                 Ok(None) => {
                     self.source += 1;
+                    self.checked = false;
                     continue;
                 }
                 Err(e) => return Some(Err(external(e))),

@@ -348,6 +348,12 @@ impl CaptureSource {
         }))
     }
 
+    /// The values every row of this file has in the columns that do not
+    /// vary within it: `bundle`, `host` and `capture`.
+    pub fn constants(&self) -> (&str, Option<&str>, &str) {
+        (&self.bundle, self.host.as_deref(), &self.label)
+    }
+
     /// What the whole file describes (walking it first if no scan did).
     pub fn described(&self) -> Result<Arc<Described>, Error> {
         self.index()?;

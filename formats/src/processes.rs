@@ -169,14 +169,14 @@ pub mod fds {
                 rows.skip(n + 1, "expected pid, fd and target separated by tabs");
                 continue;
             };
-            let (Ok(pid), Ok(fd)) = (pid.parse::<u64>(), fd.parse::<u64>()) else {
+            let (Ok(pid), Ok(fd)) = (pid.parse::<u32>(), fd.parse::<u32>()) else {
                 rows.skip(n + 1, format!("pid {pid:?} or fd {fd:?} is not a number"));
                 continue;
             };
             let (kind, inode) = classify(target);
             rows.push(&[
-                V::U64(pid),
-                V::U64(fd),
+                V::U64(pid.into()),
+                V::U64(fd.into()),
                 V::Str(target),
                 V::Str(kind),
                 inode.into(),
@@ -251,6 +251,17 @@ not json
             .values()
             .to_vec();
         assert_eq!(pids, [1, 7]);
+    }
+
+    /// Found by fuzzing (issue 10): a pid over 2^32 was stored as a null in
+    /// the non-nullable pid column, and building the batch panicked.
+    #[test]
+    fn a_pid_over_32_bits_is_a_skipped_line_not_a_panic_10() {
+        let input = b"pid\tfd\ttarget\n4294967296\t3\tsocket:[1]\n7\t4\tpipe:[2]\n";
+        let (batch, skipped, total) =
+            read(&fds::READER, input, Origin::of("b", None, "fds.tsv")).unwrap();
+        assert_eq!((batch.num_rows(), total), (1, 1));
+        assert_eq!(skipped[0].line, 2);
     }
 
     #[test]

@@ -175,7 +175,11 @@ pub struct Skipped {
 
 impl fmt::Display for Skipped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.reason)
+        match self.line {
+            // A row refused when it was pushed, after its line was parsed.
+            0 => write!(f, "a row: {}", self.reason),
+            n => write!(f, "line {n}: {}", self.reason),
+        }
     }
 }
 
@@ -260,8 +264,18 @@ impl Rows {
     }
 
     /// Appends one row whose namespace is `netns` rather than the file's.
+    /// A row with no value (or one out of its column's range: a pid over
+    /// 2^32) for a column that may not be null is skipped, not stored.
     pub fn push_in(&mut self, netns: Option<&str>, values: &[V]) {
         let own = &self.table.columns[CONTEXT.len()..];
+        if let Some((c, v)) = own
+            .iter()
+            .zip(values.iter().copied().chain(std::iter::repeat(V::Null)))
+            .find(|(c, v)| !c.nullable && !fits(c.kind, *v))
+        {
+            self.skip(0, format!("{} {v:?} is not a {:?}", c.name, c.kind));
+            return;
+        }
         debug_assert_eq!(
             values.len(),
             own.len(),
@@ -332,6 +346,25 @@ fn builder(kind: Kind) -> Box<dyn ArrayBuilder> {
         Kind::I64 => Box::new(Int64Builder::with_capacity(n)),
         Kind::F64 => Box::new(Float64Builder::with_capacity(n)),
         Kind::Ts => Box::new(TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC")),
+    }
+}
+
+/// Whether `value` is stored as a value (not a null) in a column of `kind`.
+fn fits(kind: Kind, value: V) -> bool {
+    let int = match value {
+        V::U64(n) => Some(i128::from(n)),
+        V::I64(n) | V::Ts(n) => Some(i128::from(n)),
+        _ => None,
+    };
+    match kind {
+        Kind::Dict | Kind::Str => matches!(value, V::Str(_)),
+        Kind::Bool => matches!(value, V::Bool(_)),
+        Kind::F64 => matches!(value, V::F64(_)),
+        Kind::U8 => int.is_some_and(|n| u8::try_from(n).is_ok()),
+        Kind::U16 => int.is_some_and(|n| u16::try_from(n).is_ok()),
+        Kind::U32 => int.is_some_and(|n| u32::try_from(n).is_ok()),
+        Kind::U64 => int.is_some_and(|n| u64::try_from(n).is_ok()),
+        Kind::I64 | Kind::Ts => int.is_some_and(|n| i64::try_from(n).is_ok()),
     }
 }
 
@@ -655,6 +688,32 @@ mod tests {
             values.value(netns.keys().value(0) as usize),
             "pod/default/web"
         );
+    }
+
+    #[test]
+    fn a_row_without_a_value_for_a_required_column_is_skipped_10() {
+        // Any parser that hands a required column nothing, or a number out
+        // of its range, loses that row only (it used to panic in finish).
+        let mut rows = Rows::new(
+            &crate::processes::fds::TABLE,
+            Origin::of("b", None, "fds.tsv"),
+        );
+        rows.push(&[V::U64(1), V::U64(2), V::Str("x"), V::Str("file"), V::Null]);
+        rows.push(&[
+            V::U64(1 << 40),
+            V::U64(2),
+            V::Str("x"),
+            V::Str("file"),
+            V::Null,
+        ]);
+        rows.push(&[V::U64(1), V::Null, V::Str("x"), V::Str("file"), V::Null]);
+        let (skipped, total) = rows.skipped();
+        assert_eq!(total, 2);
+        assert_eq!(
+            skipped[0].to_string(),
+            "a row: pid U64(1099511627776) is not a U32"
+        );
+        assert_eq!(rows.finish().num_rows(), 1);
     }
 
     #[test]
