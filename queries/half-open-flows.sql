@@ -17,4 +17,4 @@ FROM flows
 WHERE proto = 'tcp' AND conn_state = 'S0'
 GROUP BY bundle, capture, dst_ip, dst_port
 HAVING count(*) >= 10
-ORDER BY unanswered_flows DESC
+ORDER BY unanswered_flows DESC, bundle, capture, dst_ip, dst_port

@@ -60,4 +60,4 @@ LEFT JOIN oom o ON o.bundle = u.bundle
 WHERE u.socket_fds >= 100
   AND t.alloc >= 2 * (t.inuse + coalesce(t.orphan, 0) + t.tw)
   AND t.alloc - (t.inuse + coalesce(t.orphan, 0) + t.tw) >= 100
-ORDER BY u.socket_fds DESC
+ORDER BY u.socket_fds DESC, u.bundle, u.pid, p.netns

@@ -2,7 +2,7 @@
 //! report, tables. Only in the full build (feature `analyze`).
 
 use crate::{Found, parse_bytes};
-use analyze::{Format, InputSpec, ReportFormat, Workspace};
+use analyze::{Engine, Format, InputSpec, ReportFormat, Workspace};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::io::{IsTerminal, Write};
@@ -22,6 +22,9 @@ pub struct QueryArgs {
     /// Write the result to this file instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Where the SQL runs: local, or ballista://HOST:PORT (over an exported dataset).
+    #[arg(long, value_name = "ENGINE", default_value = "local", value_parser = Engine::parse)]
+    engine: Engine,
     #[command(flatten)]
     memory: MemoryArgs,
 }
@@ -48,6 +51,21 @@ pub struct DetectArgs {
     /// List the detections and exit.
     #[arg(long)]
     list: bool,
+    /// Where the detections run: local, or ballista://HOST:PORT (over an exported dataset).
+    #[arg(long, value_name = "ENGINE", default_value = "local", value_parser = Engine::parse)]
+    engine: Engine,
+    #[command(flatten)]
+    memory: MemoryArgs,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Inputs: bundles, directories, globs, [LABEL=]capture files.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<String>,
+    /// The dataset folder (created if missing; exports add to it).
+    #[arg(long, value_name = "DIR")]
+    to: PathBuf,
     #[command(flatten)]
     memory: MemoryArgs,
 }
@@ -73,6 +91,7 @@ pub struct QueryConfig {
     sql: Option<String>,
     format: Format,
     output: Option<PathBuf>,
+    engine: Engine,
     memory_limit: usize,
 }
 
@@ -101,6 +120,7 @@ impl QueryConfig {
             sql,
             format,
             output: a.output,
+            engine: a.engine,
             memory_limit: usize::try_from(a.memory.memory_limit).unwrap_or(usize::MAX),
         })
     }
@@ -265,7 +285,7 @@ pub fn query(config: QueryConfig) -> Result<()> {
     };
     let rt = runtime()?;
     let ran = rt.block_on(async {
-        let ws = Workspace::open_with(&config.inputs, config.memory_limit)?;
+        let ws = Workspace::open_on(&config.inputs, config.memory_limit, &config.engine)?;
         match &config.sql {
             Some(sql) => {
                 ws.run(sql, config.format, &mut *out).await?;
@@ -332,7 +352,7 @@ pub fn detect(a: DetectArgs) -> Result<Found> {
     let memory_limit = usize::try_from(a.memory.memory_limit).unwrap_or(usize::MAX);
     let rt = runtime()?;
     let reports = rt.block_on(async {
-        let ws = Workspace::open_with(&inputs, memory_limit)?;
+        let ws = Workspace::open_on(&inputs, memory_limit, &a.engine)?;
         let reports = ws.detect(&a.only).await?;
         warn(&ws)?;
         anyhow::Ok(reports)
@@ -380,6 +400,50 @@ pub fn report(a: ReportArgs) -> Result<()> {
             out.flush()?;
         }
     }
+    Ok(())
+}
+
+pub fn export(a: ExportArgs) -> Result<()> {
+    let inputs: Vec<InputSpec> = a.inputs.iter().map(|a| InputSpec::parse(a)).collect();
+    for (arg, input) in a.inputs.iter().zip(&inputs) {
+        check_input(arg, input)?;
+    }
+    let started = std::time::Instant::now();
+    let rt = runtime()?;
+    let verbose = std::io::stderr().is_terminal() || std::env::var_os("CAPSNAP_PROGRESS").is_some();
+    let memory_limit = usize::try_from(a.memory.memory_limit).unwrap_or(usize::MAX);
+    let summary = rt.block_on(analyze::fleet::export(
+        &inputs,
+        &a.to,
+        memory_limit,
+        &mut |b| {
+            if verbose {
+                let rows: u64 = b.rows.values().sum();
+                eprintln!(
+                    "capsnap: exported {} ({}, {}): {rows} rows",
+                    b.bundle,
+                    b.host.as_deref().unwrap_or("no host"),
+                    b.date
+                );
+            }
+        },
+    ))?;
+    for w in &summary.warnings {
+        eprintln!("capsnap: warning: {w}");
+    }
+    for b in &summary.bundles {
+        for w in &b.warnings {
+            eprintln!("capsnap: warning: {w}");
+        }
+    }
+    eprintln!(
+        "capsnap: exported {} bundle(s) into {}: {} files, {} bytes, in {:.1} s",
+        summary.bundles.len(),
+        a.to.display(),
+        summary.files,
+        summary.bytes,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

@@ -10,7 +10,7 @@ mod analysis;
 mod collect;
 
 #[cfg(feature = "analyze")]
-use analysis::{DetectArgs, QueryArgs, QueryConfig, ReportArgs};
+use analysis::{DetectArgs, ExportArgs, QueryArgs, QueryConfig, ReportArgs};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use collect::{CollectArgs, WatchArgs};
@@ -82,6 +82,20 @@ enum Command {
         Exit code: 0 nothing found, 1 something found, 2 error."
     )]
     Detect(DetectArgs),
+    #[cfg(feature = "analyze")]
+    /// Write every table of the inputs into one Parquet dataset (hive-style, by host and date).
+    #[command(
+        long_about = "Write every table of every input (packets, flows and findings too) into one Parquet dataset:\n  \
+        DIR/<table>/host=<host>/date=<YYYY-MM-DD>/<bundle>.parquet, and DIR/_capsnap/ with the dataset's\n  \
+        layout version and one record per bundle exported.\n\n\
+        Exporting a bundle again replaces its files; many exports add to one dataset. DataFusion, DuckDB\n\
+        and Spark read it as it is; capsnap query/detect read it with the bundles' own tables, pruning\n\
+        partitions on host and date, here or on a Ballista cluster (--engine ballista://HOST:PORT):\n  \
+        capsnap export 'bundles/*.capsnap' --to fleet/\n  \
+        capsnap query fleet/ \"select host, count(*) from sockets where state = 'TIME_WAIT' group by host\"\n  \
+        capsnap detect fleet/ --engine ballista://localhost:50050"
+    )]
+    Export(ExportArgs),
     #[cfg(feature = "analyze")]
     /// Write one page for the ticket: findings, evidence, timeline, namespaces, flows.
     #[command(
@@ -157,6 +171,8 @@ fn run(cli: Cli) -> Result<Found> {
         }
         #[cfg(feature = "analyze")]
         Command::Detect(args) => analysis::detect(args),
+        #[cfg(feature = "analyze")]
+        Command::Export(args) => analysis::export(args).map(|()| Found(false)),
         #[cfg(feature = "analyze")]
         Command::Report(args) => analysis::report(args).map(|()| Found(false)),
         #[cfg(feature = "analyze")]

@@ -28,6 +28,17 @@ pub enum Error {
     /// A bundle that cannot be opened safely: what is wrong, naming the member.
     #[error("bundle {path}: {problem}")]
     Bundle { path: PathBuf, problem: String },
+    /// An exported dataset that cannot be read or written.
+    #[error("dataset {path}: {problem}")]
+    Dataset { path: PathBuf, problem: String },
+    #[error(
+        "--engine {engine} runs over an exported dataset only (its executors read the Parquet files; bundles, directories and captures are read in this process): `capsnap export INPUT... --to DIR`, then give DIR"
+    )]
+    EngineNeedsDataset { engine: String },
+    #[error(
+        "{path} is an exported dataset: give it alone (export the other inputs into it with `capsnap export INPUT... --to {path}`)"
+    )]
+    DatasetNotAlone { path: PathBuf },
     #[error("detection {id}")]
     Detection { id: String, source: Box<Error> },
     #[error("input {pattern}: {problem}")]

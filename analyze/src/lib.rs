@@ -14,11 +14,17 @@
 //! canned detections of `queries/` ([`detect`]). [`repl`] is the
 //! interactive prompt. [`Workspace::report`] draws the page a ticket
 //! reader reads: findings, timeline, namespaces and flows ([`report`]).
+//!
+//! The fleet ([`fleet`]): [`fleet::export`] writes the tables of many
+//! inputs into one Parquet dataset; a dataset given as the input is read
+//! back as the same tables (Parquet listing tables under views), and
+//! [`Engine`] runs the SQL over it here or on an Apache Ballista cluster.
 
 mod bundle;
 mod detect;
 mod error;
 mod findings;
+pub mod fleet;
 mod load;
 mod output;
 mod repl;
@@ -29,6 +35,7 @@ mod sql;
 
 pub use detect::{DETECTIONS, Detection, Finding, Outcome, Report, Severity, write_reports};
 pub use error::Error;
+pub use fleet::{Dataset, Engine};
 pub use output::{Format, write_stream};
 pub use repl::interactive;
 pub use report::{ReportFormat, command_for as report_command};
@@ -65,18 +72,26 @@ pub(crate) struct Inputs {
     /// Problems in artifact files (lines not read, files not recognised).
     pub warnings: Vec<String>,
     providers: Vec<(&'static str, Arc<dyn TableProvider>)>,
+    /// Where SQL over them runs.
+    engine: Engine,
+    /// The dataset folder, when the input is an exported dataset.
+    dataset: Option<std::path::PathBuf>,
 }
 
 impl Inputs {
     /// A SQL context holding every table of the inputs, `findings` too
     /// when `findings` is set (the detections themselves run without it).
+    /// On Ballista, `findings` (computed in this process) is not there:
+    /// `capsnap detect --engine` runs the detections themselves.
     fn context(self: &Arc<Self>, findings: bool) -> Result<SessionContext, Error> {
         let config = SessionConfig::new().with_information_schema(true);
-        let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        let ctx = self
+            .engine
+            .context(config, self.runtime.clone(), self.dataset.as_deref())?;
         for (name, provider) in &self.providers {
             ctx.register_table(*name, provider.clone())?;
         }
-        if findings {
+        if findings && self.engine.is_local() {
             ctx.register_table(
                 findings::NAME,
                 Arc::new(findings::FindingsTable::new(self.clone())),
@@ -118,6 +133,20 @@ pub struct Workspace {
     progress: ProgressBar,
 }
 
+/// The memory pool every query of a workspace uses: a fair pool, so
+/// operators that can spill (sort, hash aggregate, hash join) share it and
+/// spill to the OS temp dir; tracking names the largest consumers when it
+/// runs out.
+fn runtime(memory_limit: usize) -> Result<Arc<RuntimeEnv>, Error> {
+    let pool = TrackConsumersPool::new(
+        FairSpillPool::new(memory_limit),
+        std::num::NonZeroUsize::new(3).expect("3 is not zero"),
+    );
+    Ok(RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(pool))
+        .build_arc()?)
+}
+
 /// A progress bar on stderr, drawn only when stderr is a terminal.
 fn progress_bar(total: u64) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
@@ -144,11 +173,63 @@ impl Workspace {
     /// [`Workspace::open`] with queries (and the text tables held in
     /// memory) bounded by `memory_limit` bytes.
     pub fn open_with(inputs: &[InputSpec], memory_limit: usize) -> Result<Workspace, Error> {
+        Workspace::open_on(inputs, memory_limit, &Engine::Local)
+    }
+
+    /// [`Workspace::open_with`] for SQL run by `engine`. An exported
+    /// dataset ([`fleet`]) must be the only input; Ballista runs over one
+    /// only.
+    pub fn open_on(
+        inputs: &[InputSpec],
+        memory_limit: usize,
+        engine: &Engine,
+    ) -> Result<Workspace, Error> {
         if inputs.is_empty() {
             return Err(Error::NoInput);
         }
+        if let Some(spec) = inputs.iter().find(|s| Dataset::is_dataset(&s.path)) {
+            if inputs.len() > 1 {
+                return Err(Error::DatasetNotAlone {
+                    path: spec.path.clone(),
+                });
+            }
+            return Workspace::over_dataset(Dataset::open(&spec.path)?, memory_limit, engine);
+        }
+        if !engine.is_local() {
+            return Err(Error::EngineNeedsDataset {
+                engine: engine.to_string(),
+            });
+        }
         let loaded = load::Loaded::open(inputs, memory_limit)?;
         Workspace::register(loaded, memory_limit)
+    }
+
+    /// Every table of an exported dataset, read from its Parquet files.
+    fn over_dataset(
+        dataset: Dataset,
+        memory_limit: usize,
+        engine: &Engine,
+    ) -> Result<Workspace, Error> {
+        let mut providers: Vec<(&'static str, Arc<dyn TableProvider>)> = Vec::new();
+        for table in formats::tables() {
+            providers.push((
+                table.name,
+                dataset.table(table.name, table.columns, !engine.is_local())?,
+            ));
+        }
+        Workspace::with_inputs(
+            Inputs {
+                captures: Arc::new(Vec::new()),
+                runtime: runtime(memory_limit)?,
+                memory_limit,
+                fed: dataset.fed(),
+                warnings: dataset.warnings(),
+                providers,
+                engine: engine.clone(),
+                dataset: Some(dataset.root.clone()),
+            },
+            progress_bar(0),
+        )
     }
 
     /// A workspace with every table and no rows (tests plan queries here).
@@ -156,17 +237,8 @@ impl Workspace {
         Workspace::register(load::Loaded::default(), DEFAULT_MEMORY_LIMIT)
     }
 
-    fn register(loaded: load::Loaded, memory_limit: usize) -> Result<Workspace, Error> {
-        // A fair pool: operators that can spill (sort, hash aggregate,
-        // hash join) share it and spill to the OS temp dir; tracking names
-        // the largest consumers when it runs out.
-        let pool = TrackConsumersPool::new(
-            FairSpillPool::new(memory_limit),
-            std::num::NonZeroUsize::new(3).expect("3 is not zero"),
-        );
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(pool))
-            .build_arc()?;
+    pub(crate) fn register(loaded: load::Loaded, memory_limit: usize) -> Result<Workspace, Error> {
+        let runtime = runtime(memory_limit)?;
         let captures = Arc::new(loaded.captures);
         let progress = progress_bar(0);
         let mut batches = loaded.batches;
@@ -187,14 +259,23 @@ impl Workspace {
             };
             providers.push((table.name, provider));
         }
-        let inputs = Arc::new(Inputs {
-            captures,
-            runtime,
-            memory_limit,
-            fed: loaded.fed,
-            warnings: loaded.warnings,
-            providers,
-        });
+        Workspace::with_inputs(
+            Inputs {
+                captures,
+                runtime,
+                memory_limit,
+                fed: loaded.fed,
+                warnings: loaded.warnings,
+                providers,
+                engine: Engine::Local,
+                dataset: None,
+            },
+            progress,
+        )
+    }
+
+    fn with_inputs(inputs: Inputs, progress: ProgressBar) -> Result<Workspace, Error> {
+        let inputs = Arc::new(inputs);
         Ok(Workspace {
             ctx: inputs.context(true)?,
             inputs,

@@ -48,6 +48,21 @@ pub struct Loaded {
     /// The files that fed each artifact table, as `bundle:path`.
     pub fed: BTreeMap<&'static str, Vec<String>>,
     pub warnings: Vec<String>,
+    /// Each input, as the `bundle` (and `host`) of its rows.
+    pub bundles: Vec<BundleInfo>,
+}
+
+/// One input as its rows name it.
+#[derive(Debug, Clone, Default)]
+pub struct BundleInfo {
+    /// The `bundle` column of its rows.
+    pub name: String,
+    /// The `host` column of its rows (the manifest's).
+    pub host: Option<String>,
+    /// Start of its collection window (the manifest's), in nanoseconds.
+    pub started_ns: Option<u64>,
+    /// The file or folder it was read from.
+    pub path: PathBuf,
 }
 
 impl Loaded {
@@ -77,12 +92,12 @@ impl Loaded {
     fn input(&mut self, spec: &InputSpec) -> Result<(), Error> {
         let path = &spec.path;
         if path.is_dir() {
-            return self.directory(path, &name_of(path));
+            return self.directory(path, &name_of(path), path);
         }
         let head = read_head(path)?;
         if head.starts_with(&bundle::ZSTD_MAGIC) {
             let dir = bundle::open(path)?;
-            return self.directory(&dir, &name_of(path));
+            return self.directory(&dir, &name_of(path), path);
         }
         let name = name_of(path);
         if path.extension().is_some_and(|e| e == "capsnap") {
@@ -105,10 +120,20 @@ impl Loaded {
         {
             let origin = Origin::of(&name, None, &name);
             self.artifact(path, origin, &readers);
+            self.bundles.push(BundleInfo {
+                name,
+                path: path.clone(),
+                ..BundleInfo::default()
+            });
             return Ok(());
         }
         let source = CaptureSource::open(spec)?;
         self.capture(source, path.display().to_string());
+        self.bundles.push(BundleInfo {
+            name: path.display().to_string(),
+            path: path.clone(),
+            ..BundleInfo::default()
+        });
         Ok(())
     }
 
@@ -120,8 +145,9 @@ impl Loaded {
         self.captures.push(Arc::new(source));
     }
 
-    /// Reads every file under `root`, a bundle named `name`.
-    fn directory(&mut self, root: &Path, name: &str) -> Result<(), Error> {
+    /// Reads every file under `root`, a bundle named `name` read from
+    /// `input`.
+    fn directory(&mut self, root: &Path, name: &str, input: &Path) -> Result<(), Error> {
         let manifest_path = root.join(formats::bundle::MANIFEST_NAME);
         let manifest = match std::fs::read(&manifest_path) {
             Ok(bytes) => match Manifest::parse(&bytes) {
@@ -135,6 +161,12 @@ impl Loaded {
             Err(_) => None,
         };
         let host = manifest.as_ref().and_then(|m| m.host()).map(str::to_owned);
+        self.bundles.push(BundleInfo {
+            name: name.to_owned(),
+            host: host.clone(),
+            started_ns: manifest.as_ref().map(|m| m.started_ns).filter(|&ns| ns > 0),
+            path: input.to_owned(),
+        });
         let mut files = Vec::new();
         walk(root, root, 0, &mut files, &mut self.warnings);
         files.sort();
@@ -413,7 +445,7 @@ fn sibling_exists(path: &Path, rel: &str) -> bool {
 
 /// A glob (`bundles/*.capsnap`) becomes the files it matches, sorted; a
 /// plain path stays itself (and fails later if missing).
-fn expand(path: &Path) -> Result<Vec<PathBuf>, Error> {
+pub(crate) fn expand(path: &Path) -> Result<Vec<PathBuf>, Error> {
     let text = path.to_string_lossy();
     if path.exists() || !text.contains(['*', '?', '[']) {
         return Ok(vec![path.to_owned()]);

@@ -2,12 +2,17 @@
 //! file, the prompt, stdin, a detection's file): parsed into statements,
 //! each planned and executed in turn (a `CREATE TABLE` step must exist
 //! before the statement after it is planned), each result handed on.
+//! On Ballista a `CREATE TABLE x AS` step is kept where the executors read
+//! it ([`crate::fleet::Steps`]), found in the session's config.
 
 use crate::error::Error;
+use datafusion::common::DFSchema;
 use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::{DdlStatement, EmptyRelation, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// The statements of one SQL text, run one after the other.
 pub struct Statements(VecDeque<Statement>);
@@ -29,7 +34,23 @@ impl Statements {
         let statement = self.0.pop_front()?;
         let last = self.0.is_empty();
         let run = async {
-            let plan = ctx.state().statement_to_plan(statement).await?;
+            let state = ctx.state();
+            let plan = state.statement_to_plan(statement).await?;
+            if let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(step)) = &plan
+                && let Some(steps) = state.config().get_extension::<crate::fleet::Steps>()
+            {
+                steps.materialize(ctx, step).await?;
+                return Ok((
+                    DataFrame::new(
+                        state,
+                        LogicalPlan::EmptyRelation(EmptyRelation {
+                            produce_one_row: false,
+                            schema: Arc::new(DFSchema::empty()),
+                        }),
+                    ),
+                    last,
+                ));
+            }
             Ok((ctx.execute_logical_plan(plan).await?, last))
         };
         Some(run.await)

@@ -29,7 +29,9 @@ mod tool;
 mod unix_diag;
 mod watch;
 
-pub use bundle::{FORMAT_VERSION, Manifest, Member};
+pub use bundle::{
+    FORMAT_VERSION, Manifest, Member, members as bundle_members, write as write_bundle,
+};
 pub use collect::{Error, Options, Outcome, collect, install_signal_handlers};
 pub use ebpf::{EbpfOptions, EbpfSession, start_bpftrace};
 pub use netns::{Netns, Selector};

@@ -164,8 +164,22 @@ impl Framer {
 
     /// The frame to write for `p` (on a link of `link_type`) and its length
     /// on the wire.
-    pub fn frame(&mut self, p: &Packet, link_type: u16) -> (&[u8], u32) {
+    pub fn frame<'a>(&'a mut self, p: &Packet<'a>, link_type: u16) -> (&'a [u8], u32) {
         let have = p.data.len().min(MAX_SNAPLEN as usize);
+        // Ethernet without a VLAN tag to put back is written as received:
+        // no copy (once per packet, it showed in profiles).
+        if link_type == link::ETHERNET && p.meta.vlan.is_none() {
+            let data = &p.data[..have];
+            let mut keep = self.snaplen;
+            if p.data.len() >= p.wire_len && data.len() > keep {
+                decode(link_type, data, &mut self.headers);
+                if is_dns(&self.headers) {
+                    keep = MAX_SNAPLEN as usize;
+                }
+            }
+            let wire = u32::try_from(p.wire_len).unwrap_or(u32::MAX);
+            return (&data[..data.len().min(keep)], wire);
+        }
         let mut take = have.min(self.snaplen.max(PROBE));
         self.load(p, take);
         let (mut range, mut wire) = assemble(
