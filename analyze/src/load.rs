@@ -216,7 +216,7 @@ impl Loaded {
             };
             let readers: Vec<&'static Reader> = readers
                 .into_iter()
-                .filter(|r| !r.superseded_by.is_some_and(|s| sibling_exists(&path, s)))
+                .filter(|r| !r.superseded_by.iter().any(|s| sibling_exists(&path, s)))
                 .collect();
             if readers.is_empty() {
                 continue;

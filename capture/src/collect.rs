@@ -351,6 +351,7 @@ pub(crate) fn write_bundle(
         host: host.to_owned(),
         kernel,
         boot_id: read_trim("/proc/sys/kernel/random/boot_id"),
+        boot_ns: sys::boot_ns(),
         started: formats::bundle::rfc3339(started_ns),
         finished: formats::bundle::rfc3339(finished_ns),
         started_ns,

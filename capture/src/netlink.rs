@@ -1,5 +1,5 @@
 //! Netlink conversations with the kernel, for every source that reads it
-//! that way (rtnetlink dumps, inet and unix sock_diag): a socket in the
+//! that way (rtnetlink dumps, inet and unix sock_diag, ctnetlink): a socket in the
 //! calling thread's network namespace, each request sent in turn, every
 //! datagram of the reply kept as received. What is asked
 //! ([`formats::netlink::Dump`]) and how the answers read are defined in
@@ -57,6 +57,8 @@ pub struct Conversation {
     /// What did not go well, per request (refused, interrupted): the
     /// report's reason. The file holds the kernel's own error messages too.
     pub trouble: Vec<String>,
+    /// Requests the kernel refused outright.
+    pub refused: usize,
 }
 
 /// Runs every request of `dump` in turn.
@@ -67,13 +69,27 @@ pub struct Conversation {
 pub fn converse(dump: &Dump) -> io::Result<Conversation> {
     let mut out = Conversation::default();
     for req in dump.requests {
-        let seq = next_seq();
-        let reply = request_with_buffer(dump.protocol, req, seq, RECV_BUF_LEN)?;
+        let mut seq = next_seq();
+        let mut reply = request_with_buffer(dump.protocol, req, seq, RECV_BUF_LEN)?;
+        if reply.error == Some(-libc::EAGAIN) {
+            // nfnetlink loads a subsystem's module on first use
+            // (nf_conntrack_netlink) and answers EAGAIN: asked again, it
+            // answers (net/netfilter/nfnetlink.c, `nfnetlink_rcv_msg`).
+            seq = next_seq();
+            reply = request_with_buffer(dump.protocol, req, seq, RECV_BUF_LEN)?;
+        }
         out.bytes.extend(req.message(seq));
         out.bytes.extend(&reply.bytes);
         if let Some(e) = reply.error {
+            out.refused += 1;
+            // nfnetlink wants CAP_NET_ADMIN for every message.
+            let permission = if e == -libc::EPERM || e == -libc::EACCES {
+                "permission: "
+            } else {
+                ""
+            };
             out.trouble.push(format!(
-                "request of type {} refused: {}",
+                "{permission}request of type {} refused: {}",
                 req.kind,
                 errno_text(e)
             ));

@@ -178,6 +178,25 @@ pub fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// When the node booted, nanoseconds since the epoch: the wall clock minus
+/// CLOCK_BOOTTIME, as dmesg computes it for its printed times (so it
+/// drifts from the kernel log's clock by the time spent suspended).
+pub fn boot_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: t is a valid timespec to write.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut t) } != 0 {
+        return 0;
+    }
+    let since_boot = u64::try_from(t.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0));
+    now_ns().saturating_sub(since_boot)
+}
+
 /// Whether capsnap runs as root (effective uid 0), which every privileged
 /// source needs: setns, packet sockets, bpftrace.
 pub fn is_root() -> bool {

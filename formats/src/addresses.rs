@@ -42,7 +42,7 @@ pub const READER: Reader = Reader {
     what: "ip addr output (ip-addr.txt)",
     claims: |path, head| file_name_is(path, &["ip-addr.txt"]) || looks_like_ip_addr(head),
     // The rtnetlink dump holds the same rows and more.
-    superseded_by: Some("netlink/addr.nl"),
+    superseded_by: &["netlink/addr.nl"],
     parse,
 };
 

@@ -1,5 +1,7 @@
 //! `/proc/net/nf_conntrack` and `conntrack -L [-o extended]`: the
-//! connection tracking table, one row per entry.
+//! connection tracking table, one row per entry. The collector now reads
+//! the table over ctnetlink ([`crate::ctnetlink`]), whose answers are
+//! printed as the tool's lines and read here.
 //!
 //! Both print the same line (kernel: net/netfilter/nf_conntrack_standalone.c
 //! `ct_seq_show`; tool: libnetfilter_conntrack's default snprintf):
@@ -25,7 +27,7 @@ use std::net::IpAddr;
 
 crate::artifact_table!(
     "conntrack",
-    "one row per connection tracking entry (/proc/net/nf_conntrack or conntrack -L)",
+    "one row per connection tracking entry (ctnetlink: netlink/conntrack.nl; /proc/net/nf_conntrack; conntrack -L in older bundles)",
     [
         ("l3", Dict, false, "ipv4 or ipv6"),
         (
@@ -173,8 +175,9 @@ crate::artifact_table!(
     ]
 );
 
-/// Reads the kernel's table, unless the bundle also holds the tool's dump
-/// of the same namespace.
+/// Reads the kernel's table, unless the bundle also holds the ctnetlink
+/// dump (`netlink/conntrack.nl`, [`crate::ctnetlink`]) or, in bundles made
+/// before it, the tool's dump of the same namespace.
 pub const PROC_READER: Reader = Reader {
     table: &TABLE,
     what: "/proc/net/nf_conntrack",
@@ -182,12 +185,13 @@ pub const PROC_READER: Reader = Reader {
         // proc/net/stat/nf_conntrack has the same file name: per-CPU counters.
         file_name_is(path, &["nf_conntrack"]) && !path_ends_with(path, "stat/nf_conntrack")
     },
-    superseded_by: Some("../../conntrack.txt"),
+    superseded_by: &["../../netlink/conntrack.nl", "../../conntrack.txt"],
     parse,
 };
 
-/// Reads `conntrack -L` output (capsnap: `netns/<label>/conntrack.txt`, from
-/// `conntrack -L -o extended`), and either format saved by hand.
+/// Reads `conntrack -L` output (bundles made before the ctnetlink dump:
+/// `netns/<label>/conntrack.txt`, from `conntrack -L -o extended`), and
+/// either format saved by hand.
 pub const TOOL_READER: Reader = Reader {
     table: &TABLE,
     what: "conntrack -L [-o extended] output (conntrack.txt)",
@@ -197,7 +201,7 @@ pub const TOOL_READER: Reader = Reader {
         file_name_is(path, &["conntrack.txt"])
             || (!file_name_is(path, &["nf_conntrack"]) && looks_like_entries(head))
     },
-    superseded_by: None,
+    superseded_by: &["netlink/conntrack.nl"],
     parse,
 };
 
@@ -217,6 +221,16 @@ fn looks_like_entries(head: &[u8]) -> bool {
     known_start && line.contains(" src=") && line.contains(" dst=")
 }
 
+/// One entry line (the tool's, the kernel's, or one the ctnetlink reader
+/// printed in the tool's form) as a row; a line that is not an entry is
+/// skipped as line or message `number`.
+pub(crate) fn push_line(line: &str, number: usize, rows: &mut Rows) {
+    match Entry::parse(line) {
+        Ok(e) => e.push(line, rows),
+        Err(why) => rows.skip(number, why),
+    }
+}
+
 fn parse(input: &[u8], rows: &mut Rows) -> Result<(), String> {
     let text = text(input);
     let mut lines = 0;
@@ -232,10 +246,7 @@ fn parse(input: &[u8], rows: &mut Rows) -> Result<(), String> {
             continue;
         }
         lines += 1;
-        match Entry::parse(line) {
-            Ok(e) => e.push(line, rows),
-            Err(why) => rows.skip(n + 1, why),
-        }
+        push_line(line, n + 1, rows);
     }
     if lines > 0 && rows.is_empty() {
         return Err("no line is a conntrack entry (`ipv4 2 tcp 6 ... src=... dst=...`)".into());
@@ -471,7 +482,7 @@ pub struct CtTuple {
 }
 
 /// A conntrack entry as [`parse_entry`] reads it, for a live lookup
-/// (`capsnap watch` asks `conntrack -L` about one flow).
+/// (`capsnap watch` checks one flow against the ctnetlink dump).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CtEntry {
     pub proto: String,

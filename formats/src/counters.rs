@@ -26,17 +26,19 @@
 //!   (`searched`/`clashres`, `delete_list`/`chainlength`); they are taken
 //!   from the header.
 //! - `conntrack -S` prints `cpu=N found=.. invalid=.. ...` per CPU; each
-//!   key but `cpu` is summed into group `conntrack`.
+//!   key but `cpu` is summed into group `conntrack`. The collector now asks
+//!   ctnetlink for the same numbers (`netlink/conntrack_stats.nl`, read by
+//!   [`crate::ctnetlink`], which prints them as these lines).
 
 use crate::rows::{Reader, Rows, V, file_name_is, path_ends_with, text};
 use std::collections::HashMap;
 
 #[rustfmt::skip]
-crate::artifact_table!("net_counters", "one row per counter of /proc/net/snmp, netstat, snmp6, stat/nf_conntrack (summed over CPUs) and conntrack -S (summed over CPUs)", [
-    ("group", Dict, false, "Ip, Icmp, IcmpMsg, Tcp, Udp, UdpLite, TcpExt, IpExt, MPTcpExt, Ip6, Icmp6, Udp6, UdpLite6, nf_conntrack (/proc/net/stat/nf_conntrack), conntrack (conntrack -S)"),
+crate::artifact_table!("net_counters", "one row per counter of /proc/net/snmp, netstat, snmp6, stat/nf_conntrack (summed over CPUs) and the ctnetlink per-CPU statistics or, in older bundles, conntrack -S (summed over CPUs)", [
+    ("group", Dict, false, "Ip, Icmp, IcmpMsg, Tcp, Udp, UdpLite, TcpExt, IpExt, MPTcpExt, Ip6, Icmp6, Udp6, UdpLite6, nf_conntrack (/proc/net/stat/nf_conntrack), conntrack (ctnetlink statistics named as conntrack -S names them)"),
     ("name", Dict, false, "counter name within the group (ListenOverflows); group || name is nstat's name (TcpExtListenOverflows)"),
     ("value", I64, false, "counter value when the capture window closed; signed because Tcp MaxConn is -1"),
-    ("value_open", I64, true, "value when the capture window opened (the bundle's window-open/ copy); null when there is none: bundles made before capsnap took one (formats 1 and 2 until then), files saved by hand, conntrack -S, or a counter the kernel did not have then"),
+    ("value_open", I64, true, "value when the capture window opened (the bundle's window-open/ copy); null when there is none: bundles made before capsnap took one (formats 1 and 2 until then), files saved by hand, conntrack -S of older bundles, or a counter the kernel did not have then"),
     ("delta", I64, true, "value - value_open: the change during the window, so `delta > 0` says it happened inside it (for levels such as Tcp CurrEstab or nf_conntrack entries, the change of the level); null when value_open is"),
     ("per_sec", F64, true, "delta per second of the window (manifest window_open_ns to window_close_ns; the copies are taken just before it opens and just after it closes); null when delta is, or the manifest does not record the window"),
 ]);
@@ -52,7 +54,7 @@ pub const SNMP_READER: Reader = Reader {
             || head.starts_with(b"TcpExt: ")
             || head.starts_with(b"IpExt: ")
     },
-    superseded_by: None,
+    superseded_by: &[],
     parse: parse_pairs,
 };
 
@@ -61,7 +63,7 @@ pub const SNMP6_READER: Reader = Reader {
     table: &TABLE,
     what: "/proc/net/snmp6",
     claims: |path, head| path_ends_with(path, "net/snmp6") || head.starts_with(b"Ip6InReceives"),
-    superseded_by: None,
+    superseded_by: &[],
     parse: parse_snmp6,
 };
 
@@ -71,7 +73,7 @@ pub const NF_CONNTRACK_STAT_READER: Reader = Reader {
     table: &TABLE,
     what: "/proc/net/stat/nf_conntrack",
     claims: |path, head| path_ends_with(path, "net/stat/nf_conntrack") || is_ct_stat_header(head),
-    superseded_by: None,
+    superseded_by: &[],
     parse: parse_ct_stat,
 };
 
@@ -83,7 +85,7 @@ pub const CONNTRACK_STATS_READER: Reader = Reader {
         file_name_is(path, &["conntrack-stats.txt"])
             || (head.starts_with(b"cpu=") && head.windows(6).any(|w| w == b"found="))
     },
-    superseded_by: None,
+    superseded_by: &["netlink/conntrack_stats.nl"],
     parse: parse_conntrack_s,
 };
 
@@ -116,11 +118,23 @@ type Walk = for<'a> fn(&'a str, &mut dyn FnMut(Found<'a>)) -> Result<(), String>
 /// closed), each with its value in the copy taken when the window opened,
 /// when there is one ([`Rows::at_open`]), the change and its rate.
 fn read_counters(input: &[u8], rows: &mut Rows, walk: Walk) -> Result<(), String> {
-    let at_open: Option<HashMap<(String, String), i64>> = rows.at_open().map(|bytes| {
-        let text = text(bytes);
+    let open = rows.at_open().map(|b| text(b).into_owned());
+    read_counter_text(&text(input), open.as_deref(), rows, walk)
+}
+
+/// [`read_counters`] of text already decoded (or printed from another
+/// form: the ctnetlink reader prints `conntrack -S` lines), with the text
+/// of the copy taken when the window opened.
+fn read_counter_text(
+    text: &str,
+    at_open: Option<&str>,
+    rows: &mut Rows,
+    walk: Walk,
+) -> Result<(), String> {
+    let at_open: Option<HashMap<(String, String), i64>> = at_open.map(|text| {
         let mut open = HashMap::new();
         // A damaged copy from the window's start costs only its deltas.
-        let _ = walk(&text, &mut |found| {
+        let _ = walk(text, &mut |found| {
             if let Found::Counter(g, n, v) = found {
                 open.insert((g.to_owned(), n.to_owned()), v);
             }
@@ -128,8 +142,7 @@ fn read_counters(input: &[u8], rows: &mut Rows, walk: Walk) -> Result<(), String
         open
     });
     let secs = rows.window_secs();
-    let text = text(input);
-    walk(&text, &mut |found| match found {
+    walk(text, &mut |found| match found {
         Found::Counter(group, name, value) => {
             let open = at_open
                 .as_ref()
@@ -337,6 +350,16 @@ fn walk_ct_stat<'a>(text: &'a str, out: &mut dyn FnMut(Found<'a>)) -> Result<(),
 
 fn parse_conntrack_s(input: &[u8], rows: &mut Rows) -> Result<(), String> {
     read_counters(input, rows, walk_conntrack_s)
+}
+
+/// Counters from `conntrack -S` text (`cpu=N found=...` lines), and from
+/// the copy of it taken when the window opened: group `conntrack`.
+pub(crate) fn read_conntrack_s_text(
+    text: &str,
+    at_open: Option<&str>,
+    rows: &mut Rows,
+) -> Result<(), String> {
+    read_counter_text(text, at_open, rows, walk_conntrack_s)
 }
 
 fn walk_conntrack_s<'a>(text: &'a str, out: &mut dyn FnMut(Found<'a>)) -> Result<(), String> {

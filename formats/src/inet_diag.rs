@@ -134,7 +134,7 @@ pub const READER: Reader = Reader {
             &[AF_INET, AF_INET6],
         )
     },
-    superseded_by: None,
+    superseded_by: &[],
     parse,
 };
 

@@ -68,7 +68,7 @@ pub const READER: Reader = Reader {
     claims: |path, head| path_ends_with(path, "net/dev") || head.starts_with(b"Inter-|"),
     // The link dump holds the same counters (rtnl_link_stats64, which
     // dev_seq_printf_stats prints) and the device's configuration.
-    superseded_by: Some("../../netlink/link.nl"),
+    superseded_by: &["../../netlink/link.nl"],
     parse,
 };
 

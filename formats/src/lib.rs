@@ -28,6 +28,7 @@ pub mod bundle;
 mod capfile;
 mod conntrack;
 mod counters;
+mod ctnetlink;
 mod decode;
 mod dns;
 mod error;
@@ -61,11 +62,13 @@ pub use capfile::{
 };
 pub use conntrack::{CtEntry, CtTuple, parse_entry as parse_conntrack_entry};
 pub use counters::named_values as counter_values;
+pub use ctnetlink::entry_lines as conntrack_entry_lines;
 pub use decode::{Addr, Headers, L3, Tcp, decode, link, tcp_flag};
 pub use dns::DnsTable;
 pub use error::{Error, Hex};
 pub use events::bpftrace;
 pub use flows::FlowTable;
+pub use logs::{KmsgRecord, kmsg_record};
 pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
 pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read, read_pair};
 pub use table::{Column, Kind, Table, schema_of};
@@ -119,7 +122,7 @@ mod reader_robustness {
         })
     }
 
-    fn inline() -> [(&'static str, &'static [u8]); 11] {
+    fn inline() -> [(&'static str, &'static [u8]); 13] {
         [
             ("netns/host/proc/net/tcp", proc_net::tests::TCP),
             ("netns/host/proc/net/udp", proc_net::tests::UDP),
@@ -135,12 +138,24 @@ mod reader_robustness {
             ("netns/host/proc/net/dev", interfaces::tests::DEV),
             ("netns/host/netlink/link.nl", LINK_SAMPLE.as_slice()),
             ("netns/host/ip-addr.txt", addresses::tests::IP_ADDR),
+            ("netns/host/netlink/conntrack.nl", CT_SAMPLE.as_slice()),
+            (
+                "netns/host/netlink/conntrack_stats.nl",
+                CT_STATS_SAMPLE.as_slice(),
+            ),
         ]
     }
 
     /// A small link conversation (a request, a link, the end).
     static LINK_SAMPLE: std::sync::LazyLock<Vec<u8>> =
         std::sync::LazyLock::new(|| rtnetlink::link::tests::hand_made(1000));
+
+    /// A ctnetlink conversation of a NATed and an unreplied entry, and one
+    /// of per-CPU statistics.
+    static CT_SAMPLE: std::sync::LazyLock<Vec<u8>> =
+        std::sync::LazyLock::new(ctnetlink::tests::hand_made);
+    static CT_STATS_SAMPLE: std::sync::LazyLock<Vec<u8>> =
+        std::sync::LazyLock::new(ctnetlink::tests::hand_made_stats);
 
     fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
         let Ok(entries) = std::fs::read_dir(dir) else {

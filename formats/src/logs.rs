@@ -1,9 +1,17 @@
 //! The `logs` table: kernel and service log lines, from capsnap's
-//! `dmesg.txt` and `journal.txt`, the classic files it copies to `logs/`
+//! `kmsg.txt` (the kernel log as /dev/kmsg gives it; `dmesg.txt` in older
+//! bundles) and `journal.txt`, the classic files it copies to `logs/`
 //! (syslog, messages, kern.log, daemon.log, kubelet.log) and such files
 //! saved by hand.
 //!
 //! Each line is recognised on its own, so a file may mix formats:
+//! - /dev/kmsg records (Documentation/ABI/testing/dev-kmsg):
+//!   `prio,seq,usec,flags[,...];message`, the message with unprintable
+//!   bytes escaped as `\xHH`, then indented `KEY=value` lines (the record's
+//!   device dictionary, which dmesg does not show either: not kept). The
+//!   time is microseconds since boot on the kernel's clock; with the boot
+//!   time the manifest records (`boot_ns`) it becomes `ts`, as `dmesg
+//!   --time-format iso` computes it;
 //! - dmesg, with or without `-x` (`kern  :info  : `), `-r` (`<6>`), and a
 //!   time as `[  8642.344577]` (seconds since boot), `-T`
 //!   (`[Sat Nov 21 19:58:47 2026]`) or `--time-format iso`
@@ -35,7 +43,7 @@ crate::artifact_table!(
             "source",
             Dict,
             false,
-            "dmesg, journal, or the file's name (syslog, kern.log, kubelet.log ...)"
+            "dmesg (the kernel log: /dev/kmsg, or the dmesg tool in older bundles), journal, or the file's name (syslog, kern.log, kubelet.log ...)"
         ),
         (
             "ts",
@@ -98,6 +106,12 @@ crate::artifact_table!(
             false,
             "the message; lines of a multi-line message joined with newlines"
         ),
+        (
+            "seq",
+            U64,
+            true,
+            "the kernel's sequence number of the record (/dev/kmsg): a gap means records were overwritten before they were read; null for other logs"
+        ),
     ]
 );
 
@@ -107,7 +121,7 @@ pub const READER: Reader = Reader {
     what: "dmesg.txt, journal.txt, logs/* (syslog, messages, kern.log, kubelet.log), syslog and klog files",
     claims: |path, head| {
         let name = path.rsplit('/').next().unwrap_or(path);
-        if matches!(name, "dmesg.txt" | "journal.txt") {
+        if matches!(name, "kmsg.txt" | "dmesg.txt" | "journal.txt") {
             return true;
         }
         let text = text(head);
@@ -120,7 +134,7 @@ pub const READER: Reader = Reader {
             .and_then(|l| line(l).ok().flatten())
             .is_some_and(|e| e.time_text.is_some())
     },
-    superseded_by: None,
+    superseded_by: &[],
     parse,
 };
 
@@ -153,15 +167,22 @@ struct Entry {
     pid: Option<u64>,
     location: Option<String>,
     message: String,
+    seq: Option<u64>,
 }
 
 fn parse(input: &[u8], rows: &mut Rows) -> Result<(), String> {
     let text = text(input);
     let source = match rows.origin().file_name() {
-        "dmesg.txt" => "dmesg".to_owned(),
+        "kmsg.txt" | "dmesg.txt" => "dmesg".to_owned(),
         "journal.txt" => "journal".to_owned(),
         other => other.to_owned(),
     };
+    let boot_ns = rows
+        .origin()
+        .manifest
+        .as_ref()
+        .map(|m| m.boot_ns)
+        .filter(|&b| b > 0);
     let mut entries: Vec<Entry> = Vec::new();
     let mut lines = 0;
     let mut last_ok = false;
@@ -176,12 +197,22 @@ fn parse(input: &[u8], rows: &mut Rows) -> Result<(), String> {
             && last_ok
             && let Some(e) = entries.last_mut()
         {
+            if e.seq.is_some() {
+                // A /dev/kmsg record's dictionary (SUBSYSTEM=, DEVICE=).
+                continue;
+            }
             e.message.push('\n');
             e.message.push_str(raw.trim());
             continue;
         }
         match line(raw) {
-            Ok(Some(e)) => {
+            Ok(Some(mut e)) => {
+                if let (Some(up), Some(boot)) = (e.uptime_ns.filter(|_| e.seq.is_some()), boot_ns) {
+                    let ts = boot.saturating_add(up);
+                    e.ts = i64::try_from(ts).ok();
+                    e.ts_local = Some(false);
+                    e.time_text = Some(crate::bundle::rfc3339(ts));
+                }
                 entries.push(e);
                 last_ok = true;
             }
@@ -209,6 +240,7 @@ fn parse(input: &[u8], rows: &mut Rows) -> Result<(), String> {
             V::from(e.pid),
             V::from(e.location.as_deref()),
             V::Str(&e.message),
+            V::from(e.seq),
         ]);
     }
     Ok(())
@@ -221,6 +253,20 @@ fn line(raw: &str) -> Result<Option<Entry>, String> {
     let t = l.trim_start();
     if t.starts_with("-- ") && t.ends_with(" --") {
         return Ok(None);
+    }
+    if let Some(r) = kmsg_record(t) {
+        let mut e = Entry {
+            level: LEVELS.get(usize::from(r.prio & 7)).copied(),
+            facility: FACILITIES.get(usize::from(r.prio >> 3)).copied(),
+            uptime_ns: Some(r.usec.saturating_mul(1000)),
+            time_text: Some(format!("{}.{:06}", r.usec / 1_000_000, r.usec % 1_000_000)),
+            ident: Some("kernel".into()),
+            message: unescape(r.message),
+            seq: Some(r.seq),
+            ..Entry::default()
+        };
+        name_writer(&mut e);
+        return Ok(Some(e));
     }
     let mut e = Entry::default();
     // `<PRI>` of dmesg -r and raw syslog.
@@ -317,8 +363,13 @@ fn dmesg(body: &str, mut e: Entry) -> Entry {
     } else {
         e.message = body.to_owned();
     }
-    // A line written to /dev/kmsg by a program (`systemd[1]: ...`) with a
-    // facility other than kern names its writer.
+    name_writer(&mut e);
+    e
+}
+
+/// A line written to /dev/kmsg by a program (`systemd[1]: ...`) with a
+/// facility other than kern names its writer.
+fn name_writer(e: &mut Entry) {
     if e.facility.is_some_and(|f| f != "kern")
         && let Some((ident, pid, msg)) = tag(&e.message)
     {
@@ -326,7 +377,70 @@ fn dmesg(body: &str, mut e: Entry) -> Entry {
         e.pid = pid;
         e.message = msg.to_owned();
     }
-    e
+}
+
+/// One /dev/kmsg record's header and message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KmsgRecord<'a> {
+    /// Facility << 3 | level.
+    pub prio: u16,
+    pub seq: u64,
+    /// Microseconds since boot (the kernel's `local_clock`).
+    pub usec: u64,
+    /// The message as the kernel escaped it (`\xHH`).
+    pub message: &'a str,
+}
+
+/// The first line of a /dev/kmsg record, `prio,seq,usec,flags[,...];message`
+/// (kernel/printk/printk.c `info_print_ext_header`), if `line` is one.
+pub fn kmsg_record(line: &str) -> Option<KmsgRecord<'_>> {
+    let (header, message) = line.split_once(';')?;
+    let mut fields = header.split(',');
+    let number = |s: Option<&str>| {
+        s.filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))?
+            .parse::<u64>()
+            .ok()
+    };
+    let prio = u16::try_from(number(fields.next())?).ok()?;
+    let seq = number(fields.next())?;
+    let usec = number(fields.next())?;
+    // The flags: `-`, or `c` for a continued line in older kernels.
+    let flags = fields.next()?;
+    if flags.len() != 1 || prio > 191 {
+        return None;
+    }
+    Some(KmsgRecord {
+        prio,
+        seq,
+        usec,
+        message,
+    })
+}
+
+/// A /dev/kmsg message with its `\xHH` escapes undone (the kernel escapes
+/// backslashes and bytes outside printable ASCII, newlines among them).
+pub fn unescape(message: &str) -> String {
+    if !message.contains("\\x") {
+        return message.to_owned();
+    }
+    let b = message.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && b.get(i + 1) == Some(&b'x')
+            && let Some(hex) = b.get(i + 2..i + 4)
+            && let Ok(hex) = std::str::from_utf8(hex)
+            && let Ok(byte) = u8::from_str_radix(hex, 16)
+        {
+            out.push(byte);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `8642.344577` (seconds since boot, as printk prints them) in ns.
@@ -657,6 +771,74 @@ mod tests {
 
     /// 2026-11-21T19:58:47Z
     const BOOT: i64 = 1_795_291_127_000_000_000;
+
+    /// Records as /dev/kmsg gives them: a kernel line with its device
+    /// dictionary, an escaped multi-line message, a line systemd wrote
+    /// (facility daemon), and a gap in the sequence numbers.
+    const KMSG: &str = r"6,1021,8642344577,-;veth-c: left promiscuous mode
+ SUBSYSTEM=net
+ DEVICE=n7
+4,1022,8643000001,-;first\x0asecond \x5c end
+30,1025,8644100000,-;systemd[1]: Started capsnap.service.
+";
+
+    #[test]
+    fn kmsg_records_keep_their_sequence_numbers_and_kernel_times() {
+        let manifest = crate::bundle::Manifest {
+            format_version: crate::bundle::FORMAT_VERSION,
+            boot_ns: BOOT as u64,
+            ..Default::default()
+        };
+        let origin = Origin::in_bundle("b", &std::sync::Arc::new(manifest), "kmsg.txt");
+        let (b, skipped, _) = read(&READER, KMSG.as_bytes(), origin).unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
+        assert_eq!(b.num_rows(), 3);
+        assert_eq!(u(&b, "seq"), [Some(1021), Some(1022), Some(1025)]);
+        assert_eq!(
+            u(&b, "uptime_ns"),
+            [
+                Some(8_642_344_577_000),
+                Some(8_643_000_001_000),
+                Some(8_644_100_000_000)
+            ]
+        );
+        assert_eq!(ts(&b)[0], Some(BOOT + 8_642_344_577_000));
+        assert_eq!(
+            strs(&b, "time_text")[0].as_deref(),
+            Some("2026-11-21T22:22:49.344577000Z")
+        );
+        assert_eq!(
+            strs(&b, "message"),
+            [
+                Some("veth-c: left promiscuous mode".into()),
+                Some("first\nsecond \\ end".into()),
+                Some("Started capsnap.service.".into())
+            ]
+        );
+        assert_eq!(
+            strs(&b, "level"),
+            [
+                Some("info".into()),
+                Some("warning".into()),
+                Some("info".into())
+            ]
+        );
+        assert_eq!(strs(&b, "facility")[2].as_deref(), Some("daemon"));
+        assert_eq!(strs(&b, "ident")[2].as_deref(), Some("systemd"));
+        assert_eq!(u(&b, "pid")[2], Some(1));
+        assert!(
+            strs(&b, "source")
+                .iter()
+                .all(|s| s.as_deref() == Some("dmesg"))
+        );
+        // Saved by hand (`cat /dev/kmsg`), without a manifest: the time
+        // since boot only.
+        let (b, _, _) = load(KMSG, "saved/kmsg");
+        assert_eq!(b.num_rows(), 3);
+        assert_eq!(ts(&b)[0], None);
+        assert_eq!(strs(&b, "time_text")[0].as_deref(), Some("8642.344577"));
+        assert!((READER.claims)("saved/kmsg", KMSG.as_bytes()));
+    }
 
     #[test]
     fn capsnap_dmesg_with_a_continuation_line() {

@@ -39,6 +39,7 @@ pub const NLA_HDRLEN: usize = 4;
 /// Netlink protocols (include/uapi/linux/netlink.h).
 pub const NETLINK_ROUTE: i32 = 0;
 pub const NETLINK_SOCK_DIAG: i32 = 4;
+pub const NETLINK_NETFILTER: i32 = 12;
 
 // include/uapi/linux/rtnetlink.h
 pub const RTM_NEWLINK: u16 = 16;
@@ -51,6 +52,14 @@ pub const RTM_NEWRULE: u16 = 32;
 pub const RTM_GETRULE: u16 = 34;
 // include/uapi/linux/sock_diag.h
 pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
+
+/// ctnetlink's message types: the subsystem in the high byte
+/// (include/uapi/linux/netfilter/nfnetlink.h `NFNL_SUBSYS_CTNETLINK` 1),
+/// the message in the low one (include/uapi/linux/netfilter/nfnetlink_conntrack.h
+/// `enum cntl_msg_types`).
+pub const IPCTNL_MSG_CT_NEW: u16 = 0x100;
+pub const IPCTNL_MSG_CT_GET: u16 = 0x101;
+pub const IPCTNL_MSG_CT_GET_STATS_CPU: u16 = 0x104;
 
 pub const AF_UNSPEC: u8 = 0;
 pub const AF_INET: u8 = 2;
@@ -206,6 +215,37 @@ pub const INET_DIAG_DUMP: Dump = Dump {
         },
     ],
     answer: SOCK_DIAG_BY_FAMILY,
+};
+
+/// `struct nfgenmsg` (include/uapi/linux/netfilter/nfnetlink.h): family,
+/// version NFNETLINK_V0, res_id. AF_UNSPEC asks for every layer 3
+/// protocol: ctnetlink filters by family only when one is given
+/// (net/netfilter/nf_conntrack_netlink.c, `ctnetlink_needs_filter`).
+const NFGENMSG_ANY: [u8; 4] = [AF_UNSPEC, 0, 0, 0];
+
+/// Every connection tracking entry of the namespace, IPv4 and IPv6, every
+/// zone (IPCTNL_MSG_CT_GET with NLM_F_DUMP over NETLINK_NETFILTER: what
+/// `conntrack -L` asks; the kernel walks the table and sends the entries
+/// of the socket's namespace) (`netlink/conntrack.nl`).
+pub const CONNTRACK_DUMP: Dump = Dump {
+    protocol: NETLINK_NETFILTER,
+    requests: &[Request {
+        kind: IPCTNL_MSG_CT_GET,
+        body: &NFGENMSG_ANY,
+    }],
+    answer: IPCTNL_MSG_CT_NEW,
+};
+
+/// The per-CPU conntrack statistics (IPCTNL_MSG_CT_GET_STATS_CPU, what
+/// `conntrack -S` asks): one answer per possible CPU, the CPU in the
+/// nfgenmsg's res_id (`netlink/conntrack_stats.nl`).
+pub const CONNTRACK_STATS_DUMP: Dump = Dump {
+    protocol: NETLINK_NETFILTER,
+    requests: &[Request {
+        kind: IPCTNL_MSG_CT_GET_STATS_CPU,
+        body: &NFGENMSG_ANY,
+    }],
+    answer: IPCTNL_MSG_CT_GET_STATS_CPU,
 };
 
 impl Request {
@@ -364,6 +404,17 @@ pub fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 
 pub fn i32_at(b: &[u8], at: usize) -> Option<i32> {
     Some(i32::from_le_bytes(*b.get(at..)?.first_chunk()?))
+}
+
+/// A big-endian u32: every ctnetlink number (the kernel puts them with
+/// `nla_put_be32`).
+pub fn be32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(*b.get(at..)?.first_chunk()?))
+}
+
+/// A big-endian u64: ctnetlink counters and timestamps.
+pub fn be64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(*b.get(at..)?.first_chunk()?))
 }
 
 pub fn u64_at(b: &[u8], at: usize) -> Option<u64> {

@@ -81,7 +81,7 @@ pub const READER: Reader = Reader {
     table: &TABLE,
     what: "/proc/net/tcp, tcp6, udp, udp6, raw, raw6, udplite, udplite6, icmp, icmp6",
     claims: |path, head| file_name_is(path, NAMES) || is_header(&first_line(head)),
-    superseded_by: None,
+    superseded_by: &[],
     parse,
 };
 

@@ -69,7 +69,7 @@ pub const READER: Reader = Reader {
     table: &TABLE,
     what: "processes.jsonl (capsnap)",
     claims: |path, _| file_name_is(path, &["processes.jsonl"]),
-    superseded_by: None,
+    superseded_by: &[],
     parse,
 };
 
@@ -154,7 +154,7 @@ pub mod fds {
         claims: |path, head| {
             file_name_is(path, &["fds.tsv"]) || head.starts_with(FDS_HEADER.as_bytes())
         },
-        superseded_by: None,
+        superseded_by: &[],
         parse,
     };
 

@@ -481,11 +481,11 @@ pub struct Reader {
     /// 4 KiB). Path first where it is decisive; content for files saved by
     /// hand under any name.
     pub claims: fn(path: &str, head: &[u8]) -> bool,
-    /// A file next to this one (relative to this file's directory) that
-    /// holds the same rows with more detail: when it is present, this file
+    /// Files next to this one (relative to this file's directory) that
+    /// hold the same rows with more detail: when one is present, this file
     /// is not read, so rows are not counted twice (a bundle holds both
     /// /proc/net/unix and the sock_diag dump).
-    pub superseded_by: Option<&'static str>,
+    pub superseded_by: &'static [&'static str],
     /// Parses the whole file. An `Err` means the file is not of this kind
     /// at all; damaged lines are [`Rows::skip`]ped instead.
     pub parse: fn(input: &[u8], rows: &mut Rows) -> Result<(), String>,

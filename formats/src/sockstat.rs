@@ -81,7 +81,7 @@ pub const READER: Reader = Reader {
             || head.starts_with(b"sockets: used ")
             || head.starts_with(b"TCP6: inuse ")
     },
-    superseded_by: None,
+    superseded_by: &[],
     parse,
 };
 

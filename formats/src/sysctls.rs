@@ -30,7 +30,7 @@ pub const READER: Reader = Reader {
     claims: |path, head| {
         file_name_is(path, &["sysctls.txt"]) || sys_name(path).is_some() || looks_like_sysctls(head)
     },
-    superseded_by: None,
+    superseded_by: &[],
     parse,
 };
 

@@ -67,7 +67,7 @@ pub const PROC_READER: Reader = Reader {
     what: "/proc/net/unix",
     claims: |path, head| file_name_is(path, &["unix"]) || is_proc_header(&first_line(head)),
     // netns/<label>/proc/net/unix -> netns/<label>/unix_diag.tsv
-    superseded_by: Some("../../unix_diag.tsv"),
+    superseded_by: &["../../unix_diag.tsv"],
     parse: parse_proc,
 };
 
@@ -80,7 +80,7 @@ pub const DIAG_READER: Reader = Reader {
             || path_ends_with(path, "unix_diag.tsv")
             || head.starts_with(b"inode\tkind\tstate\tpath\t")
     },
-    superseded_by: None,
+    superseded_by: &[],
     parse: parse_diag,
 };
 
@@ -651,7 +651,7 @@ x\tstream\tlisten\t\t\t\t\t\t\t\t\t\t
             "proc/net/unix",
             b"Num       RefCount"
         ));
-        assert_eq!(PROC_READER.superseded_by, Some("../../unix_diag.tsv"));
+        assert_eq!(PROC_READER.superseded_by, ["../../unix_diag.tsv"]);
     }
 
     #[test]

@@ -127,8 +127,8 @@ PY
 ) || fail "the bundle lacks the two copies of the namespace's nf_conntrack stats"
 ((inside > 0)) || fail "conntrack drops did not rise inside the window: +$inside"
 inode=$(stat -L -c %i "/run/netns/$SRV")
-logged=$(grep -c "table full in netns $inode, dropping packet" "$WORK/bundle/dmesg.txt" || true)
-echo "bundle: drop +$inside inside the window ($now before, $after after); $logged 'table full in netns $inode' lines in dmesg.txt" >&2
+logged=$(grep -c "table full in netns $inode, dropping packet" "$WORK/bundle/kmsg.txt" || true)
+echo "bundle: drop +$inside inside the window ($now before, $after after); $logged 'table full in netns $inode' lines in kmsg.txt" >&2
 
 "$PY" - "$FACTS" <<PY
 import json, sys

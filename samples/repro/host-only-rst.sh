@@ -157,12 +157,16 @@ say "bundle: host capture $rst_count RST (seq $rst_seq) preceded by $ack_rows AC
 ((ack_rows >= 1)) || fail "the bundle's host capture lacks the out-of-window ACK before the RST"
 IFS=, read -r ctr_rst ctr_up ctr_bogus <<<"$ctr_rows"
 ((ctr_rst == 0 && ctr_up > 0 && ctr_bogus == 0)) || fail "container capture: $ctr_rows (RSTs, upload packets, bogus ACKs)"
-grep -q "src=$CTR_IP dst=$REMOTE_IP sport=$CTR_PORT dport=$REMOTE_PORT src=$REMOTE_IP dst=$NAT_IP sport=$REMOTE_PORT dport=$nat_port" \
-    "$B/netns/host/conntrack.txt" || fail "the bundle's conntrack.txt lacks the NAT entry"
+ct_rows=$(q "select count(*) from conntrack where netns = 'host' and orig_src = '$CTR_IP'
+    and orig_dst = '$REMOTE_IP' and orig_sport = $CTR_PORT and orig_dport = $REMOTE_PORT
+    and reply_src = '$REMOTE_IP' and reply_dst = '$NAT_IP' and reply_sport = $REMOTE_PORT
+    and reply_dport = $nat_port" "$B")
+((ct_rows == 1)) || fail "the bundle's conntrack table (ctnetlink) lacks the NAT entry"
 grep -qx "net.netfilter.nf_conntrack_tcp_be_liberal = 0" "$B/netns/host/sysctls.txt" ||
     fail "the bundle's sysctls.txt lacks nf_conntrack_tcp_be_liberal = 0"
-snap_invalid=$(sed -n 's/.* invalid=\([0-9]*\).*/\1/p' "$B/netns/host/conntrack-stats.txt" | awk '{s += $1} END {print s + 0}')
-((snap_invalid >= 2)) || fail "the bundle's conntrack-stats.txt has invalid=$snap_invalid"
+snap_invalid=$(q "select value from net_counters where netns = 'host' and \"group\" = 'conntrack'
+    and name = 'invalid'" "$B")
+((${snap_invalid:-0} >= 2)) || fail "the bundle's ctnetlink statistics have invalid=$snap_invalid"
 host_inode=$("$PY" -c 'import json,sys; print([n["inode"] for n in json.load(open(sys.argv[1]))["namespaces"] if n["label"] == "host"][0])' "$B/manifest.json")
 # eBPF evidence is recorded, not required: bpftrace can lose events on a
 # loaded machine, and the packets above already prove the fault.
@@ -198,7 +202,7 @@ facts = {
             "ack_seq) from $NAT_IP:$nat_port to $REMOTE_IP:$REMOTE_PORT, both on interface $LAB-up",
         "container_capture": "netns/$CTR/packets.pcapng: the same upload ($CTR_IP:$CTR_PORT), "
             "neither the ACK nor any RST",
-        "conntrack": "netns/host/conntrack.txt: src=$CTR_IP dst=$REMOTE_IP sport=$CTR_PORT "
+        "conntrack": "netns/host/netlink/conntrack.nl (ctnetlink): src=$CTR_IP dst=$REMOTE_IP sport=$CTR_PORT "
             "dport=$REMOTE_PORT src=$REMOTE_IP dst=$NAT_IP sport=$REMOTE_PORT dport=$nat_port",
         "conntrack_stats_invalid_at_snapshot": $snap_invalid,
         "sysctl": "net.netfilter.nf_conntrack_tcp_be_liberal = 0 (netns/host/sysctls.txt)",
@@ -216,7 +220,7 @@ facts = {
         "container_rsts": $ctr_rsts,
     },
     "notes": [
-        "Counters (conntrack-stats.txt, snmp, netstat) are snapshotted at the start of the "
+        "Counters (ctnetlink statistics, snmp, netstat) are snapshotted at the start of the "
         "capture window: they include the ACK injected just before collect (2 invalid: the "
         "ACK and the node's RST, itself INVALID as a new connection), not the one inside it.",
         "The RST's sequence number is outside the remote's window, so the remote drops it and "

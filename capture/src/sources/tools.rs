@@ -1,8 +1,12 @@
-//! The node's own tools, run inside each namespace: addresses, links,
-//! routes and rules (`ip`), netfilter rules (`iptables-save`, `nft`) and
-//! conntrack (`conntrack -L`, `-S`). Every per-namespace tool artifact of
-//! the registry runs the command its source id names; a tool that is not
-//! installed is skipped, one that fails or hangs is reported.
+//! The node's own tools, run inside each namespace: the netfilter rules
+//! (`iptables-save` and `ip6tables-save`, read into `firewall_rules`, also
+//! when the window opens; `nft`), optional extras: without them that table
+//! is empty and says why. Every per-namespace tool artifact the registry still
+//! collects runs the command its source id names; a tool that is not
+//! installed is skipped ("tool missing"), one that fails or hangs is
+//! reported. Links, addresses, routes, rules and conntrack, which `ip`
+//! and `conntrack` gave before, are read over netlink
+//! ([`super::netlink`]).
 
 use crate::report::SourceReport;
 use crate::source::{Context, InNetns, Phase, Scope, Source, Window};
@@ -29,7 +33,10 @@ impl Source for Tools {
             .iter()
             // The copies at window open are the window-open source's.
             .filter(|a| {
-                a.scope == Layout::Netns && a.command.is_some() && a.taken_at_close().is_none()
+                a.scope == Layout::Netns
+                    && a.command.is_some()
+                    && a.collected
+                    && a.taken_at_close().is_none()
             })
             .collect()
     }

@@ -660,8 +660,8 @@ fn sleep_unless(halt: &AtomicBool, d: Duration) {
     }
 }
 
-/// Checks the RSTs the node sends against its conntrack table: `conntrack
-/// -L` in the namespace, for the flow whose NAT port the RST left from.
+/// Checks the RSTs the node sends against its conntrack table (a ctnetlink
+/// dump in the namespace) for the flow whose NAT port the RST left from.
 fn check_rsts(
     namespaces: &[Netns],
     candidates: Receiver<RstCandidate>,
@@ -683,13 +683,11 @@ fn check_rsts(
         };
         // Let conntrack finish with the packets around the RST.
         std::thread::sleep(Duration::from_millis(20));
-        let port = c.sport.to_string();
-        let argv = ["conntrack", "-L", "-p", "tcp", "--reply-port-dst", &port];
-        let Ok(out) = run_in(ns, &argv) else {
+        let Ok(entries) = conntrack_in(ns) else {
             continue;
         };
-        for line in out.lines() {
-            if let Some(t) = triggers::host_only_rst(&c, line, &ns.label) {
+        for line in formats::conntrack_entry_lines(&entries) {
+            if let Some(t) = triggers::host_only_rst(&c, &line, &ns.label) {
                 let _ = fire.send(t);
                 break;
             }
@@ -697,21 +695,19 @@ fn check_rsts(
     }
 }
 
-/// Runs a short command in namespace `ns` (tied to capsnap) and returns
-/// its stdout.
-fn run_in(ns: &Netns, argv: &[&str]) -> std::io::Result<String> {
-    let file = (ns.label != "host")
-        .then(|| std::fs::File::open(&ns.path))
-        .transpose()?;
-    let mut cmd = std::process::Command::new(argv[0]);
-    cmd.args(&argv[1..])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    use std::os::fd::AsFd;
-    let child = sys::spawn_tied(&mut cmd, file.as_ref().map(|f| f.as_fd()))?;
-    let out = child.wait_with_output()?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+/// The conntrack table of namespace `ns` as ctnetlink answers it (the
+/// conversation's bytes), asked from a thread that enters it: setns(2)
+/// moves only the calling thread.
+fn conntrack_in(ns: &Netns) -> std::io::Result<Vec<u8>> {
+    let path = (ns.label != "host").then(|| ns.path.clone());
+    std::thread::spawn(move || {
+        if let Some(path) = path {
+            sys::enter_netns(&path).map_err(std::io::Error::other)?;
+        }
+        crate::netlink::converse(&formats::netlink::CONNTRACK_DUMP).map(|c| c.bytes)
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("the conntrack lookup thread panicked"))?
 }
 
 /// Follows the kernel log (/dev/kmsg, from its end) for the lines that
@@ -742,12 +738,8 @@ fn follow_kmsg(fire: &Sender<Trigger>, halt: &AtomicBool) {
         };
         let record = String::from_utf8_lossy(&buf[..n]);
         // "prio,seq,usec,flags;message\n continuation lines"
-        let message = record
-            .split_once(';')
-            .map_or(&*record, |(_, m)| m)
-            .lines()
-            .next()
-            .unwrap_or("");
+        let first = record.lines().next().unwrap_or("");
+        let message = formats::kmsg_record(first).map_or(first, |r| r.message);
         if let Some(t) = triggers::log_line(message, "kernel") {
             let _ = fire.send(t);
         }

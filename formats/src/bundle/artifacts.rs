@@ -11,12 +11,15 @@
 //! its `TABLE` and `READER`), then add one line here per file it reads.
 //! Entries are grouped by table in the order `capsnap tables` lists them.
 
-use crate::netlink::{ADDR_DUMP, Dump, INET_DIAG_DUMP, LINK_DUMP, ROUTE_DUMP, RULE_DUMP};
+use crate::netlink::{
+    ADDR_DUMP, CONNTRACK_DUMP, CONNTRACK_STATS_DUMP, Dump, INET_DIAG_DUMP, LINK_DUMP, ROUTE_DUMP,
+    RULE_DUMP,
+};
 use crate::rows::Reader;
 use crate::table::Table;
 use crate::{
-    addresses, conntrack, counters, dns, events, firewall, flows, inet_diag, interfaces, logs,
-    packets, proc_net, processes, rtnetlink, sockstat, sysctls, unix,
+    addresses, conntrack, counters, ctnetlink, dns, events, firewall, flows, inet_diag, interfaces,
+    logs, packets, proc_net, processes, rtnetlink, sockstat, sysctls, unix,
 };
 use std::sync::LazyLock;
 
@@ -73,9 +76,14 @@ pub struct Artifact {
     /// The command whose output it is, for a node's tool (`ip`,
     /// `conntrack`, `crictl` ...).
     pub command: Option<&'static [&'static str]>,
-    /// The netlink dump it is the conversation of (rtnetlink, sock_diag).
+    /// The netlink dump it is the conversation of (rtnetlink, sock_diag,
+    /// ctnetlink).
     pub netlink: Option<&'static Dump>,
     pub parse: Parse,
+    /// Whether today's collector writes it. A file only older bundles hold
+    /// (a tool's output that a netlink dump replaced) stays listed, with
+    /// the source id it was reported under, so those bundles still read.
+    pub collected: bool,
 }
 
 impl Artifact {
@@ -151,6 +159,7 @@ const fn netns(path: &'static str, source: &'static str, parse: Parse) -> Artifa
         command: None,
         netlink: None,
         parse,
+        collected: true,
     }
 }
 
@@ -162,6 +171,7 @@ const fn node(path: &'static str, source: &'static str, parse: Parse) -> Artifac
         command: None,
         netlink: None,
         parse,
+        collected: true,
     }
 }
 
@@ -180,6 +190,7 @@ const fn tool(
         command: Some(command),
         netlink: None,
         parse,
+        collected: true,
     }
 }
 
@@ -191,6 +202,7 @@ const fn hand(reader: &'static Reader) -> Artifact {
         command: None,
         netlink: None,
         parse: Parse::Text(reader),
+        collected: false,
     }
 }
 
@@ -208,6 +220,15 @@ const fn dump(
         command: None,
         netlink: Some(dump),
         parse,
+        collected: true,
+    }
+}
+
+/// An artifact only bundles made before capsnap read it another way hold.
+const fn retired(a: Artifact) -> Artifact {
+    Artifact {
+        collected: false,
+        ..a
     }
 }
 
@@ -238,8 +259,25 @@ pub const LINKS: Artifact = dump(
     &LINK_DUMP,
     Text(&rtnetlink::link::READER),
 );
+/// The conntrack table of a namespace by ctnetlink: both tuples of every
+/// entry (the NAT translation), state, timeout, mark, zone, counters.
+pub const CONNTRACK: Artifact = dump(
+    "netlink/conntrack.nl",
+    "ctnl_conntrack",
+    &CONNTRACK_DUMP,
+    Text(&ctnetlink::ENTRIES_READER),
+);
+/// Per-CPU conntrack statistics by ctnetlink (read again when the window
+/// opens).
+pub const CONNTRACK_STATS: Artifact = dump(
+    "netlink/conntrack_stats.nl",
+    "ctnl_stats",
+    &CONNTRACK_STATS_DUMP,
+    Text(&ctnetlink::STATS_READER),
+);
 pub const EVENTS: Artifact = node("ebpf/events.jsonl", "ebpf", Text(&events::bpftrace::READER));
-pub const KERNEL_LOG: Artifact = node("dmesg.txt", "kernel_log", Text(&logs::READER));
+/// The kernel log, every record /dev/kmsg holds, as it gives them.
+pub const KERNEL_LOG: Artifact = node("kmsg.txt", "kernel_log", Text(&logs::READER));
 pub const JOURNAL: Artifact = node("journal.txt", "journal", Text(&logs::READER));
 pub const LOG_FILES: Artifact = node("logs/", "log_files", Text(&logs::READER));
 /// The container runtimes' listings, read before the window to name the
@@ -320,28 +358,33 @@ pub const ARTIFACTS: &[Artifact] = &[
         "proc_net_stat_nf_conntrack",
         Text(&counters::NF_CONNTRACK_STAT_READER),
     ),
-    tool(
+    CONNTRACK_STATS,
+    // Before ctnetlink: the `conntrack` tool's output.
+    retired(tool(
         Scope::Netns,
         "conntrack-stats.txt",
         "tool:conntrack -S",
         &["conntrack", "-S"],
         Text(&counters::CONNTRACK_STATS_READER),
-    ),
+    )),
     netns(
         "proc/net/nf_conntrack",
         "proc_net_nf_conntrack",
         Text(&conntrack::PROC_READER),
     ),
-    tool(
+    CONNTRACK,
+    retired(tool(
         Scope::Netns,
         "conntrack.txt",
         "tool:conntrack -L -o extended",
         &["conntrack", "-L", "-o", "extended"],
         Text(&conntrack::TOOL_READER),
-    ),
+    )),
     EVENTS,
     hand(&events::tools::READER),
     KERNEL_LOG,
+    // Before /dev/kmsg: `dmesg -x --time-format iso`.
+    retired(node("dmesg.txt", "kernel_log", Text(&logs::READER))),
     JOURNAL,
     LOG_FILES,
     netns("proc/net/dev", "proc_net_dev", Text(&interfaces::READER)),
@@ -364,13 +407,14 @@ pub const ARTIFACTS: &[Artifact] = &[
         &RULE_DUMP,
         Text(&rtnetlink::rule::READER),
     ),
-    tool(
+    // Before rtnetlink's address dump: `ip addr`.
+    retired(tool(
         Scope::Netns,
         "ip-addr.txt",
         "tool:ip -d -s addr",
         &["ip", "-d", "-s", "addr"],
         Text(&addresses::READER),
-    ),
+    )),
     tool(
         Scope::Netns,
         "iptables-save.txt",
@@ -409,6 +453,12 @@ pub const ARTIFACTS: &[Artifact] = &[
         &LINK_DUMP,
         AtOpen,
     ),
+    dump(
+        "window-open/netlink/conntrack_stats.nl",
+        "open:ctnl_stats",
+        &CONNTRACK_STATS_DUMP,
+        AtOpen,
+    ),
     tool(
         Scope::Netns,
         "window-open/iptables-save.txt",
@@ -425,34 +475,35 @@ pub const ARTIFACTS: &[Artifact] = &[
     ),
     // Raw: kept for people and tools, read by no table yet.
     netns("proc/net/packet", "proc_net_packet", Raw),
-    tool(
+    // `ip`'s listings, before rtnetlink's dumps replaced them.
+    retired(tool(
         Scope::Netns,
         "ip-link.txt",
         "tool:ip -d -s link",
         &["ip", "-d", "-s", "link"],
         Raw,
-    ),
-    tool(
+    )),
+    retired(tool(
         Scope::Netns,
         "ip-route.txt",
         "tool:ip route show table all",
         &["ip", "route", "show", "table", "all"],
         Raw,
-    ),
-    tool(
+    )),
+    retired(tool(
         Scope::Netns,
         "ip6-route.txt",
         "tool:ip -6 route show table all",
         &["ip", "-6", "route", "show", "table", "all"],
         Raw,
-    ),
-    tool(
+    )),
+    retired(tool(
         Scope::Netns,
         "ip-rule.txt",
         "tool:ip rule",
         &["ip", "rule"],
         Raw,
-    ),
+    )),
     tool(
         Scope::Netns,
         "nft-ruleset.txt",

@@ -37,6 +37,12 @@ pub struct Manifest {
     pub kernel: String,
     #[serde(default)]
     pub boot_id: String,
+    /// When the node booted, nanoseconds since the epoch (the wall clock
+    /// minus CLOCK_BOOTTIME at collection, as dmesg computes it): what the
+    /// kernel log's timestamps since boot are added to. 0 in bundles made
+    /// before capsnap recorded it.
+    #[serde(default)]
+    pub boot_ns: u64,
     /// Collection window, UTC, RFC 3339 and nanoseconds since the epoch.
     #[serde(default)]
     pub started: String,

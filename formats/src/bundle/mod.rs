@@ -11,7 +11,7 @@
 //!   namespace's [`Namespace::dir`] (an escaped form of its label, recorded
 //!   in the manifest so every label reads back exactly).
 //! - Per node, the files at the bundle root (`processes.jsonl`, `fds.tsv`,
-//!   `ebpf/`, `dmesg.txt` ...).
+//!   `ebpf/`, `kmsg.txt` ...).
 //!
 //! [`ARTIFACTS`] lists every file with the source that writes it and the
 //! reader that reads it; the collector writes through it and the loader,

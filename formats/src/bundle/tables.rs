@@ -59,7 +59,7 @@ pub const NETNS_READER: Reader = Reader {
     table: &TABLE,
     what: "manifest.json namespaces",
     claims,
-    superseded_by: None,
+    superseded_by: &[],
     parse: parse_netns,
 };
 
@@ -148,7 +148,7 @@ pub const COLLECTION_READER: Reader = Reader {
     table: &collection::TABLE,
     what: "manifest.json sources",
     claims,
-    superseded_by: None,
+    superseded_by: &[],
     parse: parse_collection,
 };
 

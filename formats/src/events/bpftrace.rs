@@ -53,7 +53,7 @@ pub(crate) const READER: Reader = Reader {
     table: &TABLE,
     what: "ebpf/events.jsonl (capsnap's bpftrace probes)",
     claims: |path, head| file_name_is(path, &["events.jsonl"]) || head.starts_with(RECORD_START),
-    superseded_by: None,
+    superseded_by: &[],
     parse: parse_jsonl,
 };
 

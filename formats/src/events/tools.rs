@@ -30,7 +30,7 @@ pub(crate) const READER: Reader = Reader {
         text.lines()
             .any(|l| header(l).is_some() || l.contains(OOM_MARK))
     },
-    superseded_by: None,
+    superseded_by: &[],
     parse: parse_tools,
 };
 

@@ -39,7 +39,7 @@ pub const READER: Reader = Reader {
     table: &TABLE,
     what: "netlink/addr.nl (rtnetlink RTM_GETADDR dump)",
     claims: |path, head| claims_conversation(path, head, "addr.nl", RTM_GETADDR, &[]),
-    superseded_by: None,
+    superseded_by: &[],
     parse,
 };
 

@@ -49,7 +49,7 @@ pub const READER: Reader = Reader {
     table: &TABLE,
     what: "netlink/link.nl (rtnetlink RTM_GETLINK dump)",
     claims: |path, head| claims_conversation(path, head, "link.nl", RTM_GETLINK, &[]),
-    superseded_by: None,
+    superseded_by: &[],
     parse,
 };
 

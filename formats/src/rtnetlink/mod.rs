@@ -18,8 +18,16 @@ use crate::netlink::{self, Attrs, RTM_NEWLINK, Turn};
 use crate::rows::file_name_is;
 use std::collections::HashMap;
 
-/// The conversation files of this module and of `inet_diag`, by name.
-const FILES: &[&str] = &["link.nl", "addr.nl", "route.nl", "rule.nl", "inet_diag.nl"];
+/// The conversation files of this module, `inet_diag` and `ctnetlink`, by name.
+const FILES: &[&str] = &[
+    "link.nl",
+    "addr.nl",
+    "route.nl",
+    "rule.nl",
+    "inet_diag.nl",
+    "conntrack.nl",
+    "conntrack_stats.nl",
+];
 
 /// Whether a reader of conversations whose requests are of type `kind`
 /// (and `family` for sock_diag, 0 for any) takes the file at `path` with

@@ -147,7 +147,7 @@ pub const READER: Reader = Reader {
     table: &TABLE,
     what: "netlink/route.nl (rtnetlink RTM_GETROUTE dump)",
     claims: |path, head| claims_conversation(path, head, "route.nl", RTM_GETROUTE, &[]),
-    superseded_by: None,
+    superseded_by: &[],
     parse,
 };
 

@@ -119,7 +119,7 @@ pub const READER: Reader = Reader {
     table: &TABLE,
     what: "netlink/rule.nl (rtnetlink RTM_GETRULE dump)",
     claims: |path, head| claims_conversation(path, head, "rule.nl", RTM_GETRULE, &[]),
-    superseded_by: None,
+    superseded_by: &[],
     parse,
 };
 

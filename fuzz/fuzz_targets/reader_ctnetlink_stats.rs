@@ -1,0 +1,6 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| capsnap_fuzz::reader(
+    "netlink/conntrack_stats.nl",
+    "netns/host/netlink/conntrack_stats.nl",
+    data
+));
