@@ -68,9 +68,7 @@ for _ in $(seq 100); do
 done
 grep -qs ready "$WORK/server.log" || fail "the server did not start: $(cat "$WORK/server.log")"
 
-overflows() {
-    ip netns exec "$SRV" awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) k[i] = $i; h = 1 } else for (i = 1; i <= NF; i++) if (k[i] == "ListenOverflows") print $i }' /proc/net/netstat
-}
+overflows() { netstat_now "$SRV" ListenOverflows; }
 before=$(overflows)
 ip netns exec "$CLI" "$WORK/aq-client" >"$WORK/client.log" 2>&1 &
 pids+=($!)
@@ -83,27 +81,10 @@ echo "fault present: $ADDR:$PORT Recv-Q $recvq Send-Q $sendq; ListenOverflows $b
 ((recvq > BACKLOG && sendq == BACKLOG)) || fail "the accept queue is not full: Recv-Q $recvq Send-Q $sendq"
 ((now > before)) || fail "ListenOverflows did not rise ($before -> $now)"
 
-others=$(ps -eo pid=,ppid=,args= | awk -v me=$$ '$1 != me && $2 != me && /repro\/[a-z-]+\.sh/ {printf "%s ", $1}')
-[[ -z $others ]] || echo "$0: warning: other repro scripts are running (pids $others)" >&2
-"$CAPSNAP" collect --duration 3s --netns "$SRV" --no-ebpf -o "$OUT" >"$WORK/collect.log" 2>&1 &
-collector=$!
-collect_rc=0
-wait "$collector" || collect_rc=$?
-collector=
-((collect_rc == 0)) || fail "capsnap collect exited with $collect_rc: $(tail -5 "$WORK/collect.log")"
+pair_lab_collect --netns "$SRV" --no-ebpf
 after=$(overflows)
 
-mkdir "$WORK/bundle"
-tar --zstd -xf "$OUT" -C "$WORK/bundle"
-inside=$("$PY" - "$WORK/bundle/netns/$SRV" <<'PY'
-import sys
-def listen_overflows(path):
-    lines = [l.split() for l in open(path) if l.startswith("TcpExt:")]
-    return int(dict(zip(lines[0][1:], lines[1][1:]))["ListenOverflows"])
-d = sys.argv[1]
-print(listen_overflows(f"{d}/proc/net/netstat") - listen_overflows(f"{d}/window-open/proc/net/netstat"))
-PY
-) || fail "the bundle lacks the two copies of /proc/net/netstat"
+inside=$(netstat_in_window "$SRV" ListenOverflows) || fail "the bundle lacks the two copies of /proc/net/netstat"
 ((inside > 0)) || fail "ListenOverflows did not rise inside the window: +$inside"
 echo "bundle: ListenOverflows +$inside inside the window ($now before, $after after)" >&2
 

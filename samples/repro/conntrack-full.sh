@@ -102,19 +102,10 @@ echo "fault present: $count entries in $SRV (max $MAX); drop $before -> $now" >&
 ((count >= MAX)) || fail "the table is not full: $count of $MAX"
 ((now > before)) || fail "conntrack drops did not rise ($before -> $now)"
 
-others=$(ps -eo pid=,ppid=,args= | awk -v me=$$ '$1 != me && $2 != me && /repro\/[a-z-]+\.sh/ {printf "%s ", $1}')
-[[ -z $others ]] || echo "$0: warning: other repro scripts are running (pids $others)" >&2
-"$CAPSNAP" collect --duration 3s --netns "$SRV" --netns "$CLI" --no-ebpf --no-packets -o "$OUT" >"$WORK/collect.log" 2>&1 &
-collector=$!
-collect_rc=0
-wait "$collector" || collect_rc=$?
-collector=
-((collect_rc == 0)) || fail "capsnap collect exited with $collect_rc: $(tail -5 "$WORK/collect.log")"
+pair_lab_collect --netns "$SRV" --netns "$CLI" --no-ebpf --no-packets
 after=$(drops)
 echo "$MAX_WAS" >/proc/sys/net/netfilter/nf_conntrack_max
 
-mkdir "$WORK/bundle"
-tar --zstd -xf "$OUT" -C "$WORK/bundle"
 inside=$("$PY" - "$WORK/bundle/netns/$SRV" <<'PY'
 import sys
 def drops(path):

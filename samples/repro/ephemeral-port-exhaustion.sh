@@ -87,17 +87,8 @@ grep -qs "exhausted after $((HIGH - LOW + 1))" "$WORK/client.log" || fail "the c
 ((held == HIGH - LOW + 1)) || fail "$held connections established, not $((HIGH - LOW + 1))"
 kill -0 "$client" || fail "the client died: $(tail -3 "$WORK/client.log")"
 
-others=$(ps -eo pid=,ppid=,args= | awk -v me=$$ '$1 != me && $2 != me && /repro\/[a-z-]+\.sh/ {printf "%s ", $1}')
-[[ -z $others ]] || echo "$0: warning: other repro scripts are running (pids $others)" >&2
-"$CAPSNAP" collect --duration 3s --netns "$CLI" --no-packets -o "$OUT" >"$WORK/collect.log" 2>&1 &
-collector=$!
-collect_rc=0
-wait "$collector" || collect_rc=$?
-collector=
-((collect_rc == 0)) || fail "capsnap collect exited with $collect_rc: $(tail -5 "$WORK/collect.log")"
+pair_lab_collect --netns "$CLI" --no-packets
 
-mkdir "$WORK/bundle"
-tar --zstd -xf "$OUT" -C "$WORK/bundle"
 seen=$(grep -c "\"event\":\"connect_error\".*\"pid\":$client,.*\"daddr\":\"$ADDR\",\"dport\":$PORT,\"ret\":-99," "$WORK/bundle/ebpf/events.jsonl" || true)
 ((seen > 0)) || fail "no EADDRNOTAVAIL connect_error of pid $client in the bundle's events"
 echo "bundle: $seen EADDRNOTAVAIL connect errors of pe-client pid $client" >&2

@@ -9,6 +9,9 @@
 #   lab_undo() { ...; }                  optional: what the script changed
 #                                        outside its namespaces, undone on exit
 #   pair_lab_up                          removes a killed run's leftovers, builds
+#   pair_lab_collect ARG...              collects into OUT, unpacks to $WORK/bundle
+#   netstat_now NS NAME                  a TcpExt counter of NS now
+#   netstat_in_window NS NAME            a TcpExt counter's rise in the bundle
 #
 # The script appends its background processes to `pids` and the collector's
 # to `collector`; the EXIT trap ends them, removes the namespaces and WORK.
@@ -86,4 +89,38 @@ pair_lab_up() {
     done
     ip -n "$SRV" link set "inp-$TAG-s0" up
     ip -n "$CLI" link set "inp-$TAG-c0" up
+}
+
+# pair_lab_collect ARG...: `capsnap collect` for a 3 s window with ARG...
+# (namespaces, --no-ebpf ...) into OUT, and the bundle unpacked into
+# $WORK/bundle for the script's checks.
+pair_lab_collect() {
+    local others rc=0
+    others=$(ps -eo pid=,ppid=,args= | awk -v me=$$ '$1 != me && $2 != me && /repro\/[a-z-]+\.sh/ {printf "%s ", $1}')
+    [[ -z $others ]] || echo "$0: warning: other repro scripts are running (pids $others)" >&2
+    "$CAPSNAP" collect --duration 3s "$@" -o "$OUT" >"$WORK/collect.log" 2>&1 &
+    collector=$!
+    wait "$collector" || rc=$?
+    collector=
+    ((rc == 0)) || fail "capsnap collect exited with $rc: $(tail -5 "$WORK/collect.log")"
+    mkdir "$WORK/bundle"
+    tar --zstd -xf "$OUT" -C "$WORK/bundle"
+}
+
+# netstat_now NS NAME: TcpExt NAME of namespace NS, now.
+netstat_now() {
+    ip netns exec "$1" awk -v name="$2" '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) k[i] = $i; h = 1 } else for (i = 1; i <= NF; i++) if (k[i] == name) print $i }' /proc/net/netstat
+}
+
+# netstat_in_window NS NAME: how much TcpExt NAME rose between the
+# bundle's two copies of NS's /proc/net/netstat (window open and close).
+netstat_in_window() {
+    "$PY" - "$WORK/bundle/netns/$1" "$2" <<'PY'
+import sys
+def counter(path, name):
+    lines = [l.split() for l in open(path) if l.startswith("TcpExt:")]
+    return int(dict(zip(lines[0][1:], lines[1][1:]))[name])
+d, name = sys.argv[1], sys.argv[2]
+print(counter(f"{d}/proc/net/netstat", name) - counter(f"{d}/window-open/proc/net/netstat", name))
+PY
 }

@@ -18,9 +18,9 @@
 # server is up. Checked before collecting: the counter rising; after: the
 # bundle's two copies of /proc/net/netstat differ.
 #
-# Needs root, iproute2, python3, tar+zstd, capsnap (CAPSNAP=path), and
-# bpftrace for the drop events (without it the finding still names the
-# namespace, interface and counter). Leaves nothing behind (trap EXIT).
+# Needs root, iproute2, python3, tar+zstd, capsnap (CAPSNAP=path) with
+# its eBPF probes for the drop events (without them the finding still names
+# the namespace, interface and counter). Leaves nothing behind (trap EXIT).
 set -euo pipefail
 
 # shellcheck source=samples/repro/pair-lab.sh
@@ -83,9 +83,7 @@ for _ in $(seq 100); do
 done
 grep -qs ready "$WORK/server.log" || fail "the server did not start: $(cat "$WORK/server.log")"
 
-rpfilter() {
-    ip netns exec "$SRV" awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) k[i] = $i; h = 1 } else for (i = 1; i <= NF; i++) if (k[i] == "IPReversePathFilter") print $i }' /proc/net/netstat
-}
+rpfilter() { netstat_now "$SRV" IPReversePathFilter; }
 before=$(rpfilter)
 ip netns exec "$CLI" "$WORK/rp-client" >"$WORK/client.log" 2>&1 &
 client=$!
@@ -102,29 +100,10 @@ if grep -q "^ok $SPOOF" "$WORK/client.log"; then
     fail "a connect from $SPOOF was answered: the path is not asymmetric"
 fi
 
-others=$(ps -eo pid=,ppid=,args= | awk -v me=$$ '$1 != me && $2 != me && /repro\/[a-z-]+\.sh/ {printf "%s ", $1}')
-[[ -z $others ]] || echo "$0: warning: other repro scripts are running (pids $others)" >&2
-ebpf=(--no-ebpf)
-command -v bpftrace >/dev/null && ebpf=()
-"$CAPSNAP" collect --duration 3s --netns "$SRV" "${ebpf[@]}" -o "$OUT" >"$WORK/collect.log" 2>&1 &
-collector=$!
-collect_rc=0
-wait "$collector" || collect_rc=$?
-collector=
-((collect_rc == 0)) || fail "capsnap collect exited with $collect_rc: $(tail -5 "$WORK/collect.log")"
+pair_lab_collect --netns "$SRV"
 after=$(rpfilter)
 
-mkdir "$WORK/bundle"
-tar --zstd -xf "$OUT" -C "$WORK/bundle"
-inside=$("$PY" - "$WORK/bundle/netns/$SRV" <<'PY'
-import sys
-def counter(path):
-    lines = [l.split() for l in open(path) if l.startswith("TcpExt:")]
-    return int(dict(zip(lines[0][1:], lines[1][1:]))["IPReversePathFilter"])
-d = sys.argv[1]
-print(counter(f"{d}/proc/net/netstat") - counter(f"{d}/window-open/proc/net/netstat"))
-PY
-) || fail "the bundle lacks the two copies of /proc/net/netstat"
+inside=$(netstat_in_window "$SRV" IPReversePathFilter) || fail "the bundle lacks the two copies of /proc/net/netstat"
 ((inside > 0)) || fail "IPReversePathFilter did not rise inside the window: +$inside"
 echo "bundle: IPReversePathFilter +$inside inside the window ($now before, $after after)" >&2
 

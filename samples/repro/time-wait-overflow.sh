@@ -64,9 +64,7 @@ for _ in $(seq 100); do
 done
 grep -qs ready "$WORK/server.log" || fail "the server did not start: $(cat "$WORK/server.log")"
 
-overflows() {
-    ip netns exec "$CLI" awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) k[i] = $i; h = 1 } else for (i = 1; i <= NF; i++) if (k[i] == "TCPTimeWaitOverflow") print $i }' /proc/net/netstat
-}
+overflows() { netstat_now "$CLI" TCPTimeWaitOverflow; }
 before=$(overflows)
 ip netns exec "$CLI" "$WORK/tw-client" >"$WORK/client.log" 2>&1 &
 client=$!
@@ -80,27 +78,10 @@ echo "fault present: $tw sockets in TIME_WAIT in $CLI (max $MAX_TW); TCPTimeWait
 ((now > before)) || fail "TCPTimeWaitOverflow did not rise ($before -> $now)"
 kill -0 "$client" || fail "the client died: $(tail -3 "$WORK/client.log")"
 
-others=$(ps -eo pid=,ppid=,args= | awk -v me=$$ '$1 != me && $2 != me && /repro\/[a-z-]+\.sh/ {printf "%s ", $1}')
-[[ -z $others ]] || echo "$0: warning: other repro scripts are running (pids $others)" >&2
-"$CAPSNAP" collect --duration 3s --netns "$CLI" --no-ebpf --no-packets -o "$OUT" >"$WORK/collect.log" 2>&1 &
-collector=$!
-collect_rc=0
-wait "$collector" || collect_rc=$?
-collector=
-((collect_rc == 0)) || fail "capsnap collect exited with $collect_rc: $(tail -5 "$WORK/collect.log")"
+pair_lab_collect --netns "$CLI" --no-ebpf --no-packets
 after=$(overflows)
 
-mkdir "$WORK/bundle"
-tar --zstd -xf "$OUT" -C "$WORK/bundle"
-inside=$("$PY" - "$WORK/bundle/netns/$CLI" <<'PY'
-import sys
-def counter(path):
-    lines = [l.split() for l in open(path) if l.startswith("TcpExt:")]
-    return int(dict(zip(lines[0][1:], lines[1][1:]))["TCPTimeWaitOverflow"])
-d = sys.argv[1]
-print(counter(f"{d}/proc/net/netstat") - counter(f"{d}/window-open/proc/net/netstat"))
-PY
-) || fail "the bundle lacks the two copies of /proc/net/netstat"
+inside=$(netstat_in_window "$CLI" TCPTimeWaitOverflow) || fail "the bundle lacks the two copies of /proc/net/netstat"
 ((inside > 0)) || fail "TCPTimeWaitOverflow did not rise inside the window: +$inside"
 echo "bundle: TCPTimeWaitOverflow +$inside inside the window ($now before, $after after)" >&2
 
