@@ -351,11 +351,7 @@ fn builder(kind: Kind) -> Box<dyn ArrayBuilder> {
 
 /// Whether `value` is stored as a value (not a null) in a column of `kind`.
 fn fits(kind: Kind, value: V) -> bool {
-    let int = match value {
-        V::U64(n) => Some(i128::from(n)),
-        V::I64(n) | V::Ts(n) => Some(i128::from(n)),
-        _ => None,
-    };
+    let int = int_of(value);
     match kind {
         Kind::Dict | Kind::Str => matches!(value, V::Str(_)),
         Kind::Bool => matches!(value, V::Bool(_)),
@@ -365,6 +361,15 @@ fn fits(kind: Kind, value: V) -> bool {
         Kind::U32 => int.is_some_and(|n| u32::try_from(n).is_ok()),
         Kind::U64 => int.is_some_and(|n| u64::try_from(n).is_ok()),
         Kind::I64 | Kind::Ts => int.is_some_and(|n| i64::try_from(n).is_ok()),
+    }
+}
+
+/// The integer a value holds, if it is one.
+fn int_of(value: V) -> Option<i128> {
+    match value {
+        V::U64(n) => Some(i128::from(n)),
+        V::I64(n) | V::Ts(n) => Some(i128::from(n)),
+        _ => None,
     }
 }
 
@@ -389,15 +394,11 @@ fn append(b: &mut dyn ArrayBuilder, column: &Column, value: V, table: &str) {
         );
     };
     let int = |v: V| -> Option<i128> {
-        match v {
-            V::U64(n) => Some(n as i128),
-            V::I64(n) | V::Ts(n) => Some(n as i128),
-            V::Null => None,
-            _ => {
-                mismatch();
-                None
-            }
+        let n = int_of(v);
+        if n.is_none() && v != V::Null {
+            mismatch();
         }
+        n
     };
     match column.kind {
         Kind::Dict => {

@@ -59,14 +59,7 @@ time.sleep(120)
 PYEOF
 chmod 755 "$WORK/stuck-acceptor" "$WORK/aq-client"
 
-ip netns exec "$SRV" "$WORK/stuck-acceptor" >"$WORK/server.log" 2>&1 &
-server=$!
-pids+=("$server")
-for _ in $(seq 100); do
-    grep -qs ready "$WORK/server.log" && break
-    nap 0.05
-done
-grep -qs ready "$WORK/server.log" || fail "the server did not start: $(cat "$WORK/server.log")"
+pair_lab_server "$WORK/stuck-acceptor"
 
 overflows() { netstat_now "$SRV" ListenOverflows; }
 before=$(overflows)

@@ -72,13 +72,7 @@ time.sleep(120)
 PYEOF
 chmod 755 "$WORK/ct-server" "$WORK/ct-client"
 
-ip netns exec "$SRV" "$WORK/ct-server" >"$WORK/server.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-    grep -qs ready "$WORK/server.log" && break
-    nap 0.05
-done
-grep -qs ready "$WORK/server.log" || fail "the server did not start: $(cat "$WORK/server.log")"
+pair_lab_server "$WORK/ct-server"
 
 drops() {
     # /proc/net/stat/nf_conntrack: a header, then one line of hex counters

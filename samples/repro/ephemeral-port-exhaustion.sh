@@ -65,13 +65,7 @@ while True:
 PYEOF
 chmod 755 "$WORK/pe-server" "$WORK/pe-client"
 
-ip netns exec "$SRV" "$WORK/pe-server" >"$WORK/server.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-    grep -qs ready "$WORK/server.log" && break
-    nap 0.05
-done
-grep -qs ready "$WORK/server.log" || fail "the server did not start: $(cat "$WORK/server.log")"
+pair_lab_server "$WORK/pe-server"
 
 ip netns exec "$CLI" "$WORK/pe-client" >"$WORK/client.log" 2>&1 &
 client=$!

@@ -9,6 +9,8 @@
 #   lab_undo() { ...; }                  optional: what the script changed
 #                                        outside its namespaces, undone on exit
 #   pair_lab_up                          removes a killed run's leftovers, builds
+#   pair_lab_server PROG                 starts PROG in SRV (pid in `server`),
+#                                        waits for its "ready" line
 #   pair_lab_collect ARG...              collects into OUT, unpacks to $WORK/bundle
 #   netstat_now NS NAME                  a TcpExt counter of NS now
 #   netstat_in_window NS NAME            a TcpExt counter's rise in the bundle
@@ -89,6 +91,19 @@ pair_lab_up() {
     done
     ip -n "$SRV" link set "inp-$TAG-s0" up
     ip -n "$CLI" link set "inp-$TAG-c0" up
+}
+
+# pair_lab_server PROG: runs PROG in the server namespace, logging to
+# $WORK/server.log, and waits for it to print "ready".
+pair_lab_server() {
+    ip netns exec "$SRV" "$1" >"$WORK/server.log" 2>&1 &
+    server=$!
+    pids+=("$server")
+    for _ in $(seq 100); do
+        grep -qs ready "$WORK/server.log" && return 0
+        nap 0.05
+    done
+    fail "the server did not start: $(cat "$WORK/server.log")"
 }
 
 # pair_lab_collect ARG...: `capsnap collect` for a 3 s window with ARG...

@@ -75,13 +75,7 @@ loop("$CLI_ADDR", 2)
 PYEOF
 chmod 755 "$WORK/rp-server" "$WORK/rp-client"
 
-ip netns exec "$SRV" "$WORK/rp-server" >"$WORK/server.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-    grep -qs ready "$WORK/server.log" && break
-    nap 0.05
-done
-grep -qs ready "$WORK/server.log" || fail "the server did not start: $(cat "$WORK/server.log")"
+pair_lab_server "$WORK/rp-server"
 
 rpfilter() { netstat_now "$SRV" IPReversePathFilter; }
 before=$(rpfilter)

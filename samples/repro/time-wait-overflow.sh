@@ -56,13 +56,7 @@ while True:
 PYEOF
 chmod 755 "$WORK/tw-server" "$WORK/tw-client"
 
-ip netns exec "$SRV" "$WORK/tw-server" >"$WORK/server.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-    grep -qs ready "$WORK/server.log" && break
-    nap 0.05
-done
-grep -qs ready "$WORK/server.log" || fail "the server did not start: $(cat "$WORK/server.log")"
+pair_lab_server "$WORK/tw-server"
 
 overflows() { netstat_now "$CLI" TCPTimeWaitOverflow; }
 before=$(overflows)
