@@ -424,6 +424,9 @@ fn settle_resets(src: &CaptureSource, flows: &mut FlowTable) -> Result<(), crate
         return Ok(());
     };
     let firsts = src.chunk_first_frames();
+    if firsts.is_empty() {
+        return Ok(());
+    }
     let chunk_of = |frame: u64| firsts.partition_point(|&f| f <= frame).saturating_sub(1);
     let (mut h, mut buf) = (formats::Headers::default(), Vec::new());
     let mut left = open;
@@ -432,9 +435,11 @@ fn settle_resets(src: &CaptureSource, flows: &mut FlowTable) -> Result<(), crate
         let first = firsts[k];
         // Only chunks at or below an open RST's own are read.
         if left.iter().any(|o| o.rst_frame >= first) {
-            let piece = src
-                .chunk(k, &mut buf)?
-                .expect("every chunk was found by the pass");
+            // The pass found every chunk; were one missing, its RSTs would
+            // keep the packet found so far.
+            let Some(piece) = src.chunk(k, &mut buf)? else {
+                return Ok(());
+            };
             let described = &piece.described;
             for chunk in &piece.chunks {
                 let bytes = &buf[chunk.offset - piece.base..chunk.end - piece.base];
