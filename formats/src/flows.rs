@@ -962,7 +962,9 @@ mod tests {
     /// chunks before it, read backwards after the pass.
     #[test]
     fn an_rst_whose_packet_another_thread_decoded_is_settled_from_earlier_chunks() {
-        let chunks: [&[(u64, (u8, u16), (u8, u16), u16, u32)]; 3] = [
+        // (frame, from, to, flags, seq) of each chunk's packets.
+        type Packet = (u64, (u8, u16), (u8, u16), u16, u32);
+        let chunks: [&[Packet]; 3] = [
             &[
                 (1, C, S, SYN, 10),
                 (2, S, C, SYN | ACK, 50),
