@@ -176,7 +176,8 @@ impl RuntimeInfo {
     /// namespace that belongs to exactly one pod `pod/<namespace>/<name>`,
     /// or else one that belongs to containers outside any pod (docker)
     /// `container/<name>` (`container/<a>,<b>` for containers that share
-    /// one, `--network container:a`), unless `ip netns` already names it.
+    /// one, `--network container:a`), unless `ip netns` names it by hand
+    /// (a name the CRI runtime bound it under, `cni-<uuid>`, does not count).
     pub fn annotate(&self, all: &mut [Netns]) {
         for ns in all {
             // The runtimes' tasks found in it by their pids: their ids
@@ -210,7 +211,9 @@ impl RuntimeInfo {
                     }
                 }
             }
-            if ns.label == "host" || ns.name.is_some() {
+            // A name the CRI runtime gave its pod's namespace says nothing:
+            // the pod's name wins over it, a name given by hand does not.
+            if ns.label == "host" || ns.name.as_deref().is_some_and(|n| !named_by_cri(n)) {
                 continue;
             }
             if ns.pod_names.len() == 1 {
@@ -222,6 +225,21 @@ impl RuntimeInfo {
             }
         }
     }
+}
+
+/// Whether an `ip netns` name is one a CRI runtime generated for a pod:
+/// containerd's `cni-<uuid>` (`pkg/netns/netns_linux.go`), CRI-O's bare
+/// `<uuid>` (`internal/config/nsmgr/nsmgr_linux.go`).
+fn named_by_cri(name: &str) -> bool {
+    let uuid = name.strip_prefix("cni-").unwrap_or(name);
+    uuid.len() == 36
+        && uuid.char_indices().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
 }
 
 /// Every network namespace in use (`proc` is normally `/proc`), named by
@@ -419,6 +437,36 @@ mod tests {
         assert_eq!(all[0].label, "pod/shop/web-7d9");
         assert_eq!(all[0].container_names, vec!["nginx"]);
         assert_eq!(all[0].containers, vec![state::tests::SB, state::tests::CT]);
+    }
+
+    #[test]
+    fn pod_namespaces_bound_by_the_cri_runtime_are_labelled_by_pod_not_cni_name() {
+        let mut info = RuntimeInfo::default();
+        info.add_crictl_pods(&format!(
+            r#"{{"items":[{{"id":"sb1","metadata":{{"name":"web-7d9","uid":"{UID}","namespace":"shop"}}}}]}}"#
+        ));
+        let mut all = Vec::new();
+        for name in [
+            "cni-5b4f7f3a-8c2e-1d6b-0a9f-3e2d1c0b9a87",
+            "0e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b",
+            "blue",
+            "cni-blue",
+        ] {
+            let mut n = ns(&[UID], &[]);
+            n.name = Some(name.into());
+            n.label = name.into();
+            all.push(n);
+        }
+        info.annotate(&mut all);
+        let labels: Vec<&str> = all.iter().map(|n| n.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["pod/shop/web-7d9", "pod/shop/web-7d9", "blue", "cni-blue"]
+        );
+        assert_eq!(
+            all[0].name.as_deref(),
+            Some("cni-5b4f7f3a-8c2e-1d6b-0a9f-3e2d1c0b9a87")
+        );
     }
 
     #[test]
