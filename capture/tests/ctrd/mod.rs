@@ -42,10 +42,16 @@ fn out(cmd: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+// Declared here, not through libc: the root crate, which includes this
+// file too, has no libc dependency.
+unsafe extern "C" {
+    fn geteuid() -> u32;
+}
+
 /// Why this machine cannot run the lab, if it cannot.
 pub fn missing() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if unsafe { geteuid() } != 0 {
         return Some("not root".into());
     }
     for tool in ["containerd", "ctr", "runc", "busybox", "ip"] {
