@@ -352,9 +352,9 @@ fn open_sockets(
 ) -> Result<(Vec<Socket>, Vec<String>), String> {
     let geometry = Geometry::of(opts.ring_bytes, POLL_INTERVAL);
     // The kernel cuts what is not DNS (ring::capture_program).
-    let cut = match opts.snaplen {
+    let snaplen = match opts.snaplen {
         0 => u32::MAX,
-        n => n.saturating_add(ring::CUT_SLACK),
+        n => n,
     };
     let socket = |ring, interface| Socket {
         ring,
@@ -365,7 +365,7 @@ fn open_sockets(
     let mut notes = Vec::new();
     let mut sockets = Vec::new();
     if target.interfaces.is_empty() {
-        sockets.push(socket(RingSocket::open(0, geometry, cut)?, None));
+        sockets.push(socket(RingSocket::open(0, geometry, snaplen)?, None));
     } else {
         let mut missing = Vec::new();
         let mut unique = HashSet::new();
@@ -379,7 +379,7 @@ fn open_sockets(
         for name in names {
             match ifindex_of(name) {
                 Some(ifindex) => sockets.push(socket(
-                    RingSocket::open(ifindex, each, cut)?,
+                    RingSocket::open(ifindex, each, snaplen)?,
                     Some(name.clone()),
                 )),
                 None => missing.push(name.as_str()),

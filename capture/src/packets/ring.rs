@@ -114,10 +114,13 @@ impl Drop for RingSocket {
     }
 }
 
-/// Bytes the kernel keeps beyond the snap length: its cut counts from the
-/// link-layer header, which the frame written replaces (by a cooked header
-/// of 16 bytes) or grows (a VLAN tag put back); the frame is then cut to
-/// the snap length exactly ([`super::frame::Framer`]).
+/// Bytes the kernel keeps beyond the snap length on devices whose frames
+/// are written with a cooked header: its cut counts from the link-layer
+/// header, which the frame written replaces by one of 16 bytes, and that
+/// header may be longer; the frame is then cut to the snap length exactly
+/// ([`super::frame::Framer`]). Ethernet frames need none: a VLAN tag put
+/// back goes after the first 12 bytes and the frame is cut after it, so
+/// the first `snaplen` bytes received are all the frame written can hold.
 pub const CUT_SLACK: u32 = 128;
 
 /// One instruction of [`capture_program`], its jumps to named places.
@@ -140,6 +143,7 @@ enum Place {
     V6Header,
     Ports,
     Cut,
+    Exact,
     Whole,
     Drop,
 }
@@ -157,8 +161,12 @@ enum Place {
 ///   read through `SKF_NET_OFF` whatever the link type (linux/filter.h);
 ///   a VLAN tag left in the frame hides it (the kernel takes tags out on
 ///   receive and most drivers on transmit);
-/// - cuts the rest to `cut` bytes (`u32::MAX`: keeps it whole).
-pub fn capture_program(cut: u32) -> Vec<libc::sock_filter> {
+/// - cuts the rest to `snaplen` bytes on Ethernet and loopback devices,
+///   `snaplen` + [`CUT_SLACK`] on the others (`u32::MAX`: keeps it
+///   whole). Every byte kept beyond what is written is copied by the
+///   kernel on the path of the traffic and takes ring room: at snap length
+///   128 a slack on Ethernet doubled both (issue 11's benchmark).
+pub fn capture_program(snaplen: u32) -> Vec<libc::sock_filter> {
     use Ins::{At, Goto, Jump, Op};
     use Place::*;
     use libc::{
@@ -207,7 +215,12 @@ pub fn capture_program(cut: u32) -> Vec<libc::sock_filter> {
         Op(c(BPF_LD | BPF_H | BPF_IND), net(2)),
         Jump(jeq, DNS, Whole, Cut),
         At(Cut),
-        Op(ret, cut),
+        Op(ldw, ad(libc::SKF_AD_HATYPE)),
+        Jump(jeq, u32::from(libc::ARPHRD_ETHER), Exact, Next),
+        Jump(jeq, u32::from(libc::ARPHRD_LOOPBACK), Exact, Next),
+        Op(ret, snaplen.saturating_add(CUT_SLACK)),
+        At(Exact),
+        Op(ret, snaplen),
         At(Whole),
         Op(ret, u32::MAX),
         At(Drop),
@@ -278,7 +291,9 @@ impl RingSocket {
     /// nothing until bound; the filter and ring are set up first and
     /// `bind` with ETH_P_ALL starts the flow, so a socket meant for one
     /// interface never holds another's packets (libpcap does the same).
-    pub fn open(ifindex: c_int, geometry: Geometry, cut: u32) -> Result<RingSocket, String> {
+    /// The kernel cuts what is not DNS to about `snaplen` bytes
+    /// ([`capture_program`]; `u32::MAX`: nothing is cut).
+    pub fn open(ifindex: c_int, geometry: Geometry, snaplen: u32) -> Result<RingSocket, String> {
         let ty = libc::SOCK_RAW | libc::SOCK_CLOEXEC;
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe { libc::socket(libc::AF_PACKET, ty, 0) };
@@ -299,7 +314,7 @@ impl RingSocket {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         set_opt(&fd, libc::SOL_PACKET, libc::PACKET_VERSION, &TPACKET_V3)
             .map_err(|e| format!("kernel lacks it: TPACKET_V3 rings (Linux 3.2+): {e}"))?;
-        attach_filter(&fd, &capture_program(cut))
+        attach_filter(&fd, &capture_program(snaplen))
             .map_err(|e| format!("cannot attach the packet filter: {e}"))?;
 
         let mut g = geometry;
@@ -622,7 +637,19 @@ mod tests {
             p[i].k
         };
         let n = p.len();
-        assert_eq!((ret(n - 3), ret(n - 2), ret(n - 1)), (300, u32::MAX, 0));
+        assert_eq!(
+            (ret(n - 4), ret(n - 3), ret(n - 2), ret(n - 1)),
+            (300 + CUT_SLACK, 300, u32::MAX, 0)
+        );
+        // The cut: exact on Ethernet and loopback (the two jumps after the
+        // last load of the device type), with slack on the others.
+        let hatype = (libc::SKF_AD_OFF + libc::SKF_AD_HATYPE) as u32;
+        let last = (0..n).rfind(|&i| p[i].k == hatype).unwrap();
+        for (i, dev) in [(last + 1, libc::ARPHRD_ETHER), (last + 2, libc::ARPHRD_LOOPBACK)] {
+            assert_eq!(p[i].k, u32::from(dev), "{i}");
+            assert_eq!(lands(i, p[i].jt), n - 3, "{i}");
+        }
+        assert_eq!(lands(last + 2, p[last + 2].jf), n - 4);
         // Loopback's outgoing copies: dropped.
         assert_eq!(lands(3, p[3].jt), n - 1);
         // Every jump lands inside the program, every path on a return.
