@@ -28,7 +28,7 @@ mod sink;
 
 pub use frame::{Framer, epb_flags};
 pub use ring::{Geometry, KernelCounts};
-pub use sink::{Bounds, PcapngSink, Refusal, Seen, Sink};
+pub use sink::{Bounds, PcapngSink, Refusal, Seen, Sink, WRITE_BUFFER};
 
 use crate::report::{SourceReport, Status};
 use formats::bundle::PacketCounts;
@@ -312,7 +312,11 @@ fn capture_to_file(
         max_packets: opts.max_packets,
         max_bytes: opts.max_bytes,
     };
-    let mut sink = match PcapngSink::new(BufWriter::new(file), &target.label, bounds) {
+    let mut sink = match PcapngSink::new(
+        BufWriter::with_capacity(sink::WRITE_BUFFER, file),
+        &target.label,
+        bounds,
+    ) {
         Ok(w) => w.with_disk(opts.disk.clone()),
         Err(e) => {
             let _ = std::fs::remove_file(path);
