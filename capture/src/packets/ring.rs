@@ -31,6 +31,9 @@ const TPACKET_V3: c_int = 2;
 const SLL_OFFSET: usize = 48;
 /// The fixed part of `struct tpacket_block_desc` up to `ts_last_pkt`.
 const BLOCK_HEADER: usize = 48;
+/// A packet's `tpacket3_hdr` and the `sockaddr_ll` after it, up to the
+/// end of `sll_addr`.
+const HEADERS: usize = SLL_OFFSET + 20;
 /// The kernel's upper bound on a block: it must be a power-of-two number
 /// of pages and allocatable at once (`alloc_pg_vec` falls back to vmalloc,
 /// but the order is capped by MAX_PAGE_ORDER).
@@ -434,39 +437,43 @@ impl RingSocket {
                 .get(at..at + 4)
                 .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
         };
-        let u16_at = |at: usize| {
-            block
-                .get(at..at + 2)
-                .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]))
-        };
         // struct tpacket_hdr_v1: num_pkts at 12, offset_to_first_pkt at 16.
         let count = u32_at(12);
         let mut at = u32_at(16) as usize;
         let mut seen = 0;
-        while seen < count && at >= BLOCK_HEADER && at + SLL_OFFSET + 20 <= bs {
+        while seen < count && at >= BLOCK_HEADER {
+            // The packet's headers as one array: a single bounds check, and
+            // every field below is read at a constant offset without one
+            // (this runs once per packet).
+            let Some(h) = block
+                .get(at..at + HEADERS)
+                .and_then(|h| <&[u8; HEADERS]>::try_from(h).ok())
+            else {
+                break;
+            };
+            let u32_of = |i: usize| u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+            let u16_of = |i: usize| u16::from_ne_bytes([h[i], h[i + 1]]);
             // struct tpacket3_hdr (linux/if_packet.h).
-            let next = u32_at(at) as usize;
-            let sec = u64::from(u32_at(at + 4));
-            let nsec = u64::from(u32_at(at + 8));
-            let snaplen = u32_at(at + 12) as usize;
-            let len = u32_at(at + 16) as usize;
-            let status = u32_at(at + 20);
-            let mac = usize::from(u16_at(at + 24));
-            let net = usize::from(u16_at(at + 26));
+            let next = u32_of(0) as usize;
+            let sec = u64::from(u32_of(4));
+            let nsec = u64::from(u32_of(8));
+            let snaplen = u32_of(12) as usize;
+            let len = u32_of(16) as usize;
+            let status = u32_of(20);
+            let mac = usize::from(u16_of(24));
+            let net = usize::from(u16_of(26));
             // hv1: tp_rxhash at 28, tp_vlan_tci at 32, tp_vlan_tpid at 36.
-            let tci = u32_at(at + 32) as u16;
-            let tpid = u16_at(at + 36);
+            let tci = u32_of(32) as u16;
+            let tpid = u16_of(36);
             // struct sockaddr_ll right after the aligned header.
-            let sll = at + SLL_OFFSET;
-            let protocol = block.get(sll + 2..sll + 4).map_or([0; 2], |b| [b[0], b[1]]);
-            let ifindex = u32_at(sll + 4) as c_int;
-            let hatype = u16_at(sll + 8);
-            let pkttype = block.get(sll + 10).copied().unwrap_or(0);
-            let halen = block.get(sll + 11).copied().unwrap_or(0);
+            const S: usize = SLL_OFFSET;
+            let protocol = [h[S + 2], h[S + 3]];
+            let ifindex = u32_of(S + 4) as c_int;
+            let hatype = u16_of(S + 8);
+            let pkttype = h[S + 10];
+            let halen = h[S + 11];
             let mut addr = [0; 8];
-            if let Some(b) = block.get(sll + 12..sll + 20) {
-                addr.copy_from_slice(b);
-            }
+            addr.copy_from_slice(&h[S + 12..S + 20]);
             // libpcap's VLAN_VALID: a TCI, or the flag for TCI 0.
             let vlan = (tci != 0 || status & libc::TP_STATUS_VLAN_VALID != 0).then(|| {
                 let tpid = if status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {

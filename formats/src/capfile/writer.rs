@@ -195,7 +195,15 @@ impl<W: Write> Writer<W> {
         tail[pad + 4..pad + 8].copy_from_slice(&flags.0.to_le_bytes());
         // opt_endofopt: code 0, length 0, already zero.
         tail[pad + 12..pad + 16].copy_from_slice(&total32.to_le_bytes());
-        self.out.write_all(&tail[..pad + EPB_OPTIONS + 4])?;
+        // One length per padding: each write is of a constant size, which
+        // the compiler copies inline instead of calling memcpy (musl's is
+        // slow on the short, unaligned copies of a buffered writer).
+        match pad {
+            0 => self.out.write_all(&tail[..EPB_OPTIONS + 4]),
+            1 => self.out.write_all(&tail[..EPB_OPTIONS + 5]),
+            2 => self.out.write_all(&tail[..EPB_OPTIONS + 6]),
+            _ => self.out.write_all(&tail[..EPB_OPTIONS + 7]),
+        }?;
         self.written += total as u64;
         Ok(())
     }
