@@ -652,7 +652,10 @@ mod tests {
         // last load of the device type), with slack on the others.
         let hatype = (libc::SKF_AD_OFF + libc::SKF_AD_HATYPE) as u32;
         let last = (0..n).rfind(|&i| p[i].k == hatype).unwrap();
-        for (i, dev) in [(last + 1, libc::ARPHRD_ETHER), (last + 2, libc::ARPHRD_LOOPBACK)] {
+        for (i, dev) in [
+            (last + 1, libc::ARPHRD_ETHER),
+            (last + 2, libc::ARPHRD_LOOPBACK),
+        ] {
             assert_eq!(p[i].k, u32::from(dev), "{i}");
             assert_eq!(lands(i, p[i].jt), n - 3, "{i}");
         }
