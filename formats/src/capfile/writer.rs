@@ -186,7 +186,15 @@ impl<W: Write> Writer<W> {
             head[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
         }
         self.out.write_all(&head)?;
-        self.out.write_all(data)?;
+        // The packet in pieces of 32 bytes and one shorter rest: each piece
+        // of a constant size is copied inline. One memcpy call per packet
+        // (musl's rep movs with byte loops for unaligned ends) was 13% of
+        // the collector's samples under bench/capture.sh at snap length 128.
+        let (pieces, rest) = data.as_chunks::<32>();
+        for piece in pieces {
+            self.out.write_all(piece)?;
+        }
+        self.out.write_all(rest)?;
         // Padding to 32 bits, epb_flags, opt_endofopt, the length again.
         let pad = pad4(data.len()) - data.len();
         let mut tail = [0u8; 3 + EPB_OPTIONS + 4];
