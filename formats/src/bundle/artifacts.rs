@@ -19,7 +19,7 @@ use crate::rows::Reader;
 use crate::table::Table;
 use crate::{
     addresses, conntrack, counters, ctnetlink, dns, events, firewall, flows, inet_diag, interfaces,
-    logs, packets, proc_net, processes, rtnetlink, sockstat, sysctls, unix,
+    logs, packets, proc_net, processes, resets, rtnetlink, sockstat, sysctls, unix,
 };
 use std::sync::LazyLock;
 
@@ -149,7 +149,8 @@ impl Artifact {
 }
 
 /// The tables that stream from packet captures.
-pub const CAPTURE_TABLES: &[&Table] = &[&packets::TABLE, &flows::TABLE, &dns::TABLE];
+pub const CAPTURE_TABLES: &[&Table] =
+    &[&packets::TABLE, &flows::TABLE, &dns::TABLE, &resets::TABLE];
 
 const fn netns(path: &'static str, source: &'static str, parse: Parse) -> Artifact {
     Artifact {
@@ -609,6 +610,7 @@ mod tests {
                 "packets",
                 "flows",
                 "dns",
+                "resets",
                 "sockets",
                 "inet_sockets",
                 "unix_sockets",
