@@ -4,6 +4,12 @@
 #
 #   sudo bench/capture.sh [ROUNDS] [SECONDS] [SNAPLEN]    (default 3 10 128)
 #   sudo CAPSNAP=/path/to/capsnap bench/capture.sh ...
+#   sudo CAPSNAP=new CAPSNAP_BEFORE=old bench/capture.sh ...
+#
+# CAPSNAP_BEFORE adds a second collector (an earlier build) to every
+# round, as row "before": a change is measured against the build it
+# changes under the same load, which on a shared machine moves more
+# between two runs than the change itself.
 #
 # The lab: client (10.77.1.2) --veth-- node (10.77.1.1 | 10.77.2.1,
 # MASQUERADE) --veth-- server (10.77.2.2), offloads off on every veth (so
@@ -148,37 +154,47 @@ for round in $(seq "$rounds"); do
     rm -f "$work"/td-*.pcap
 
     # capsnap: three capture points, one process.
-    rm -rf "$work/out" && mkdir -p "$work/out"
-    CAPSNAP_PROGRESS=1 ip netns exec "$N" "$capsnap" collect --duration 600s --no-ebpf \
-        --netns "$C" --netns "$S" --snaplen "$snap" --max-packets 0 --max-bytes 16G \
-        -o "$work/out/b.capsnap" 2>"$work/cs.log" &
-    cs=$!
-    until grep -q 'window open' "$work/cs.log" 2>/dev/null; do
-        kill -0 "$cs" 2>/dev/null || { cat "$work/cs.log" >&2; exit 1; }
-        sleep 0.05
-    done
-    sleep 0.2
-    read -ra before <<<"$(counters)"
-    t0=$(ticks "$cs")
-    bps=$(iperf)
-    read -ra after <<<"$(counters)"
-    t1=$(ticks "$cs")
-    kill -INT "$cs"
-    wait "$cs" || { cat "$work/cs.log" >&2; exit 1; }
-    tar --zstd -xOf "$work/out/b.capsnap" manifest.json >"$work/manifest.json"
-    line="capsnap $round $bps $((t1 - t0))"
-    for i in 0 1 2; do
-        label=host
-        ((i == 0)) && label=$C
-        ((i == 2)) && label=$S
-        c=$(python3 -c 'import json,sys
+    # Two builds: in turns, so that neither always runs first.
+    tools=capsnap
+    if [[ -n ${CAPSNAP_BEFORE:-} ]]; then
+        tools="before capsnap"
+        ((round % 2 == 0)) && tools="capsnap before"
+    fi
+    for tool in $tools; do
+        bin=$capsnap
+        [[ $tool == before ]] && bin=$CAPSNAP_BEFORE
+        rm -rf "$work/out" && mkdir -p "$work/out"
+        CAPSNAP_PROGRESS=1 ip netns exec "$N" "$bin" collect --duration 600s --no-ebpf \
+            --netns "$C" --netns "$S" --snaplen "$snap" --max-packets 0 --max-bytes 16G \
+            -o "$work/out/b.capsnap" 2>"$work/cs.log" &
+        cs=$!
+        until grep -q 'window open' "$work/cs.log" 2>/dev/null; do
+            kill -0 "$cs" 2>/dev/null || { cat "$work/cs.log" >&2; exit 1; }
+            sleep 0.05
+        done
+        sleep 0.2
+        read -ra before <<<"$(counters)"
+        t0=$(ticks "$cs")
+        bps=$(iperf)
+        read -ra after <<<"$(counters)"
+        t1=$(ticks "$cs")
+        kill -INT "$cs"
+        wait "$cs" || { cat "$work/cs.log" >&2; exit 1; }
+        tar --zstd -xOf "$work/out/b.capsnap" manifest.json >"$work/manifest.json"
+        line="$tool $round $bps $((t1 - t0))"
+        for i in 0 1 2; do
+            label=host
+            ((i == 0)) && label=$C
+            ((i == 2)) && label=$S
+            c=$(python3 -c 'import json,sys
 m = json.load(open(sys.argv[1]))
 p = [s["packets"] for s in m["sources"] if s["source"] == "packets" and s.get("netns") == sys.argv[2]][0]
 print(p["written"], p["kernel_dropped"] + p["capsnap_dropped"], sep=":")' "$work/manifest.json" "$label")
-        line+=" $((after[i] - before[i])):$c"
+            line+=" $((after[i] - before[i])):$c"
+        done
+        echo "$line" >>"$results"
+        rm -rf "$work/out"
     done
-    echo "$line" >>"$results"
-    rm -rf "$work/out"
 done
 
 python3 - "$results" "$rounds" "$secs" "$snap" "$hz" <<'PY'
@@ -188,7 +204,8 @@ rows = [l.split() for l in open(path)]
 none = {int(r[1]): int(r[2]) for r in rows if r[0] == "none"}
 print(f"iperf3 TCP client -> NAT node -> server, offloads off, {secs} s x {rounds} rounds, snap length {snap}")
 print(f"{'tool':8} {'round':>5} {'Gb/s':>6} {'vs none':>8} {'completeness (client node server)':>36} {'dropped':>8} {'CPU ms':>7} {'CPU us/pkt':>10}")
-for tool in ("none", "tcpdump", "capsnap"):
+mean = {}
+for tool in ("none", "tcpdump", "before", "capsnap"):
     for r in rows:
         if r[0] != tool:
             continue
@@ -204,6 +221,11 @@ for tool in ("none", "tcpdump", "capsnap"):
             dropped += drop
             written += got
         per = cpu * 1000 / written if written else 0
+        mean.setdefault(tool, []).append((100.0 * bps / none[rnd], min(comp), per))
         print(f"{tool:8} {rnd:5} {bps / 1e9:6.2f} {100.0 * bps / none[rnd]:7.1f}% "
               f"{'  '.join(f'{c:6.1f}%' for c in comp):>36} {dropped:8} {cpu:7.0f} {per:10.3f}")
+print("mean over the rounds: throughput vs none, lowest completeness of a point, CPU us/packet")
+for tool, m in mean.items():
+    n = len(m)
+    print(f"{tool:8} {sum(x[0] for x in m) / n:7.1f}% {sum(x[1] for x in m) / n:7.1f}% {sum(x[2] for x in m) / n:7.3f}")
 PY

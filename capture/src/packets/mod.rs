@@ -28,7 +28,7 @@ mod sink;
 
 pub use frame::{Framer, epb_flags};
 pub use ring::{Geometry, KernelCounts};
-pub use sink::{Bounds, PcapngSink, Refusal, Seen, Sink};
+pub use sink::{Bounds, PcapngSink, Refusal, Seen, Sink, WRITE_BUFFER};
 
 use crate::report::{SourceReport, Status};
 use formats::bundle::PacketCounts;
@@ -312,7 +312,11 @@ fn capture_to_file(
         max_packets: opts.max_packets,
         max_bytes: opts.max_bytes,
     };
-    let mut sink = match PcapngSink::new(BufWriter::new(file), &target.label, bounds) {
+    let mut sink = match PcapngSink::new(
+        BufWriter::with_capacity(sink::WRITE_BUFFER, file),
+        &target.label,
+        bounds,
+    ) {
         Ok(w) => w.with_disk(opts.disk.clone()),
         Err(e) => {
             let _ = std::fs::remove_file(path);
@@ -352,9 +356,9 @@ fn open_sockets(
 ) -> Result<(Vec<Socket>, Vec<String>), String> {
     let geometry = Geometry::of(opts.ring_bytes, POLL_INTERVAL);
     // The kernel cuts what is not DNS (ring::capture_program).
-    let cut = match opts.snaplen {
+    let snaplen = match opts.snaplen {
         0 => u32::MAX,
-        n => n.saturating_add(ring::CUT_SLACK),
+        n => n,
     };
     let socket = |ring, interface| Socket {
         ring,
@@ -365,7 +369,7 @@ fn open_sockets(
     let mut notes = Vec::new();
     let mut sockets = Vec::new();
     if target.interfaces.is_empty() {
-        sockets.push(socket(RingSocket::open(0, geometry, cut)?, None));
+        sockets.push(socket(RingSocket::open(0, geometry, snaplen)?, None));
     } else {
         let mut missing = Vec::new();
         let mut unique = HashSet::new();
@@ -379,7 +383,7 @@ fn open_sockets(
         for name in names {
             match ifindex_of(name) {
                 Some(ifindex) => sockets.push(socket(
-                    RingSocket::open(ifindex, each, cut)?,
+                    RingSocket::open(ifindex, each, snaplen)?,
                     Some(name.clone()),
                 )),
                 None => missing.push(name.as_str()),

@@ -31,6 +31,9 @@ const TPACKET_V3: c_int = 2;
 const SLL_OFFSET: usize = 48;
 /// The fixed part of `struct tpacket_block_desc` up to `ts_last_pkt`.
 const BLOCK_HEADER: usize = 48;
+/// A packet's `tpacket3_hdr` and the `sockaddr_ll` after it, up to the
+/// end of `sll_addr`.
+const HEADERS: usize = SLL_OFFSET + 20;
 /// The kernel's upper bound on a block: it must be a power-of-two number
 /// of pages and allocatable at once (`alloc_pg_vec` falls back to vmalloc,
 /// but the order is capped by MAX_PAGE_ORDER).
@@ -114,10 +117,13 @@ impl Drop for RingSocket {
     }
 }
 
-/// Bytes the kernel keeps beyond the snap length: its cut counts from the
-/// link-layer header, which the frame written replaces (by a cooked header
-/// of 16 bytes) or grows (a VLAN tag put back); the frame is then cut to
-/// the snap length exactly ([`super::frame::Framer`]).
+/// Bytes the kernel keeps beyond the snap length on devices whose frames
+/// are written with a cooked header: its cut counts from the link-layer
+/// header, which the frame written replaces by one of 16 bytes, and that
+/// header may be longer; the frame is then cut to the snap length exactly
+/// ([`super::frame::Framer`]). Ethernet frames need none: a VLAN tag put
+/// back goes after the first 12 bytes and the frame is cut after it, so
+/// the first `snaplen` bytes received are all the frame written can hold.
 pub const CUT_SLACK: u32 = 128;
 
 /// One instruction of [`capture_program`], its jumps to named places.
@@ -140,6 +146,7 @@ enum Place {
     V6Header,
     Ports,
     Cut,
+    Exact,
     Whole,
     Drop,
 }
@@ -157,8 +164,12 @@ enum Place {
 ///   read through `SKF_NET_OFF` whatever the link type (linux/filter.h);
 ///   a VLAN tag left in the frame hides it (the kernel takes tags out on
 ///   receive and most drivers on transmit);
-/// - cuts the rest to `cut` bytes (`u32::MAX`: keeps it whole).
-pub fn capture_program(cut: u32) -> Vec<libc::sock_filter> {
+/// - cuts the rest to `snaplen` bytes on Ethernet and loopback devices,
+///   `snaplen` + [`CUT_SLACK`] on the others (`u32::MAX`: keeps it
+///   whole). Every byte kept beyond what is written is copied by the
+///   kernel on the path of the traffic and takes ring room: at snap length
+///   128 a slack on Ethernet doubled both (issue 11's benchmark).
+pub fn capture_program(snaplen: u32) -> Vec<libc::sock_filter> {
     use Ins::{At, Goto, Jump, Op};
     use Place::*;
     use libc::{
@@ -207,7 +218,12 @@ pub fn capture_program(cut: u32) -> Vec<libc::sock_filter> {
         Op(c(BPF_LD | BPF_H | BPF_IND), net(2)),
         Jump(jeq, DNS, Whole, Cut),
         At(Cut),
-        Op(ret, cut),
+        Op(ldw, ad(libc::SKF_AD_HATYPE)),
+        Jump(jeq, u32::from(libc::ARPHRD_ETHER), Exact, Next),
+        Jump(jeq, u32::from(libc::ARPHRD_LOOPBACK), Exact, Next),
+        Op(ret, snaplen.saturating_add(CUT_SLACK)),
+        At(Exact),
+        Op(ret, snaplen),
         At(Whole),
         Op(ret, u32::MAX),
         At(Drop),
@@ -278,7 +294,9 @@ impl RingSocket {
     /// nothing until bound; the filter and ring are set up first and
     /// `bind` with ETH_P_ALL starts the flow, so a socket meant for one
     /// interface never holds another's packets (libpcap does the same).
-    pub fn open(ifindex: c_int, geometry: Geometry, cut: u32) -> Result<RingSocket, String> {
+    /// The kernel cuts what is not DNS to about `snaplen` bytes
+    /// ([`capture_program`]; `u32::MAX`: nothing is cut).
+    pub fn open(ifindex: c_int, geometry: Geometry, snaplen: u32) -> Result<RingSocket, String> {
         let ty = libc::SOCK_RAW | libc::SOCK_CLOEXEC;
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe { libc::socket(libc::AF_PACKET, ty, 0) };
@@ -299,7 +317,7 @@ impl RingSocket {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         set_opt(&fd, libc::SOL_PACKET, libc::PACKET_VERSION, &TPACKET_V3)
             .map_err(|e| format!("kernel lacks it: TPACKET_V3 rings (Linux 3.2+): {e}"))?;
-        attach_filter(&fd, &capture_program(cut))
+        attach_filter(&fd, &capture_program(snaplen))
             .map_err(|e| format!("cannot attach the packet filter: {e}"))?;
 
         let mut g = geometry;
@@ -419,39 +437,43 @@ impl RingSocket {
                 .get(at..at + 4)
                 .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
         };
-        let u16_at = |at: usize| {
-            block
-                .get(at..at + 2)
-                .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]))
-        };
         // struct tpacket_hdr_v1: num_pkts at 12, offset_to_first_pkt at 16.
         let count = u32_at(12);
         let mut at = u32_at(16) as usize;
         let mut seen = 0;
-        while seen < count && at >= BLOCK_HEADER && at + SLL_OFFSET + 20 <= bs {
+        while seen < count && at >= BLOCK_HEADER {
+            // The packet's headers as one array: a single bounds check, and
+            // every field below is read at a constant offset without one
+            // (this runs once per packet).
+            let Some(h) = block
+                .get(at..at + HEADERS)
+                .and_then(|h| <&[u8; HEADERS]>::try_from(h).ok())
+            else {
+                break;
+            };
+            let u32_of = |i: usize| u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+            let u16_of = |i: usize| u16::from_ne_bytes([h[i], h[i + 1]]);
             // struct tpacket3_hdr (linux/if_packet.h).
-            let next = u32_at(at) as usize;
-            let sec = u64::from(u32_at(at + 4));
-            let nsec = u64::from(u32_at(at + 8));
-            let snaplen = u32_at(at + 12) as usize;
-            let len = u32_at(at + 16) as usize;
-            let status = u32_at(at + 20);
-            let mac = usize::from(u16_at(at + 24));
-            let net = usize::from(u16_at(at + 26));
+            let next = u32_of(0) as usize;
+            let sec = u64::from(u32_of(4));
+            let nsec = u64::from(u32_of(8));
+            let snaplen = u32_of(12) as usize;
+            let len = u32_of(16) as usize;
+            let status = u32_of(20);
+            let mac = usize::from(u16_of(24));
+            let net = usize::from(u16_of(26));
             // hv1: tp_rxhash at 28, tp_vlan_tci at 32, tp_vlan_tpid at 36.
-            let tci = u32_at(at + 32) as u16;
-            let tpid = u16_at(at + 36);
+            let tci = u32_of(32) as u16;
+            let tpid = u16_of(36);
             // struct sockaddr_ll right after the aligned header.
-            let sll = at + SLL_OFFSET;
-            let protocol = block.get(sll + 2..sll + 4).map_or([0; 2], |b| [b[0], b[1]]);
-            let ifindex = u32_at(sll + 4) as c_int;
-            let hatype = u16_at(sll + 8);
-            let pkttype = block.get(sll + 10).copied().unwrap_or(0);
-            let halen = block.get(sll + 11).copied().unwrap_or(0);
+            const S: usize = SLL_OFFSET;
+            let protocol = [h[S + 2], h[S + 3]];
+            let ifindex = u32_of(S + 4) as c_int;
+            let hatype = u16_of(S + 8);
+            let pkttype = h[S + 10];
+            let halen = h[S + 11];
             let mut addr = [0; 8];
-            if let Some(b) = block.get(sll + 12..sll + 20) {
-                addr.copy_from_slice(b);
-            }
+            addr.copy_from_slice(&h[S + 12..S + 20]);
             // libpcap's VLAN_VALID: a TCI, or the flag for TCI 0.
             let vlan = (tci != 0 || status & libc::TP_STATUS_VLAN_VALID != 0).then(|| {
                 let tpid = if status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
@@ -622,7 +644,22 @@ mod tests {
             p[i].k
         };
         let n = p.len();
-        assert_eq!((ret(n - 3), ret(n - 2), ret(n - 1)), (300, u32::MAX, 0));
+        assert_eq!(
+            (ret(n - 4), ret(n - 3), ret(n - 2), ret(n - 1)),
+            (300 + CUT_SLACK, 300, u32::MAX, 0)
+        );
+        // The cut: exact on Ethernet and loopback (the two jumps after the
+        // last load of the device type), with slack on the others.
+        let hatype = (libc::SKF_AD_OFF + libc::SKF_AD_HATYPE) as u32;
+        let last = (0..n).rfind(|&i| p[i].k == hatype).unwrap();
+        for (i, dev) in [
+            (last + 1, libc::ARPHRD_ETHER),
+            (last + 2, libc::ARPHRD_LOOPBACK),
+        ] {
+            assert_eq!(p[i].k, u32::from(dev), "{i}");
+            assert_eq!(lands(i, p[i].jt), n - 3, "{i}");
+        }
+        assert_eq!(lands(last + 2, p[last + 2].jf), n - 4);
         // Loopback's outgoing copies: dropped.
         assert_eq!(lands(3, p[3].jt), n - 1);
         // Every jump lands inside the program, every path on a return.

@@ -944,8 +944,8 @@ impl BundleWriter<'_> {
                 std::fs::create_dir_all(dir)?;
             }
             let file = std::fs::File::create(&path)?;
-            let mut sink =
-                PcapngSink::new(std::io::BufWriter::new(file), &ns.label, Bounds::default())?;
+            let out = std::io::BufWriter::with_capacity(crate::packets::WRITE_BUFFER, file);
+            let mut sink = PcapngSink::new(out, &ns.label, Bounds::default())?;
             let mut counts = PacketCounts::default();
             let mut kernel = KernelCounts::default();
             window.each(|r| {

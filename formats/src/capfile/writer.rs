@@ -186,7 +186,15 @@ impl<W: Write> Writer<W> {
             head[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
         }
         self.out.write_all(&head)?;
-        self.out.write_all(data)?;
+        // The packet in pieces of 32 bytes and one shorter rest: each piece
+        // of a constant size is copied inline. One memcpy call per packet
+        // (musl's rep movs with byte loops for unaligned ends) was 13% of
+        // the collector's samples under bench/capture.sh at snap length 128.
+        let (pieces, rest) = data.as_chunks::<32>();
+        for piece in pieces {
+            self.out.write_all(piece)?;
+        }
+        self.out.write_all(rest)?;
         // Padding to 32 bits, epb_flags, opt_endofopt, the length again.
         let pad = pad4(data.len()) - data.len();
         let mut tail = [0u8; 3 + EPB_OPTIONS + 4];
@@ -195,7 +203,15 @@ impl<W: Write> Writer<W> {
         tail[pad + 4..pad + 8].copy_from_slice(&flags.0.to_le_bytes());
         // opt_endofopt: code 0, length 0, already zero.
         tail[pad + 12..pad + 16].copy_from_slice(&total32.to_le_bytes());
-        self.out.write_all(&tail[..pad + EPB_OPTIONS + 4])?;
+        // One length per padding: each write is of a constant size, which
+        // the compiler copies inline instead of calling memcpy (musl's is
+        // slow on the short, unaligned copies of a buffered writer).
+        match pad {
+            0 => self.out.write_all(&tail[..EPB_OPTIONS + 4]),
+            1 => self.out.write_all(&tail[..EPB_OPTIONS + 5]),
+            2 => self.out.write_all(&tail[..EPB_OPTIONS + 6]),
+            _ => self.out.write_all(&tail[..EPB_OPTIONS + 7]),
+        }?;
         self.written += total as u64;
         Ok(())
     }
