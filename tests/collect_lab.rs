@@ -166,8 +166,11 @@ fn start_traffic(lab: &mut Lab, subnet: u8, marker: &str) {
         script.display()
     );
     lab.spawn("pod", &["sh", "-c", &client]);
+    // The server may take longer than the pause above to listen on a
+    // loaded machine: the holder tries again rather than exiting (it must
+    // be there, with its socket, when the window closes).
     let holder = format!(
-        "import socket,time\ns=socket.create_connection((\"{server}\",8080))\ns.send(b\"GET / HTTP/1.1\\r\\nHost: x\\r\\n\")\ntime.sleep(120)"
+        "import socket,time\nfor _ in range(100):\n    try:\n        s=socket.create_connection((\"{server}\",8080))\n        break\n    except OSError:\n        time.sleep(0.1)\ns.send(b\"GET / HTTP/1.1\\r\\nHost: x\\r\\n\")\ntime.sleep(120)"
     );
     lab.spawn(
         "pod",
