@@ -70,7 +70,9 @@ pub use events::bpftrace;
 pub use flows::FlowTable;
 pub use logs::{KmsgRecord, kmsg_record};
 pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
-pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read, read_pair};
+pub use rows::{
+    Beside, CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read, read_pair, read_with,
+};
 pub use table::{Column, Kind, Table, schema_of};
 pub use tcp_options::TcpOptions;
 pub use tcp_state::{TCP_STATES, tcp_state_name};
