@@ -119,6 +119,13 @@ mod reader_robustness {
                 let bytes = std::fs::read(&path).expect("formats/testdata/netlink");
                 out.push((format!("netns/host/netlink/{name}.nl"), bytes));
             }
+            // Real `nft -j list ruleset` output (testdata/make-nft.sh).
+            for name in ["open", "close"] {
+                let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(format!("testdata/nft/{name}.json"));
+                let bytes = std::fs::read(&path).expect("formats/testdata/nft");
+                out.push(("netns/host/nft-ruleset.json".to_owned(), bytes));
+            }
             out.sort();
             out
         })
