@@ -424,12 +424,13 @@ fn statement(s: &Value, out: &mut String) {
         }
         ("snat" | "dnat" | "masquerade" | "redirect", Value::Object(m)) => {
             out.push_str(key);
+            // `snat ip to 10.0.0.1` in an inet table.
+            if let Some(f) = m.get("family") {
+                out.push(' ');
+                expr(f, out);
+            }
             if m.contains_key("addr") || m.contains_key("port") {
                 out.push_str(" to ");
-                if let Some(f) = m.get("family") {
-                    expr(f, out);
-                    out.push(' ');
-                }
                 if let Some(a) = m.get("addr") {
                     expr(a, out);
                 }
@@ -444,8 +445,17 @@ fn statement(s: &Value, out: &mut String) {
             }
         }
         ("log", Value::Object(m)) => {
+            // In nft's order (nftables src/statement.c, log_stmt_print).
             out.push_str("log");
-            for (k, v) in m {
+            for k in [
+                "prefix",
+                "group",
+                "snaplen",
+                "queue-threshold",
+                "level",
+                "flags",
+            ] {
+                let Some(v) = m.get(k) else { continue };
                 out.push(' ');
                 out.push_str(k);
                 out.push(' ');
@@ -1014,6 +1024,60 @@ mod tests {
         // Every prefix gives rows, skips or an error.
         for cut in (0..close.len()).step_by(7) {
             let _ = read(&READER, &close[..cut], origin());
+        }
+    }
+
+    #[test]
+    fn statements_render_as_nft_prints_them() {
+        let cases = [
+            (
+                r#"{"log": {"level": "warn", "prefix": "x: ", "group": 2}}"#,
+                r#"log prefix "x: " group 2 level warn"#,
+            ),
+            (
+                r#"{"limit": {"rate": 1, "rate_unit": "mbytes", "per": "second", "burst": 0}}"#,
+                "limit rate 1 mbytes/second",
+            ),
+            (
+                r#"{"limit": {"rate": 3, "per": "minute", "burst": 10, "inv": true}}"#,
+                "limit rate over 3/minute burst 10 packets",
+            ),
+            (
+                r#"{"snat": {"family": "ip", "addr": {"range": ["10.0.0.1", "10.0.0.9"]}, "port": 1024}}"#,
+                "snat ip to 10.0.0.1-10.0.0.9:1024",
+            ),
+            (r#"{"redirect": {"port": 15001}}"#, "redirect to :15001"),
+            (
+                r#"{"reject": {"type": "icmpx", "expr": "admin-prohibited"}}"#,
+                "reject with icmpx admin-prohibited",
+            ),
+            (r#"{"goto": {"target": "x"}}"#, "goto x"),
+            (
+                r#"{"match": {"op": "!=", "left": {"ct": {"key": "mark", "dir": "original"}}, "right": 1}}"#,
+                "ct original mark != 1",
+            ),
+            (
+                r#"{"match": {"op": "==", "left": {"meta": {"key": "mark"}}, "right": 7}}"#,
+                "meta mark 7",
+            ),
+            (
+                r#"{"mangle": {"key": {"meta": {"key": "mark"}}, "value": 3}}"#,
+                "meta mark set 3",
+            ),
+            (
+                r#"{"set": {"op": "add", "elem": {"payload": {"protocol": "ip", "field": "saddr"}}, "set": "@seen"}}"#,
+                "add @seen { ip saddr }",
+            ),
+            // What this does not know stays as its compact JSON.
+            (
+                r#"{"quota": {"val": 5, "val_unit": "mbytes"}}"#,
+                r#"{"quota":{"val":5,"val_unit":"mbytes"}}"#,
+            ),
+        ];
+        for (json, want) in cases {
+            let mut got = String::new();
+            statement(&serde_json::from_str(json).unwrap(), &mut got);
+            assert_eq!(got, want, "{json}");
         }
     }
 
