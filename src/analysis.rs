@@ -111,10 +111,7 @@ impl QueryConfig {
             }
             None => None,
         };
-        let inputs: Vec<InputSpec> = args.iter().map(|a| InputSpec::parse(a)).collect();
-        for (arg, input) in args.iter().zip(&inputs) {
-            check_input(arg, input)?;
-        }
+        let inputs = checked_inputs(&args, QUERY_HINT)?;
         Ok(QueryConfig {
             inputs,
             sql,
@@ -126,9 +123,25 @@ impl QueryConfig {
     }
 }
 
+/// What `query` adds when an input does not exist: most often the SQL was
+/// given first, or without quotes.
+const QUERY_HINT: &str = " (inputs come first, then the SQL in quotes)";
+
+/// The inputs as given on the command line, each checked to be there;
+/// `hint` ends the message of one that does not exist.
+fn checked_inputs(args: &[String], hint: &str) -> Result<Vec<InputSpec>> {
+    args.iter()
+        .map(|arg| {
+            let input = InputSpec::parse(arg);
+            check_input(arg, &input, hint)?;
+            Ok(input)
+        })
+        .collect()
+}
+
 /// An input that is not there says why: missing, or a link that leads
 /// nowhere (a loop, a dangling target), or unreadable.
-fn check_input(arg: &str, input: &InputSpec) -> Result<()> {
+fn check_input(arg: &str, input: &InputSpec, hint: &str) -> Result<()> {
     let glob = input.path.to_string_lossy().contains(['*', '?', '[']);
     match std::fs::metadata(&input.path) {
         Ok(_) => Ok(()),
@@ -140,10 +153,7 @@ fn check_input(arg: &str, input: &InputSpec) -> Result<()> {
                     input.path.display()
                 );
             }
-            bail!(
-                "input {arg}: {} does not exist (inputs come first, then the SQL in quotes)",
-                input.path.display()
-            )
+            bail!("input {arg}: {} does not exist{hint}", input.path.display())
         }
         // ELOOP (asm-generic/errno.h): "Too many levels of symbolic links".
         Err(e) if e.raw_os_error() == Some(40) => bail!(
@@ -345,10 +355,7 @@ pub fn detect(a: DetectArgs) -> Result<Found> {
     if !matches!(format, Format::Table | Format::Json | Format::Ndjson) {
         bail!("detect --format {format}: findings are written as table, json or ndjson");
     }
-    let inputs: Vec<InputSpec> = a.inputs.iter().map(|a| InputSpec::parse(a)).collect();
-    for (arg, input) in a.inputs.iter().zip(&inputs) {
-        check_input(arg, input)?;
-    }
+    let inputs = checked_inputs(&a.inputs, "")?;
     let memory_limit = usize::try_from(a.memory.memory_limit).unwrap_or(usize::MAX);
     let rt = runtime()?;
     let reports = rt.block_on(async {
@@ -370,10 +377,7 @@ pub fn detect(a: DetectArgs) -> Result<Found> {
 }
 
 pub fn report(a: ReportArgs) -> Result<()> {
-    let inputs: Vec<InputSpec> = a.inputs.iter().map(|a| InputSpec::parse(a)).collect();
-    for (arg, input) in a.inputs.iter().zip(&inputs) {
-        check_input(arg, input)?;
-    }
+    let inputs = checked_inputs(&a.inputs, "")?;
     let memory_limit = usize::try_from(a.memory.memory_limit).unwrap_or(usize::MAX);
     let rt = runtime()?;
     let page = rt.block_on(async {
@@ -404,10 +408,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
 }
 
 pub fn export(a: ExportArgs) -> Result<()> {
-    let inputs: Vec<InputSpec> = a.inputs.iter().map(|a| InputSpec::parse(a)).collect();
-    for (arg, input) in a.inputs.iter().zip(&inputs) {
-        check_input(arg, input)?;
-    }
+    let inputs = checked_inputs(&a.inputs, "")?;
     let started = std::time::Instant::now();
     let rt = runtime()?;
     let verbose = std::io::stderr().is_terminal() || std::env::var_os("CAPSNAP_PROGRESS").is_some();

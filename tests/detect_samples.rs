@@ -319,7 +319,60 @@ fn repro_scripts_reproduce_on_this_kernel() {
         );
         return;
     }
+    reproduce_every_incident(None);
+}
+
+/// Issue 12: every incident reproduction passes with the static collector
+/// build (`--no-default-features`, musl) doing the collecting, as an
+/// engineer would copy it onto a node; the full build only reads the
+/// bundles (the reproductions' checks and `detect`).
+#[test]
+fn repro_scripts_reproduce_with_the_collector_build_lab() {
+    if let Some(why) = lab_unavailable() {
+        eprintln!(
+            "SKIPPED repro_scripts_reproduce_with_the_collector_build_lab: {why} (needs root, ip netns, iptables, conntrack, python3, cc)"
+        );
+        return;
+    }
+    match common::collector_build() {
+        Ok(collector) => reproduce_every_incident(Some(&collector)),
+        Err(why) => {
+            eprintln!("SKIPPED repro_scripts_reproduce_with_the_collector_build_lab: {why}")
+        }
+    }
+}
+
+/// Runs every kept sample's reproduction (`samples/repro/<id>.sh`) and
+/// checks its bundle as the kept sample is checked; `collector` collects
+/// when given (CAPSNAP_COLLECTOR), else the full build does.
+fn reproduce_every_incident(collector: Option<&Path>) {
     let dir = tempfile::tempdir().unwrap();
+    // The collector runs through a wrapper that logs each run, so that a
+    // script that ignores CAPSNAP_COLLECTOR cannot pass unseen.
+    let runs = dir.path().join("collector-runs.log");
+    let wrapper = dir.path().join("collector.sh");
+    if let Some(collector) = collector {
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho \"$1\" >>'{}'\nexec '{}' \"$@\"\n",
+                runs.display(),
+                collector.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    let collector_runs = || {
+        std::fs::read_to_string(&runs)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
     let mut failures = Vec::new();
     // One at a time: processes, eBPF events and sockstat are machine-wide,
     // so concurrent reproductions would see each other.
@@ -329,18 +382,29 @@ fn repro_scripts_reproduce_on_this_kernel() {
             continue;
         }
         let out = dir.path().join(format!("{id}.capsnap"));
-        let run = std::process::Command::new("bash")
+        let mut command = std::process::Command::new("bash");
+        command
             .arg(&script)
             .arg(&out)
-            .env("CAPSNAP", env!("CARGO_BIN_EXE_capsnap"))
-            .output()
-            .unwrap();
+            .env("CAPSNAP", env!("CARGO_BIN_EXE_capsnap"));
+        if collector.is_some() {
+            command.env("CAPSNAP_COLLECTOR", &wrapper);
+        }
+        let before = collector_runs();
+        let run = command.output().unwrap();
         if !run.status.success() {
             failures.push(format!(
                 "{id}.sh failed ({}):\n{}\n{}",
                 run.status,
                 String::from_utf8_lossy(&run.stdout),
                 String::from_utf8_lossy(&run.stderr)
+            ));
+            continue;
+        }
+        if collector.is_some() && collector_runs() != before + 1 {
+            failures.push(format!(
+                "{id}.sh ran the collector build {} times, not once",
+                collector_runs() - before
             ));
             continue;
         }

@@ -239,7 +239,28 @@ fn corrupt_file_fails_with_its_name_and_exit_2() {
 fn missing_input_and_bad_sql_exit_2() {
     let out = capsnap(&["query", "/nonexistent/x.pcap", "select 1"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.pcap"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "/nonexistent/x.pcap does not exist (inputs come first, then the SQL in quotes)"
+        ),
+        "{err}"
+    );
+    // The hint about the SQL is query's alone: the other commands take no SQL.
+    for command in ["detect", "report", "export"] {
+        let mut args = vec![command, "/nonexistent/x.pcap"];
+        if command == "export" {
+            args.extend(["--to", "/nonexistent/dataset"]);
+        }
+        let out = capsnap(&args);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("/nonexistent/x.pcap does not exist"),
+            "{command}: {err}"
+        );
+        assert!(!err.contains("SQL"), "{command}: {err}");
+    }
     let out = capsnap(&["query", &sample(), "select nope from packets"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -52,6 +52,10 @@ lab_preflight() {
         { echo "$0: capsnap not found (set CAPSNAP=/path/to/capsnap)" >&2; exit 2; }
     CAPSNAP_BIN=$(realpath "$CAPSNAP_BIN")
     command -v "$CAPSNAP_BIN" >/dev/null || { echo "$0: $CAPSNAP_BIN is not executable" >&2; exit 2; }
+    # CAPSNAP_COLLECTOR=path collects (and watches) with another build, the
+    # static collector above all, which has no `query` for the checks.
+    COLLECT_BIN=$(realpath "${CAPSNAP_COLLECTOR:-$CAPSNAP_BIN}")
+    [[ -x $COLLECT_BIN ]] || { echo "$0: $COLLECT_BIN is not executable" >&2; exit 2; }
     mkdir -p "$(dirname "$OUT")"
     rm -f "$OUT" "$FACTS"
     WORK=$(mktemp -d "/tmp/$LAB-work.XXXXXX")
@@ -138,7 +142,7 @@ collect_start() {
         return
     fi
     mkdir -p "$WORK/out"
-    CAPSNAP_PROGRESS=1 ip netns exec "$node" "$CAPSNAP_BIN" collect --duration "${COLLECT_DURATION:-3s}" "${sel[@]}" \
+    CAPSNAP_PROGRESS=1 ip netns exec "$node" "$COLLECT_BIN" collect --duration "${COLLECT_DURATION:-3s}" "${sel[@]}" \
         -o "$WORK/out/bundle.capsnap" >"$WORK/collect.log" 2>&1 &
     COLLECTOR=$!
     COLLECT_STARTED=$SECONDS
@@ -187,7 +191,7 @@ watch_start() {
     shift
     WATCH_KEEP=${WATCH_KEEP:-4}
     mkdir -p "$WORK/out"
-    CAPSNAP_PROGRESS=1 ip netns exec "$node" "$CAPSNAP_BIN" watch -o "$WORK/out" --keep "${WATCH_KEEP}s" \
+    CAPSNAP_PROGRESS=1 ip netns exec "$node" "$COLLECT_BIN" watch -o "$WORK/out" --keep "${WATCH_KEEP}s" \
         --after 1s --for 300s --cooldown 5m "$@" >"$WORK/watch.out" 2>"$WORK/collect.log" &
     COLLECTOR=$!
     COLLECT_STARTED=$SECONDS

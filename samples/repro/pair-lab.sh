@@ -34,7 +34,9 @@ pair_lab_init() {
     done
     OUT=$(realpath -m "$1")
     FACTS=${OUT%.capsnap}.facts.json
-    CAPSNAP=${CAPSNAP:-capsnap}
+    # These reproductions only collect: CAPSNAP_COLLECTOR (the static
+    # collector build) is used when given, as by nat-lab.sh.
+    CAPSNAP=${CAPSNAP_COLLECTOR:-${CAPSNAP:-capsnap}}
     TAG=$tag
     SRV=inp-$tag-srv
     CLI=inp-$tag-cli

@@ -46,7 +46,8 @@ for tool in unshare cc python3; do
     command -v "$tool" >/dev/null || { echo "$0: $tool is missing" >&2; exit 2; }
 done
 if [[ -z ${CS_RTH_INNER:-} ]]; then
-    CAPSNAP=$(command -v "${CAPSNAP:-capsnap}") || { echo "$0: capsnap not found (set CAPSNAP)" >&2; exit 2; }
+    # Only collects: the static collector build when given (as nat-lab.sh).
+    CAPSNAP=$(command -v "${CAPSNAP_COLLECTOR:-${CAPSNAP:-capsnap}}") || { echo "$0: capsnap not found (set CAPSNAP)" >&2; exit 2; }
     export CAPSNAP CS_RTH_INNER=1
     exec unshare --mount --propagation private "$BASH" "$0" "$(realpath -m "$1")"
 fi

@@ -40,7 +40,8 @@ done
 
 OUT=$(realpath -m "$1")
 FACTS=${OUT%.capsnap}.facts.json
-CAPSNAP=${CAPSNAP:-capsnap}
+# Only collects: the static collector build when given (as nat-lab.sh).
+CAPSNAP=${CAPSNAP_COLLECTOR:-${CAPSNAP:-capsnap}}
 HERE=$(cd "$(dirname "$0")" && pwd)
 NS=cs-usr-pod
 WORK=/run/cs-usr-work

@@ -75,3 +75,53 @@ pub fn ok_stdout(out: &Output, found_ok: bool) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The collector build (`--no-default-features`, static with musl), as the
+/// README tells an engineer to make it, or why it cannot be made here.
+pub fn collector_build() -> Result<PathBuf, String> {
+    const TARGET: &str = "x86_64-unknown-linux-musl";
+    let libdir = Command::new("rustc")
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .map_err(|e| format!("rustc: {e}"))?;
+    let libdir = String::from_utf8_lossy(&libdir.stdout).trim().to_owned();
+    let has_std = std::fs::read_dir(&libdir).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
+    });
+    if !has_std {
+        return Err(format!(
+            "the Rust target {TARGET} is not installed (rustup target add {TARGET})"
+        ));
+    }
+    if !Command::new("sh")
+        .args(["-c", "command -v musl-gcc"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return Err(
+            "musl-gcc is missing (apt-get install musl-tools; zstd's C code needs it)".into(),
+        );
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "--no-default-features",
+            "--target",
+            TARGET,
+        ])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("cargo: {e}"))?;
+    assert!(
+        out.status.success(),
+        "the collector build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target_dir.join(TARGET).join("release/capsnap"))
+}
