@@ -1433,7 +1433,7 @@ fn nft_rules_reach_firewall_rules_with_window_deltas_lab() {
     x("ip link set nftbin0 up");
     x("ip link set nftbin1 up");
     x(
-        "nft 'table inet nftbin { chain output { type filter hook output priority filter; policy accept; ip daddr 10.77.0.2 udp dport 9 counter drop; ip daddr 10.77.0.3 accept; } }'",
+        "nft 'table inet nftbin { chain output { type filter hook output priority filter; policy accept; ip daddr 10.77.0.2 udp dport 9 counter drop; ip daddr 10.77.0.3 accept; }; }'",
     );
     x("iptables -A OUTPUT -d 10.77.0.4 -j DROP");
 
@@ -1462,11 +1462,12 @@ fn nft_rules_reach_firewall_rules_with_window_deltas_lab() {
         let line = line.unwrap();
         seen.push_str(&line);
         seen.push('\n');
-        if line.contains("window open") {
+        // Read on to the end: capsnap fails when its stderr closes. (Not
+        // "copies at window open", which comes before the copies.)
+        if line.contains("window open for") {
             x(
                 "bash -c 'for i in 1 2 3 4 5; do echo x >/dev/udp/10.77.0.2/9; done 2>/dev/null; true'",
             );
-            break;
         }
     }
     let status = child.wait().unwrap();
