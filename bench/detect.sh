@@ -2,14 +2,14 @@
 # Every detection over a generated node-side and container-side capture of
 # the same NATed traffic (examples/gen_nat_pair.rs), against one scan that
 # builds the flows of the same inputs (`select count(*) from flows`), in
-# the same run, alternated: the detections share what they read (flows and
-# dns are built once per capture and run), so all of them together should
-# cost at most 1.5 times that scan (issue 9). The host-only-rst findings
-# are checked against the known set of host-only RSTs the generator wrote
-# to truth.tsv: precision and recall at flow level (a flow with several
-# RSTs is one finding). Prints wall time and peak memory (max RSS) of the
-# fastest of RUNS runs of each, their ratio, precision and recall; exits 1
-# unless both are 100%.
+# the same run, alternated: the detections share what they read (flows,
+# dns and resets are built in one pass per capture and run), so all of
+# them together should cost at most 1.5 times that scan (issue 9). The
+# host-only-rst findings are checked against the known set of host-only
+# RSTs the generator wrote to truth.tsv: precision and recall at flow
+# level (a flow with several RSTs is one finding). Prints wall time and
+# peak memory (max RSS) of the fastest of RUNS runs of each, their ratio,
+# precision and recall; exits 1 unless both are 100%.
 #
 #   bench/detect.sh [PACKETS [RUNS]]   (default 2000000 packets in node.pcap,
 #                                       about 220 MB a file at snap length

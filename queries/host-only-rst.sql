@@ -113,29 +113,20 @@ JOIN inside i ON i.bundle = c.bundle AND i.capture = c.capture AND i.src_ip = c.
              AND i.dst_ip = c.dst_ip AND i.dst_port = c.dst_port
 WHERE c.nat_rsts > 0 AND i.container_rsts = 0;
 
--- Step 3: their packets at the node-side capture, in one pass.
-CREATE TABLE host_only_rst_packets AS
-SELECT p.bundle, p.capture, p.frame, p.ts, p.ifname, p.src_ip, p.src_port, p.dst_ip, p.dst_port,
-           p.tcp_flags, p.rst, p.seq, p.ack_seq, p.window, p.payload_bytes, f.finding
-    FROM packets p
-    JOIN host_only_rst_found f ON p.bundle = f.bundle AND p.capture = f.capture
-     AND least(p.src_port, p.dst_port) = least(f.src_port, f.dst_port)
-     AND greatest(p.src_port, p.dst_port) = greatest(f.src_port, f.dst_port)
-     AND ((p.src_ip = f.src_ip AND p.src_port = f.src_port AND p.dst_ip = f.dst_ip AND p.dst_port = f.dst_port)
-       OR (p.src_ip = f.dst_ip AND p.src_port = f.dst_port AND p.dst_ip = f.src_ip AND p.dst_port = f.src_port))
-    WHERE p.proto = 'tcp';
+-- Step 3: their RSTs at the node-side capture, each with the packet that
+-- provoked it (resets is built in the pass that builds flows: no second
+-- read of the capture).
+CREATE TABLE host_only_rst_resets AS
+SELECT r.*, f.finding
+    FROM resets r
+    JOIN host_only_rst_found f ON r.bundle = f.bundle AND r.capture = f.capture
+     AND least(r.src_port, r.dst_port) = least(f.src_port, f.dst_port)
+     AND greatest(r.src_port, r.dst_port) = greatest(f.src_port, f.dst_port)
+     AND ((r.src_ip = f.src_ip AND r.src_port = f.src_port AND r.dst_ip = f.dst_ip AND r.dst_port = f.dst_port)
+       OR (r.src_ip = f.dst_ip AND r.src_port = f.dst_port AND r.dst_ip = f.src_ip AND r.dst_port = f.src_port));
 
 -- Step 4: the evidence, one row per fact.
-WITH rst AS (
-    SELECT * FROM host_only_rst_packets WHERE rst
-),
-provoking AS (
-    SELECT r.finding, r.frame AS rst_frame, max(p.frame) AS frame
-    FROM rst r JOIN host_only_rst_packets p ON p.finding = r.finding AND p.frame < r.frame
-     AND p.src_ip = r.dst_ip AND p.src_port = r.dst_port AND NOT p.rst
-    GROUP BY r.finding, r.frame
-),
-counters AS (
+WITH counters AS (
     SELECT bundle, netns, "group", name, value FROM net_counters
     WHERE ("group" IN ('conntrack', 'nf_conntrack') AND name = 'invalid')
 ),
@@ -145,12 +136,12 @@ liberal AS (
 SELECT finding, 1 AS _order, 'rst' AS evidence, bundle, capture, frame, ts, ifname,
        concat(src_ip, ':', src_port, ' -> ', dst_ip, ':', dst_port) AS packet,
        tcp_flags, seq, ack_seq, window, CAST(NULL AS VARCHAR) AS detail
-FROM rst
+FROM host_only_rst_resets
 UNION ALL
-SELECT p.finding, 0, 'provoking packet', p.bundle, p.capture, p.frame, p.ts, p.ifname,
-       concat(p.src_ip, ':', p.src_port, ' -> ', p.dst_ip, ':', p.dst_port),
-       p.tcp_flags, p.seq, p.ack_seq, p.window, concat('last packet before the RST in frame ', v.rst_frame)
-FROM provoking v JOIN host_only_rst_packets p ON p.finding = v.finding AND p.frame = v.frame
+SELECT finding, 0, 'provoking packet', bundle, capture, prev_frame, prev_ts, prev_ifname,
+       concat(dst_ip, ':', dst_port, ' -> ', src_ip, ':', src_port),
+       prev_tcp_flags, prev_seq, prev_ack_seq, prev_window, concat('last packet before the RST in frame ', frame)
+FROM host_only_rst_resets WHERE prev_frame IS NOT NULL
 UNION ALL
 SELECT finding, 2, 'conntrack', bundle, capture, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        coalesce(ct_entry, concat('no conntrack entry; mapped by ', mapped_by))

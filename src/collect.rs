@@ -37,6 +37,12 @@ pub struct NodeArgs {
     /// Keep command lines as they are (secrets are masked by default).
     #[arg(long)]
     no_redact: bool,
+    /// containerd's state directory, where pods and containers are named from (its --state).
+    #[arg(long, value_name = "DIR", default_value_os_t = capture::StateRoots::default().containerd)]
+    containerd_state: PathBuf,
+    /// CRI-O's storage run root, where pods and containers are named from.
+    #[arg(long, value_name = "DIR", default_value_os_t = capture::StateRoots::default().crio)]
+    crio_state: PathBuf,
 }
 
 impl NodeArgs {
@@ -54,6 +60,10 @@ impl NodeArgs {
             snaplen: self.snaplen,
             source_timeout: self.source_timeout,
             redact: !self.no_redact,
+            runtime_state: capture::StateRoots {
+                containerd: self.containerd_state,
+                crio: self.crio_state,
+            },
             ..capture::Options::default()
         }
     }

@@ -365,3 +365,57 @@ fn a_join_on_capture_reads_only_the_capture_it_names() {
         .unwrap_or_else(|| panic!("no input_rows: {join}"));
     assert_eq!(probed.trim(), frames.to_string(), "{plan}");
 }
+
+/// `resets` is built in the flows pass, its chunks decoded by several
+/// threads: every RST's provoking packet must be what a plain query over
+/// `packets` finds (the last packet its receiver sent in the flow before
+/// it, not an RST), also where that packet is in an earlier chunk (2 MiB)
+/// than the RST. A generated NAT capture of 60,000 packets spans four.
+#[test]
+fn resets_name_the_packet_a_plain_query_over_packets_finds() {
+    let generator = common::build_dir().join("examples/gen_nat_pair");
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(&generator)
+        .arg(dir.path())
+        .arg("60000")
+        .output()
+        .expect("running gen_nat_pair (built with the tests)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let node = format!("host={}", dir.path().join("node.pcap").display());
+    let rows = |sql: &str| {
+        let out = capsnap(&["query", "--format", "csv", &node, sql]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let from_resets = rows(
+        "select frame, src_ip, src_port, prev_frame, prev_seq, prev_tcp_flags from resets order by frame",
+    );
+    let from_packets = rows(
+        "select r.frame, r.src_ip, r.src_port, p.frame as prev_frame, p.seq as prev_seq, p.tcp_flags as prev_tcp_flags
+         from packets r
+         left join (select r.frame as rst, max(p.frame) as prev
+                    from packets r join packets p
+                      on p.proto = 'tcp' and not p.rst and p.frame < r.frame
+                     and p.src_ip = r.dst_ip and p.src_port = r.dst_port
+                     and p.dst_ip = r.src_ip and p.dst_port = r.src_port
+                    where r.proto = 'tcp' and r.rst group by r.frame) m on m.rst = r.frame
+         left join packets p on p.frame = m.prev
+         where r.proto = 'tcp' and r.rst order by r.frame",
+    );
+    let rsts = from_resets.lines().count() - 1;
+    assert!(rsts > 20, "the generator wrote RSTs: {from_resets}");
+    let provoked = from_resets.lines().filter(|l| !l.ends_with(",,")).count() - 1;
+    assert!(
+        provoked > rsts / 2,
+        "most RSTs answer a packet: {from_resets}"
+    );
+    assert_eq!(from_resets, from_packets);
+}

@@ -46,13 +46,15 @@ pub enum CaptureTable {
     Packets,
     Flows,
     Dns,
+    Resets,
 }
 
 impl CaptureTable {
-    const ALL: [CaptureTable; 3] = [
+    const ALL: [CaptureTable; 4] = [
         CaptureTable::Packets,
         CaptureTable::Flows,
         CaptureTable::Dns,
+        CaptureTable::Resets,
     ];
 
     /// The table this builds.
@@ -61,6 +63,7 @@ impl CaptureTable {
             CaptureTable::Packets => &formats::PACKETS,
             CaptureTable::Flows => &formats::FLOWS,
             CaptureTable::Dns => &formats::DNS,
+            CaptureTable::Resets => &formats::RESETS,
         }
     }
 
@@ -127,7 +130,7 @@ impl TableProvider for CaptureProvider {
                     config.target_partitions().max(1)
                 }
             }
-            CaptureTable::Flows | CaptureTable::Dns => self.sources.len(),
+            CaptureTable::Flows | CaptureTable::Dns | CaptureTable::Resets => self.sources.len(),
         };
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
@@ -314,7 +317,7 @@ impl ExecutionPlan for CaptureExec {
                     futures::stream::iter(scan),
                 )))
             }
-            table @ (CaptureTable::Flows | CaptureTable::Dns) => {
+            table @ (CaptureTable::Flows | CaptureTable::Dns | CaptureTable::Resets) => {
                 let sources = self.sources.clone();
                 let projection = self.projection.clone();
                 let progress = self.progress.clone();
@@ -326,6 +329,7 @@ impl ExecutionPlan for CaptureExec {
                                 let all = src.aggregates(|| aggregate(src, &progress))?;
                                 let batch = match table {
                                     CaptureTable::Dns => all.dns.clone(),
+                                    CaptureTable::Resets => all.resets.clone(),
                                     _ => all.flows.clone(),
                                 };
                                 Ok(match &projection {
@@ -358,13 +362,14 @@ impl ExecutionPlan for CaptureExec {
 pub struct Aggregates {
     pub flows: RecordBatch,
     pub dns: RecordBatch,
+    pub resets: RecordBatch,
 }
 
-/// Aggregates the flows and DNS messages of one capture in one pass, its
-/// chunks in parallel.
+/// Aggregates the flows, DNS messages and RSTs of one capture in one pass,
+/// its chunks in parallel.
 fn aggregate(src: &CaptureSource, progress: &ProgressBar) -> Result<Aggregates> {
     let next = AtomicUsize::new(0);
-    let (flows, dns) = (0..rayon::current_num_threads())
+    let (mut flows, dns) = (0..rayon::current_num_threads())
         .into_par_iter()
         .map(|_| {
             let (mut flows, mut dns, mut h, mut buf) = (
@@ -377,6 +382,7 @@ fn aggregate(src: &CaptureSource, progress: &ProgressBar) -> Result<Aggregates> 
                 let described = &piece.described;
                 for chunk in &piece.chunks {
                     let bytes = &buf[chunk.offset - piece.base..chunk.end - piece.base];
+                    flows.begin_chunk(chunk.first_frame);
                     for frame in described.index.chunk_frames(bytes, chunk) {
                         let link = described.meta.interfaces[frame.interface as usize].link_type;
                         formats::decode(link, frame.data, &mut h);
@@ -397,11 +403,60 @@ fn aggregate(src: &CaptureSource, progress: &ProgressBar) -> Result<Aggregates> 
             },
         )
         .map_err(external)?;
+    settle_resets(src, &mut flows).map_err(external)?;
     let meta = src.described().map_err(external)?.meta.clone();
     Ok(Aggregates {
+        resets: flows.take_resets(&meta),
         flows: flows.finish(&meta),
         dns: dns.finish(&meta),
     })
+}
+
+/// Finds the provoking packet of the RSTs whose packet is in an earlier
+/// chunk than theirs (see `formats::FlowTable::open_resets`): reads the
+/// chunks before them, backwards, each once, until every one has found its
+/// packet or passed the first packet its receiver sent. Nearly always the
+/// chunk just before the RST's, and only for the few RSTs near a chunk's
+/// start.
+fn settle_resets(src: &CaptureSource, flows: &mut FlowTable) -> Result<(), crate::Error> {
+    let open = flows.open_resets();
+    let Some(last) = open.iter().map(|o| o.rst_frame).max() else {
+        return Ok(());
+    };
+    let firsts = src.chunk_first_frames();
+    if firsts.is_empty() {
+        return Ok(());
+    }
+    let chunk_of = |frame: u64| firsts.partition_point(|&f| f <= frame).saturating_sub(1);
+    let (mut h, mut buf) = (formats::Headers::default(), Vec::new());
+    let mut left = open;
+    let mut k = chunk_of(last);
+    loop {
+        let first = firsts[k];
+        // Only chunks at or below an open RST's own are read.
+        if left.iter().any(|o| o.rst_frame >= first) {
+            // The pass found every chunk; were one missing, its RSTs would
+            // keep the packet found so far.
+            let Some(piece) = src.chunk(k, &mut buf)? else {
+                return Ok(());
+            };
+            let described = &piece.described;
+            for chunk in &piece.chunks {
+                let bytes = &buf[chunk.offset - piece.base..chunk.end - piece.base];
+                for frame in described.index.chunk_frames(bytes, chunk) {
+                    let link = described.meta.interfaces[frame.interface as usize].link_type;
+                    formats::decode(link, frame.data, &mut h);
+                    flows.offer(&frame, &h);
+                }
+            }
+            flows.chunk_offered(first);
+            left = flows.still_open();
+        }
+        if left.is_empty() || k == 0 {
+            return Ok(());
+        }
+        k -= 1;
+    }
 }
 
 fn external(e: crate::Error) -> datafusion::error::DataFusionError {

@@ -286,6 +286,23 @@ impl CaptureSource {
         }
     }
 
+    /// The first frame number of each chunk found so far, in file order.
+    pub fn chunk_first_frames(&self) -> Vec<u64> {
+        lock(&self.found)
+            .chunks
+            .iter()
+            .map(|(c, _)| c.first_frame)
+            .collect()
+    }
+
+    /// Chunk `k` (of those found so far), read into `buf`.
+    pub fn chunk(&self, k: usize, buf: &mut Vec<u8>) -> Result<Option<Piece>, Error> {
+        if k >= lock(&self.found).chunks.len() {
+            return Ok(None);
+        }
+        self.next_piece(&AtomicUsize::new(k), buf)
+    }
+
     /// Reads the next piece of the file into `buf` and walks it. The chunks
     /// it closes are published and, with a cursor `claim` that has taken
     /// all chunks found before, claimed for the caller and returned.

@@ -12,6 +12,7 @@
 use crate::bundle::{self, Manifest};
 use crate::netns::{self, Netns, Selector};
 use crate::report::{SourceReport, Status};
+use crate::runtime::StateRoots;
 use crate::source::{Context, InNetns, Phase, SOURCES, Scope, Source, Window, WindowState};
 use crate::space::DiskBudget;
 use crate::sys;
@@ -45,6 +46,8 @@ pub struct Options {
     pub source_timeout: Duration,
     pub redact: bool,
     pub bpftrace: String,
+    /// Where the CRI runtimes keep their state (pod and container names).
+    pub runtime_state: StateRoots,
 }
 
 impl Default for Options {
@@ -63,6 +66,7 @@ impl Default for Options {
             source_timeout: Duration::from_secs(10),
             redact: true,
             bpftrace: "bpftrace".into(),
+            runtime_state: StateRoots::default(),
         }
     }
 }
@@ -290,9 +294,8 @@ pub(crate) fn namespaces(
     proc: &Path,
     progress: &(dyn Fn(&str) + Sync),
 ) -> (Vec<Netns>, Vec<SourceReport>) {
-    let mut all = netns::discover(proc);
-    let (runtime, mut reports) = crate::runtime::collect_runtime(staging, opts.source_timeout);
-    runtime.annotate(&mut all);
+    let (all, mut reports) =
+        crate::runtime::named_namespaces(staging, proc, &opts.runtime_state, opts.source_timeout);
     let (mut chosen, unmatched) = netns::select(&all, &opts.selectors, proc);
     formats::bundle::assign_dirs(&mut chosen);
     for s in unmatched {

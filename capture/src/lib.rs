@@ -37,6 +37,7 @@ pub use ebpf::{EbpfOptions, EbpfSession, Loader, start_bpftrace};
 pub use netns::{Netns, Selector};
 pub use packets::{CaptureOptions, CaptureTarget, capture_packets};
 pub use report::{SourceReport, Status};
+pub use runtime::{StateRoots, named_namespaces};
 pub use space::DiskBudget;
 pub use unix_diag::{UnixSocket, unix_sockets};
 pub use watch::{Summary as WatchSummary, TriggerKind, WatchOptions, watch};

@@ -125,7 +125,7 @@ pub fn discover(proc: &Path) -> Vec<Netns> {
 }
 
 /// Inode of a bound namespace file (a bind mount of nsfs: stat gives it).
-fn ns_inode_of_file(path: &Path) -> Option<u64> {
+pub(crate) fn ns_inode_of_file(path: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
     // An unmounted placeholder file under /var/run/netns has a tmpfs inode;

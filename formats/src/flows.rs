@@ -9,6 +9,7 @@
 use crate::capfile::Frame;
 use crate::decode::{Addr, Headers, PROTO_TCP, tcp_flag};
 use crate::packets::{CaptureMeta, proto_name};
+use crate::resets::{self, Reset, Seen};
 use crate::table::{Column, Kind, Table, col};
 use arrow_array::builder::{
     StringBuilder, StringDictionaryBuilder, TimestampNanosecondBuilder, UInt8Builder,
@@ -126,6 +127,9 @@ pub const TABLE: Table = Table {
     columns: COLUMNS,
 };
 
+/// An address and port (0 for protocols without ports).
+type Endpoint = (Addr, u16);
+
 /// The two endpoints of a flow in canonical order (`a` <= `b`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
@@ -150,6 +154,11 @@ struct Side {
     first_data: i64,
     first_fin: i64,
     first_rst: i64,
+    /// Frame number of the first packet (u64::MAX: none).
+    first_frame: u64,
+    /// The last TCP packet that was not an RST: what an RST from the peer
+    /// answers (`resets`).
+    last: Option<Seen>,
 }
 
 impl Default for Side {
@@ -168,6 +177,8 @@ impl Default for Side {
             first_data: i64::MAX,
             first_fin: i64::MAX,
             first_rst: i64::MAX,
+            first_frame: u64::MAX,
+            last: None,
         }
     }
 }
@@ -180,6 +191,10 @@ impl Side {
         self.flags |= o.flags;
         self.syns += o.syns;
         self.rsts += o.rsts;
+        self.first_frame = self.first_frame.min(o.first_frame);
+        if o.last.map(|l| l.frame) > self.last.map(|l| l.frame) {
+            self.last = o.last;
+        }
         for (mine, theirs) in [
             (&mut self.first, o.first),
             (&mut self.first_syn, o.first_syn),
@@ -211,6 +226,22 @@ struct Flow {
 #[derive(Debug, Default, Clone)]
 pub struct FlowTable {
     flows: HashMap<Key, Flow>,
+    /// Every RST, with the packet that provoked it when known.
+    resets: Vec<Reset>,
+    /// First frame of the chunk being added.
+    chunk_start: u64,
+    /// The RSTs [`FlowTable::open_resets`] left looking for their provoking
+    /// packet in earlier chunks, by the flow and side that sent it.
+    settling: HashMap<(Key, bool), Vec<usize>>,
+}
+
+/// An RST whose provoking packet is in an earlier chunk than its own, if
+/// anywhere: the chunks from `rst_frame`'s down to `floor`'s may hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenReset {
+    pub rst_frame: u64,
+    /// The first packet its receiver sent in the capture.
+    pub floor: u64,
 }
 
 impl FlowTable {
@@ -222,19 +253,17 @@ impl FlowTable {
         self.flows.is_empty()
     }
 
+    /// The frames added next are those of the chunk that starts at frame
+    /// `first_frame`, in order.
+    pub fn begin_chunk(&mut self, first_frame: u64) {
+        self.chunk_start = first_frame;
+    }
+
     /// Counts one frame whose headers are `h`. Frames without IP addresses
     /// belong to no flow.
     pub fn add(&mut self, frame: &Frame, h: &Headers) {
-        let (Some(src), Some(dst), Some(proto)) = (h.src, h.dst, h.ip_proto) else {
+        let Some((key, forward, s, d)) = key_of(h) else {
             return;
-        };
-        let s = (src, h.src_port.unwrap_or(0));
-        let d = (dst, h.dst_port.unwrap_or(0));
-        let forward = s <= d;
-        let key = if forward {
-            Key { proto, a: s, b: d }
-        } else {
-            Key { proto, a: d, b: s }
         };
         // Simple packet blocks have no time; they count at the epoch.
         let ts = frame.ts_ns.unwrap_or(0);
@@ -245,7 +274,30 @@ impl FlowTable {
             b: Side::default(),
         });
         flow.last = flow.last.max(ts);
-        let side = if forward { &mut flow.a } else { &mut flow.b };
+        let (side, peer) = if forward {
+            (&mut flow.a, &flow.b)
+        } else {
+            (&mut flow.b, &flow.a)
+        };
+        if let Some(seen) = Seen::of(frame, h) {
+            if seen.is_rst() {
+                // The peer's last packet answers for the RST only if this
+                // thread saw it in this chunk: an earlier chunk may have
+                // gone to another thread (settled after the pass).
+                let prev = peer.last.filter(|p| p.frame >= self.chunk_start);
+                self.resets.push(Reset {
+                    src: s,
+                    dst: d,
+                    rst: seen,
+                    prev,
+                    open: prev.is_none(),
+                    floor: 0,
+                });
+            } else {
+                side.last = Some(seen);
+            }
+        }
+        side.first_frame = side.first_frame.min(frame.number);
         side.packets += 1;
         side.bytes += u64::from(frame.wire_len);
         side.payload += u64::from(h.payload_len.unwrap_or(0));
@@ -284,6 +336,7 @@ impl FlowTable {
 
     /// Adds the flows of another part of the same capture.
     pub fn merge(&mut self, other: FlowTable) {
+        self.resets.extend(other.resets);
         for (key, o) in other.flows {
             match self.flows.get_mut(&key) {
                 Some(f) => {
@@ -299,6 +352,91 @@ impl FlowTable {
                 }
             }
         }
+    }
+
+    /// After every chunk was added and merged: the RSTs whose provoking
+    /// packet may be in an earlier chunk than theirs. Those whose receiver
+    /// sent nothing before them have none, and are settled here.
+    pub fn open_resets(&mut self) -> Vec<OpenReset> {
+        for (i, r) in self.resets.iter_mut().enumerate() {
+            if !r.open {
+                continue;
+            }
+            let (key, forward) = key_between(PROTO_TCP, r.src, r.dst);
+            r.floor = self.flows.get(&key).map_or(u64::MAX, |f| {
+                if forward {
+                    f.b.first_frame
+                } else {
+                    f.a.first_frame
+                }
+            });
+            if r.floor >= r.rst.frame {
+                r.open = false;
+                continue;
+            }
+            // Offered frames are packets the peer sent: `!forward`.
+            self.settling.entry((key, !forward)).or_default().push(i);
+        }
+        self.still_open()
+    }
+
+    /// The RSTs still looking for their provoking packet.
+    pub fn still_open(&self) -> Vec<OpenReset> {
+        self.settling
+            .values()
+            .flatten()
+            .map(|&i| OpenReset {
+                rst_frame: self.resets[i].rst.frame,
+                floor: self.resets[i].floor,
+            })
+            .collect()
+    }
+
+    /// A frame of a chunk before an open RST's, offered to the RSTs still
+    /// open: one its receiver sent in its flow, before it and not an RST,
+    /// is its provoking packet if later than the one it has.
+    pub fn offer(&mut self, frame: &Frame, h: &Headers) {
+        let Some((key, forward, ..)) = key_of(h) else {
+            return;
+        };
+        let Some(waiting) = self.settling.get(&(key, forward)) else {
+            return;
+        };
+        let Some(seen) = Seen::of(frame, h).filter(|s| !s.is_rst()) else {
+            return;
+        };
+        for &i in waiting {
+            let r = &mut self.resets[i];
+            if r.open && seen.frame < r.rst.frame && r.prev.is_none_or(|p| p.frame < seen.frame) {
+                r.prev = Some(seen);
+            }
+        }
+    }
+
+    /// Every frame of the chunk starting at `first_frame` was offered, and
+    /// those of the chunks after it up to each open RST's: an RST that
+    /// found its packet, or whose receiver's first packet is in this chunk
+    /// or later, is settled.
+    pub fn chunk_offered(&mut self, first_frame: u64) {
+        let resets = &mut self.resets;
+        for waiting in self.settling.values_mut() {
+            waiting.retain(|&i| {
+                let r = &mut resets[i];
+                // The chunk comes after the RST: it could not hold its packet.
+                if r.rst.frame < first_frame {
+                    return true;
+                }
+                r.open = r.prev.is_none() && r.floor < first_frame;
+                r.open
+            });
+        }
+        self.settling.retain(|_, w| !w.is_empty());
+    }
+
+    /// The `resets` rows of this capture (after the open ones were settled).
+    pub fn take_resets(&mut self, meta: &CaptureMeta) -> RecordBatch {
+        self.settling.clear();
+        resets::finish(std::mem::take(&mut self.resets), meta)
     }
 
     /// The flows as one batch of the `flows` schema, ordered by first packet
@@ -409,6 +547,28 @@ impl FlowTable {
                 .map(|b| Arc::new(b.finish()) as ArrayRef),
         );
         RecordBatch::try_new(TABLE.schema(), arrays).expect("flows arrays follow COLUMNS")
+    }
+}
+
+/// The flow of a frame with headers `h`, whether its sender is the key's
+/// `a`, and its sender and receiver; `None` without IP addresses.
+fn key_of(h: &Headers) -> Option<(Key, bool, Endpoint, Endpoint)> {
+    let (Some(src), Some(dst), Some(proto)) = (h.src, h.dst, h.ip_proto) else {
+        return None;
+    };
+    let s = (src, h.src_port.unwrap_or(0));
+    let d = (dst, h.dst_port.unwrap_or(0));
+    let (key, forward) = key_between(proto, s, d);
+    Some((key, forward, s, d))
+}
+
+/// The flow between sender `s` and receiver `d` (endpoints in canonical
+/// order), and whether `s` is its `a`.
+fn key_between(proto: u8, s: Endpoint, d: Endpoint) -> (Key, bool) {
+    if s <= d {
+        (Key { proto, a: s, b: d }, true)
+    } else {
+        (Key { proto, a: d, b: s }, false)
     }
 }
 
@@ -568,7 +728,7 @@ mod tests {
             .collect()
     }
 
-    use tcp_flag::{ACK, FIN, RST, SYN};
+    use tcp_flag::{ACK, FIN, PSH, RST, SYN};
     const C: (u8, u16) = (9, 40000);
     const S: (u8, u16) = (1, 80);
 
@@ -704,5 +864,161 @@ mod tests {
                 .value(0),
             "10.0.0.9"
         );
+    }
+
+    /// Frame `number` from `from` to `to` with `flags` and `seq`, as the
+    /// pass sees it: its frame and headers.
+    fn numbered(
+        number: u64,
+        from: (u8, u16),
+        to: (u8, u16),
+        flags: u16,
+        seq: u32,
+    ) -> (Frame<'static>, Headers) {
+        let h = Headers {
+            src: Some(addr(from.0)),
+            dst: Some(addr(to.0)),
+            ip_proto: Some(PROTO_TCP),
+            src_port: Some(from.1),
+            dst_port: Some(to.1),
+            tcp: Some(Tcp {
+                flags,
+                seq,
+                ..Tcp::default()
+            }),
+            payload_len: Some(0),
+            ..Headers::default()
+        };
+        let frame = Frame {
+            number,
+            ts_ns: Some(number as i64 * 1000),
+            interface: 0,
+            data: &[],
+            wire_len: 60,
+            direction: None,
+            comment: None,
+        };
+        (frame, h)
+    }
+
+    /// (frame, src_ip, prev_frame, prev_seq) of every `resets` row.
+    fn resets_of(t: &mut FlowTable) -> Vec<(u64, String, Option<u64>, Option<u32>)> {
+        use arrow_array::Array;
+        use arrow_array::types::UInt32Type;
+        let b = t.take_resets(&meta());
+        let col = |n: &str| b.column_by_name(n).unwrap().clone();
+        let (frame, src, prev, seq) = (
+            col("frame"),
+            col("src_ip"),
+            col("prev_frame"),
+            col("prev_seq"),
+        );
+        let (frame, src) = (frame.as_primitive::<UInt64Type>(), src.as_string::<i32>());
+        let (prev, seq) = (
+            prev.as_primitive::<UInt64Type>(),
+            seq.as_primitive::<UInt32Type>(),
+        );
+        (0..b.num_rows())
+            .map(|i| {
+                (
+                    frame.value(i),
+                    src.value(i).to_owned(),
+                    prev.is_valid(i).then(|| prev.value(i)),
+                    seq.is_valid(i).then(|| seq.value(i)),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_rst_takes_the_last_packet_its_receiver_sent_before_it() {
+        let mut t = FlowTable::default();
+        t.begin_chunk(1);
+        for (n, from, to, flags, seq) in [
+            (1, C, S, ACK, 100),
+            (2, S, C, ACK, 7),
+            (3, C, S, ACK | PSH, 200),
+            // The receiver's own RSTs are not what provoked one.
+            (4, C, S, RST, 300),
+            (5, S, C, RST, 8),
+            (6, C, S, ACK, 400),
+        ] {
+            let (frame, h) = numbered(n, from, to, flags, seq);
+            t.add(&frame, &h);
+        }
+        assert!(t.open_resets().is_empty());
+        assert_eq!(
+            resets_of(&mut t),
+            [
+                (4, "10.0.0.9".into(), Some(2), Some(7)),
+                (5, "10.0.0.1".into(), Some(3), Some(200)),
+            ]
+        );
+    }
+
+    /// The pass gives chunks to threads as they come: the thread that
+    /// decodes an RST's chunk may have decoded an earlier packet of its
+    /// flow, but not the last one before it. That RST is settled from the
+    /// chunks before it, read backwards after the pass.
+    #[test]
+    fn an_rst_whose_packet_another_thread_decoded_is_settled_from_earlier_chunks() {
+        // (frame, from, to, flags, seq) of each chunk's packets.
+        type Packet = (u64, (u8, u16), (u8, u16), u16, u32);
+        let chunks: [&[Packet]; 3] = [
+            &[
+                (1, C, S, SYN, 10),
+                (2, S, C, SYN | ACK, 50),
+                (3, C, S, ACK, 11),
+            ],
+            &[(4, C, S, ACK | PSH, 20), (5, S, C, ACK, 51)],
+            &[(6, S, C, RST, 52), (7, C, S, ACK, 30)],
+        ];
+        let (mut x, mut y) = (FlowTable::default(), FlowTable::default());
+        for (k, on_y) in [(0, false), (1, true), (2, false)] {
+            let thread = if on_y { &mut y } else { &mut x };
+            thread.begin_chunk(chunks[k][0].0);
+            for &(n, from, to, flags, seq) in chunks[k] {
+                let (frame, h) = numbered(n, from, to, flags, seq);
+                thread.add(&frame, &h);
+            }
+        }
+        x.merge(y);
+        assert_eq!(
+            x.open_resets(),
+            [OpenReset {
+                rst_frame: 6,
+                floor: 1
+            }]
+        );
+        for k in (0..3).rev() {
+            for &(n, from, to, flags, seq) in chunks[k] {
+                let (frame, h) = numbered(n, from, to, flags, seq);
+                x.offer(&frame, &h);
+            }
+            x.chunk_offered(chunks[k][0].0);
+            if k == 2 {
+                assert_eq!(x.still_open().len(), 1, "frame 7 comes after the RST");
+            }
+            if k == 1 {
+                assert!(x.still_open().is_empty(), "frame 4 is in chunk 1");
+            }
+        }
+        assert_eq!(
+            resets_of(&mut x),
+            [(6, "10.0.0.1".into(), Some(4), Some(20))]
+        );
+    }
+
+    #[test]
+    fn an_rst_before_anything_from_its_receiver_has_no_provoking_packet() {
+        let mut t = FlowTable::default();
+        t.begin_chunk(1);
+        let (f1, h1) = numbered(1, S, C, RST, 5);
+        t.add(&f1, &h1);
+        t.begin_chunk(2);
+        let (f2, h2) = numbered(2, C, S, ACK, 9);
+        t.add(&f2, &h2);
+        assert!(t.open_resets().is_empty());
+        assert_eq!(resets_of(&mut t), [(1, "10.0.0.1".into(), None, None)]);
     }
 }

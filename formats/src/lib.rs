@@ -42,6 +42,7 @@ pub mod netlink;
 mod packets;
 mod proc_net;
 mod processes;
+mod resets;
 mod rows;
 mod rtnetlink;
 mod sockstat;
@@ -67,7 +68,7 @@ pub use decode::{Addr, Headers, L3, Tcp, decode, link, tcp_flag};
 pub use dns::DnsTable;
 pub use error::{Error, Hex};
 pub use events::bpftrace;
-pub use flows::FlowTable;
+pub use flows::{FlowTable, OpenReset};
 pub use logs::{KmsgRecord, kmsg_record};
 pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
 pub use rows::{
@@ -84,6 +85,8 @@ pub const PACKETS: Table = packets::TABLE;
 pub const FLOWS: Table = flows::TABLE;
 /// The `dns` table.
 pub const DNS: Table = dns::TABLE;
+/// The `resets` table.
+pub const RESETS: Table = resets::TABLE;
 
 /// Every reader of [`readers()`] against damaged input: arbitrary bytes, every
 /// prefix of a real sample, samples with bytes changed. Each must give rows,

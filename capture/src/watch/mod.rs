@@ -833,8 +833,12 @@ impl BundleWriter<'_> {
             namespaces: self.namespaces.to_vec(),
             disk: Arc::new(crate::space::DiskBudget::new(&staging)),
         });
-        let (_, mut reports) =
-            crate::runtime::collect_runtime(&staging, self.opts.collect.source_timeout);
+        let (_, mut reports) = crate::runtime::collect_runtime(
+            &staging,
+            &cx.proc,
+            &self.opts.collect.runtime_state,
+            self.opts.collect.source_timeout,
+        );
         let window = self.ring.window(from_ns, to_ns);
         let oldest = self.ring.oldest_ns();
         let start_reports = self

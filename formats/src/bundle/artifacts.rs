@@ -19,7 +19,7 @@ use crate::rows::Reader;
 use crate::table::Table;
 use crate::{
     addresses, conntrack, counters, ctnetlink, dns, events, firewall, flows, inet_diag, interfaces,
-    logs, packets, proc_net, processes, rtnetlink, sockstat, sysctls, unix,
+    logs, packets, proc_net, processes, resets, rtnetlink, sockstat, sysctls, unix,
 };
 use std::sync::LazyLock;
 
@@ -149,7 +149,8 @@ impl Artifact {
 }
 
 /// The tables that stream from packet captures.
-pub const CAPTURE_TABLES: &[&Table] = &[&packets::TABLE, &flows::TABLE, &dns::TABLE];
+pub const CAPTURE_TABLES: &[&Table] =
+    &[&packets::TABLE, &flows::TABLE, &dns::TABLE, &resets::TABLE];
 
 const fn netns(path: &'static str, source: &'static str, parse: Parse) -> Artifact {
     Artifact {
@@ -280,6 +281,13 @@ pub const EVENTS: Artifact = node("ebpf/events.jsonl", "ebpf", Text(&events::bpf
 pub const KERNEL_LOG: Artifact = node("kmsg.txt", "kernel_log", Text(&logs::READER));
 pub const JOURNAL: Artifact = node("journal.txt", "journal", Text(&logs::READER));
 pub const LOG_FILES: Artifact = node("logs/", "log_files", Text(&logs::READER));
+/// What capsnap read of containerd's state on disk to name pods and
+/// containers with no tool: per task, the naming annotations of its OCI
+/// spec, its pid and network namespace, and the tasks it skipped, why.
+pub const CONTAINERD_TASKS: Artifact =
+    node("runtime/containerd-tasks.json", "containerd_state", Raw);
+/// The same for CRI-O's containers.
+pub const CRIO_CONTAINERS: Artifact = node("runtime/crio-containers.json", "crio_state", Raw);
 /// The container runtimes' listings, read before the window to name the
 /// namespaces (pods and containers).
 pub const CRICTL_PODS: Artifact = tool(
@@ -540,6 +548,8 @@ pub const ARTIFACTS: &[Artifact] = &[
     EBPF_SCRIPT,
     EBPF_CLOCK,
     EBPF_SUMMARY,
+    CONTAINERD_TASKS,
+    CRIO_CONTAINERS,
     CRICTL_PODS,
     CRICTL_PS,
     DOCKER_PS,
@@ -634,6 +644,7 @@ mod tests {
                 "packets",
                 "flows",
                 "dns",
+                "resets",
                 "sockets",
                 "inet_sockets",
                 "unix_sockets",
