@@ -35,12 +35,15 @@ if [[ ! -d $seeds ]]; then
     done
     rm -rf "$work/x"
 fi
+# Real `nft -j list ruleset` output for the nft reader.
+mkdir -p "$seeds/nft" && cp ../formats/testdata/nft/*.json "$seeds/nft/"
 seed_of() {
     case $1 in
         capture | indexer | decode) echo "$seeds/capture" ;;
         bundle) echo "$seeds/bundle" ;;
         manifest | reader_netns | reader_collection) echo "$seeds/manifest" ;;
         joiner | reader_events | reader_tools) echo "$seeds/events" ;;
+        reader_nft) echo "$seeds/nft" ;;
         *) echo "$seeds/text" ;;
     esac
 }

@@ -379,8 +379,19 @@ fn parse_file(
         let shown = format!("{}:{rel}", origin.bundle);
         read_text(p, &shown, max_text, &mut parsed.warnings)
     });
+    // A reader may read other files of the same directory (the nft reader
+    // leaves out what iptables-save listed), bounded like this one.
+    let dir = path.to_owned();
+    let beside: formats::Beside =
+        Arc::new(move |rel: &str| read_bounded(&sibling(&dir, rel), max_text).ok().flatten());
     for reader in readers {
-        match formats::read_pair(reader, &bytes, open.as_deref(), origin.clone()) {
+        match formats::read_with(
+            reader,
+            &bytes,
+            open.as_deref(),
+            Some(beside.clone()),
+            origin.clone(),
+        ) {
             Ok((batch, skipped, total)) => {
                 if total > 0 {
                     let first: Vec<String> = skipped.iter().map(ToString::to_string).collect();
@@ -430,6 +441,11 @@ fn claimed(rel: &str, head: &[u8]) -> Option<Vec<&'static Reader>> {
 }
 
 fn sibling_exists(path: &Path, rel: &str) -> bool {
+    sibling(path, rel).is_file()
+}
+
+/// The path of `rel` (`..` allowed) from the directory of `path`.
+fn sibling(path: &Path, rel: &str) -> PathBuf {
     let mut p = path.parent().map(Path::to_path_buf).unwrap_or_default();
     for c in rel.split('/') {
         match c {
@@ -440,7 +456,7 @@ fn sibling_exists(path: &Path, rel: &str) -> bool {
             c => p.push(c),
         }
     }
-    p.is_file()
+    p
 }
 
 /// A glob (`bundles/*.capsnap`) becomes the files it matches, sorted; a

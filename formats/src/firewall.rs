@@ -12,23 +12,31 @@
 //! comments. A rule's counters at window open are found by table, chain and
 //! rule text (the n-th identical rule to the n-th), not by position: rules
 //! inserted during the window shift positions.
+//!
+//! Rules that nftables keeps natively (kube-proxy's nftables mode,
+//! firewalld, hand-written `table inet filter`) come from `nft -j list
+//! ruleset` into the same table ([`nft`]).
+
+pub mod nft;
 
 use crate::rows::{Reader, Rows, V, file_name_is, text};
 use std::collections::HashMap;
 
 #[rustfmt::skip]
-crate::artifact_table!("firewall_rules", "one row per iptables/ip6tables rule and per built-in chain policy, with packet and byte counters when the window closed and opened (iptables-save -c)", [
-    ("family", U8, false, "4 (iptables) or 6 (ip6tables)"),
-    ("table", Dict, false, "filter, nat, mangle, raw, security"),
+crate::artifact_table!("firewall_rules", "one row per iptables/ip6tables/nftables rule and per built-in (base) chain policy, with packet and byte counters when the window closed and opened (iptables-save -c, ip6tables-save -c, nft -j list ruleset)", [
+    ("family", U8, true, "4 (iptables; nft family ip) or 6 (ip6tables; nft family ip6); null for an nft table of another family (inet, which holds both, arp, bridge, netdev)"),
+    ("table", Dict, false, "filter, nat, mangle, raw, security; the nft table's name"),
     ("chain", Dict, false, "chain name"),
-    ("position", U32, true, "rule number in its chain, from 1 (iptables -L --line-numbers); null for a chain policy"),
-    ("target", Dict, true, "what a rule jumps or goes to (-j / -g: ACCEPT, DROP, REJECT, MASQUERADE, a user chain ...), or the chain's policy"),
-    ("rule", Str, true, "the rule as iptables-save prints it after `-A CHAIN`; null for a chain policy"),
-    ("packets", U64, true, "packets counted when the window closed (null without -c)"),
+    ("position", U32, true, "rule number in its chain, from 1 (iptables -L --line-numbers; nft: order in `nft list`); null for a chain policy"),
+    ("target", Dict, true, "what a rule jumps or goes to (-j / -g: ACCEPT, DROP, REJECT, MASQUERADE, a user chain ...), or the chain's policy; for nft the verdict or NAT statement named as iptables names it (ACCEPT, DROP, REJECT, RETURN, QUEUE, MASQUERADE, SNAT, DNAT, REDIRECT, LOG without a verdict) or the chain jumped or gone to; null for a verdict map"),
+    ("rule", Str, true, "the rule as iptables-save prints it after `-A CHAIN`, or as `nft list` prints it without its counter values; null for a chain policy"),
+    ("packets", U64, true, "packets counted when the window closed (null without -c, or an nft rule without a `counter`)"),
     ("bytes", U64, true, "bytes counted when the window closed"),
     ("packets_open", U64, true, "packets counted when the window opened (the bundle's window-open/ copy); null without one or for a rule added during the window"),
     ("bytes_open", U64, true, "bytes counted when the window opened"),
     ("packets_delta", U64, true, "packets counted during the window (packets - packets_open); null without a window-open count"),
+    ("nft_family", Dict, true, "the nft table's family (ip, ip6, inet, arp, bridge, netdev); null for iptables-save rows"),
+    ("handle", U64, true, "the nft rule's handle, stable while the rule exists (what matches a rule at window open and close); null for iptables-save rows and policies"),
 ]);
 
 /// Reads iptables-save and ip6tables-save output.
@@ -115,6 +123,8 @@ fn parse(input: &[u8], rows: &mut Rows) -> Result<(), String> {
             V::from(before.map(|b| b.0)),
             V::from(before.map(|b| b.1)),
             V::from(delta),
+            V::Null,
+            V::Null,
         ]);
     }
     if !found
@@ -125,6 +135,24 @@ fn parse(input: &[u8], rows: &mut Rows) -> Result<(), String> {
         return Err("no `*TABLE`, `:CHAIN` or `-A CHAIN` lines".into());
     }
     Ok(())
+}
+
+/// The tables an `iptables-save` output lists (`*filter`, `*nat` ...),
+/// none when it was made by iptables-legacy: those rules live in x_tables,
+/// not in nftables, so nothing of them shows in `nft list ruleset`.
+fn tables_listed(text: &str) -> Vec<&str> {
+    if text
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .any(|l| l.contains("(legacy)"))
+    {
+        return Vec::new();
+    }
+    text.lines()
+        .filter_map(|l| l.trim_end().strip_prefix('*'))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 /// Each policy or rule line, or a damaged one (1-based line, why).

@@ -71,7 +71,9 @@ pub use events::bpftrace;
 pub use flows::{FlowTable, OpenReset};
 pub use logs::{KmsgRecord, kmsg_record};
 pub use packets::{CaptureMeta, InterfaceMeta, PacketBuilder};
-pub use rows::{CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read, read_pair};
+pub use rows::{
+    Beside, CONTEXT, Origin, Reader, Rows, Skipped, V, empty, read, read_pair, read_with,
+};
 pub use table::{Column, Kind, Table, schema_of};
 pub use tcp_options::TcpOptions;
 pub use tcp_state::{TCP_STATES, tcp_state_name};
@@ -119,6 +121,13 @@ mod reader_robustness {
                     .join(format!("testdata/netlink/{name}.nl"));
                 let bytes = std::fs::read(&path).expect("formats/testdata/netlink");
                 out.push((format!("netns/host/netlink/{name}.nl"), bytes));
+            }
+            // Real `nft -j list ruleset` output (testdata/make-nft.sh).
+            for name in ["open", "close"] {
+                let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(format!("testdata/nft/{name}.json"));
+                let bytes = std::fs::read(&path).expect("formats/testdata/nft");
+                out.push(("netns/host/nft-ruleset.json".to_owned(), bytes));
             }
             out.sort();
             out

@@ -194,7 +194,14 @@ pub struct Rows {
     /// The copy of the same file taken when the window opened, if the
     /// bundle has one ([`read_pair`]).
     at_open: Option<Vec<u8>>,
+    /// Reads another file of the same directory ([`Rows::beside`]).
+    beside: Option<Beside>,
 }
+
+/// Reads the file at a path relative to the directory of the file being
+/// parsed (`iptables-save.txt` beside `nft-ruleset.json`): its bytes, or
+/// None when there is no such file or it cannot be read.
+pub type Beside = std::sync::Arc<dyn Fn(&str) -> Option<Vec<u8>> + Send + Sync>;
 
 /// Skipped lines kept per file for messages; the rest are only counted.
 const SKIPPED_KEPT: usize = 5;
@@ -219,6 +226,7 @@ impl Rows {
             skipped: Vec::new(),
             skipped_total: 0,
             at_open: None,
+            beside: None,
         }
     }
 
@@ -233,6 +241,15 @@ impl Rows {
     /// copies existed, files saved by hand, or a copy that failed.
     pub fn at_open(&self) -> Option<&[u8]> {
         self.at_open.as_deref()
+    }
+
+    /// Another file of the same bundle directory, at `rel` from this
+    /// file's directory, for a reader whose rows depend on what that file
+    /// already gives (the nft reader leaves out the tables iptables-save
+    /// listed). None without such a file, or when the file is read alone
+    /// (not from a bundle or directory).
+    pub fn beside(&self, rel: &str) -> Option<Vec<u8>> {
+        self.beside.as_ref().and_then(|f| f(rel))
     }
 
     /// Seconds between the two ends of the capture window, from the
@@ -556,8 +573,21 @@ pub fn read_pair(
     at_open: Option<&[u8]>,
     origin: Origin,
 ) -> Result<(RecordBatch, Vec<Skipped>, usize), String> {
+    read_with(reader, input, at_open, None, origin)
+}
+
+/// [`read_pair`], with the other files of the file's directory readable
+/// through `beside` ([`Rows::beside`]).
+pub fn read_with(
+    reader: &Reader,
+    input: &[u8],
+    at_open: Option<&[u8]>,
+    beside: Option<Beside>,
+    origin: Origin,
+) -> Result<(RecordBatch, Vec<Skipped>, usize), String> {
     let mut rows = Rows::new(reader.table, origin);
     rows.at_open = at_open.map(<[u8]>::to_vec);
+    rows.beside = beside;
     (reader.parse)(input, &mut rows)?;
     let skipped = rows.skipped.clone();
     let total = rows.skipped_total;

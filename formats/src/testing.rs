@@ -49,3 +49,28 @@ pub(crate) fn corpus() -> std::path::PathBuf {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
         })
 }
+
+/// The value at `row` of a string (plain or dictionary-encoded) or
+/// unsigned integer column as text, None for a null: for the tests of
+/// crates that reach Arrow only through `formats`.
+pub fn value_string(col: &dyn arrow_array::Array, row: usize) -> Option<String> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int32Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type};
+    use arrow_schema::DataType;
+    if col.is_null(row) {
+        return None;
+    }
+    Some(match col.data_type() {
+        DataType::Utf8 => col.as_string::<i32>().value(row).to_owned(),
+        DataType::Dictionary(_, _) => {
+            let d = col.as_dictionary::<Int32Type>();
+            let k = d.keys().value(row) as usize;
+            d.values().as_string::<i32>().value(k).to_owned()
+        }
+        DataType::UInt8 => col.as_primitive::<UInt8Type>().value(row).to_string(),
+        DataType::UInt16 => col.as_primitive::<UInt16Type>().value(row).to_string(),
+        DataType::UInt32 => col.as_primitive::<UInt32Type>().value(row).to_string(),
+        DataType::UInt64 => col.as_primitive::<UInt64Type>().value(row).to_string(),
+        other => format!("<{other}>"),
+    })
+}

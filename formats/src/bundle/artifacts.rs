@@ -315,6 +315,33 @@ pub const EBPF_STDERR: Artifact = node("ebpf/bpftrace.stderr", "ebpf", Raw);
 pub const EBPF_SCRIPT: Artifact = node("ebpf/probes.bt", "ebpf", Raw);
 pub const EBPF_CLOCK: Artifact = node("ebpf/clock.json", "ebpf", Raw);
 pub const EBPF_SUMMARY: Artifact = node("ebpf/summary.json", "ebpf", Raw);
+/// The iptables rules of a namespace with their counters (also taken when
+/// the window opens).
+pub const IPTABLES_SAVE: Artifact = tool(
+    Scope::Netns,
+    "iptables-save.txt",
+    "tool:iptables-save -c",
+    &["iptables-save", "-c"],
+    Text(&firewall::READER),
+);
+pub const IP6TABLES_SAVE: Artifact = tool(
+    Scope::Netns,
+    "ip6tables-save.txt",
+    "tool:ip6tables-save -c",
+    &["ip6tables-save", "-c"],
+    Text(&firewall::READER),
+);
+/// The nftables ruleset of a namespace as JSON (libnftables-json(5)), with
+/// rule handles and counters (also taken when the window opens). The
+/// tables iptables-nft keeps are left out by the reader: iptables-save
+/// lists them already.
+pub const NFT_RULESET: Artifact = tool(
+    Scope::Netns,
+    "nft-ruleset.json",
+    "tool:nft -j list ruleset",
+    &["nft", "-j", "list", "ruleset"],
+    Text(&firewall::nft::READER),
+);
 pub const MANIFEST: Artifact = node(
     "manifest.json",
     "manifest",
@@ -423,20 +450,9 @@ pub const ARTIFACTS: &[Artifact] = &[
         &["ip", "-d", "-s", "addr"],
         Text(&addresses::READER),
     )),
-    tool(
-        Scope::Netns,
-        "iptables-save.txt",
-        "tool:iptables-save -c",
-        &["iptables-save", "-c"],
-        Text(&firewall::READER),
-    ),
-    tool(
-        Scope::Netns,
-        "ip6tables-save.txt",
-        "tool:ip6tables-save -c",
-        &["ip6tables-save", "-c"],
-        Text(&firewall::READER),
-    ),
+    IPTABLES_SAVE,
+    IP6TABLES_SAVE,
+    NFT_RULESET,
     MANIFEST,
     node(
         "manifest.json",
@@ -481,6 +497,13 @@ pub const ARTIFACTS: &[Artifact] = &[
         &["ip6tables-save", "-c"],
         AtOpen,
     ),
+    tool(
+        Scope::Netns,
+        "window-open/nft-ruleset.json",
+        "open:tool:nft -j list ruleset",
+        &["nft", "-j", "list", "ruleset"],
+        AtOpen,
+    ),
     // Raw: kept for people and tools, read by no table yet.
     netns("proc/net/packet", "proc_net_packet", Raw),
     // `ip`'s listings, before rtnetlink's dumps replaced them.
@@ -512,6 +535,8 @@ pub const ARTIFACTS: &[Artifact] = &[
         &["ip", "rule"],
         Raw,
     )),
+    // The same ruleset as `nft list` prints it, for people: the table
+    // reads the JSON (nft-ruleset.json).
     tool(
         Scope::Netns,
         "nft-ruleset.txt",

@@ -26,9 +26,9 @@ pub(crate) mod tables;
 pub use artifacts::{
     ARTIFACTS, AT_OPEN, AT_OPEN_SOURCE, Artifact, CAPTURE_TABLES, CONTAINERD_TASKS, CRICTL_PODS,
     CRICTL_PS, CRIO_CONTAINERS, DOCKER_PS, EBPF_CLOCK, EBPF_SCRIPT, EBPF_STDERR, EBPF_SUMMARY,
-    EVENTS, FDS, INET_DIAG, JOURNAL, KERNEL_LOG, LINKS, LOG_FILES, MANIFEST, PACKETS, PROCESSES,
-    Parse, SYSCTLS, Scope, UNIX_DIAG, at, at_open_copies, at_open_path, feeding, is_at_open,
-    of_source, readers, tables,
+    EVENTS, FDS, INET_DIAG, IP6TABLES_SAVE, IPTABLES_SAVE, JOURNAL, KERNEL_LOG, LINKS, LOG_FILES,
+    MANIFEST, NFT_RULESET, PACKETS, PROCESSES, Parse, SYSCTLS, Scope, UNIX_DIAG, at,
+    at_open_copies, at_open_path, feeding, is_at_open, of_source, readers, tables,
 };
 pub use manifest::{
     EbpfPath, FORMAT_VERSION, Manifest, Member, Namespace, OLDEST_READABLE, PacketCounts,
