@@ -271,7 +271,7 @@ fn note_pipe(e: &std::io::Error) {
 /// needs it, so this comes after the answer (and reads what no query did).
 fn warn(ws: &Workspace) -> Result<()> {
     for w in ws.warnings()? {
-        eprintln!("capsnap: warning: {w}");
+        say!("capsnap: warning: {w}");
     }
     Ok(())
 }
@@ -394,7 +394,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
                 .with_context(|| format!("writing {}", p.display()))?;
             drop(f);
             output.commit()?;
-            eprintln!("capsnap: wrote {}", p.display());
+            say!("capsnap: wrote {}", p.display());
         }
         None => {
             let mut out = Stdout {
@@ -420,7 +420,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
         &mut |b| {
             if verbose {
                 let rows: u64 = b.rows.values().sum();
-                eprintln!(
+                say!(
                     "capsnap: exported {} ({}, {}): {rows} rows",
                     b.bundle,
                     b.host.as_deref().unwrap_or("no host"),
@@ -430,14 +430,14 @@ pub fn export(a: ExportArgs) -> Result<()> {
         },
     ))?;
     for w in &summary.warnings {
-        eprintln!("capsnap: warning: {w}");
+        say!("capsnap: warning: {w}");
     }
     for b in &summary.bundles {
         for w in &b.warnings {
-            eprintln!("capsnap: warning: {w}");
+            say!("capsnap: warning: {w}");
         }
     }
-    eprintln!(
+    say!(
         "capsnap: exported {} bundle(s) into {}: {} files, {} bytes, in {:.1} s",
         summary.bundles.len(),
         a.to.display(),

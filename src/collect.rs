@@ -150,7 +150,7 @@ pub fn collect(a: CollectArgs) -> Result<()> {
     let verbose = std::io::stderr().is_terminal() || std::env::var_os("CAPSNAP_PROGRESS").is_some();
     let outcome = capture::collect(&opts, stop, &|step| {
         if verbose {
-            eprintln!("capsnap: {step}");
+            say!("capsnap: {step}");
         }
     })?;
     let not_ok: Vec<_> = outcome
@@ -164,7 +164,7 @@ pub fn collect(a: CollectArgs) -> Result<()> {
             .as_deref()
             .map(|n| format!(" [{n}]"))
             .unwrap_or_default();
-        eprintln!(
+        say!(
             "capsnap: {:?}: {}{ns}: {}",
             s.status,
             s.source,
@@ -172,7 +172,7 @@ pub fn collect(a: CollectArgs) -> Result<()> {
         );
     }
     let to_stdout = outcome.bundle.as_os_str() == "-";
-    eprintln!(
+    say!(
         "capsnap: wrote {} ({} bytes, {} sources, {} not ok)",
         if to_stdout {
             "the bundle to standard output".to_owned()
@@ -184,7 +184,9 @@ pub fn collect(a: CollectArgs) -> Result<()> {
         not_ok.len()
     );
     if !to_stdout {
-        println!("{}", outcome.bundle.display());
+        use std::io::Write as _;
+        // The bundle is written: a stdout that is gone is no failure.
+        let _ = writeln!(std::io::stdout(), "{}", outcome.bundle.display());
     }
     Ok(())
 }
@@ -222,7 +224,7 @@ pub fn watch(a: WatchArgs) -> Result<()> {
         stop,
         &|step| {
             if verbose {
-                eprintln!("capsnap: {step}");
+                say!("capsnap: {step}");
             }
         },
         &mut |bundle| {
@@ -232,7 +234,7 @@ pub fn watch(a: WatchArgs) -> Result<()> {
             let _ = out.flush();
         },
     )?;
-    eprintln!(
+    say!(
         "capsnap: watch ended: {} bundles written, {} triggers without a bundle",
         summary.bundles.len(),
         summary.ignored

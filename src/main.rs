@@ -5,6 +5,17 @@
 //! `collect` and `watch` only: the subcommands that query, and DataFusion with them,
 //! come with the default feature `analyze`.
 
+/// A line on stderr, as `eprintln!` writes it, except that a stderr that
+/// is gone (`capsnap collect 2>&1 | head -1`, once head has exited) drops
+/// the line instead of panicking: a collection must not be lost to its
+/// progress messages.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 #[cfg(feature = "analyze")]
 mod analysis;
 mod collect;
@@ -219,7 +230,7 @@ fn main() -> ExitCode {
         Ok(Found(true)) => ExitCode::from(1),
         Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("capsnap: {e:#}");
+            say!("capsnap: {e:#}");
             ExitCode::from(2)
         }
     }

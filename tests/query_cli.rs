@@ -419,3 +419,29 @@ fn resets_name_the_packet_a_plain_query_over_packets_finds() {
     );
     assert_eq!(from_resets, from_packets);
 }
+
+/// A stderr that is gone (`2>&1 | head -1` after head exited) loses the
+/// warnings, not the run: the query's rows still come out and the exit
+/// code is the query's, not a panic's 101.
+#[test]
+fn a_closed_stderr_does_not_end_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // Cut inside the last record: read with a warning on stderr.
+    let whole = std::fs::read(sample()).unwrap();
+    let cut = dir.path().join("cut.pcapng");
+    std::fs::write(&cut, &whole[..whole.len() - 7]).unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_capsnap"))
+        .args(["query", "--format", "csv"])
+        .arg(&cut)
+        .arg("select count(*) as n from packets")
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("n\n"),
+        "{out:?}"
+    );
+}
