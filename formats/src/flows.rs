@@ -656,28 +656,10 @@ mod tests {
 
     /// A TCP frame from 10.0.0.`from` to 10.0.0.`to` with `flags` at `ts`.
     fn tcp(t: &mut FlowTable, ts: i64, from: (u8, u16), to: (u8, u16), flags: u16, payload: u32) {
-        let h = Headers {
-            src: Some(addr(from.0)),
-            dst: Some(addr(to.0)),
-            ip_proto: Some(PROTO_TCP),
-            src_port: Some(from.1),
-            dst_port: Some(to.1),
-            tcp: Some(Tcp {
-                flags,
-                ..Tcp::default()
-            }),
-            payload_len: Some(payload),
-            ..Headers::default()
-        };
-        let frame = Frame {
-            number: 0,
-            ts_ns: Some(ts),
-            interface: 0,
-            data: &[],
-            wire_len: 60 + payload,
-            direction: None,
-            comment: None,
-        };
+        let (mut frame, mut h) = numbered(0, from, to, flags, 0);
+        frame.ts_ns = Some(ts);
+        frame.wire_len = 60 + payload;
+        h.payload_len = Some(payload);
         t.add(&frame, &h);
     }
 
