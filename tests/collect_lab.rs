@@ -128,6 +128,28 @@ impl Lab {
         self.children.push(child);
     }
 
+    /// Starts an HTTP server on `server`:8080 in the remote namespace and
+    /// returns once it listens: a fixed pause was too short on a loaded
+    /// machine, and a client that connected too early found nothing.
+    fn serve_http(&mut self, server: &str) {
+        self.spawn(
+            "remote",
+            &["python3", "-m", "http.server", "8080", "--bind", server],
+        );
+        let listening = format!(
+            "ip netns exec {} ss -Hltn 'sport = :8080' | grep -q .",
+            self.ns("remote")
+        );
+        let started = Instant::now();
+        while !sh(&listening) {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the lab's HTTP server did not listen within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn teardown(&self) {
         for n in ["pod", "node", "remote"] {
             sh(&format!(
@@ -153,11 +175,7 @@ impl Drop for Lab {
 /// connection open.
 fn start_traffic(lab: &mut Lab, subnet: u8, marker: &str) {
     let server = format!("10.99.{subnet}.2");
-    lab.spawn(
-        "remote",
-        &["python3", "-m", "http.server", "8080", "--bind", &server],
-    );
-    std::thread::sleep(Duration::from_millis(700));
+    lab.serve_http(&server);
     // The client's argv holds no quotes: bpftrace prints argv unescaped.
     let script = std::env::temp_dir().join(format!("{marker}-client.py"));
     std::fs::write(&script, format!("import urllib.request\nurllib.request.urlopen('http://{server}:8080/', timeout=2).read()\n")).unwrap();
@@ -166,11 +184,8 @@ fn start_traffic(lab: &mut Lab, subnet: u8, marker: &str) {
         script.display()
     );
     lab.spawn("pod", &["sh", "-c", &client]);
-    // The server may take longer than the pause above to listen on a
-    // loaded machine: the holder tries again rather than exiting (it must
-    // be there, with its socket, when the window closes).
     let holder = format!(
-        "import socket,time\nfor _ in range(100):\n    try:\n        s=socket.create_connection((\"{server}\",8080))\n        break\n    except OSError:\n        time.sleep(0.1)\ns.send(b\"GET / HTTP/1.1\\r\\nHost: x\\r\\n\")\ntime.sleep(120)"
+        "import socket,time\ns=socket.create_connection((\"{server}\",8080))\ns.send(b\"GET / HTTP/1.1\\r\\nHost: x\\r\\n\")\ntime.sleep(120)"
     );
     lab.spawn(
         "pod",
@@ -497,10 +512,7 @@ fn ctnetlink_entries_match_the_conntrack_tool_on_a_nat_lab() {
     let subnet = 43;
     let mut lab = Lab::new("ctnl", subnet);
     let server = format!("10.99.{subnet}.2");
-    lab.spawn(
-        "remote",
-        &["python3", "-m", "http.server", "8080", "--bind", &server],
-    );
+    lab.serve_http(&server);
     lab.spawn(
         "remote",
         &[
@@ -1260,11 +1272,17 @@ fn full_and_collector_builds_give_the_same_rows_lab() {
     let subnet = 45;
     let mut lab = Lab::new("ctnlcmp", subnet);
     let server = format!("10.99.{subnet}.2");
-    lab.spawn(
-        "remote",
-        &["python3", "-m", "http.server", "8080", "--bind", &server],
+    lab.serve_http(&server);
+    // The two runs must see the same addresses: a new veth's IPv6
+    // link-local address is `tentative` until duplicate address detection
+    // ends (about a second), so wait for that before the first run.
+    let tentative = format!(
+        "{{ ip -6 -o addr show tentative; for n in pod node remote; do ip netns exec ctnlcmp-$n ip -6 -o addr show tentative; done; }} | grep -q ."
     );
-    std::thread::sleep(Duration::from_millis(700));
+    let started = Instant::now();
+    while sh(&tentative) && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let pod = lab.ns("pod");
     must(&format!(
         "ip netns exec {pod} python3 -c \"import urllib.request\nfor i in range(3): urllib.request.urlopen('http://{server}:8080/', timeout=2).read()\""
