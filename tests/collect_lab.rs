@@ -1276,11 +1276,9 @@ fn full_and_collector_builds_give_the_same_rows_lab() {
     // The two runs must see the same addresses: a new veth's IPv6
     // link-local address is `tentative` until duplicate address detection
     // ends (about a second), so wait for that before the first run.
-    let tentative = format!(
-        "{{ ip -6 -o addr show tentative; for n in pod node remote; do ip netns exec ctnlcmp-$n ip -6 -o addr show tentative; done; }} | grep -q ."
-    );
+    let tentative = "{ ip -6 -o addr show tentative; for n in pod node remote; do ip netns exec ctnlcmp-$n ip -6 -o addr show tentative; done; } | grep -q .";
     let started = Instant::now();
-    while sh(&tentative) && started.elapsed() < Duration::from_secs(10) {
+    while sh(tentative) && started.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let pod = lab.ns("pod");
