@@ -73,10 +73,11 @@ one() {
     crashes=$(find "$work/artifacts/$t" -type f | wc -l)
     printf '%-24s %12s execs %7s corpus %3s crashes %6s s\n' "$t" "${execs:-?}" "$corpus" "$crashes" $((SECONDS - start))
 }
-i=0
+# Two at a time (JOBS to change it): the next target starts as soon as
+# either slot is free, so one slow target does not hold up the queue.
+slots=${JOBS:-2}
 for t in "${targets[@]}"; do
+    while (($(jobs -rp | wc -l) >= slots)); do wait -n; done
     one "$t" &
-    i=$((i + 1))
-    ((i % 2 == 0)) && wait
 done
 wait
