@@ -19,6 +19,7 @@ use datafusion::arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
 use datafusion::arrow::compute::{cast, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::prelude::SessionContext;
+use futures::{StreamExt, TryStreamExt};
 use std::sync::LazyLock;
 
 /// Every `queries/*.sql` file, as (file name, text): found at build time
@@ -215,30 +216,56 @@ impl Workspace {
 }
 
 /// Runs every detection (or those whose id is in `only`) in `ctx`, whose
-/// tables are those of `inputs`.
+/// tables are those of `inputs`. Detections are independent: as many run
+/// at once as there are CPUs (on small inputs their cost is planning,
+/// which is single-threaded), and they are reported in their fixed order.
 pub(crate) async fn run(
     ctx: &SessionContext,
     inputs: &Inputs,
     only: &[String],
 ) -> Result<Vec<Report>, Error> {
-    let mut reports = Vec::new();
     let collection = collection_reasons(ctx).await?;
-    for d in DETECTIONS.iter() {
-        if !only.is_empty() && !only.contains(&d.id) {
-            continue;
+    let runs: Vec<_> = DETECTIONS
+        .iter()
+        .filter(|d| only.is_empty() || only.contains(&d.id))
+        .enumerate()
+        .map(|(i, d)| report(i, ctx.clone(), d, missing_inputs(d, inputs, &collection)))
+        .collect();
+    // Unordered, so a slow detection does not hold a finished one's slot.
+    let parallel = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut reports: Vec<(usize, Report)> = futures::stream::iter(runs)
+        .buffer_unordered(parallel)
+        .try_collect()
+        .await?;
+    reports.sort_by_key(|(i, _)| *i);
+    Ok(reports.into_iter().map(|(_, r)| r).collect())
+}
+
+/// What `d` concludes in `ctx` (or that it cannot tell, because of
+/// `missing` inputs), with its place `order` in the report. It runs as a
+/// task of its own, so detections plan on all the runtime's threads; a
+/// panic there is resumed as the caller's panic.
+async fn report(
+    order: usize,
+    ctx: SessionContext,
+    d: &'static Detection,
+    missing: Vec<String>,
+) -> Result<(usize, Report), Error> {
+    let outcome = if missing.is_empty() {
+        match tokio::spawn(async move { run_detection(&ctx, d).await }).await {
+            Ok(outcome) => outcome?,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
-        let missing = missing_inputs(d, inputs, &collection);
-        let outcome = if missing.is_empty() {
-            run_detection(ctx, d).await?
-        } else {
-            Outcome::CannotTell(missing)
-        };
-        reports.push(Report {
+    } else {
+        Outcome::CannotTell(missing)
+    };
+    Ok((
+        order,
+        Report {
             detection: d,
             outcome,
-        });
-    }
-    Ok(reports)
+        },
+    ))
 }
 
 /// Why `d` cannot run on `inputs`: each table it requires that no input
@@ -285,14 +312,17 @@ async fn collection_reasons(ctx: &SessionContext) -> Result<Vec<(String, String)
 
 /// Runs a detection's statements: `CREATE TABLE` steps (tables made here
 /// are dropped afterwards, whatever happens), then the final query, whose
-/// schema and rows come back.
+/// schema and rows come back. Only the detection's own steps are dropped,
+/// so detections may run side by side in one context.
 async fn detection_rows(
     ctx: &SessionContext,
     d: &Detection,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), Error> {
-    let before = table_names(ctx);
+    let mut statements = match crate::sql::Statements::parse(&d.sql) {
+        Ok(s) => s,
+        Err(e) => return Err(d.failed(e)),
+    };
     let result = async {
-        let mut statements = crate::sql::Statements::parse(&d.sql)?;
         while let Some(next) = statements.next(ctx).await {
             let (df, last) = next?;
             let schema = df.schema().inner().clone();
@@ -304,20 +334,20 @@ async fn detection_rows(
         unreachable!("the last statement returns")
     }
     .await;
-    for name in table_names(ctx).difference(&before) {
+    for name in statements.created() {
         let _ = ctx.deregister_table(name.as_str());
     }
-    result.map_err(|e: Error| Error::Detection {
-        id: d.id.clone(),
-        source: Box::new(e),
-    })
+    result.map_err(|e: Error| d.failed(e))
 }
 
-fn table_names(ctx: &SessionContext) -> std::collections::BTreeSet<String> {
-    ctx.catalog("datafusion")
-        .and_then(|c| c.schema("public"))
-        .map(|s| s.table_names().into_iter().collect())
-        .unwrap_or_default()
+impl Detection {
+    /// `e`, as the error of this detection.
+    fn failed(&self, e: Error) -> Error {
+        Error::Detection {
+            id: self.id.clone(),
+            source: Box::new(e),
+        }
+    }
 }
 
 async fn run_detection(ctx: &SessionContext, d: &Detection) -> Result<Outcome, Error> {
@@ -535,10 +565,18 @@ mod tests {
         assert!(e.contains("dire"), "{e}");
     }
 
+    fn table_names(ctx: &SessionContext) -> std::collections::BTreeSet<String> {
+        ctx.catalog("datafusion")
+            .and_then(|c| c.schema("public"))
+            .map(|s| s.table_names().into_iter().collect())
+            .unwrap_or_default()
+    }
+
     #[test]
     fn every_detection_plans_against_the_real_schemas() {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let ws = Workspace::empty().unwrap();
+        let before = table_names(&ws.ctx);
         for d in DETECTIONS.iter() {
             for t in d.requires.iter().flat_map(|n| n.split('|')) {
                 assert!(
@@ -558,12 +596,61 @@ mod tests {
                     d.id
                 );
             });
-            // Its step tables are gone again.
-            assert!(
-                !table_names(&ws.ctx)
-                    .iter()
-                    .any(|t| t.starts_with(&d.id.replace('-', "_")))
-            );
+            // Its step tables are gone again, and nothing else.
+            assert_eq!(table_names(&ws.ctx), before, "{}", d.id);
         }
+    }
+
+    /// Detections run side by side in one context: each drops only the
+    /// tables it made, and a table someone else made under one of their
+    /// step names survives (that detection fails, naming itself).
+    #[test]
+    fn detections_side_by_side_drop_only_their_own_steps() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .build()
+            .unwrap();
+        let ws = Workspace::empty().unwrap();
+        let (taken, step) = DETECTIONS
+            .iter()
+            .find_map(|d| {
+                let sql = d.sql.to_ascii_lowercase();
+                let at = sql.find("create table ")? + "create table ".len();
+                Some((d, sql[at..].split_whitespace().next()?.to_owned()))
+            })
+            .expect("a detection with a CREATE TABLE step");
+        rt.block_on(
+            ws.ctx
+                .sql(&format!("create table {step} as select 1 as mine")),
+        )
+        .unwrap();
+        let before = table_names(&ws.ctx);
+        for _ in 0..3 {
+            let tasks: Vec<_> = DETECTIONS
+                .iter()
+                .map(|d| {
+                    let ctx = ws.ctx.clone();
+                    rt.spawn(async move { (d, detection_rows(&ctx, d).await) })
+                })
+                .collect();
+            for task in tasks {
+                let (d, rows) = rt.block_on(task).unwrap();
+                if d.id == taken.id {
+                    let e = rows.unwrap_err().chain();
+                    assert!(e.contains(&d.id) && e.contains(&step), "{e}");
+                } else {
+                    rows.unwrap_or_else(|e| panic!("{}: {}", d.id, e.chain()));
+                }
+            }
+            assert_eq!(table_names(&ws.ctx), before);
+        }
+        let mine = rt.block_on(async {
+            ws.ctx
+                .sql(&format!("select mine from {step}"))
+                .await?
+                .collect()
+                .await
+        });
+        assert_eq!(mine.unwrap()[0].num_rows(), 1);
     }
 }

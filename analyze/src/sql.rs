@@ -15,7 +15,12 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// The statements of one SQL text, run one after the other.
-pub struct Statements(VecDeque<Statement>);
+pub struct Statements {
+    pending: VecDeque<Statement>,
+    /// The tables its `CREATE TABLE` steps made (or were about to), so a
+    /// caller can drop its own steps without touching anyone else's.
+    created: Vec<String>,
+}
 
 impl Statements {
     /// Parses `sql`; SQL without a statement is an error (an empty string
@@ -25,33 +30,47 @@ impl Statements {
         if statements.is_empty() {
             return Err(Error::NoStatement);
         }
-        Ok(Statements(statements))
+        Ok(Statements {
+            pending: statements,
+            created: Vec::new(),
+        })
+    }
+
+    /// The tables the `CREATE TABLE` statements run so far made.
+    pub fn created(&self) -> &[String] {
+        &self.created
     }
 
     /// Plans and executes the next statement in `ctx`: its result, and
     /// whether it was the last one.
     pub async fn next(&mut self, ctx: &SessionContext) -> Option<Result<(DataFrame, bool), Error>> {
-        let statement = self.0.pop_front()?;
-        let last = self.0.is_empty();
+        let statement = self.pending.pop_front()?;
+        let last = self.pending.is_empty();
         let run = async {
             let state = ctx.state();
             let plan = state.statement_to_plan(statement).await?;
-            if let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(step)) = &plan
-                && let Some(steps) = state.config().get_extension::<crate::fleet::Steps>()
-            {
-                steps.materialize(ctx, step).await?;
-                return Ok((
-                    DataFrame::new(
-                        state,
-                        LogicalPlan::EmptyRelation(EmptyRelation {
-                            produce_one_row: false,
-                            schema: Arc::new(DFSchema::empty()),
-                        }),
-                    ),
-                    last,
-                ));
-            }
-            Ok((ctx.execute_logical_plan(plan).await?, last))
+            let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(step)) = &plan else {
+                return Ok((ctx.execute_logical_plan(plan).await?, last));
+            };
+            // Named only once made: a name that was taken is not ours.
+            let name = step.name.to_string();
+            let Some(steps) = state.config().get_extension::<crate::fleet::Steps>() else {
+                let done = ctx.execute_logical_plan(plan).await?;
+                self.created.push(name);
+                return Ok((done, last));
+            };
+            steps.materialize(ctx, step).await?;
+            self.created.push(name);
+            Ok((
+                DataFrame::new(
+                    state,
+                    LogicalPlan::EmptyRelation(EmptyRelation {
+                        produce_one_row: false,
+                        schema: Arc::new(DFSchema::empty()),
+                    }),
+                ),
+                last,
+            ))
         };
         Some(run.await)
     }
