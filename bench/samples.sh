@@ -33,9 +33,9 @@ fi
 cargo build --quiet --profile "$profile" --bin capsnap
 new=$CARGO_TARGET_DIR/$out/capsnap
 
-# secs BIN FILE: wall seconds of one detect (exit 0 or 1: found nothing
+# ms BIN FILE: wall milliseconds of one detect (exit 0 or 1: found nothing
 # or something), or the failure.
-secs() {
+ms() {
     local t0 t1 rc=0
     t0=$(date +%s%N)
     "$1" detect "$2" >/dev/null 2>"$data/err" || rc=$?
@@ -58,9 +58,9 @@ for s in "$data"/src/samples/*.capsnap; do
     [[ -e $own ]] || own=$s
     a=999999 b=999999 c=999999
     for _ in $(seq "$runs"); do
-        a=$(min "$a" "$(secs "$old" "$s")")
-        b=$(min "$b" "$(secs "$new" "$s")")
-        c=$(min "$c" "$(secs "$new" "$own")")
+        a=$(min "$a" "$(ms "$old" "$s")")
+        b=$(min "$b" "$(ms "$new" "$s")")
+        c=$(min "$c" "$(ms "$new" "$own")")
     done
     tot_old=$((tot_old + a)) tot_new=$((tot_new + b)) tot_own=$((tot_own + c))
     printf '%-22s %8d %8d %8d %10.2f %10.2f\n' "${name%.capsnap}" "$a" "$b" "$c" \
