@@ -25,8 +25,6 @@ old=$data/capsnap-$profile
 if [[ ! -x $old ]]; then
     rm -rf "$data/src" && mkdir -p "$data/src"
     git archive "$rev" | tar -x -C "$data/src"
-    # Its build.rs and tests look for ../shared beside the checkout.
-    ln -sfn "$(cd .. && pwd)/shared" "$data/shared"
     cargo build --quiet --profile "$profile" --bin capsnap --manifest-path "$data/src/Cargo.toml"
     cp "$CARGO_TARGET_DIR/$out/capsnap" "$old"
 fi

@@ -318,10 +318,7 @@ async fn detection_rows(
     ctx: &SessionContext,
     d: &Detection,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), Error> {
-    let mut statements = match crate::sql::Statements::parse(&d.sql) {
-        Ok(s) => s,
-        Err(e) => return Err(d.failed(e)),
-    };
+    let mut statements = crate::sql::Statements::parse(&d.sql).map_err(|e| d.failed(e))?;
     let result = async {
         while let Some(next) = statements.next(ctx).await {
             let (df, last) = next?;

@@ -54,23 +54,21 @@ impl Statements {
             };
             // Named only once made: a name that was taken is not ours.
             let name = step.name.to_string();
-            let Some(steps) = state.config().get_extension::<crate::fleet::Steps>() else {
-                let done = ctx.execute_logical_plan(plan).await?;
-                self.created.push(name);
-                return Ok((done, last));
+            let done = match state.config().get_extension::<crate::fleet::Steps>() {
+                None => ctx.execute_logical_plan(plan).await?,
+                Some(steps) => {
+                    steps.materialize(ctx, step).await?;
+                    DataFrame::new(
+                        state,
+                        LogicalPlan::EmptyRelation(EmptyRelation {
+                            produce_one_row: false,
+                            schema: Arc::new(DFSchema::empty()),
+                        }),
+                    )
+                }
             };
-            steps.materialize(ctx, step).await?;
             self.created.push(name);
-            Ok((
-                DataFrame::new(
-                    state,
-                    LogicalPlan::EmptyRelation(EmptyRelation {
-                        produce_one_row: false,
-                        schema: Arc::new(DFSchema::empty()),
-                    }),
-                ),
-                last,
-            ))
+            Ok((done, last))
         };
         Some(run.await)
     }
