@@ -46,6 +46,11 @@ ms() {
     echo $(((t1 - t0) / 1000000))
 }
 min() { (($1 < $2)) && echo "$1" || echo "$2"; }
+# row NAME OLD NEW OWN: the three figures and the two ratios to OLD.
+row() {
+    printf '%-22s %8d %8d %8d %10.2f %10.2f\n' "$1" "$2" "$3" "$4" \
+        "$(awk "BEGIN{print $3 / $2}")" "$(awk "BEGIN{print $4 / $2}")"
+}
 
 echo "fastest of $runs runs, ms ($profile): $rev's binary on $rev's sample, this one on it, this one on its own sample"
 printf '%-22s %8s %8s %8s %10s %10s\n' sample "$rev" new "new, own" "new/$rev" "own/$rev"
@@ -61,8 +66,6 @@ for s in "$data"/src/samples/*.capsnap; do
         c=$(min "$c" "$(ms "$new" "$own")")
     done
     tot_old=$((tot_old + a)) tot_new=$((tot_new + b)) tot_own=$((tot_own + c))
-    printf '%-22s %8d %8d %8d %10.2f %10.2f\n' "${name%.capsnap}" "$a" "$b" "$c" \
-        "$(awk "BEGIN{print $b / $a}")" "$(awk "BEGIN{print $c / $a}")"
+    row "${name%.capsnap}" "$a" "$b" "$c"
 done
-printf '%-22s %8d %8d %8d %10.2f %10.2f\n' total "$tot_old" "$tot_new" "$tot_own" \
-    "$(awk "BEGIN{print $tot_new / $tot_old}")" "$(awk "BEGIN{print $tot_own / $tot_old}")"
+row total "$tot_old" "$tot_new" "$tot_own"
